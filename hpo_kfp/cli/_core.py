@@ -1,0 +1,47 @@
+"""``validate`` and ``suggest``: the core, without any pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from hpo_kfp.cli._common import UsageError, read_experiment, read_history
+from hpo_kfp.suggest import suggest
+
+__all__ = ["register"]
+
+
+def register(commands: Any) -> None:
+    validate = commands.add_parser("validate", help="check an Experiment YAML and print a summary")
+    validate.add_argument("file", help="Katib kubeflow.org/v1beta1 Experiment YAML")
+    validate.set_defaults(handler=_validate)
+
+    propose = commands.add_parser("suggest", help="print the next assignments as JSON")
+    propose.add_argument("file", help="Experiment YAML")
+    propose.add_argument("--history", help="history JSON (default: no trials yet)")
+    propose.add_argument("--count", type=int, default=None, help="how many (default: parallelTrialCount)")
+    propose.set_defaults(handler=_suggest)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    experiment = read_experiment(args)
+    kind = experiment.trial_template.kind or "configMap template"
+    print(
+        f"{args.file}: ok: experiment {experiment.name}, algorithm {experiment.algorithm.name}, "
+        f"{len(experiment.parameters)} parameters, maxTrialCount {experiment.max_trial_count}, "
+        f"parallelTrialCount {experiment.parallel_trial_count}, objective "
+        f"{experiment.objective.type} {experiment.objective.metric}, trial kind {kind}"
+    )
+    return 0
+
+
+def _suggest(args: argparse.Namespace) -> int:
+    experiment = read_experiment(args)
+    count = experiment.parallel_trial_count if args.count is None else args.count
+    if count < 1:
+        raise UsageError(f"--count: must be at least 1, but got {count}")
+    history = read_history(args.history, experiment)
+    created, _ = suggest(experiment, history, count)
+    print(json.dumps([{"name": t.name, "parameters": t.parameters} for t in created], indent=2))
+    return 0

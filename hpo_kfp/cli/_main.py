@@ -1,0 +1,46 @@
+"""Argument parsing and the one place where user errors become a line and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from hpo_kfp.cli import _core
+from hpo_kfp.cli._common import UsageError
+from hpo_kfp.errors import HpoKfpError
+
+__all__ = ["main"]
+
+_USER_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hpo-kfp",
+        description="Hyperparameter tuning inside Kubeflow Pipelines, from Katib Experiment YAML.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _core.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except UsageError as error:
+        print(str(error), file=sys.stderr)
+        return _USER_ERROR
+    except HpoKfpError as error:
+        where = getattr(args, "error_source", None) or getattr(args, "file", None) or "hpo-kfp"
+        print(f"{where}: {error}", file=sys.stderr)
+        return _USER_ERROR
+    except KeyboardInterrupt:
+        print("hpo-kfp: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""The trial history: a versioned JSON document that flows from round to round.
+
+It holds everything suggest needs to be stateless (every trial's parameters, status and
+objective values, plus what the sampler stored on trials and on the study) and
+everything a report needs (metrics, their series, timings, reasons).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from hpo_kfp.errors import HistoryError
+
+__all__ = [
+    "ACTIVE",
+    "FINISHED",
+    "HISTORY_VERSION",
+    "History",
+    "TrialRecord",
+    "TrialStatus",
+    "jsonable",
+]
+
+HISTORY_VERSION = 1
+"""The version this release writes. Version 1 is the only one it reads."""
+
+TrialStatus = Literal["Pending", "Running", "Succeeded", "Failed", "MetricsUnavailable", "EarlyStopped"]
+_STATUSES = ("Pending", "Running", "Succeeded", "Failed", "MetricsUnavailable", "EarlyStopped")
+ACTIVE = frozenset({"Pending", "Running"})
+FINISHED = frozenset({"Succeeded", "Failed", "MetricsUnavailable", "EarlyStopped"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialRecord:
+    """One trial: what was tried and what came of it."""
+
+    name: str
+    """Unique within the experiment; also the trial's object name on a cluster."""
+    number: int
+    """Order of creation within the experiment, from 0."""
+    parameters: dict[str, Any]
+    """The assignment, as the trial received it (int, float or str values)."""
+    status: TrialStatus = "Pending"
+    values: tuple[float, ...] | None = None
+    """Reduced objective values, the primary objective first; None unless Succeeded."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    """Every collected metric, reduced by its strategy."""
+    series: dict[str, list[tuple[str | None, float]]] = field(default_factory=dict)
+    """Every reported value of each metric, in order, with its timestamp when known."""
+    started: str | None = None
+    """ISO 8601 start time."""
+    finished: str | None = None
+    """ISO 8601 end time."""
+    reason: str = ""
+    """Why the trial ended as it did (e.g. an exit code), for people."""
+    sampler_attrs: dict[str, Any] = field(default_factory=dict)
+    """What the sampler stored on this trial; carried so the next suggest can learn."""
+    origin: str = "suggest"
+    """``suggest``, or ``import`` for prior data brought in from elsewhere."""
+
+    @property
+    def objective(self) -> float | None:
+        return self.values[0] if self.values else None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds between start and end, when both are known."""
+        if not self.started or not self.finished:
+            return None
+        return (datetime.fromisoformat(self.finished) - datetime.fromisoformat(self.started)).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["values"] = list(self.values) if self.values is not None else None
+        data["series"] = {k: [list(point) for point in v] for k, v in self.series.items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "trial") -> TrialRecord:
+        try:
+            status = data.get("status", "Pending")
+            if status not in _STATUSES:
+                raise HistoryError(
+                    f"{where}.status: must be one of {', '.join(_STATUSES)}, but got {status!r}"
+                )
+            values = data.get("values")
+            return cls(
+                name=str(data["name"]),
+                number=int(data["number"]),
+                parameters=dict(data["parameters"]),
+                status=status,
+                values=tuple(float(v) for v in values) if values is not None else None,
+                metrics={str(k): float(v) for k, v in (data.get("metrics") or {}).items()},
+                series={
+                    str(k): [(p[0], float(p[1])) for p in points]
+                    for k, points in (data.get("series") or {}).items()
+                },
+                started=data.get("started"),
+                finished=data.get("finished"),
+                reason=str(data.get("reason") or ""),
+                sampler_attrs=dict(data.get("sampler_attrs") or {}),
+                origin=str(data.get("origin") or "suggest"),
+            )
+        except HistoryError:
+            raise
+        except (KeyError, TypeError, ValueError) as error:
+            raise HistoryError(f"{where}: must be a trial record, but it is malformed ({error!r})") from error
+
+
+@dataclass(frozen=True, kw_only=True)
+class History:
+    """All trials of one experiment, plus sampler state kept on the study."""
+
+    experiment: str
+    trials: tuple[TrialRecord, ...] = ()
+    study_attrs: dict[str, Any] = field(default_factory=dict)
+    """What the sampler stored on the study (e.g. QMC's sample counter)."""
+
+    def count(self, *statuses: str) -> int:
+        return sum(1 for t in self.trials if t.status in statuses)
+
+    @property
+    def next_number(self) -> int:
+        return max((t.number for t in self.trials), default=-1) + 1
+
+    def get(self, name: str) -> TrialRecord | None:
+        for trial in self.trials:
+            if trial.name == name:
+                return trial
+        return None
+
+    def upsert(self, records: Iterable[TrialRecord]) -> History:
+        """A history with ``records`` added, each replacing a trial of the same name.
+
+        Merging the same record twice gives the same history: a retried step is harmless.
+        """
+        by_name = {t.name: t for t in self.trials}
+        for record in records:
+            by_name[record.name] = record
+        ordered = sorted(by_name.values(), key=lambda t: (t.number, t.name))
+        return replace(self, trials=tuple(ordered))
+
+    def to_json(self) -> str:
+        document = {
+            "version": HISTORY_VERSION,
+            "experiment": self.experiment,
+            "study_attrs": self.study_attrs,
+            "trials": [t.to_dict() for t in self.trials],
+        }
+        return json.dumps(document, allow_nan=False, separators=(",", ":"), default=jsonable)
+
+    @classmethod
+    def from_json(cls, text: str) -> History:
+        """Reads a history document.
+
+        Raises:
+            HistoryError: Not JSON, not a history, or of a version this release does not read.
+        """
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise HistoryError(
+                f"the history must be JSON, but it is not ({error.msg} at line {error.lineno})"
+            ) from None
+        if not isinstance(document, dict):
+            raise HistoryError(f"the history must be a JSON object, but got {type(document).__name__}")
+        version = document.get("version")
+        if version != HISTORY_VERSION:
+            raise HistoryError(
+                f"version: this hpo-kfp reads history version {HISTORY_VERSION}, but got {version!r}"
+            )
+        trials = document.get("trials")
+        if not isinstance(trials, list):
+            raise HistoryError("trials: must be a list")
+        return cls(
+            experiment=str(document.get("experiment", "")),
+            trials=tuple(TrialRecord.from_dict(t, f"trials[{i}]") for i, t in enumerate(trials)),
+            study_attrs=dict(document.get("study_attrs") or {}),
+        )
+
+
+def jsonable(value: Any) -> Any:
+    """``json.dumps`` fallback for numpy values and non-finite floats from samplers."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -1,0 +1,203 @@
+"""The Katib ``Experiment`` as a whole: reading YAML, applying defaults, validating."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hpo_kfp.algorithms import ALGORITHMS
+from hpo_kfp.errors import SpecError
+from hpo_kfp.spec._reader import Node, show
+from hpo_kfp.spec.algorithm import Algorithm, EarlyStopping, parse_algorithm, parse_early_stopping
+from hpo_kfp.spec.collector import MetricsCollector, parse_collector
+from hpo_kfp.spec.objective import Objective, parse_objective
+from hpo_kfp.spec.parameters import Parameter, parse_parameters
+from hpo_kfp.spec.template import TrialTemplate, parse_template
+
+__all__ = ["Experiment", "load_experiment", "parse_experiment"]
+
+API_VERSION = "kubeflow.org/v1beta1"
+_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_SPEC_FIELDS = (
+    "objective",
+    "algorithm",
+    "earlyStopping",
+    "parameters",
+    "nasConfig",
+    "parallelTrialCount",
+    "maxTrialCount",
+    "maxFailedTrialCount",
+    "metricsCollectorSpec",
+    "trialTemplate",
+    "resumePolicy",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Experiment:
+    """A validated experiment with Katib's defaults applied."""
+
+    name: str
+    """``metadata.name``: identifies the experiment across runs."""
+    namespace: str | None
+    """``metadata.namespace``, if given."""
+    objective: Objective
+    algorithm: Algorithm
+    parameters: tuple[Parameter, ...]
+    trial_template: TrialTemplate
+    parallel_trial_count: int = 3
+    """Trials run at once (Katib's default 3)."""
+    max_trial_count: int
+    """Trials in all, over every run of this experiment."""
+    max_failed_trial_count: int | None = None
+    """The experiment fails once this many trials failed (none: no limit)."""
+    resume_policy: str = "Never"
+    """Katib's resume policy; recorded, as resuming here goes through the metadata store."""
+    metrics_collector: MetricsCollector = field(default_factory=MetricsCollector)
+    early_stopping: EarlyStopping | None = None
+    source: Mapping[str, Any] | None = None
+    """The document the experiment was read from."""
+
+    def parameter(self, name: str) -> Parameter:
+        for parameter in self.parameters:
+            if parameter.name == name:
+                return parameter
+        raise KeyError(name)
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Reads and validates an Experiment YAML file.
+
+    Raises:
+        SpecError: The file is unreadable, not YAML, or breaks a rule; the message names
+            the field path, the rule and the value.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise SpecError("(file)", "the file must be readable", error.strerror or str(error)) from None
+    return parse_experiment(text)
+
+
+def parse_experiment(source: str | Mapping[str, Any]) -> Experiment:
+    """Validates an Experiment given as YAML text or as an already parsed mapping."""
+    document = _parse_yaml(source) if isinstance(source, str) else source
+    root = Node(document, "(document)")
+    api_version = root.raw("apiVersion")
+    if api_version != API_VERSION:
+        raise SpecError("apiVersion", f"must be {API_VERSION}", show(api_version))
+    if root.raw("kind") != "Experiment":
+        raise SpecError("kind", "must be Experiment", show(root.raw("kind")))
+    metadata = Node(root.raw("metadata") or {}, "metadata")
+    name = metadata.string("name", required=True)
+    assert name is not None
+    if not _NAME.match(name) or len(name) > 40:
+        raise SpecError(
+            "metadata.name",
+            "must be lower case letters, digits and '-', start with a letter, end with a letter or "
+            "digit, and be at most 40 characters",
+            show(name),
+        )
+    spec = Node(root.raw("spec"), "spec", _SPEC_FIELDS)
+    return _experiment(spec, name, metadata.string("namespace"), document)
+
+
+def _parse_yaml(text: str) -> Any:
+    try:
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "(document)"
+        problem = getattr(error, "problem", None) or str(error)
+        raise SpecError(where, "the file must be valid YAML", f"a syntax error: {problem}") from None
+    if len(documents) != 1:
+        raise SpecError("(document)", "the file must hold exactly one YAML document", f"{len(documents)}")
+    return documents[0]
+
+
+def _experiment(spec: Node, name: str, namespace: str | None, document: Mapping[str, Any]) -> Experiment:
+    if spec.has("nasConfig"):
+        raise SpecError(
+            spec.at("nasConfig"), "neural architecture search is not supported by hpo-kfp", "a nasConfig"
+        )
+    objective = parse_objective(spec)
+    algorithm = parse_algorithm(spec)
+    parameters = parse_parameters(spec)
+    counts = _counts(spec)
+    early_stopping = parse_early_stopping(spec)
+    template = parse_template(spec, tuple(p.name for p in parameters))
+    collector = parse_collector(spec)
+    experiment = Experiment(
+        name=name,
+        namespace=namespace,
+        objective=objective,
+        algorithm=algorithm,
+        parameters=parameters,
+        trial_template=template,
+        metrics_collector=collector,
+        early_stopping=early_stopping,
+        resume_policy=spec.string("resumePolicy", choices=("Never", "LongRunning", "FromVolume")) or "Never",
+        source=document,
+        **counts,
+    )
+    _check_algorithm_fits(spec, experiment)
+    return experiment
+
+
+def _counts(spec: Node) -> dict[str, Any]:
+    parallel = spec.integer("parallelTrialCount", minimum=1)
+    total = spec.integer("maxTrialCount", minimum=1)
+    failed = spec.integer("maxFailedTrialCount", minimum=0)
+    if total is None:
+        raise SpecError(
+            spec.at("maxTrialCount"),
+            "must be specified: the pipeline unrolls its rounds to cover it",
+            "nothing",
+        )
+    parallel = 3 if parallel is None else parallel
+    if parallel > total:
+        raise SpecError(
+            spec.at("parallelTrialCount"),
+            "`parallelTrialCount <= maxTrialCount` must hold",
+            f"parallelTrialCount={parallel}, maxTrialCount={total}",
+        )
+    if failed is not None and failed > total:
+        raise SpecError(
+            spec.at("maxFailedTrialCount"),
+            "`maxFailedTrialCount <= maxTrialCount` must hold",
+            f"maxFailedTrialCount={failed}, maxTrialCount={total}",
+        )
+    return {"parallel_trial_count": parallel, "max_trial_count": total, "max_failed_trial_count": failed}
+
+
+def _check_algorithm_fits(spec: Node, experiment: Experiment) -> None:
+    from hpo_kfp.space import grid_size
+
+    algorithm = experiment.algorithm
+    path = "spec.algorithm.algorithmName"
+    if experiment.objective.is_multi and not ALGORITHMS[algorithm.name].multi_objective:
+        raise SpecError(path, "must be an algorithm that supports several objectives", show(algorithm.name))
+    if algorithm.name == "cmaes":
+        ranged = sum(1 for p in experiment.parameters if p.is_numeric_range)
+        if ranged < 2:
+            raise SpecError(path, "cmaes needs at least two double or int parameters", f"{ranged}")
+    if algorithm.name == "grid":
+        for index, parameter in enumerate(experiment.parameters):
+            if parameter.type == "double" and parameter.step is None:
+                raise SpecError(
+                    f"spec.parameters[{index}].feasibleSpace.step",
+                    "must be set for every double parameter with grid",
+                    "nothing",
+                )
+        size = grid_size(experiment.parameters)
+        if experiment.max_trial_count > size:
+            raise SpecError(
+                spec.at("maxTrialCount"),
+                "`maxTrialCount <= number of grid points` must hold with grid",
+                f"maxTrialCount={experiment.max_trial_count}, grid points={size}",
+            )

@@ -1,0 +1,218 @@
+"""``spec.trialTemplate``: the job each trial runs, and Katib's per-kind defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpo_kfp.errors import SpecError, TemplateError
+from hpo_kfp.spec._reader import Node, show
+from hpo_kfp.templates import find_placeholders, meta_reference
+
+__all__ = ["ConfigMapSource", "TrialParameter", "TrialTemplate", "default_conditions", "parse_template"]
+
+_COMPLETE = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
+_SUCCEEDED = 'status.conditions.#(type=="Succeeded")#|#(status=="True")#'
+_FAILED = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
+_KUBEFLOW_JOBS = ("TFJob", "PyTorchJob", "XGBoostJob", "MPIJob")
+_KUBEFLOW_PRIMARY = {"training.kubeflow.org/job-role": "master"}
+_TRAINJOB_PRIMARY = {
+    "jobset.sigs.k8s.io/replicatedjob-name": "node",
+    "batch.kubernetes.io/job-completion-index": "0",
+}
+_FIELDS = (
+    "retain",
+    "trialSpec",
+    "configMap",
+    "trialParameters",
+    "primaryPodLabels",
+    "primaryContainerName",
+    "successCondition",
+    "failureCondition",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialParameter:
+    """A named value substituted into the template as ``${trialParameters.<name>}``."""
+
+    name: str
+    """The placeholder's name."""
+    reference: str
+    """A search-space parameter name, or a ``${trialSpec.Name|...}`` metadata reference."""
+    description: str = ""
+    """Free text."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigMapSource:
+    """A template kept in a ConfigMap (read on a cluster only)."""
+
+    name: str
+    namespace: str
+    path: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialTemplate:
+    """What a trial runs, with Katib's defaults for its kind applied."""
+
+    trial_spec: dict[str, Any] | None
+    """The Kubernetes object to create per trial, placeholders not yet substituted."""
+    config_map: ConfigMapSource | None = None
+    """Where the template is, when it is not inline."""
+    trial_parameters: tuple[TrialParameter, ...] = ()
+    """Placeholders and what fills them."""
+    primary_container_name: str
+    """The container whose command runs locally and whose log holds the metrics."""
+    primary_pod_labels: dict[str, str] = field(default_factory=dict)
+    """Labels that pick the primary pod among the job's pods."""
+    success_condition: str = ""
+    """GJSON expression on the object that says the trial succeeded."""
+    failure_condition: str = ""
+    """GJSON expression on the object that says the trial failed."""
+    retain: bool = False
+    """Keep the trial's object after it ends."""
+
+    @property
+    def references(self) -> dict[str, str]:
+        return {p.name: p.reference for p in self.trial_parameters}
+
+    @property
+    def kind(self) -> str:
+        return str((self.trial_spec or {}).get("kind", ""))
+
+
+def default_conditions(kind: str) -> tuple[str, str, dict[str, str]] | None:
+    """Katib's default (success, failure, primary pod labels) for a trial kind, if any."""
+    if kind == "Job":
+        return _COMPLETE, _FAILED, {}
+    if kind == "TrainJob":
+        return _COMPLETE, _FAILED, dict(_TRAINJOB_PRIMARY)
+    if kind in _KUBEFLOW_JOBS:
+        return _SUCCEEDED, _FAILED, dict(_KUBEFLOW_PRIMARY)
+    return None
+
+
+def parse_template(spec: Node, parameter_names: tuple[str, ...]) -> TrialTemplate:
+    node = spec.required_child("trialTemplate", _FIELDS)
+    spec_node = node.raw("trialSpec")
+    config_node = node.child("configMap", ("configMapName", "configMapNamespace", "templatePath"))
+    if spec_node is None and config_node is None:
+        raise SpecError(node.at("trialSpec"), "trialSpec or configMap must be specified", "neither")
+    if spec_node is not None and config_node is not None:
+        raise SpecError(node.path, "only one of trialSpec and configMap may be specified", "both")
+    trial_spec = _trial_spec(node) if spec_node is not None else None
+    config_map = _config_map(config_node) if config_node is not None else None
+    parameters = _trial_parameters(node, parameter_names)
+    if trial_spec is not None:
+        _check_placeholders(node, trial_spec, parameters)
+    container = node.string("primaryContainerName", required=True)
+    assert container is not None
+    kind = str((trial_spec or {}).get("kind", ""))
+    success = node.string("successCondition")
+    failure = node.string("failureCondition")
+    labels = node.string_map("primaryPodLabels")
+    defaults = default_conditions(kind)
+    if defaults is not None:
+        success = success or defaults[0]
+        failure = failure or defaults[1]
+        labels = labels or defaults[2]
+    elif trial_spec is not None and not (success and failure):
+        missing = "successCondition" if not success else "failureCondition"
+        raise SpecError(
+            node.at(missing),
+            f"must be specified for a trial of kind {kind} (Katib has defaults only for "
+            "Job, TFJob, PyTorchJob, XGBoostJob, MPIJob and TrainJob)",
+            "nothing",
+        )
+    return TrialTemplate(
+        trial_spec=trial_spec,
+        config_map=config_map,
+        trial_parameters=parameters,
+        primary_container_name=container,
+        primary_pod_labels=labels,
+        success_condition=success or "",
+        failure_condition=failure or "",
+        retain=node.boolean("retain", False),
+    )
+
+
+def _trial_spec(node: Node) -> dict[str, Any]:
+    spec = Node(node.raw("trialSpec"), node.at("trialSpec"))
+    for key in ("apiVersion", "kind"):
+        spec.string(key, required=True)
+    metadata = spec.child("metadata")
+    if metadata is not None:
+        for key in ("name", "namespace"):
+            if metadata.has(key):
+                raise SpecError(
+                    metadata.at(key), "must be omitted: the runner names each trial", show(metadata.raw(key))
+                )
+    return dict(spec.data)
+
+
+def _config_map(node: Node) -> ConfigMapSource:
+    values = [
+        node.string(key, required=True) for key in ("configMapName", "configMapNamespace", "templatePath")
+    ]
+    name, namespace, path = (str(v) for v in values)
+    return ConfigMapSource(name=name, namespace=namespace, path=path)
+
+
+def _trial_parameters(node: Node, parameter_names: tuple[str, ...]) -> tuple[TrialParameter, ...]:
+    result: list[TrialParameter] = []
+    names: set[str] = set()
+    references: set[str] = set()
+    for path, item in node.items("trialParameters"):
+        entry = Node(item, path, ("name", "reference", "description"))
+        name = entry.string("name", required=True)
+        reference = entry.string("reference", required=True)
+        assert name is not None and reference is not None
+        if "{" in name or "}" in name:
+            raise SpecError(entry.at("name"), "must not contain '{' or '}'", show(name))
+        if name in names:
+            raise SpecError(entry.at("name"), "must be unique among trialParameters", show(name))
+        if reference in references:
+            raise SpecError(entry.at("reference"), "must be unique among trialParameters", show(reference))
+        if meta_reference(reference) is None and reference not in parameter_names:
+            raise SpecError(
+                entry.at("reference"),
+                "must name a parameter in spec.parameters or be ${trialSpec.Name|Namespace|Kind|"
+                "APIVersion|Labels[key]|Annotations[key]}",
+                show(reference),
+            )
+        names.add(name)
+        references.add(reference)
+        result.append(
+            TrialParameter(name=name, reference=reference, description=entry.string("description") or "")
+        )
+    return tuple(result)
+
+
+def _check_placeholders(
+    node: Node, trial_spec: Mapping[str, Any], parameters: tuple[TrialParameter, ...]
+) -> None:
+    declared = {p.name for p in parameters}
+    try:
+        found = list(find_placeholders(trial_spec, node.at("trialSpec")))
+    except TemplateError as error:
+        path = str(error).partition(": ")[0]
+        raise SpecError(path, "placeholders must be in values, not in keys", "one in a key") from error
+    used = set()
+    for path, name in found:
+        if name not in declared:
+            raise SpecError(
+                path,
+                "every ${trialParameters.x} must be declared in spec.trialTemplate.trialParameters",
+                show("${trialParameters." + name + "}"),
+            )
+        used.add(name)
+    for index, parameter in enumerate(parameters):
+        if parameter.name not in used:
+            raise SpecError(
+                f"{node.at('trialParameters')}[{index}].name",
+                "must be used as ${trialParameters." + parameter.name + "} in the trialSpec",
+                show(parameter.name),
+            )

@@ -1,0 +1,181 @@
+"""Stateless suggestion: (experiment, history, count) -> new trials, as Katib's GetSuggestions.
+
+Each call rebuilds an in-memory Optuna study from the history — finished trials with their
+values, failed ones as failed, pending ones as running (so TPE's constant liar and the
+grid keep a batch apart) — restores what the sampler stored on trials and on the study,
+then asks ``count`` times. What the sampler stores during those asks goes back into the
+history, which is how CMA-ES and QMC keep learning although no process lives on.
+
+The seed of each call is derived from the experiment's seed (``random_state``, else its
+name) and the number of trials so far: the same history gives the same suggestions, and
+two calls never replay the same random stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import warnings
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from hpo_kfp.algorithms import build_sampler
+from hpo_kfp.history import History, TrialRecord, jsonable
+from hpo_kfp.space import SearchSpace, grid_size
+from hpo_kfp.spec import Experiment
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["call_seed", "rebuild_study", "suggest", "trial_name"]
+
+_REDRAWS = 10
+
+
+def trial_name(experiment: str, number: int) -> str:
+    """The name of trial ``number``: stable, so a retried step finds the same trial."""
+    return f"{experiment}-{number:04d}"
+
+
+def call_seed(experiment: Experiment, trials_so_far: int) -> int:
+    base = experiment.algorithm.seed if experiment.algorithm.seed is not None else experiment.name
+    digest = hashlib.sha256(f"{base}/{trials_so_far}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def suggest(experiment: Experiment, history: History, count: int) -> tuple[list[TrialRecord], History]:
+    """Proposes up to ``count`` new trials.
+
+    Fewer come back only when the search space is exhausted (grid).
+
+    Returns:
+        The new trials, status ``Pending``, and the history with them added.
+    """
+    space = SearchSpace(experiment.parameters)
+    if experiment.algorithm.name == "grid":
+        count = min(count, grid_size(experiment.parameters) - len(history.trials))
+    if count <= 0:
+        return [], history
+    with _quiet_optuna():
+        study = rebuild_study(experiment, history, space)
+        asked = _ask_distinct(study, space, history, count, redraw=experiment.algorithm.name != "grid")
+        stored = {t.number: t.system_attrs for t in study.get_trials(deepcopy=False)}
+        study_attrs = study._storage.get_study_system_attrs(study._study_id)
+    first = history.next_number
+    created = [
+        TrialRecord(
+            name=trial_name(experiment.name, first + index),
+            number=first + index,
+            parameters=space.to_external(trial.params),
+            sampler_attrs=_plain(stored[trial.number]),
+        )
+        for index, trial in enumerate(asked)
+    ]
+    updated = replace(history.upsert(created), study_attrs=_plain(study_attrs))
+    return created, updated
+
+
+def _ask_distinct(
+    study: optuna.Study, space: SearchSpace, history: History, count: int, *, redraw: bool
+) -> list[optuna.trial.Trial]:
+    """Asks ``count`` trials, redrawing one that repeats a configuration already tried.
+
+    A repeat wastes a trial; samplers that recombine parents (NSGA-II) or work on small
+    discrete spaces produce them. After a few redraws a repeat is accepted: the space may
+    have nothing new left.
+    """
+    from optuna.trial import TrialState
+
+    distributions = space.distributions()
+    seen = {_key(space.to_internal(t.parameters)) for t in history.trials if space.contains(t.parameters)}
+    asked = []
+    for _ in range(count):
+        for attempt in range(_REDRAWS):
+            trial = study.ask(fixed_distributions=distributions)
+            key = _key(trial.params)
+            if not redraw or key not in seen or attempt == _REDRAWS - 1:
+                break
+            study.tell(trial, state=TrialState.FAIL)
+        seen.add(key)
+        asked.append(trial)
+    return asked
+
+
+def _key(parameters: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((name, repr(value)) for name, value in parameters.items()))
+
+
+def rebuild_study(experiment: Experiment, history: History, space: SearchSpace) -> optuna.Study:
+    """An in-memory Optuna study holding ``history``, with a sampler seeded for this call."""
+    import optuna
+    from optuna.trial import TrialState
+
+    # The grid's order comes from its seed, and trial k takes the k-th point: the order must
+    # not change between calls. Every other sampler gets a fresh seed per call.
+    grid = experiment.algorithm.name == "grid"
+    sampler = build_sampler(
+        experiment.algorithm.name,
+        experiment.algorithm.settings,
+        seed=call_seed(experiment, 0 if grid else len(history.trials)),
+        grid=space.grid() if grid else None,
+    )
+    study = optuna.create_study(
+        directions=[term.direction for term in experiment.objective.terms], sampler=sampler
+    )
+    for key, value in history.study_attrs.items():
+        study._storage.set_study_system_attr(study._study_id, key, value)
+    distributions = space.distributions()
+    for record in history.trials:
+        if not space.contains(record.parameters):
+            # Tried under another search space: it cannot inform this one, but it keeps its
+            # place so that trial numbers match the history.
+            study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+            continue
+        state, values, intermediate = _state(record, experiment.objective.metric)
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=state,
+                params=space.to_internal(record.parameters),
+                distributions=distributions,
+                values=values if state == TrialState.COMPLETE else None,
+                system_attrs=record.sampler_attrs,
+                intermediate_values=intermediate,
+            )
+        )
+    return study
+
+
+def _state(record: TrialRecord, metric: str) -> tuple[Any, list[float] | None, dict[int, float] | None]:
+    from optuna.trial import TrialState
+
+    if record.status == "Succeeded" and record.values is not None:
+        return TrialState.COMPLETE, list(record.values), None
+    if record.status in ("Pending", "Running"):
+        return TrialState.RUNNING, None, None
+    if record.status == "EarlyStopped":
+        points = record.series.get(metric, [])
+        return TrialState.PRUNED, None, {step: value for step, (_, value) in enumerate(points)}
+    return TrialState.FAIL, None, None
+
+
+def _plain(attrs: dict[str, Any]) -> dict[str, Any]:
+    # Samplers may store tuples or numpy values; the history is JSON.
+    return json.loads(json.dumps(attrs, default=jsonable))  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    import optuna
+
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.filterwarnings("ignore", message=".*independent sampl.*")
+            yield
+    finally:
+        optuna.logging.set_verbosity(previous)

@@ -1,0 +1,164 @@
+"""Trial templates: Katib's ``${trialParameters.x}`` substitution, done on parsed YAML.
+
+A placeholder is replaced inside string *values* of the already-parsed manifest, in one
+pass, so a parameter value is always a single string and can never add keys, list items
+or YAML syntax — whatever characters it holds. This matches what Katib produces for a
+``trialSpec`` (its placeholders sit inside JSON strings), without Katib's text splicing.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from hpo_kfp.errors import TemplateError
+
+__all__ = [
+    "META_KEYS",
+    "PLACEHOLDER",
+    "find_placeholders",
+    "format_value",
+    "meta_reference",
+    "render",
+    "substitute",
+]
+
+PLACEHOLDER = re.compile(r"\$\{trialParameters\.(.+?)\}")
+_META = re.compile(r"^\$\{trialSpec\.(.+?)\}$")
+_INDEXED = re.compile(r"^(Labels|Annotations)\[(.+)\]$")
+META_KEYS = ("Name", "Namespace", "Kind", "APIVersion")
+
+
+def meta_reference(reference: str) -> tuple[str, str | None] | None:
+    """Parses ``${trialSpec.Name}`` or ``${trialSpec.Labels[key]}`` into ``(key, index)``.
+
+    Returns None when ``reference`` is not a trial metadata reference.
+    """
+    match = _META.match(reference)
+    if match is None:
+        return None
+    key = match.group(1)
+    if key in META_KEYS:
+        return key, None
+    indexed = _INDEXED.match(key)
+    if indexed is not None:
+        return indexed.group(1), indexed.group(2)
+    return None
+
+
+def format_value(value: Any) -> str:
+    """The string a parameter value becomes in a manifest or on a command line."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def find_placeholders(document: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Yields ``(field path, parameter name)`` for every placeholder in ``document``.
+
+    Raises:
+        TemplateError: A placeholder sits in a mapping key, where it is never substituted.
+    """
+    if isinstance(document, Mapping):
+        for key, value in document.items():
+            if isinstance(key, str) and PLACEHOLDER.search(key):
+                raise TemplateError(
+                    f"{path}.{key}: placeholders are substituted in values only, but one is in a key"
+                )
+            yield from find_placeholders(value, f"{path}.{key}")
+    elif isinstance(document, list):
+        for index, item in enumerate(document):
+            yield from find_placeholders(item, f"{path}[{index}]")
+    elif isinstance(document, str):
+        for match in PLACEHOLDER.finditer(document):
+            yield path, match.group(1)
+
+
+def substitute(document: Any, values: Mapping[str, str]) -> Any:
+    """Returns a copy of ``document`` with every placeholder replaced from ``values``."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise TemplateError(f"placeholder ${{trialParameters.{name}}} has no value")
+        return values[name]
+
+    return _map_strings(document, lambda text: PLACEHOLDER.sub(replace, text))
+
+
+def _map_strings(document: Any, change: Callable[[str], str]) -> Any:
+    if isinstance(document, Mapping):
+        return {key: _map_strings(value, change) for key, value in document.items()}
+    if isinstance(document, list):
+        return [_map_strings(item, change) for item in document]
+    if isinstance(document, str):
+        return change(document)
+    return document
+
+
+def render(
+    manifest: Mapping[str, Any],
+    references: Mapping[str, str],
+    assignment: Mapping[str, Any],
+    *,
+    name: str,
+    namespace: str | None,
+    labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Renders a trial's manifest.
+
+    Args:
+        manifest: The parsed ``trialSpec``.
+        references: Trial parameter name -> its ``reference`` (a parameter name or a
+            ``${trialSpec...}`` metadata reference).
+        assignment: Parameter name -> value chosen for this trial.
+        name: The trial's object name (``metadata.name``).
+        namespace: Its namespace, or None to leave it unset.
+        labels: Labels added to ``metadata.labels`` (experiment and trial identity).
+
+    Raises:
+        TemplateError: A reference names no parameter, label or annotation.
+    """
+    rendered = copy.deepcopy(dict(manifest))
+    metadata = dict(rendered.get("metadata") or {})
+    metadata["name"] = name
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    if labels:
+        metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
+    rendered["metadata"] = metadata
+    values = {
+        parameter: _resolve(reference, assignment, rendered) for parameter, reference in references.items()
+    }
+    result = substitute(rendered, values)
+    # Identity fields are the runner's, never a parameter's.
+    result["metadata"]["name"] = name
+    if namespace is not None:
+        result["metadata"]["namespace"] = namespace
+    return result  # type: ignore[no-any-return]
+
+
+def _resolve(reference: str, assignment: Mapping[str, Any], manifest: Mapping[str, Any]) -> str:
+    meta = meta_reference(reference)
+    if meta is None:
+        if reference not in assignment:
+            raise TemplateError(f"trial parameter reference {reference!r} names no assigned parameter")
+        return format_value(assignment[reference])
+    key, index = meta
+    metadata = manifest.get("metadata") or {}
+    if key == "Name":
+        return str(metadata.get("name", ""))
+    if key == "Namespace":
+        return str(metadata.get("namespace", ""))
+    if key == "Kind":
+        return str(manifest.get("kind", ""))
+    if key == "APIVersion":
+        return str(manifest.get("apiVersion", ""))
+    table = metadata.get("labels" if key == "Labels" else "annotations") or {}
+    if index not in table:
+        raise TemplateError(f"{reference}: the trial template has no {key.lower()[:-1]} {index!r}")
+    return str(table[index])

@@ -1,0 +1,114 @@
+"""``hpo-kfp validate`` and ``hpo-kfp suggest``: one line and exit 2 for every user mistake."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hpo_kfp.cli import main
+from hpo_kfp.history import History
+from tests.conftest import base_spec, with_field
+
+
+def _write(tmp_path: Path, document: Any, name: str = "experiment.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(document if isinstance(document, str) else yaml.safe_dump(document))
+    return path
+
+
+def test_validate_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path, base_spec())
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out == (
+        f"{path}: ok: experiment demo, algorithm random, 3 parameters, maxTrialCount 8, "
+        "parallelTrialCount 2, objective minimize loss, trial kind Job\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("document", "line"),
+    [
+        (
+            with_field(base_spec(), "spec.parameters.1.feasibleSpace", {"min": "5", "max": "2"}),
+            "spec.parameters[1].feasibleSpace.min: `min <= max` must hold, but got min=5, max=2",
+        ),
+        (
+            "spec: [",
+            "line 1, column 8: the file must be valid YAML, but got a syntax error: expected the node content",
+        ),
+        (with_field(base_spec(), "kind", "Suggestion"), "kind: must be Experiment, but got 'Suggestion'"),
+    ],
+    ids=["min-gt-max", "malformed", "wrong-kind"],
+)
+def test_validate_error_is_one_line_with_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], document: Any, line: str
+) -> None:
+    path = _write(tmp_path, document)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{path}: {line}")
+    assert err.count("\n") == 1
+
+
+def test_missing_file_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
+    assert "the file must be readable, but got No such file or directory" in capsys.readouterr().err
+
+
+def test_a_real_process_shows_no_traceback(tmp_path: Path) -> None:
+    path = _write(tmp_path, with_field(base_spec(), "spec.parallelTrialCount", -3))
+    result = subprocess.run(
+        [sys.executable, "-m", "hpo_kfp", "validate", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr == f"{path}: spec.parallelTrialCount: must be at least 1, but got -3\n"
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_suggest_prints_assignments_and_continues_a_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path, base_spec())
+    assert main(["suggest", str(path), "--count", "3"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert [s["name"] for s in first] == ["demo-0000", "demo-0001", "demo-0002"]
+    assert set(first[0]["parameters"]) == {"lr", "layers", "optimizer"}
+    history = History(experiment="demo").upsert([])
+    from hpo_kfp.spec import load_experiment
+    from hpo_kfp.suggest import suggest as core_suggest
+
+    _, history = core_suggest(load_experiment(path), history, 3)
+    history_path = tmp_path / "history.json"
+    history_path.write_text(history.to_json())
+    assert main(["suggest", str(path), "--history", str(history_path)]) == 0
+    nxt = json.loads(capsys.readouterr().out)
+    assert [s["name"] for s in nxt] == ["demo-0003", "demo-0004"]  # parallelTrialCount is 2
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("{", "must be JSON"), ('{"version": 9, "trials": []}', "reads history version 1, but got 9")],
+    ids=["not-json", "newer-version"],
+)
+def test_suggest_bad_history_names_the_history_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
+) -> None:
+    path = _write(tmp_path, base_spec())
+    history = tmp_path / "h.json"
+    history.write_text(content)
+    assert main(["suggest", str(path), "--history", str(history)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{history}: ") and message in err
+
+
+def test_suggest_bad_count(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path, base_spec())
+    assert main(["suggest", str(path), "--count", "0"]) == 2
+    assert capsys.readouterr().err == "--count: must be at least 1, but got 0\n"
