@@ -1,0 +1,61 @@
+"""Turning a finished trial run and its output into the trial's record."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hpo_kfp.errors import MetricsUnavailable
+from hpo_kfp.history import TrialRecord
+from hpo_kfp.metrics import MetricLog, observe, parse_json_lines, parse_text
+from hpo_kfp.runners.local import TrialRun
+from hpo_kfp.spec import Experiment
+
+__all__ = ["collect_trial", "metric_logs"]
+
+
+def metric_logs(experiment: Experiment, log_text: str, metrics_text: str) -> list[MetricLog]:
+    """The metric values a trial reported, read from where its collector says."""
+    collector = experiment.metrics_collector
+    names = experiment.objective.metrics
+    if collector.kind == "StdOut":
+        return parse_text(log_text, names, collector.metrics_format)
+    if collector.kind == "File" and collector.format == "TEXT":
+        return parse_text(metrics_text, names, collector.metrics_format)
+    return parse_json_lines(metrics_text, names)  # File JSON, and Push
+
+
+def collect_trial(
+    experiment: Experiment, trial: TrialRecord, run: TrialRun, log_text: str, metrics_text: str = ""
+) -> TrialRecord:
+    """The trial's record once it has ended.
+
+    A run that did not exit cleanly is ``Failed`` (its partial metrics are kept as evidence);
+    a clean run whose objective never appeared is ``MetricsUnavailable``.
+    """
+    logs = metric_logs(experiment, log_text, metrics_text)
+    ended = replace(trial, started=run.started, finished=run.finished)
+    if not run.succeeded:
+        return replace(ended, status="Failed", reason=run.reason, series=_series(logs))
+    try:
+        observation = observe(logs, experiment.objective)
+    except MetricsUnavailable as error:
+        return replace(ended, status="MetricsUnavailable", reason=str(error), series=_series(logs))
+    reason = ""
+    if observation.non_finite:
+        counts = ", ".join(f"{name}: {n}" for name, n in sorted(observation.non_finite.items()))
+        reason = f"non-finite values left out ({counts})"
+    return replace(
+        ended,
+        status="Succeeded",
+        values=observation.values,
+        metrics=observation.metrics,
+        series=observation.series,
+        reason=reason,
+    )
+
+
+def _series(logs: list[MetricLog]) -> dict[str, list[tuple[str | None, float]]]:
+    series: dict[str, list[tuple[str | None, float]]] = {}
+    for log in logs:
+        series.setdefault(log.name, []).append((log.timestamp, log.value))
+    return series

@@ -1,0 +1,173 @@
+"""The local runner: a trial's primary container run as a process on this machine.
+
+What a laptop has of a container is its ``command`` + ``args`` and ``env``: those run as a
+subprocess (no shell) in the experiment file's folder, in a process group of its own so a
+deadline (``spec.activeDeadlineSeconds`` of the trial object, when set) ends the whole tree.
+Output and errors go, merged as a container log, to the trial's log file. A File metrics
+collector's path is mapped to a per-trial file: wherever the collector's path appears in the
+command, args or env values it is replaced by that file, so parallel trials never share one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hpo_kfp.errors import RunnerError
+from hpo_kfp.history import TrialRecord
+from hpo_kfp.runners._containers import expand_variables, primary_container
+from hpo_kfp.spec import Experiment
+from hpo_kfp.templates import render
+
+__all__ = ["METRICS_FILE_ENV", "TRIAL_NAME_ENV", "LocalCommand", "TrialRun", "local_command", "run_local"]
+
+METRICS_FILE_ENV = "HPO_KFP_METRICS_FILE"
+"""Where :func:`hpo_kfp.report_metrics` appends (the Push collector) and File metrics go."""
+TRIAL_NAME_ENV = "HPO_KFP_TRIAL_NAME"
+_GRACE_SECONDS = 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalCommand:
+    """A trial as a process: what to run, with which environment."""
+
+    argv: list[str]
+    env: dict[str, str]
+    deadline: float | None
+    """Seconds the trial may run (``activeDeadlineSeconds``), or None."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialRun:
+    """How a trial's process ended."""
+
+    name: str
+    exit_code: int | None
+    """None when the process was killed at its deadline."""
+    started: str
+    finished: str
+    reason: str
+    """Empty when the process exited 0."""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.exit_code == 0
+
+
+def local_command(experiment: Experiment, trial: TrialRecord, metrics_file: Path) -> LocalCommand:
+    """The process that runs ``trial``.
+
+    Raises:
+        RunnerError: The template cannot run as a local process (no inline trialSpec, no
+            command, or env values that only a cluster can fill).
+    """
+    template = experiment.trial_template
+    if template.trial_spec is None:
+        raise RunnerError(
+            "spec.trialTemplate.configMap: a ConfigMap template can be read only on a cluster; "
+            "use an inline trialSpec to run locally"
+        )
+    manifest = render(template.trial_spec, template.references, trial.parameters, name=trial.name, namespace=None)
+    container = primary_container(manifest, template.primary_container_name)
+    command = [str(part) for part in (container.get("command") or [])]
+    args = [str(part) for part in (container.get("args") or [])]
+    if not command:
+        raise RunnerError(
+            f"container {template.primary_container_name!r} has no command: a local run needs one "
+            "(outside a container the image's entrypoint is unknown)"
+        )
+    env = _container_env(container)
+    collector = experiment.metrics_collector
+    if collector.kind == "File" and collector.path:
+        env = {k: v.replace(collector.path, str(metrics_file)) for k, v in env.items()}
+        command = [part.replace(collector.path, str(metrics_file)) for part in command]
+        args = [part.replace(collector.path, str(metrics_file)) for part in args]
+    env[METRICS_FILE_ENV] = str(metrics_file)
+    env[TRIAL_NAME_ENV] = trial.name
+    argv = [expand_variables(part, env) for part in command + args]
+    if argv[0] in ("python", "python3"):
+        argv[0] = sys.executable  # the interpreter hpo-kfp runs in, with its packages
+    deadline = (manifest.get("spec") or {}).get("activeDeadlineSeconds")
+    return LocalCommand(argv=argv, env=env, deadline=float(deadline) if deadline else None)
+
+
+def _container_env(container: Mapping[str, Any]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for entry in container.get("env") or []:
+        name = entry.get("name")
+        if "valueFrom" in entry:
+            raise RunnerError(
+                f"env {name!r} of the primary container uses valueFrom, which only a cluster can fill; "
+                "give it a value to run locally"
+            )
+        env[str(name)] = str(entry.get("value", ""))
+    return env
+
+
+def run_local(command: LocalCommand, *, name: str, cwd: Path, log_path: Path) -> TrialRun:
+    """Runs the trial's process to its end or deadline, logging its output to ``log_path``.
+
+    A process that cannot start is a failed trial, with the reason recorded.
+    """
+    started = _now()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        try:
+            process = subprocess.Popen(  # noqa: S603 - argv from the trial template, no shell
+                command.argv,
+                cwd=cwd,
+                env={**os.environ, **command.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError as error:
+            return TrialRun(name=name, exit_code=127, started=started, finished=_now(),
+                            reason=f"could not start {command.argv[0]!r}: {error.strerror}")
+        try:
+            code = process.wait(timeout=command.deadline)
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            return TrialRun(name=name, exit_code=None, started=started, finished=_now(),
+                            reason=f"DeadlineExceeded: killed after activeDeadlineSeconds={command.deadline:g}")
+        except BaseException:
+            _kill_group(process)  # the step itself is stopping: take the trial down with it
+            raise
+    reason = "" if code == 0 else _exit_reason(code)
+    return TrialRun(name=name, exit_code=code, started=started, finished=_now(), reason=reason)
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        return f"killed by signal {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    end = time.monotonic() + _GRACE_SECONDS
+    while time.monotonic() < end:
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()

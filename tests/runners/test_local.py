@@ -1,0 +1,189 @@
+"""The local runner runs the primary container's command as a process group."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hpo_kfp.collect import collect_trial
+from hpo_kfp.errors import RunnerError
+from hpo_kfp.history import TrialRecord
+from hpo_kfp.runners import local_command, run_local
+from hpo_kfp.runners._containers import expand_variables, primary_container
+from hpo_kfp.spec import Experiment, parse_experiment
+from tests.conftest import base_spec, with_field
+
+_TRIAL = TrialRecord(name="demo-0003", number=3, parameters={"lr": 0.02, "layers": 4, "optimizer": "adam"})
+
+
+def _experiment(command: list[str], **fields: Any) -> Experiment:
+    document = base_spec()
+    container = document["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = command
+    for path, value in fields.items():
+        with_field(document, path, value)
+    return parse_experiment(document)
+
+
+_PRINTER = [
+    "python3", "-c",
+    "import os, sys; print('args', sys.argv[1:]); print('cwd', os.getcwd()); "
+    "print('env', os.environ.get('OPT'), os.environ.get('HPO_KFP_TRIAL_NAME')); print('loss=0.125')",
+    "--lr=${trialParameters.learningRate}", "--layers=${trialParameters.numberLayers}",
+    "--opt=${trialParameters.optimizer}",
+]
+
+
+def test_runs_command_with_substituted_args_env_and_cwd(tmp_path: Path) -> None:
+    experiment = _experiment(
+        _PRINTER,
+        **{"spec.trialTemplate.trialSpec.spec.template.spec.containers.0.env": [
+            {"name": "OPT", "value": "${trialParameters.optimizer}"}]},
+    )
+    command = local_command(experiment, _TRIAL, tmp_path / "metrics.log")
+    assert command.argv[0] == sys.executable
+    run = run_local(command, name=_TRIAL.name, cwd=tmp_path, log_path=tmp_path / "log.txt")
+    log = (tmp_path / "log.txt").read_text()
+    assert run.succeeded and run.reason == ""
+    assert "args ['--lr=0.02', '--layers=4', '--opt=adam']" in log
+    assert f"cwd {tmp_path}" in log
+    assert "env adam demo-0003" in log
+    record = collect_trial(experiment, _TRIAL, run, log)
+    assert (record.status, record.values, record.metrics) == ("Succeeded", (0.125,), {"loss": 0.125})
+    assert record.duration is not None and record.duration >= 0
+
+
+def test_non_zero_exit_is_a_failed_trial_with_partial_metrics(tmp_path: Path) -> None:
+    experiment = _experiment(["python3", "-c", "print('loss=0.5'); raise SystemExit(3)",
+                              "${trialParameters.learningRate}", "${trialParameters.numberLayers}",
+                              "${trialParameters.optimizer}"])
+    run = run_local(local_command(experiment, _TRIAL, tmp_path / "m"), name="t", cwd=tmp_path,
+                    log_path=tmp_path / "log.txt")
+    assert (run.exit_code, run.reason) == (3, "exit code 3")
+    record = collect_trial(experiment, _TRIAL, run, (tmp_path / "log.txt").read_text())
+    assert (record.status, record.reason, record.values) == ("Failed", "exit code 3", None)
+    assert record.series["loss"] == [(None, 0.5)]
+
+
+def test_missing_program_is_a_failed_trial(tmp_path: Path) -> None:
+    experiment = _experiment(["no-such-program-xyz", "${trialParameters.learningRate}",
+                              "${trialParameters.numberLayers}", "${trialParameters.optimizer}"])
+    run = run_local(local_command(experiment, _TRIAL, tmp_path / "m"), name="t", cwd=tmp_path,
+                    log_path=tmp_path / "log.txt")
+    assert run.exit_code == 127
+    assert "could not start 'no-such-program-xyz'" in run.reason
+
+
+def test_clean_exit_without_objective_is_metrics_unavailable(tmp_path: Path) -> None:
+    experiment = _experiment(["python3", "-c", "print('accuracy=0.9')", "${trialParameters.learningRate}",
+                              "${trialParameters.numberLayers}", "${trialParameters.optimizer}"])
+    run = run_local(local_command(experiment, _TRIAL, tmp_path / "m"), name="t", cwd=tmp_path,
+                    log_path=tmp_path / "log.txt")
+    record = collect_trial(experiment, _TRIAL, run, (tmp_path / "log.txt").read_text())
+    assert record.status == "MetricsUnavailable"
+    assert "'loss' was not found" in record.reason
+
+
+def test_deadline_kills_the_whole_process_group(tmp_path: Path) -> None:
+    script = tmp_path / "spawn.py"
+    script.write_text(
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "open('child.pid', 'w').write(str(child.pid))\n"
+        "print('started', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    experiment = _experiment(["python3", "spawn.py", "${trialParameters.learningRate}",
+                              "${trialParameters.numberLayers}", "${trialParameters.optimizer}"],
+                             **{"spec.trialTemplate.trialSpec.spec.activeDeadlineSeconds": 2})
+    began = time.monotonic()
+    run = run_local(local_command(experiment, _TRIAL, tmp_path / "m"), name="t", cwd=tmp_path,
+                    log_path=tmp_path / "log.txt")
+    assert time.monotonic() - began < 20
+    assert run.exit_code is None
+    assert run.reason.startswith("DeadlineExceeded")
+    child = int((tmp_path / "child.pid").read_text())
+    for _ in range(50):
+        if not _alive(child):
+            break
+        time.sleep(0.1)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie has exited; it only waits for its parent to be reaped.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+
+def test_file_collector_path_is_mapped_to_a_per_trial_file(tmp_path: Path) -> None:
+    experiment = _experiment(
+        ["python3", "-c",
+         "import sys; open(sys.argv[1], 'w').write('loss=0.3\\nloss=0.2\\n')",
+         "/var/log/katib/metrics.log", "${trialParameters.learningRate}", "${trialParameters.numberLayers}",
+         "${trialParameters.optimizer}"],
+        **{"spec.metricsCollectorSpec": {"collector": {"kind": "File"}}},
+    )
+    metrics = tmp_path / "trial-metrics.log"
+    run = run_local(local_command(experiment, _TRIAL, metrics), name="t", cwd=tmp_path, log_path=tmp_path / "log")
+    record = collect_trial(experiment, _TRIAL, run, "", metrics.read_text())
+    assert record.values == (0.2,)
+
+
+def test_push_collector_reads_report_metrics(tmp_path: Path) -> None:
+    experiment = _experiment(
+        ["python3", "-c",
+         "from hpo_kfp.push import report_metrics\n"
+         "for v in (0.4, 0.3): report_metrics(loss=v, accuracy=1 - v)",
+         "${trialParameters.learningRate}", "${trialParameters.numberLayers}", "${trialParameters.optimizer}"],
+        **{"spec.metricsCollectorSpec": {"collector": {"kind": "Push"}}},
+    )
+    metrics = tmp_path / "pushed.jsonl"
+    run = run_local(local_command(experiment, _TRIAL, metrics), name="t", cwd=tmp_path, log_path=tmp_path / "log")
+    assert run.succeeded, (tmp_path / "log").read_text()
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [line["loss"] for line in lines] == [0.4, 0.3]
+    record = collect_trial(experiment, _TRIAL, run, "", metrics.read_text())
+    # Katib reduces additional metrics by the objective type too: min for minimize.
+    assert record.values == (0.3,) and record.metrics["accuracy"] == 0.6
+
+
+def test_container_without_command_or_with_value_from_cannot_run_locally(tmp_path: Path) -> None:
+    no_command = _experiment(_PRINTER)
+    spec = no_command.trial_template.trial_spec
+    assert spec is not None
+    spec["spec"]["template"]["spec"]["containers"][0].pop("command")
+    spec["spec"]["template"]["spec"]["containers"][0]["args"] = ["${trialParameters.learningRate}"]
+    with pytest.raises(RunnerError, match=r"has no command: a local run needs one"):
+        local_command(no_command, _TRIAL, tmp_path / "m")
+    secret = _experiment(_PRINTER, **{"spec.trialTemplate.trialSpec.spec.template.spec.containers.0.env": [
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]})
+    with pytest.raises(RunnerError, match=r"env 'TOKEN' of the primary container uses valueFrom"):
+        local_command(secret, _TRIAL, tmp_path / "m")
+
+
+def test_primary_container_of_replicated_and_argo_kinds() -> None:
+    tfjob = {"spec": {"tfReplicaSpecs": {
+        "Worker": {"template": {"spec": {"containers": [{"name": "tensorflow", "command": ["worker"]}]}}},
+        "Chief": {"template": {"spec": {"containers": [{"name": "tensorflow", "command": ["chief"]}]}}},
+    }}}
+    assert primary_container(tfjob, "tensorflow")["command"] == ["chief"]
+    workflow = {"spec": {"templates": [{"name": "train", "container": {"image": "x", "command": ["go"]}}]}}
+    assert primary_container(workflow, "main")["command"] == ["go"]
+    with pytest.raises(RunnerError, match=r"no container named 'trainer'"):
+        primary_container(workflow, "trainer")
+
+
+def test_kubernetes_variable_expansion() -> None:
+    env = {"EPOCHS": "3"}
+    assert expand_variables("--epochs=$(EPOCHS) $(MISSING) $$(EPOCHS)", env) == "--epochs=3 $(MISSING) $(EPOCHS)"
