@@ -75,7 +75,9 @@ def local_command(experiment: Experiment, trial: TrialRecord, metrics_file: Path
             "spec.trialTemplate.configMap: a ConfigMap template can be read only on a cluster; "
             "use an inline trialSpec to run locally"
         )
-    manifest = render(template.trial_spec, template.references, trial.parameters, name=trial.name, namespace=None)
+    manifest = render(
+        template.trial_spec, template.references, trial.parameters, name=trial.name, namespace=None
+    )
     container = primary_container(manifest, template.primary_container_name)
     command = [str(part) for part in (container.get("command") or [])]
     args = [str(part) for part in (container.get("args") or [])]
@@ -131,14 +133,24 @@ def run_local(command: LocalCommand, *, name: str, cwd: Path, log_path: Path) ->
                 start_new_session=True,
             )
         except OSError as error:
-            return TrialRun(name=name, exit_code=127, started=started, finished=_now(),
-                            reason=f"could not start {command.argv[0]!r}: {error.strerror}")
+            return TrialRun(
+                name=name,
+                exit_code=127,
+                started=started,
+                finished=_now(),
+                reason=f"could not start {command.argv[0]!r}: {error.strerror}",
+            )
         try:
             code = process.wait(timeout=command.deadline)
         except subprocess.TimeoutExpired:
             _kill_group(process)
-            return TrialRun(name=name, exit_code=None, started=started, finished=_now(),
-                            reason=f"DeadlineExceeded: killed after activeDeadlineSeconds={command.deadline:g}")
+            return TrialRun(
+                name=name,
+                exit_code=None,
+                started=started,
+                finished=_now(),
+                reason=f"DeadlineExceeded: killed after activeDeadlineSeconds={command.deadline:g}",
+            )
         except BaseException:
             _kill_group(process)  # the step itself is stopping: take the trial down with it
             raise

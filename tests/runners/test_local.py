@@ -32,10 +32,12 @@ def _experiment(command: list[str], **fields: Any) -> Experiment:
 
 
 _PRINTER = [
-    "python3", "-c",
+    "python3",
+    "-c",
     "import os, sys; print('args', sys.argv[1:]); print('cwd', os.getcwd()); "
     "print('env', os.environ.get('OPT'), os.environ.get('HPO_KFP_TRIAL_NAME')); print('loss=0.125')",
-    "--lr=${trialParameters.learningRate}", "--layers=${trialParameters.numberLayers}",
+    "--lr=${trialParameters.learningRate}",
+    "--layers=${trialParameters.numberLayers}",
     "--opt=${trialParameters.optimizer}",
 ]
 
@@ -43,8 +45,11 @@ _PRINTER = [
 def test_runs_command_with_substituted_args_env_and_cwd(tmp_path: Path) -> None:
     experiment = _experiment(
         _PRINTER,
-        **{"spec.trialTemplate.trialSpec.spec.template.spec.containers.0.env": [
-            {"name": "OPT", "value": "${trialParameters.optimizer}"}]},
+        **{
+            "spec.trialTemplate.trialSpec.spec.template.spec.containers.0.env": [
+                {"name": "OPT", "value": "${trialParameters.optimizer}"}
+            ]
+        },
     )
     command = local_command(experiment, _TRIAL, tmp_path / "metrics.log")
     assert command.argv[0] == sys.executable
@@ -60,11 +65,22 @@ def test_runs_command_with_substituted_args_env_and_cwd(tmp_path: Path) -> None:
 
 
 def test_non_zero_exit_is_a_failed_trial_with_partial_metrics(tmp_path: Path) -> None:
-    experiment = _experiment(["python3", "-c", "print('loss=0.5'); raise SystemExit(3)",
-                              "${trialParameters.learningRate}", "${trialParameters.numberLayers}",
-                              "${trialParameters.optimizer}"])
-    run = run_local(local_command(experiment, _TRIAL, tmp_path / "m"), name="t", cwd=tmp_path,
-                    log_path=tmp_path / "log.txt")
+    experiment = _experiment(
+        [
+            "python3",
+            "-c",
+            "print('loss=0.5'); raise SystemExit(3)",
+            "${trialParameters.learningRate}",
+            "${trialParameters.numberLayers}",
+            "${trialParameters.optimizer}",
+        ]
+    )
+    run = run_local(
+        local_command(experiment, _TRIAL, tmp_path / "m"),
+        name="t",
+        cwd=tmp_path,
+        log_path=tmp_path / "log.txt",
+    )
     assert (run.exit_code, run.reason) == (3, "exit code 3")
     record = collect_trial(experiment, _TRIAL, run, (tmp_path / "log.txt").read_text())
     assert (record.status, record.reason, record.values) == ("Failed", "exit code 3", None)
@@ -72,19 +88,41 @@ def test_non_zero_exit_is_a_failed_trial_with_partial_metrics(tmp_path: Path) ->
 
 
 def test_missing_program_is_a_failed_trial(tmp_path: Path) -> None:
-    experiment = _experiment(["no-such-program-xyz", "${trialParameters.learningRate}",
-                              "${trialParameters.numberLayers}", "${trialParameters.optimizer}"])
-    run = run_local(local_command(experiment, _TRIAL, tmp_path / "m"), name="t", cwd=tmp_path,
-                    log_path=tmp_path / "log.txt")
+    experiment = _experiment(
+        [
+            "no-such-program-xyz",
+            "${trialParameters.learningRate}",
+            "${trialParameters.numberLayers}",
+            "${trialParameters.optimizer}",
+        ]
+    )
+    run = run_local(
+        local_command(experiment, _TRIAL, tmp_path / "m"),
+        name="t",
+        cwd=tmp_path,
+        log_path=tmp_path / "log.txt",
+    )
     assert run.exit_code == 127
     assert "could not start 'no-such-program-xyz'" in run.reason
 
 
 def test_clean_exit_without_objective_is_metrics_unavailable(tmp_path: Path) -> None:
-    experiment = _experiment(["python3", "-c", "print('accuracy=0.9')", "${trialParameters.learningRate}",
-                              "${trialParameters.numberLayers}", "${trialParameters.optimizer}"])
-    run = run_local(local_command(experiment, _TRIAL, tmp_path / "m"), name="t", cwd=tmp_path,
-                    log_path=tmp_path / "log.txt")
+    experiment = _experiment(
+        [
+            "python3",
+            "-c",
+            "print('accuracy=0.9')",
+            "${trialParameters.learningRate}",
+            "${trialParameters.numberLayers}",
+            "${trialParameters.optimizer}",
+        ]
+    )
+    run = run_local(
+        local_command(experiment, _TRIAL, tmp_path / "m"),
+        name="t",
+        cwd=tmp_path,
+        log_path=tmp_path / "log.txt",
+    )
     record = collect_trial(experiment, _TRIAL, run, (tmp_path / "log.txt").read_text())
     assert record.status == "MetricsUnavailable"
     assert "'loss' was not found" in record.reason
@@ -99,12 +137,23 @@ def test_deadline_kills_the_whole_process_group(tmp_path: Path) -> None:
         "print('started', flush=True)\n"
         "time.sleep(60)\n"
     )
-    experiment = _experiment(["python3", "spawn.py", "${trialParameters.learningRate}",
-                              "${trialParameters.numberLayers}", "${trialParameters.optimizer}"],
-                             **{"spec.trialTemplate.trialSpec.spec.activeDeadlineSeconds": 2})
+    experiment = _experiment(
+        [
+            "python3",
+            "spawn.py",
+            "${trialParameters.learningRate}",
+            "${trialParameters.numberLayers}",
+            "${trialParameters.optimizer}",
+        ],
+        **{"spec.trialTemplate.trialSpec.spec.activeDeadlineSeconds": 2},
+    )
     began = time.monotonic()
-    run = run_local(local_command(experiment, _TRIAL, tmp_path / "m"), name="t", cwd=tmp_path,
-                    log_path=tmp_path / "log.txt")
+    run = run_local(
+        local_command(experiment, _TRIAL, tmp_path / "m"),
+        name="t",
+        cwd=tmp_path,
+        log_path=tmp_path / "log.txt",
+    )
     assert time.monotonic() - began < 20
     assert run.exit_code is None
     assert run.reason.startswith("DeadlineExceeded")
@@ -128,28 +177,42 @@ def _alive(pid: int) -> bool:
 
 def test_file_collector_path_is_mapped_to_a_per_trial_file(tmp_path: Path) -> None:
     experiment = _experiment(
-        ["python3", "-c",
-         "import sys; open(sys.argv[1], 'w').write('loss=0.3\\nloss=0.2\\n')",
-         "/var/log/katib/metrics.log", "${trialParameters.learningRate}", "${trialParameters.numberLayers}",
-         "${trialParameters.optimizer}"],
+        [
+            "python3",
+            "-c",
+            "import sys; open(sys.argv[1], 'w').write('loss=0.3\\nloss=0.2\\n')",
+            "/var/log/katib/metrics.log",
+            "${trialParameters.learningRate}",
+            "${trialParameters.numberLayers}",
+            "${trialParameters.optimizer}",
+        ],
         **{"spec.metricsCollectorSpec": {"collector": {"kind": "File"}}},
     )
     metrics = tmp_path / "trial-metrics.log"
-    run = run_local(local_command(experiment, _TRIAL, metrics), name="t", cwd=tmp_path, log_path=tmp_path / "log")
+    run = run_local(
+        local_command(experiment, _TRIAL, metrics), name="t", cwd=tmp_path, log_path=tmp_path / "log"
+    )
     record = collect_trial(experiment, _TRIAL, run, "", metrics.read_text())
     assert record.values == (0.2,)
 
 
 def test_push_collector_reads_report_metrics(tmp_path: Path) -> None:
     experiment = _experiment(
-        ["python3", "-c",
-         "from hpo_kfp.push import report_metrics\n"
-         "for v in (0.4, 0.3): report_metrics(loss=v, accuracy=1 - v)",
-         "${trialParameters.learningRate}", "${trialParameters.numberLayers}", "${trialParameters.optimizer}"],
+        [
+            "python3",
+            "-c",
+            "from hpo_kfp.push import report_metrics\n"
+            "for v in (0.4, 0.3): report_metrics(loss=v, accuracy=1 - v)",
+            "${trialParameters.learningRate}",
+            "${trialParameters.numberLayers}",
+            "${trialParameters.optimizer}",
+        ],
         **{"spec.metricsCollectorSpec": {"collector": {"kind": "Push"}}},
     )
     metrics = tmp_path / "pushed.jsonl"
-    run = run_local(local_command(experiment, _TRIAL, metrics), name="t", cwd=tmp_path, log_path=tmp_path / "log")
+    run = run_local(
+        local_command(experiment, _TRIAL, metrics), name="t", cwd=tmp_path, log_path=tmp_path / "log"
+    )
     assert run.succeeded, (tmp_path / "log").read_text()
     lines = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert [line["loss"] for line in lines] == [0.4, 0.3]
@@ -166,17 +229,31 @@ def test_container_without_command_or_with_value_from_cannot_run_locally(tmp_pat
     spec["spec"]["template"]["spec"]["containers"][0]["args"] = ["${trialParameters.learningRate}"]
     with pytest.raises(RunnerError, match=r"has no command: a local run needs one"):
         local_command(no_command, _TRIAL, tmp_path / "m")
-    secret = _experiment(_PRINTER, **{"spec.trialTemplate.trialSpec.spec.template.spec.containers.0.env": [
-        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]})
+    secret = _experiment(
+        _PRINTER,
+        **{
+            "spec.trialTemplate.trialSpec.spec.template.spec.containers.0.env": [
+                {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
+            ]
+        },
+    )
     with pytest.raises(RunnerError, match=r"env 'TOKEN' of the primary container uses valueFrom"):
         local_command(secret, _TRIAL, tmp_path / "m")
 
 
 def test_primary_container_of_replicated_and_argo_kinds() -> None:
-    tfjob = {"spec": {"tfReplicaSpecs": {
-        "Worker": {"template": {"spec": {"containers": [{"name": "tensorflow", "command": ["worker"]}]}}},
-        "Chief": {"template": {"spec": {"containers": [{"name": "tensorflow", "command": ["chief"]}]}}},
-    }}}
+    tfjob = {
+        "spec": {
+            "tfReplicaSpecs": {
+                "Worker": {
+                    "template": {"spec": {"containers": [{"name": "tensorflow", "command": ["worker"]}]}}
+                },
+                "Chief": {
+                    "template": {"spec": {"containers": [{"name": "tensorflow", "command": ["chief"]}]}}
+                },
+            }
+        }
+    }
     assert primary_container(tfjob, "tensorflow")["command"] == ["chief"]
     workflow = {"spec": {"templates": [{"name": "train", "container": {"image": "x", "command": ["go"]}}]}}
     assert primary_container(workflow, "main")["command"] == ["go"]
@@ -186,4 +263,6 @@ def test_primary_container_of_replicated_and_argo_kinds() -> None:
 
 def test_kubernetes_variable_expansion() -> None:
     env = {"EPOCHS": "3"}
-    assert expand_variables("--epochs=$(EPOCHS) $(MISSING) $$(EPOCHS)", env) == "--epochs=3 $(MISSING) $(EPOCHS)"
+    assert (
+        expand_variables("--epochs=$(EPOCHS) $(MISSING) $$(EPOCHS)", env) == "--epochs=3 $(MISSING) $(EPOCHS)"
+    )

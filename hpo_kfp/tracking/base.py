@@ -1,0 +1,94 @@
+"""The tracking interface and where a store is found."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from hpo_kfp.decide import Decision
+from hpo_kfp.errors import TrackingError
+from hpo_kfp.history import History, TrialRecord
+from hpo_kfp.spec import Experiment
+
+__all__ = ["ExperimentSummary", "Tracker", "TrackingTarget", "open_tracker", "resolve_target"]
+
+HOST_ENV = "HPO_KFP_MLMD_HOST"
+PORT_ENV = "HPO_KFP_MLMD_PORT"
+DEFAULT_PORT = 8080
+IN_CLUSTER_HOST = "metadata-grpc-service.kubeflow"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExperimentSummary:
+    """One experiment as the store knows it."""
+
+    name: str
+    status: str
+    reason: str
+    trials: int
+    best_trial: str
+    best_objective: float | None
+    updated: str
+
+
+class Tracker(Protocol):
+    """What hpo-kfp reads from and writes to a metadata store."""
+
+    def save_trial(self, experiment: Experiment, trial: TrialRecord, *, run_id: str = "") -> None:
+        """Records a finished trial; saving the same trial again updates it in place."""
+
+    def save_experiment(
+        self, experiment: Experiment, history: History, decision: Decision, *, run_id: str = ""
+    ) -> None:
+        """Records the experiment's state at the end of a round."""
+
+    def load_history(self, name: str) -> History:
+        """Every finished trial of experiment ``name`` (none if the store does not know it)."""
+
+    def experiments(self) -> list[ExperimentSummary]:
+        """Every experiment in the store."""
+
+
+@dataclass(frozen=True)
+class TrackingTarget:
+    """Where the store is: an SQLite file, or an ML Metadata gRPC service."""
+
+    uri: str
+    """``sqlite:///abs/path.sqlite`` or ``grpc://host:port``; empty for no tracking."""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.uri)
+
+
+def resolve_target(
+    mlmd: str | None = None, host: str | None = None, port: int | None = None
+) -> TrackingTarget:
+    """Picks the store from flags, then the environment.
+
+    ``--mlmd PATH`` (an SQLite file) wins; then ``--mlmd-host``/``--mlmd-port``; then
+    ``HPO_KFP_MLMD_HOST``/``HPO_KFP_MLMD_PORT``. With none of them, returns the empty target.
+    """
+    if mlmd:
+        return TrackingTarget("sqlite://" + str(Path(mlmd).expanduser().resolve()))
+    host = host or os.environ.get(HOST_ENV)
+    if host:
+        port = port or int(os.environ.get(PORT_ENV, DEFAULT_PORT))
+        return TrackingTarget(f"grpc://{host}:{port}")
+    return TrackingTarget("")
+
+
+def open_tracker(target: TrackingTarget | str, *, prefix: str = "odh.") -> Tracker:
+    """Connects to the store at ``target``.
+
+    Raises:
+        TrackingError: The target is empty or malformed, or the store cannot be opened.
+    """
+    from hpo_kfp.tracking.mlmd import MlmdTracker
+
+    uri = target.uri if isinstance(target, TrackingTarget) else target
+    if not uri:
+        raise TrackingError("no metadata store configured")
+    return MlmdTracker(uri, prefix=prefix)
