@@ -10,6 +10,7 @@ command, args or env values it is replaced by that file, so parallel trials neve
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -123,7 +124,7 @@ def run_local(command: LocalCommand, *, name: str, cwd: Path, log_path: Path) ->
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         try:
-            process = subprocess.Popen(  # noqa: S603 - argv from the trial template, no shell
+            process = subprocess.Popen(  # argv from the trial template; no shell
                 command.argv,
                 cwd=cwd,
                 env={**os.environ, **command.env},
@@ -174,10 +175,8 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
         if process.poll() is not None:
             break
         time.sleep(0.05)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait()
 
 

@@ -408,7 +408,7 @@ def _set(target: Any, values: dict[str, Any], schema: dict[str, str]) -> None:
 
 
 def _set_custom(target: Any, key: str, value: Any) -> None:
-    if isinstance(value, bool) or isinstance(value, str):
+    if isinstance(value, bool | str):
         target[key].string_value = str(value)
     elif isinstance(value, int):
         target[key].int_value = value
