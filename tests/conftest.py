@@ -90,3 +90,4 @@ def with_field(document: dict[str, Any], path: str, value: Any) -> dict[str, Any
 @pytest.fixture
 def spec_doc() -> dict[str, Any]:
     return base_spec()
+from tests.k8s_emulator import k8s  # noqa: F401  (the Kubernetes API emulator fixture)

@@ -1,0 +1,1437 @@
+"""A loopback Kubernetes API server emulator for tests, built on ``kmock``.
+
+The real ``kubernetes`` Python client talks to it over HTTP (no patching of client methods).
+The test plays the role of the controllers: it changes objects through the harness
+(:meth:`K8sEmulator.set_status`, :meth:`K8sEmulator.patch`, ...), which goes through the same
+store/notification path as HTTP writes, so open watches see ``ADDED``/``MODIFIED``/``DELETED``.
+
+Usage (after ``from tests.k8s_emulator import k8s`` in ``tests/conftest.py``)::
+
+    def test_something(k8s: K8sEmulator) -> None:
+        api = kubernetes.client.BatchV1Api(k8s.api_client())
+        ...
+        k8s.set_status("batch", "v1", "jobs", "ns", "job-1", {"succeeded": 1})
+
+What is emulated (the rest is not):
+
+* discovery (``/api``, ``/apis``, ``/apis/<group>/<version>``) for the bundled built-in resources
+  of kmock plus :data:`CUSTOM_RESOURCES`, enough for ``kubernetes.dynamic.DynamicClient``;
+* create / get / list / watch / replace (PUT) / patch (merge, strategic-as-merge, JSON-patch) /
+  delete / deletecollection, and the ``status`` subresource (main-endpoint writes keep the status
+  of resources that declare a ``status`` subresource; ``/status`` writes change only the status);
+* ``metadata.uid``, ``creationTimestamp``, ``generation``, and one global, monotonically
+  increasing ``metadata.resourceVersion`` bumped on every write; lists carry it too;
+* ``labelSelector`` (``a=b``, ``a==b``, ``a!=b``, ``a``, ``!a``, ``a in (x,y)``, ``a notin (x)``)
+  and ``fieldSelector`` (``path=value``, ``path!=value``, any dotted path) on list, watch, and
+  deletecollection; a watch re-classifies selector-filtered changes as ``ADDED``/``DELETED``
+  when an object starts/stops matching, like the real API server;
+* watch ``resourceVersion`` (unset/``""``/``"0"``: synthetic ``ADDED`` for current objects first,
+  otherwise only events newer than it; older than :meth:`K8sEmulator.compact` -> ERROR 410),
+  ``timeoutSeconds`` ends the stream cleanly;
+* finalizers: delete sets ``deletionTimestamp``; removing the last finalizer deletes the object;
+* optimistic concurrency: a stale ``metadata.resourceVersion`` in PUT/PATCH bodies or in delete
+  preconditions answers 409;
+* pod logs: ``GET /api/v1/namespaces/{ns}/pods/{name}/log?container=...`` (``tailLines`` honoured).
+
+Not emulated: cascading deletion / garbage collection (``propagationPolicy`` is only recorded),
+graceful pod termination (pods vanish at once), watch bookmarks, ``limit``/``continue`` paging,
+server-side apply, admission/validation/defaulting, the ``namespaces`` resource itself (kmock's
+path parser cannot address it), authentication.
+
+Why ``_Emulator`` replaces ``KubernetesEmulator._handle`` for resource URLs (kmock 0.8,
+``kmock/_internal``): ``parsing.guess_k8s`` (l.113) sees a watch only for ``watch=true``, but the
+Python client sends ``watch=True``; the stock interceptor (``k8s.py`` l.389-450) stores a create before
+any reaction runs (so an injected fault cannot prevent it) and stamps no uid/resourceVersion;
+``_serve_list`` answers ``resourceVersion: '...'`` (l.469); ``_serve_watch`` (l.473) has no selectors,
+no resourceVersion, no timeout, and streams forever; PUT is not an action at all (``enums.py`` l.74);
+there is no ``pods/log``. Kept from kmock: request parsing, discovery, Status error rendering, and
+``objects`` (the store, with per-object history). The server is a plain ``aiohttp.web.ServerRunner``
+on 127.0.0.1, not ``kmock.Server``, which also patches aiohttp's resolver process-wide
+(``apps.py`` l.151, ``dns.py`` l.112) and would wait aiohttp's default 60 s for open streams on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import concurrent.futures
+import contextlib
+import copy
+import dataclasses
+import datetime
+import json
+import random
+import re
+import shutil
+import string
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+import aiohttp.web
+import attrs
+import jsonpatch
+import kmock
+import pytest
+from kubernetes import client as k8s_client
+from kubernetes.dynamic import DynamicClient
+
+__all__ = [
+    "CUSTOM_RESOURCES",
+    "CustomResource",
+    "Fault",
+    "K8sEmulator",
+    "RecordedRequest",
+    "SelectorError",
+    "WatchDrop",
+    "k8s",
+    "match_field_selector",
+    "match_label_selector",
+    "merge_patch",
+]
+
+_T = TypeVar("_T")
+_Obj = dict[str, Any]
+
+_STANDARD_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+_STATUS_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    410: "Expired",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+_WATCH_POLL_SECONDS = 0.2  # how often an idle watch re-checks shutdown / client disconnects
+
+
+# --------------------------------------------------------------------------------------------------
+# Public value types
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CustomResource:
+    """A custom kind to declare in discovery (one CRD version)."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+    subresources: tuple[str, ...] = ("status",)
+    shortnames: tuple[str, ...] = ()
+
+    @property
+    def api_version(self) -> str:
+        """``group/version`` as used in ``apiVersion``."""
+        return f"{self.group}/{self.version}"
+
+
+#: Custom kinds declared by default, in addition to kmock's bundled built-ins (pods, batch/v1 jobs, ...).
+#: Argo's Workflow CRD has no status subresource: its controller writes status via the main endpoint.
+CUSTOM_RESOURCES: tuple[CustomResource, ...] = (
+    CustomResource("kubeflow.org", "v1", "tfjobs", "TFJob"),
+    CustomResource("kubeflow.org", "v1", "pytorchjobs", "PyTorchJob"),
+    CustomResource("argoproj.io", "v1alpha1", "workflows", "Workflow", subresources=(), shortnames=("wf",)),
+    CustomResource("trainer.kubeflow.org", "v1alpha1", "trainjobs", "TrainJob"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordedRequest:
+    """One HTTP request the emulator received (client traffic only; harness writes are not recorded).
+
+    ``verb`` is the Kubernetes verb (get, list, watch, create, update, patch, delete, deletecollection)
+    or None for non-resource paths (discovery, /version).
+    """
+
+    id: int
+    method: str
+    path: str
+    query: Mapping[str, str]
+    body: Any
+    content_type: str
+    verb: str | None
+    group: str | None
+    version: str | None
+    plural: str | None
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+    status: int | None  # the HTTP status answered (200 for streams once they started); None if pending
+
+    @property
+    def propagation_policy(self) -> str | None:
+        """``propagationPolicy`` of a delete, from the query string or the DeleteOptions body."""
+        if "propagationPolicy" in self.query:
+            return self.query["propagationPolicy"]
+        if isinstance(self.body, Mapping):
+            value = self.body.get("propagationPolicy")
+            return str(value) if value is not None else None
+        return None
+
+
+@dataclasses.dataclass
+class Fault:
+    """An injected failure: the next ``times`` matching requests answer ``status`` (None = forever).
+
+    Criteria left as None match anything. ``path`` is a prefix of the URL path. With ``in_stream``,
+    a matching *watch* answers 200 and sends one ``ERROR`` event carrying ``status`` (as the real API
+    server does for 410 Gone), then ends the stream. ``hits`` counts how often it fired.
+    The fault is checked before anything is stored, so a faulted create stores nothing.
+    """
+
+    status: int
+    verb: str | None = None
+    plural: str | None = None
+    group: str | None = None
+    path: str | None = None
+    name: str | None = None
+    namespace: str | None = None
+    subresource: str | None = None
+    times: int | None = 1
+    in_stream: bool = False
+    reason: str | None = None
+    message: str | None = None
+    hits: int = 0
+
+    def matches(self, rec: RecordedRequest) -> bool:
+        """Whether this fault applies to the request (ignoring the remaining count)."""
+        return (
+            (self.verb is None or self.verb == rec.verb)
+            and (self.subresource is None or self.subresource == rec.subresource)
+            and (self.plural is None or self.plural == rec.plural)
+            and (self.group is None or self.group == rec.group)
+            and (self.path is None or rec.path.startswith(self.path))
+            and (self.name is None or self.name == rec.name)
+            and (self.namespace is None or self.namespace == rec.namespace)
+        )
+
+    @property
+    def exhausted(self) -> bool:
+        """True once it fired ``times`` times."""
+        return self.times is not None and self.hits >= self.times
+
+
+@dataclasses.dataclass
+class WatchDrop:
+    """An injected watch disconnect: the next ``times`` matching watches end after ``after_events`` events.
+
+    ``abort=False`` ends the HTTP response cleanly (the client sees the stream end, as when a proxy or
+    the API server closes it); ``abort=True`` resets the TCP connection mid-stream (urllib3 raises
+    ``ProtocolError``). ``hits`` counts the watches dropped so far.
+    """
+
+    after_events: int = 0
+    plural: str | None = None
+    group: str | None = None
+    namespace: str | None = None
+    times: int | None = 1
+    abort: bool = False
+    hits: int = 0
+
+    def matches(self, rec: RecordedRequest) -> bool:
+        """Whether this drop applies to the watch request (ignoring the remaining count)."""
+        return (
+            rec.verb == "watch"
+            and (self.plural is None or self.plural == rec.plural)
+            and (self.group is None or self.group == rec.group)
+            and (self.namespace is None or self.namespace == rec.namespace)
+        )
+
+    @property
+    def exhausted(self) -> bool:
+        """True once it dropped ``times`` watches."""
+        return self.times is not None and self.hits >= self.times
+
+
+# --------------------------------------------------------------------------------------------------
+# Selectors & patches (pure functions)
+# --------------------------------------------------------------------------------------------------
+
+
+class SelectorError(ValueError):
+    """An unparseable label or field selector (answered as HTTP 400)."""
+
+
+_SET_TERM = re.compile(r"^\s*([^\s!=(),]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
+
+
+def _split_terms(selector: str) -> list[str]:
+    terms: list[str] = []
+    depth = 0
+    current = ""
+    for char in selector:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        if char == "," and depth == 0:
+            terms.append(current)
+            current = ""
+        else:
+            current += char
+    terms.append(current)
+    return [term.strip() for term in terms if term.strip()]
+
+
+def match_label_selector(selector: str | None, labels: Mapping[str, str] | None) -> bool:
+    """Evaluate a Kubernetes label selector (equality- and set-based) against labels."""
+    labels = labels or {}
+    for term in _split_terms(selector or ""):
+        if not re.match(r"^!?\s*[A-Za-z0-9]", term):
+            raise SelectorError(f"invalid label selector term: {term!r}")
+        if m := _SET_TERM.match(term):
+            key, op, raw_values = m.groups()
+            values = {v.strip() for v in raw_values.split(",") if v.strip()}
+            ok = (key in labels and labels[key] in values) if op == "in" else labels.get(key) not in values
+        elif "!=" in term:
+            key, value = (part.strip() for part in term.split("!=", 1))
+            ok = labels.get(key) != value
+        elif "=" in term:
+            key, value = (part.strip() for part in re.split(r"==?", term, maxsplit=1))
+            ok = key in labels and labels[key] == value
+        elif term.startswith("!"):
+            ok = term[1:].strip() not in labels
+        else:
+            ok = term in labels
+        if not ok:
+            return False
+    return True
+
+
+def _lookup(obj: Mapping[str, Any], dotted: str) -> str:
+    value: Any = obj
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def match_field_selector(selector: str | None, obj: Mapping[str, Any]) -> bool:
+    """Evaluate a field selector (``metadata.name=x,status.phase!=Failed``) against an object."""
+    for term in _split_terms(selector or ""):
+        if "!=" in term:
+            path, value = (part.strip() for part in term.split("!=", 1))
+            ok = _lookup(obj, path) != value
+        elif "=" in term:
+            path, value = (part.strip() for part in re.split(r"==?", term, maxsplit=1))
+            ok = _lookup(obj, path) == value
+        else:
+            raise SelectorError(f"invalid field selector term: {term!r}")
+        if not path:
+            raise SelectorError(f"invalid field selector term: {term!r}")
+        if not ok:
+            return False
+    return True
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: dicts merge recursively, ``None`` deletes, anything else replaces."""
+    if not isinstance(patch, Mapping):
+        return copy.deepcopy(patch)
+    result: dict[str, Any] = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# The kmock subclass (lives in the emulator thread's event loop only)
+# --------------------------------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _api_version(res: kmock.resource) -> str:
+    return f"{res.group}/{res.version}" if res.group else str(res.version)
+
+
+def _error(status: int, message: str, reason: str | None = None, details: Any = None) -> kmock.KubernetesError:
+    return kmock.KubernetesError(
+        status=status,
+        reason=reason or _STATUS_REASONS.get(status, "Unknown"),
+        message=message,
+        details=details if details is not None else {},
+    )
+
+
+def _status_body(status: int, message: str, reason: str | None = None) -> _Obj:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason or _STATUS_REASONS.get(status, "Unknown"),
+        "code": status,
+    }
+
+
+@dataclasses.dataclass
+class _Event:
+    rv: int
+    resource: kmock.resource
+    type: str
+    obj: _Obj
+    old: _Obj | None
+
+
+@dataclasses.dataclass(eq=False)
+class _OpenWatch:
+    """One streaming watch response, with its injected drop (if any)."""
+
+    rec: RecordedRequest
+    raw: aiohttp.web.BaseRequest
+    response: aiohttp.web.StreamResponse
+    drop: WatchDrop | None
+    wakeup: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    ready: bool = False  # past the initial burst, streaming live
+    closing: bool = False  # asked to end by close_watches()
+    aborted: bool = False  # the connection was reset (no clean end of the response)
+    sent: int = 0
+
+    @property
+    def drop_due(self) -> bool:
+        return self.drop is not None and self.sent >= self.drop.after_events
+
+    @property
+    def client_gone(self) -> bool:
+        return self.raw.transport is None or self.raw.transport.is_closing()
+
+    def do_drop(self) -> None:
+        if self.drop is not None and self.drop.abort and self.raw.transport is not None:
+            self.raw.transport.abort()
+            self.aborted = True
+
+    async def send(self, event: _Obj) -> bool:
+        """Send one event; False if the stream must end now because of an injected drop."""
+        if self.drop_due:
+            self.do_drop()
+            return False
+        await self.response.write(json.dumps(event).encode() + b"\n")
+        self.sent += 1
+        return True
+
+
+@dataclasses.dataclass
+class _MutableRecord:
+    data: RecordedRequest
+
+
+@attrs.define(kw_only=True)
+class _Emulator(kmock.KubernetesEmulator):
+    """KubernetesEmulator with a replaced request interceptor for resource URLs.
+
+    kmock keeps: request parsing & recording, discovery (``KubernetesScaffold._serve_*``), Status
+    error rendering, and the object store (``self.objects`` with per-object history). This class
+    replaces ``KubernetesEmulator._handle`` for resource URLs (the module docstring says why).
+    """
+
+    _rv: int = attrs.field(default=0, init=False)
+    _compacted_rv: int = attrs.field(default=0, init=False)
+    _events: list[_Event] = attrs.field(factory=list, init=False)
+    _watches: set[_OpenWatch] = attrs.field(factory=set, init=False)
+    _records: list[_MutableRecord] = attrs.field(factory=list, init=False)
+    _faults: list[Fault] = attrs.field(factory=list, init=False)
+    _drops: list[WatchDrop] = attrs.field(factory=list, init=False)
+    _logs: dict[tuple[str, str, str | None], str] = attrs.field(factory=dict, init=False)
+    _rules_lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
+    _shutting_down: bool = attrs.field(default=False, init=False)
+
+    # ---- request entry point ----------------------------------------------------------------
+
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        # kmock recognises only ?watch=true; the Python client sends watch=True (see parsing.guess_k8s).
+        if request.method == kmock.method.GET and request.params.get("watch", "").lower() in ("true", "1"):
+            object.__setattr__(request, "action", kmock.action.WATCH)
+
+        record = self._record(request)
+        try:
+            fault = self._take_fault(record.data)
+            if fault is not None:
+                response = await self._respond_fault(request, record, fault)
+            elif request.resource is not None and request.resource.plural is not None:
+                response = await self._serve_resource(request, record)
+            else:
+                # Discovery & friends: kmock's own fallbacks, skipping KubernetesEmulator's interceptor.
+                response = await kmock.KubernetesScaffold._handle(self, request)
+        except kmock.KubernetesError as e:
+            self._set_status(record, e.status)
+            raise
+        except Exception:
+            self._set_status(record, 500)
+            raise
+        self._set_status(record, response.status)
+        return response
+
+    def _record(self, request: kmock.Request) -> _MutableRecord:
+        res = request.resource
+        verb: str | None = None
+        if res is not None and res.plural is not None:
+            method = request.method.value if request.method is not None else ""
+            if request.action == kmock.action.WATCH:
+                verb = "watch"
+            elif method == "GET":
+                verb = "get" if request.name else "list"
+            elif method == "POST":
+                verb = "create"
+            elif method == "PUT":
+                verb = "update"
+            elif method == "PATCH":
+                verb = "patch"
+            elif method == "DELETE":
+                verb = "delete" if request.name else "deletecollection"
+        raw = request._raw_request
+        content_type = raw.content_type if raw is not None else ""
+        record = _MutableRecord(
+            RecordedRequest(
+                id=request.id,
+                method=str(request.method.value if request.method is not None else ""),
+                path=request.url.path,
+                query=dict(request.params),
+                body=copy.deepcopy(request.data) if isinstance(request.data, dict | list) else request.data,
+                content_type=content_type,
+                verb=verb,
+                group=res.group if res is not None else None,
+                version=res.version if res is not None else None,
+                plural=res.plural if res is not None else None,
+                namespace=request.namespace,
+                name=request.name,
+                subresource=request.subresource,
+                status=None,
+            )
+        )
+        with self._rules_lock:
+            self._records.append(record)
+        return record
+
+    def _set_status(self, record: _MutableRecord, status: int) -> None:
+        if record.data.status is None:
+            with self._rules_lock:
+                record.data = dataclasses.replace(record.data, status=status)
+
+    def recorded(self) -> list[RecordedRequest]:
+        """A snapshot of the recorded requests (thread-safe)."""
+        with self._rules_lock:
+            return [record.data for record in self._records]
+
+    # ---- fault injection ------------------------------------------------------------------------
+
+    def add_fault(self, fault: Fault) -> None:
+        with self._rules_lock:
+            self._faults.append(fault)
+
+    def add_drop(self, drop: WatchDrop) -> None:
+        with self._rules_lock:
+            self._drops.append(drop)
+
+    def clear_faults(self) -> None:
+        with self._rules_lock:
+            self._faults.clear()
+            self._drops.clear()
+
+    def _take_fault(self, rec: RecordedRequest) -> Fault | None:
+        with self._rules_lock:
+            for fault in self._faults:
+                if not fault.exhausted and fault.matches(rec):
+                    fault.hits += 1
+                    return fault
+        return None
+
+    def _take_drop(self, rec: RecordedRequest) -> WatchDrop | None:
+        with self._rules_lock:
+            for drop in self._drops:
+                if not drop.exhausted and drop.matches(rec):
+                    drop.hits += 1
+                    return drop
+        return None
+
+    async def _respond_fault(
+        self, request: kmock.Request, record: _MutableRecord, fault: Fault
+    ) -> aiohttp.web.StreamResponse:
+        message = fault.message or f"injected fault: HTTP {fault.status}"
+        body = _status_body(fault.status, message, fault.reason)
+        if fault.in_stream and record.data.verb == "watch" and request._raw_request is not None:
+            response = aiohttp.web.StreamResponse(status=200)
+            response.content_type = "application/json"
+            self._set_status(record, 200)
+            await response.prepare(request._raw_request)
+            await response.write(json.dumps({"type": "ERROR", "object": body}).encode() + b"\n")
+            await response.write_eof()
+            return response
+        return aiohttp.web.json_response(body, status=fault.status)
+
+    # ---- resources ------------------------------------------------------------------------------
+
+    def declare(self, custom: CustomResource) -> None:
+        self.resources[custom.api_version + "/" + custom.plural] = kmock.ResourceInfo(
+            kind=custom.kind,
+            singular=custom.kind.lower(),
+            namespaced=custom.namespaced,
+            verbs=set(_STANDARD_VERBS),
+            shortnames=set(custom.shortnames),
+            subresources=set(custom.subresources),
+        )
+
+    def info(self, res: kmock.resource) -> kmock.ResourceInfo:
+        if res not in self.resources:
+            raise _error(404, f"the server could not find the requested resource ({_api_version(res)} {res.plural})")
+        return self.resources[res]
+
+    # ---- the store (synchronous: atomic within the event loop) -----------------------------------
+
+    def _live(self, key: tuple[kmock.resource, str | None, str]) -> _Obj | None:
+        if key not in self.objects:
+            return None
+        obj = self.objects[key]
+        return None if obj.deleted else copy.deepcopy(obj.raw)
+
+    def _commit(self, res: kmock.resource, event_type: str, new: _Obj, old: _Obj | None) -> _Obj:
+        meta = new["metadata"]
+        key = (res, meta.get("namespace"), meta["name"])
+        self._rv += 1
+        meta["resourceVersion"] = str(self._rv)
+        if event_type == "DELETED":
+            self.objects[key].delete()
+        elif key in self.objects:
+            self.objects[key].history.append(copy.deepcopy(new))
+        else:
+            self.objects[key] = copy.deepcopy(new)
+        self._events.append(_Event(self._rv, res, event_type, copy.deepcopy(new), old))
+        for watch in self._watches:
+            watch.wakeup.set()
+        return new
+
+    def resource_version(self) -> int:
+        return self._rv
+
+    def compact(self) -> int:
+        self._compacted_rv = self._rv
+        return self._rv
+
+    def get_object(self, res: kmock.resource, namespace: str | None, name: str) -> _Obj:
+        info = self.info(res)
+        obj = self._live((res, namespace if info.namespaced else None, name))
+        if obj is None:
+            raise _error(404, f'{res.plural}{"." + res.group if res.group else ""} "{name}" not found',
+                         details={"name": name, "group": res.group, "kind": res.plural})
+        return obj
+
+    def find_object(self, res: kmock.resource, namespace: str | None, name: str) -> _Obj | None:
+        info = self.info(res)
+        return self._live((res, namespace if info.namespaced else None, name))
+
+    def list_objects(
+        self,
+        res: kmock.resource,
+        namespace: str | None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        name: str | None = None,
+    ) -> list[_Obj]:
+        info = self.info(res)
+        result: list[_Obj] = []
+        for (key_res, key_ns, key_name), obj in self.objects.items():
+            if key_res != res or obj.deleted:
+                continue
+            if info.namespaced and namespace is not None and key_ns != namespace:
+                continue
+            if name is not None and key_name != name:
+                continue
+            raw = obj.raw
+            if not match_label_selector(label_selector, raw.get("metadata", {}).get("labels")):
+                continue
+            if not match_field_selector(field_selector, raw):
+                continue
+            result.append(copy.deepcopy(raw))
+        return result
+
+    def create_object(self, res: kmock.resource, namespace: str | None, body: Any) -> _Obj:
+        info = self.info(res)
+        if not isinstance(body, Mapping):
+            raise _error(400, "the request body must be a JSON object")
+        obj: _Obj = copy.deepcopy(dict(body))
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise _error(400, "metadata must be an object")
+        if info.namespaced:
+            if namespace and meta.get("namespace") and meta["namespace"] != namespace:
+                raise _error(400, "the namespace of the provided object does not match the namespace sent on the request")
+            namespace = namespace or meta.get("namespace")
+            if not namespace:
+                raise _error(400, "a namespace is required to create a namespaced object")
+            meta["namespace"] = namespace
+        else:
+            namespace = None
+            meta.pop("namespace", None)
+        if not meta.get("name") and meta.get("generateName"):
+            suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
+            meta["name"] = f"{meta['generateName']}{suffix}"
+        name = meta.get("name")
+        if not name:
+            raise _error(422, "metadata.name: Required value: name or generateName is required")
+        if self._live((res, namespace, name)) is not None:
+            raise _error(409, f'{res.plural}{"." + res.group if res.group else ""} "{name}" already exists',
+                         reason="AlreadyExists", details={"name": name, "group": res.group, "kind": res.plural})
+        obj.setdefault("apiVersion", _api_version(res))
+        if info.kind:
+            obj.setdefault("kind", info.kind)
+        for field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
+            meta.pop(field, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = _now()
+        meta["generation"] = 1
+        return self._commit(res, "ADDED", obj, None)
+
+    def update_object(
+        self,
+        res: kmock.resource,
+        namespace: str | None,
+        name: str,
+        change: Callable[[_Obj], _Obj],
+        *,
+        subresource: str | None = None,
+        expected_rv: str | None = None,
+        scope: str = "http",
+    ) -> _Obj:
+        """Apply ``change`` to the live object; identity fields are preserved; no-op changes emit nothing.
+
+        ``scope``: ``"http"`` follows the API rules (``subresource="status"`` changes only the status; the
+        main endpoint keeps the status of kinds with a status subresource); ``"status"`` changes only the
+        status; ``"all"`` changes everything but identity fields (harness writes).
+        """
+        info = self.info(res)
+        old = self.get_object(res, namespace, name)
+        old_meta = old["metadata"]
+        if expected_rv and expected_rv != old_meta.get("resourceVersion"):
+            raise _error(409, f'Operation cannot be fulfilled on {res.plural} "{name}": the object has been '
+                              "modified; please apply your changes to the latest version and try again")
+        try:
+            changed = change(copy.deepcopy(old))
+        except (ValueError, TypeError, jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as e:
+            raise _error(422, f"cannot apply the change: {e}") from e
+        if not isinstance(changed, dict) or not isinstance(changed.get("metadata", {}), dict):
+            raise _error(422, "the result of the change is not an object")
+        if scope == "status" or (scope == "http" and subresource == "status"):
+            new = copy.deepcopy(old)
+            if changed.get("status") is None:
+                new.pop("status", None)
+            else:
+                new["status"] = changed["status"]
+        else:
+            new = changed
+            if scope == "http" and "status" in info.subresources:  # the main endpoint ignores status changes
+                if "status" in old:
+                    new["status"] = old["status"]
+                else:
+                    new.pop("status", None)
+            new["apiVersion"] = old.get("apiVersion")
+            new["kind"] = old.get("kind")
+        meta = new.setdefault("metadata", {})
+        for field in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp",
+                      "deletionGracePeriodSeconds", "generation"):
+            if field in old_meta:
+                meta[field] = old_meta[field]
+            else:
+                meta.pop(field, None)
+        meta["resourceVersion"] = old_meta.get("resourceVersion")
+        if new.get("spec") != old.get("spec"):
+            meta["generation"] = int(old_meta.get("generation", 1)) + 1
+        if new == old:
+            return old  # no-op: no new resourceVersion, no event (as the real API server)
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            return self._commit(res, "DELETED", new, old)
+        return self._commit(res, "MODIFIED", new, old)
+
+    def delete_object(
+        self,
+        res: kmock.resource,
+        namespace: str | None,
+        name: str,
+        preconditions: Mapping[str, Any] | None = None,
+    ) -> tuple[_Obj, bool]:
+        """Delete (or mark for deletion if finalizers exist). Returns (object, actually_deleted)."""
+        old = self.get_object(res, namespace, name)
+        meta = old["metadata"]
+        preconditions = preconditions or {}
+        for field in ("uid", "resourceVersion"):
+            if preconditions.get(field) and preconditions[field] != meta.get(field):
+                raise _error(409, f"Precondition failed: {field} in precondition: {preconditions[field]}, "
+                                  f"{field} in object meta: {meta.get(field)}")
+        if meta.get("deletionTimestamp"):
+            return old, False
+        if meta.get("finalizers"):
+            new = copy.deepcopy(old)
+            new["metadata"]["deletionTimestamp"] = _now()
+            new["metadata"]["deletionGracePeriodSeconds"] = 0
+            return self._commit(res, "MODIFIED", new, old), False
+        return self._commit(res, "DELETED", copy.deepcopy(old), old), True
+
+    def set_log(self, namespace: str, pod: str, container: str | None, text: str, append: bool) -> None:
+        key = (namespace, pod, container)
+        self._logs[key] = (self._logs.get(key, "") if append else "") + text
+
+    def shutdown_watches(self) -> None:
+        self._shutting_down = True
+        for watch in self._watches:
+            watch.wakeup.set()
+
+    def close_watches(self) -> int:
+        count = 0
+        for watch in self._watches:
+            watch.closing = True
+            watch.wakeup.set()
+            count += 1
+        return count
+
+    def open_watches(self) -> list[RecordedRequest]:
+        return [watch.rec for watch in self._watches if watch.ready and not watch.closing]
+
+    # ---- HTTP serving of resource URLs ------------------------------------------------------------
+
+    async def _serve_resource(self, request: kmock.Request, record: _MutableRecord) -> aiohttp.web.StreamResponse:
+        res = kmock.resource(request.resource)
+        info = self.info(res)
+        rec = record.data
+        namespace = request.namespace if info.namespaced else None
+        params = request.params
+        sub = request.subresource
+        if sub is not None and sub not in ("status", "log"):
+            raise _error(404, f"the subresource {sub!r} is not emulated")
+        if sub == "log":
+            if res != kmock.resource("", "v1", "pods") or rec.verb != "get" or request.name is None:
+                raise _error(405, "only GET of pods/log is emulated")
+            return self._serve_log(namespace, request.name, params)
+
+        if rec.verb == "watch":
+            return await self._serve_watch(request, record, res, namespace)
+        try:
+            if rec.verb == "get":
+                assert request.name is not None
+                return aiohttp.web.json_response(self.get_object(res, namespace, request.name))
+            if rec.verb == "list":
+                items = self.list_objects(res, namespace, params.get("labelSelector"), params.get("fieldSelector"))
+                return aiohttp.web.json_response(self._list_body(res, info, items))
+            if rec.verb == "create":
+                if sub is not None:
+                    raise _error(405, "POST to a subresource is not emulated")
+                return aiohttp.web.json_response(self.create_object(res, namespace, request.data), status=201)
+            if rec.verb in ("update", "patch"):
+                assert request.name is not None
+                return aiohttp.web.json_response(self._serve_write(request, res, namespace, request.name, rec))
+            if rec.verb == "delete":
+                assert request.name is not None
+                return self._serve_delete(request, res, info, namespace, request.name)
+            if rec.verb == "deletecollection":
+                items = self.list_objects(res, namespace, params.get("labelSelector"), params.get("fieldSelector"))
+                deleted = [self.delete_object(res, obj["metadata"].get("namespace"), obj["metadata"]["name"])[0]
+                           for obj in items]
+                return aiohttp.web.json_response(self._list_body(res, info, deleted))
+        except SelectorError as e:
+            raise _error(400, str(e)) from e
+        raise _error(405, f"method {rec.method} is not emulated for {rec.path}")
+
+    def _list_body(self, res: kmock.resource, info: kmock.ResourceInfo, items: list[_Obj]) -> _Obj:
+        return {
+            "apiVersion": _api_version(res),
+            "kind": f"{info.kind or 'Object'}List",
+            "metadata": {"resourceVersion": str(self._rv)},
+            "items": items,
+        }
+
+    def _serve_write(
+        self, request: kmock.Request, res: kmock.resource, namespace: str | None, name: str, rec: RecordedRequest
+    ) -> _Obj:
+        body = request.data
+        if rec.verb == "update":
+            if not isinstance(body, Mapping):
+                raise _error(400, "the request body must be a JSON object")
+            body_meta = body.get("metadata") or {}
+            if body_meta.get("name") not in (None, name):
+                raise _error(400, "the name of the object does not match the name on the URL")
+            return self.update_object(
+                res, namespace, name, lambda _old: copy.deepcopy(dict(body)),
+                subresource=request.subresource, expected_rv=body_meta.get("resourceVersion"),
+            )
+        content_type = rec.content_type
+        if content_type == "application/json-patch+json":
+            if not isinstance(body, list):
+                raise _error(400, "a JSON patch must be a list of operations")
+            return self.update_object(
+                res, namespace, name, lambda old: jsonpatch.apply_patch(old, body, in_place=False),
+                subresource=request.subresource,
+            )
+        if content_type in ("application/merge-patch+json", "application/strategic-merge-patch+json",
+                            "application/json"):
+            if not isinstance(body, Mapping):
+                raise _error(400, "a merge patch must be a JSON object")
+            expected_rv = (body.get("metadata") or {}).get("resourceVersion")
+            return self.update_object(
+                res, namespace, name, lambda old: merge_patch(old, body),
+                subresource=request.subresource, expected_rv=expected_rv,
+            )
+        raise _error(415, f"the patch content type {content_type!r} is not emulated")
+
+    def _serve_delete(
+        self, request: kmock.Request, res: kmock.resource, info: kmock.ResourceInfo, namespace: str | None, name: str
+    ) -> aiohttp.web.StreamResponse:
+        options = request.data if isinstance(request.data, Mapping) else {}
+        obj, deleted = self.delete_object(res, namespace, name, options.get("preconditions"))
+        if not deleted:
+            return aiohttp.web.json_response(obj, status=200)
+        return aiohttp.web.json_response({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {"name": name, "group": res.group, "kind": res.plural, "uid": obj["metadata"].get("uid")},
+        })
+
+    def _serve_log(self, namespace: str | None, pod_name: str, params: Mapping[str, str]) -> aiohttp.web.Response:
+        pod = self.get_object(kmock.resource("", "v1", "pods"), namespace, pod_name)
+        containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+        container = params.get("container")
+        if container is None and len(containers) > 1:
+            raise _error(400, f"a container name must be specified for pod {pod_name}, choose one of: {containers}")
+        if container is None and len(containers) == 1:
+            container = containers[0]
+        if container is not None and containers and container not in containers:
+            raise _error(400, f"container {container} is not valid for pod {pod_name}")
+        assert namespace is not None
+        text = self._logs.get((namespace, pod_name, container), self._logs.get((namespace, pod_name, None), ""))
+        if "tailLines" in params:
+            tail = int(params["tailLines"])
+            lines = text.splitlines(keepends=True)
+            text = "".join(lines[-tail:]) if tail > 0 else ""
+        return aiohttp.web.Response(text=text, content_type="text/plain")
+
+    async def _serve_watch(
+        self, request: kmock.Request, record: _MutableRecord, res: kmock.resource, namespace: str | None
+    ) -> aiohttp.web.StreamResponse:
+        params = request.params
+        label_selector, field_selector, name = params.get("labelSelector"), params.get("fieldSelector"), request.name
+        try:  # validate the selectors before the stream starts (400 instead of a broken stream)
+            match_label_selector(label_selector, {})
+            match_field_selector(field_selector, {})
+        except SelectorError as e:
+            raise _error(400, str(e)) from e
+
+        def matches(obj: _Obj) -> bool:
+            meta = obj.get("metadata", {})
+            return (
+                (namespace is None or meta.get("namespace") == namespace)
+                and (name is None or meta.get("name") == name)
+                and match_label_selector(label_selector, meta.get("labels"))
+                and match_field_selector(field_selector, obj)
+            )
+
+        timeout = float(params["timeoutSeconds"]) if params.get("timeoutSeconds") else None
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        assert request._raw_request is not None
+        response = aiohttp.web.StreamResponse(status=200)
+        response.content_type = "application/json"
+        self._set_status(record, 200)
+        await response.prepare(request._raw_request)
+        watch = _OpenWatch(rec=record.data, raw=request._raw_request, response=response,
+                           drop=self._take_drop(record.data))
+        self._watches.add(watch)
+        try:
+            await self._stream_watch(watch, res, namespace, matches, params.get("resourceVersion") or "", deadline)
+        except ConnectionError:
+            watch.aborted = True
+        finally:
+            self._watches.discard(watch)
+            if not watch.aborted:
+                with contextlib.suppress(ConnectionError):
+                    await response.write_eof()
+        return response
+
+    async def _stream_watch(  # noqa: PLR0917
+        self,
+        watch: _OpenWatch,
+        res: kmock.resource,
+        namespace: str | None,
+        matches: Callable[[_Obj], bool],
+        rv_param: str,
+        deadline: float | None,
+    ) -> None:
+        if watch.drop_due:
+            watch.do_drop()
+            return
+        if rv_param in ("", "0"):  # "any version": the current state first, as synthetic ADDED events
+            index = len(self._events)
+            initial = [{"type": "ADDED", "object": obj} for obj in self.list_objects(res, namespace) if matches(obj)]
+        else:
+            since = int(rv_param) if rv_param.isdigit() else -1
+            if since < 0 or since < self._compacted_rv:
+                message = f"too old resource version: {rv_param} ({self._compacted_rv})"
+                await watch.response.write(json.dumps({"type": "ERROR", "object": _status_body(410, message)}).encode()
+                                           + b"\n")
+                return
+            index = next((i for i, e in enumerate(self._events) if e.rv > since), len(self._events))
+            initial = []
+        for event in initial:
+            if not await watch.send(event):
+                return
+        watch.ready = True
+        loop = asyncio.get_running_loop()
+        while not self._shutting_down and not watch.closing:
+            watch.wakeup.clear()
+            while index < len(self._events):
+                translated = self._translate(self._events[index], res, matches)
+                index += 1
+                if translated is not None and not await watch.send(translated):
+                    return
+            if watch.drop_due:
+                watch.do_drop()
+                return
+            remaining = None if deadline is None else deadline - loop.time()
+            if (remaining is not None and remaining <= 0) or watch.client_gone:
+                return
+            wait = _WATCH_POLL_SECONDS if remaining is None else min(_WATCH_POLL_SECONDS, remaining)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(watch.wakeup.wait(), wait)
+
+    @staticmethod
+    def _translate(event: _Event, res: kmock.resource, matches: Callable[[_Obj], bool]) -> _Obj | None:
+        if event.resource != res:
+            return None
+        now = matches(event.obj)
+        if event.type != "MODIFIED":
+            return {"type": event.type, "object": event.obj} if now else None
+        before = event.old is not None and matches(event.old)
+        if now and before:
+            return {"type": "MODIFIED", "object": event.obj}
+        if now:
+            return {"type": "ADDED", "object": event.obj}
+        if before:
+            return {"type": "DELETED", "object": event.obj}
+        return None
+
+
+# --------------------------------------------------------------------------------------------------
+# The thread-hosted handle used by tests
+# --------------------------------------------------------------------------------------------------
+
+
+class K8sEmulator:
+    """A Kubernetes API emulator served on 127.0.0.1 from a background thread with its own event loop.
+
+    All methods are synchronous and thread-safe; call them from the test thread (or any thread
+    other than the emulator's). Methods addressing objects take ``(group, version, plural,
+    namespace, name)``; the core group is ``""`` (e.g. ``("", "v1", "pods", ...)``).
+    Harness writes go through the same store as HTTP writes: they bump resourceVersion and
+    produce watch events, but are not recorded in :meth:`requests`.
+    Errors from harness writes are raised as ``kmock.KubernetesError`` (``.status``, ``.message``).
+    """
+
+    def __init__(
+        self,
+        *,
+        custom_resources: Sequence[CustomResource] = CUSTOM_RESOURCES,
+        call_timeout: float = 10.0,
+    ) -> None:
+        self._custom_resources = tuple(custom_resources)
+        self._call_timeout = call_timeout
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._emulator: _Emulator | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._port = 0
+        self._clients: list[k8s_client.ApiClient] = []
+        self._tmpdir: str | None = None
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> K8sEmulator:
+        """Start the server thread and wait until it listens; returns self."""
+        if self._thread is not None:
+            raise RuntimeError("the emulator is already started")
+        self._tmpdir = tempfile.mkdtemp(prefix="k8s-emulator-")
+        self._thread = threading.Thread(target=self._run, name="k8s-emulator", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("the Kubernetes emulator did not start in time")
+        if self._startup_error is not None:
+            raise RuntimeError("the Kubernetes emulator failed to start") from self._startup_error
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close all clients made by :meth:`api_client`, end all watches, stop the server and the thread."""
+        for api in self._clients:
+            api.rest_client.pool_manager.clear()
+            api.close()
+        self._clients.clear()
+        loop, stop_event, thread = self._loop, self._stop_event, self._thread
+        if loop is not None and stop_event is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop may have finished already
+                loop.call_soon_threadsafe(stop_event.set)
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                raise RuntimeError("the Kubernetes emulator thread did not stop in time")
+        self._thread = None
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    def __enter__(self) -> K8sEmulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._main())
+        except BaseException as e:
+            self._startup_error = e
+        finally:
+            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._stop_event = asyncio.Event()
+        emulator = _Emulator()
+        with warnings.catch_warnings():  # kmock 0.8 uses the deprecated importlib.resources.read_binary
+            warnings.simplefilter("ignore", DeprecationWarning)
+            emulator.resources.load_bundled()
+        for custom in self._custom_resources:
+            emulator.declare(custom)
+        async with emulator:
+            server = aiohttp.web.Server(emulator, access_log=None)
+            runner = aiohttp.web.ServerRunner(server, shutdown_timeout=2.0)
+            await runner.setup()
+            try:
+                site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+                await site.start()
+                self._port = int(runner.addresses[0][1])
+                self._emulator = emulator
+                self._ready.set()
+                await self._stop_event.wait()
+            finally:
+                emulator.shutdown_watches()
+                await runner.cleanup()
+
+    def _call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        loop = self._loop
+        if loop is None or self._emulator is None or loop.is_closed():
+            raise RuntimeError("the emulator is not running")
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("harness methods must not be called from the emulator's own thread")
+        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as e:
+                future.set_exception(e)
+
+        loop.call_soon_threadsafe(run)
+        return future.result(timeout=self._call_timeout)
+
+    @property
+    def _em(self) -> _Emulator:
+        if self._emulator is None:
+            raise RuntimeError("the emulator is not running")
+        return self._emulator
+
+    # ---- clients ------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>`` of the running emulator."""
+        if not self._port:
+            raise RuntimeError("the emulator is not running")
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def port(self) -> int:
+        """The ephemeral TCP port on 127.0.0.1."""
+        return self._port
+
+    def configuration(self) -> k8s_client.Configuration:
+        """A fresh ``kubernetes.client.Configuration`` pointing at the emulator (no auth, no globals)."""
+        config = k8s_client.Configuration()
+        config.host = self.base_url
+        return config
+
+    def api_client(self) -> k8s_client.ApiClient:
+        """A new ``kubernetes.client.ApiClient`` for the emulator; closed automatically at :meth:`stop`."""
+        api = k8s_client.ApiClient(configuration=self.configuration())
+        self._clients.append(api)
+        return api
+
+    def dynamic_client(self) -> DynamicClient:
+        """A ``kubernetes.dynamic.DynamicClient`` with a private discovery cache file."""
+        assert self._tmpdir is not None
+        cache_file = f"{self._tmpdir}/discovery-{len(self._clients)}.json"
+        return DynamicClient(self.api_client(), cache_file=cache_file)
+
+    # ---- objects ------------------------------------------------------------------------------
+
+    def get(self, group: str, version: str, plural: str, namespace: str | None, name: str) -> _Obj | None:
+        """The current object (a deep copy), or None if absent."""
+        return self._call(self._em.find_object, kmock.resource(group, version, plural), namespace, name)
+
+    def list(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[_Obj]:
+        """Current objects of a resource (all namespaces if ``namespace`` is None), filtered by selectors."""
+        res = kmock.resource(group, version, plural)
+        return self._call(self._em.list_objects, res, namespace, label_selector, field_selector)
+
+    def history(self, group: str, version: str, plural: str, namespace: str | None, name: str) -> builtins.list[_Obj | None]:
+        """Every stored version of the object, oldest first; None marks a deletion (kmock's history)."""
+
+        def read() -> builtins.list[_Obj | None]:
+            key = (kmock.resource(group, version, plural), namespace, name)
+            if key not in self._em.objects:
+                return []
+            return [None if v is None else copy.deepcopy(v.raw) for v in self._em.objects[key].history]
+
+        return self._call(read)
+
+    def create(self, group: str, version: str, plural: str, namespace: str | None, body: Mapping[str, Any]) -> _Obj:
+        """Create an object (emits ADDED); 409 ``KubernetesError`` if it exists."""
+        return self._call(self._em.create_object, kmock.resource(group, version, plural), namespace, body)
+
+    def create_pod(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        labels: Mapping[str, str] | None = None,
+        containers: Sequence[str] = ("main",),
+        phase: str = "Running",
+        owner: Mapping[str, Any] | None = None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> _Obj:
+        """Create a pod (emits ADDED) with labels, named containers, ``status.phase``, and optionally an
+        ownerReference (``controller: true``) to ``owner`` (an object dict as returned by :meth:`get`)."""
+        metadata: _Obj = {"name": name, "namespace": namespace, "labels": dict(labels or {})}
+        if annotations:
+            metadata["annotations"] = dict(annotations)
+        if owner is not None:
+            metadata["ownerReferences"] = [{
+                "apiVersion": owner["apiVersion"],
+                "kind": owner["kind"],
+                "name": owner["metadata"]["name"],
+                "uid": owner["metadata"]["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }]
+        body = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": metadata,
+            "spec": {"containers": [{"name": c, "image": "emulated"} for c in containers]},
+            "status": {"phase": phase},
+        }
+        return self.create("", "v1", "pods", namespace, body)
+
+    def patch(  # noqa: PLR0917  (mirrors the Kubernetes object address + the change)
+        self, group: str, version: str, plural: str, namespace: str | None, name: str, patch: Mapping[str, Any]
+    ) -> _Obj:
+        """Merge-patch the whole object, status included (emits MODIFIED unless it is a no-op)."""
+        res = kmock.resource(group, version, plural)
+        return self._call(
+            self._em.update_object, res, namespace, name, lambda old: self._patch_all(old, patch), scope="all"
+        )
+
+    @staticmethod
+    def _patch_all(old: _Obj, patch: Mapping[str, Any]) -> _Obj:
+        patched: _Obj = merge_patch(old, patch)
+        return patched
+
+    def set_status(  # noqa: PLR0917  (mirrors the Kubernetes object address + the change)
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str | None,
+        name: str,
+        status: Mapping[str, Any],
+        *,
+        replace: bool = False,
+    ) -> _Obj:
+        """Merge ``status`` into ``.status`` (or replace it with ``replace=True``); emits MODIFIED.
+
+        This is how a test plays the job controller; works for kinds with and without a status subresource.
+        """
+        res = kmock.resource(group, version, plural)
+
+        def change(old: _Obj) -> _Obj:
+            old["status"] = copy.deepcopy(dict(status)) if replace else merge_patch(old.get("status") or {}, status)
+            return old
+
+        return self._call(self._em.update_object, res, namespace, name, change, scope="status")
+
+    def delete(self, group: str, version: str, plural: str, namespace: str | None, name: str) -> _Obj | None:
+        """Delete like the API would (finalizers -> deletionTimestamp only); None if it was absent."""
+        res = kmock.resource(group, version, plural)
+
+        def delete() -> _Obj | None:
+            if self._em.find_object(res, namespace, name) is None:
+                return None
+            return self._em.delete_object(res, namespace, name)[0]
+
+        return self._call(delete)
+
+    @property
+    def resource_version(self) -> str:
+        """The latest resourceVersion issued (as the API returns it: a string)."""
+        return str(self._call(self._em.resource_version))
+
+    def compact(self) -> str:
+        """Forget history: watches from a resourceVersion older than now get ERROR 410 (Expired)."""
+        return str(self._call(self._em.compact))
+
+    # ---- pod logs -----------------------------------------------------------------------------
+
+    def set_pod_log(self, namespace: str, pod: str, text: str, container: str | None = None) -> None:
+        """Set the text served for ``pods/{pod}/log?container={container}`` (None: any container)."""
+        self._call(self._em.set_log, namespace, pod, container, text, False)
+
+    def append_pod_log(self, namespace: str, pod: str, text: str, container: str | None = None) -> None:
+        """Append to the log text of a pod container."""
+        self._call(self._em.set_log, namespace, pod, container, text, True)
+
+    # ---- faults -------------------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        status: int,
+        *,
+        verb: str | None = None,
+        plural: str | None = None,
+        group: str | None = None,
+        path: str | None = None,
+        name: str | None = None,
+        namespace: str | None = None,
+        subresource: str | None = None,
+        times: int | None = 1,
+        in_stream: bool = False,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> Fault:
+        """Make the next ``times`` requests matching all given criteria answer ``status`` (a Status body).
+
+        ``verb`` is one of get/list/watch/create/update/patch/delete/deletecollection (a pod log read is
+        ``verb="get", subresource="log"``); ``path`` is a URL path prefix. ``in_stream=True`` makes a matching watch send an ERROR event instead (HTTP 200).
+        """
+        fault = Fault(status=status, verb=verb, plural=plural, group=group, path=path, name=name,
+                      namespace=namespace, subresource=subresource, times=times, in_stream=in_stream, reason=reason, message=message)
+        self._em.add_fault(fault)
+        return fault
+
+    def expire_next_watch(self, plural: str | None = None, *, in_stream: bool = True, times: int = 1) -> Fault:
+        """Answer the next watch(es) with 410 Gone: an ERROR event (default) or a plain HTTP 410."""
+        return self.fail_next(410, verb="watch", plural=plural, times=times, in_stream=in_stream,
+                              reason="Expired", message="too old resource version (injected)")
+
+    def drop_watches(
+        self,
+        after_events: int = 0,
+        *,
+        plural: str | None = None,
+        group: str | None = None,
+        namespace: str | None = None,
+        times: int | None = 1,
+        abort: bool = False,
+    ) -> WatchDrop:
+        """End the next ``times`` matching watch streams after ``after_events`` events (0: at once)."""
+        drop = WatchDrop(after_events=after_events, plural=plural, group=group, namespace=namespace,
+                         times=times, abort=abort)
+        self._em.add_drop(drop)
+        return drop
+
+    def close_watches(self) -> int:
+        """End every currently open watch stream cleanly (mid-stream); returns how many were open."""
+        return self._call(self._em.close_watches)
+
+    def clear_faults(self) -> None:
+        """Remove all pending faults and watch drops."""
+        self._em.clear_faults()
+
+    # ---- observation --------------------------------------------------------------------------
+
+    def requests(
+        self,
+        *,
+        verb: str | None = None,
+        plural: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        name: str | None = None,
+    ) -> builtins.list[RecordedRequest]:
+        """Recorded client requests, oldest first, filtered by the given criteria (``path``: prefix)."""
+        return [
+            rec for rec in self._em.recorded()
+            if (verb is None or rec.verb == verb)
+            and (plural is None or rec.plural == plural)
+            and (method is None or rec.method == method.upper())
+            and (path is None or rec.path.startswith(path))
+            and (name is None or rec.name == name)
+        ]
+
+    def open_watches(self, plural: str | None = None) -> builtins.list[RecordedRequest]:
+        """The watch requests currently streaming live events (past their initial ADDED burst)."""
+        watches = self._call(self._em.open_watches)
+        return [rec for rec in watches if plural is None or rec.plural == plural]
+
+    def wait_for_watch(self, plural: str | None = None, count: int = 1, timeout: float = 5.0) -> None:
+        """Block until at least ``count`` matching watches are open; raise TimeoutError otherwise."""
+        deadline = time.monotonic() + timeout
+        while len(self.open_watches(plural)) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fewer than {count} open watch(es) on {plural or 'any resource'}")
+            time.sleep(0.01)
+
+
+@pytest.fixture
+def k8s() -> Iterator[K8sEmulator]:
+    """A running :class:`K8sEmulator` on 127.0.0.1 (ephemeral port), stopped after the test."""
+    emulator = K8sEmulator().start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
