@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from tests.k8s_emulator import k8s  # noqa: F401 - the Kubernetes API emulator fixture
+
 _BASE: dict[str, Any] = {
     "apiVersion": "kubeflow.org/v1beta1",
     "kind": "Experiment",
@@ -90,4 +92,3 @@ def with_field(document: dict[str, Any], path: str, value: Any) -> dict[str, Any
 @pytest.fixture
 def spec_doc() -> dict[str, Any]:
     return base_spec()
-from tests.k8s_emulator import k8s  # noqa: F401  (the Kubernetes API emulator fixture)

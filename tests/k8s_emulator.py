@@ -367,7 +367,9 @@ def _api_version(res: kmock.resource) -> str:
     return f"{res.group}/{res.version}" if res.group else str(res.version)
 
 
-def _error(status: int, message: str, reason: str | None = None, details: Any = None) -> kmock.KubernetesError:
+def _error(
+    status: int, message: str, reason: str | None = None, details: Any = None
+) -> kmock.KubernetesError:
     return kmock.KubernetesError(
         status=status,
         reason=reason or _STATUS_REASONS.get(status, "Unknown"),
@@ -596,7 +598,9 @@ class _Emulator(kmock.KubernetesEmulator):
 
     def info(self, res: kmock.resource) -> kmock.ResourceInfo:
         if res not in self.resources:
-            raise _error(404, f"the server could not find the requested resource ({_api_version(res)} {res.plural})")
+            raise _error(
+                404, f"the server could not find the requested resource ({_api_version(res)} {res.plural})"
+            )
         return self.resources[res]
 
     # ---- the store (synchronous: atomic within the event loop) -----------------------------------
@@ -634,8 +638,11 @@ class _Emulator(kmock.KubernetesEmulator):
         info = self.info(res)
         obj = self._live((res, namespace if info.namespaced else None, name))
         if obj is None:
-            raise _error(404, f'{res.plural}{"." + res.group if res.group else ""} "{name}" not found',
-                         details={"name": name, "group": res.group, "kind": res.plural})
+            raise _error(
+                404,
+                f'{res.plural}{"." + res.group if res.group else ""} "{name}" not found',
+                details={"name": name, "group": res.group, "kind": res.plural},
+            )
         return obj
 
     def find_object(self, res: kmock.resource, namespace: str | None, name: str) -> _Obj | None:
@@ -677,7 +684,10 @@ class _Emulator(kmock.KubernetesEmulator):
             raise _error(400, "metadata must be an object")
         if info.namespaced:
             if namespace and meta.get("namespace") and meta["namespace"] != namespace:
-                raise _error(400, "the namespace of the provided object does not match the namespace sent on the request")
+                raise _error(
+                    400,
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                )
             namespace = namespace or meta.get("namespace")
             if not namespace:
                 raise _error(400, "a namespace is required to create a namespaced object")
@@ -692,8 +702,12 @@ class _Emulator(kmock.KubernetesEmulator):
         if not name:
             raise _error(422, "metadata.name: Required value: name or generateName is required")
         if self._live((res, namespace, name)) is not None:
-            raise _error(409, f'{res.plural}{"." + res.group if res.group else ""} "{name}" already exists',
-                         reason="AlreadyExists", details={"name": name, "group": res.group, "kind": res.plural})
+            raise _error(
+                409,
+                f'{res.plural}{"." + res.group if res.group else ""} "{name}" already exists',
+                reason="AlreadyExists",
+                details={"name": name, "group": res.group, "kind": res.plural},
+            )
         obj.setdefault("apiVersion", _api_version(res))
         if info.kind:
             obj.setdefault("kind", info.kind)
@@ -725,8 +739,11 @@ class _Emulator(kmock.KubernetesEmulator):
         old = self.get_object(res, namespace, name)
         old_meta = old["metadata"]
         if expected_rv and expected_rv != old_meta.get("resourceVersion"):
-            raise _error(409, f'Operation cannot be fulfilled on {res.plural} "{name}": the object has been '
-                              "modified; please apply your changes to the latest version and try again")
+            raise _error(
+                409,
+                f'Operation cannot be fulfilled on {res.plural} "{name}": the object has been '
+                "modified; please apply your changes to the latest version and try again",
+            )
         try:
             changed = change(copy.deepcopy(old))
         except (ValueError, TypeError, jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as e:
@@ -749,8 +766,15 @@ class _Emulator(kmock.KubernetesEmulator):
             new["apiVersion"] = old.get("apiVersion")
             new["kind"] = old.get("kind")
         meta = new.setdefault("metadata", {})
-        for field in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp",
-                      "deletionGracePeriodSeconds", "generation"):
+        for field in (
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ):
             if field in old_meta:
                 meta[field] = old_meta[field]
             else:
@@ -777,8 +801,11 @@ class _Emulator(kmock.KubernetesEmulator):
         preconditions = preconditions or {}
         for field in ("uid", "resourceVersion"):
             if preconditions.get(field) and preconditions[field] != meta.get(field):
-                raise _error(409, f"Precondition failed: {field} in precondition: {preconditions[field]}, "
-                                  f"{field} in object meta: {meta.get(field)}")
+                raise _error(
+                    409,
+                    f"Precondition failed: {field} in precondition: {preconditions[field]}, "
+                    f"{field} in object meta: {meta.get(field)}",
+                )
         if meta.get("deletionTimestamp"):
             return old, False
         if meta.get("finalizers"):
@@ -810,7 +837,9 @@ class _Emulator(kmock.KubernetesEmulator):
 
     # ---- HTTP serving of resource URLs ------------------------------------------------------------
 
-    async def _serve_resource(self, request: kmock.Request, record: _MutableRecord) -> aiohttp.web.StreamResponse:
+    async def _serve_resource(
+        self, request: kmock.Request, record: _MutableRecord
+    ) -> aiohttp.web.StreamResponse:
         res = kmock.resource(request.resource)
         info = self.info(res)
         rec = record.data
@@ -831,7 +860,9 @@ class _Emulator(kmock.KubernetesEmulator):
                 assert request.name is not None
                 return aiohttp.web.json_response(self.get_object(res, namespace, request.name))
             if rec.verb == "list":
-                items = self.list_objects(res, namespace, params.get("labelSelector"), params.get("fieldSelector"))
+                items = self.list_objects(
+                    res, namespace, params.get("labelSelector"), params.get("fieldSelector")
+                )
                 return aiohttp.web.json_response(self._list_body(res, info, items))
             if rec.verb == "create":
                 if sub is not None:
@@ -839,14 +870,20 @@ class _Emulator(kmock.KubernetesEmulator):
                 return aiohttp.web.json_response(self.create_object(res, namespace, request.data), status=201)
             if rec.verb in ("update", "patch"):
                 assert request.name is not None
-                return aiohttp.web.json_response(self._serve_write(request, res, namespace, request.name, rec))
+                return aiohttp.web.json_response(
+                    self._serve_write(request, res, namespace, request.name, rec)
+                )
             if rec.verb == "delete":
                 assert request.name is not None
                 return self._serve_delete(request, res, info, namespace, request.name)
             if rec.verb == "deletecollection":
-                items = self.list_objects(res, namespace, params.get("labelSelector"), params.get("fieldSelector"))
-                deleted = [self.delete_object(res, obj["metadata"].get("namespace"), obj["metadata"]["name"])[0]
-                           for obj in items]
+                items = self.list_objects(
+                    res, namespace, params.get("labelSelector"), params.get("fieldSelector")
+                )
+                deleted = [
+                    self.delete_object(res, obj["metadata"].get("namespace"), obj["metadata"]["name"])[0]
+                    for obj in items
+                ]
                 return aiohttp.web.json_response(self._list_body(res, info, deleted))
         except SelectorError as e:
             raise _error(400, str(e)) from e
@@ -861,7 +898,12 @@ class _Emulator(kmock.KubernetesEmulator):
         }
 
     def _serve_write(
-        self, request: kmock.Request, res: kmock.resource, namespace: str | None, name: str, rec: RecordedRequest
+        self,
+        request: kmock.Request,
+        res: kmock.resource,
+        namespace: str | None,
+        name: str,
+        rec: RecordedRequest,
     ) -> _Obj:
         body = request.data
         if rec.verb == "update":
@@ -871,55 +913,87 @@ class _Emulator(kmock.KubernetesEmulator):
             if body_meta.get("name") not in (None, name):
                 raise _error(400, "the name of the object does not match the name on the URL")
             return self.update_object(
-                res, namespace, name, lambda _old: copy.deepcopy(dict(body)),
-                subresource=request.subresource, expected_rv=body_meta.get("resourceVersion"),
+                res,
+                namespace,
+                name,
+                lambda _old: copy.deepcopy(dict(body)),
+                subresource=request.subresource,
+                expected_rv=body_meta.get("resourceVersion"),
             )
         content_type = rec.content_type
         if content_type == "application/json-patch+json":
             if not isinstance(body, list):
                 raise _error(400, "a JSON patch must be a list of operations")
             return self.update_object(
-                res, namespace, name, lambda old: jsonpatch.apply_patch(old, body, in_place=False),
+                res,
+                namespace,
+                name,
+                lambda old: jsonpatch.apply_patch(old, body, in_place=False),
                 subresource=request.subresource,
             )
-        if content_type in ("application/merge-patch+json", "application/strategic-merge-patch+json",
-                            "application/json"):
+        if content_type in (
+            "application/merge-patch+json",
+            "application/strategic-merge-patch+json",
+            "application/json",
+        ):
             if not isinstance(body, Mapping):
                 raise _error(400, "a merge patch must be a JSON object")
             expected_rv = (body.get("metadata") or {}).get("resourceVersion")
             return self.update_object(
-                res, namespace, name, lambda old: merge_patch(old, body),
-                subresource=request.subresource, expected_rv=expected_rv,
+                res,
+                namespace,
+                name,
+                lambda old: merge_patch(old, body),
+                subresource=request.subresource,
+                expected_rv=expected_rv,
             )
         raise _error(415, f"the patch content type {content_type!r} is not emulated")
 
     def _serve_delete(
-        self, request: kmock.Request, res: kmock.resource, info: kmock.ResourceInfo, namespace: str | None, name: str
+        self,
+        request: kmock.Request,
+        res: kmock.resource,
+        info: kmock.ResourceInfo,
+        namespace: str | None,
+        name: str,
     ) -> aiohttp.web.StreamResponse:
         options = request.data if isinstance(request.data, Mapping) else {}
         obj, deleted = self.delete_object(res, namespace, name, options.get("preconditions"))
         if not deleted:
             return aiohttp.web.json_response(obj, status=200)
-        return aiohttp.web.json_response({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Success",
-            "details": {"name": name, "group": res.group, "kind": res.plural, "uid": obj["metadata"].get("uid")},
-        })
+        return aiohttp.web.json_response(
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": {
+                    "name": name,
+                    "group": res.group,
+                    "kind": res.plural,
+                    "uid": obj["metadata"].get("uid"),
+                },
+            }
+        )
 
-    def _serve_log(self, namespace: str | None, pod_name: str, params: Mapping[str, str]) -> aiohttp.web.Response:
+    def _serve_log(
+        self, namespace: str | None, pod_name: str, params: Mapping[str, str]
+    ) -> aiohttp.web.Response:
         pod = self.get_object(kmock.resource("", "v1", "pods"), namespace, pod_name)
         containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
         container = params.get("container")
         if container is None and len(containers) > 1:
-            raise _error(400, f"a container name must be specified for pod {pod_name}, choose one of: {containers}")
+            raise _error(
+                400, f"a container name must be specified for pod {pod_name}, choose one of: {containers}"
+            )
         if container is None and len(containers) == 1:
             container = containers[0]
         if container is not None and containers and container not in containers:
             raise _error(400, f"container {container} is not valid for pod {pod_name}")
         assert namespace is not None
-        text = self._logs.get((namespace, pod_name, container), self._logs.get((namespace, pod_name, None), ""))
+        text = self._logs.get(
+            (namespace, pod_name, container), self._logs.get((namespace, pod_name, None), "")
+        )
         if "tailLines" in params:
             tail = int(params["tailLines"])
             lines = text.splitlines(keepends=True)
@@ -930,7 +1004,11 @@ class _Emulator(kmock.KubernetesEmulator):
         self, request: kmock.Request, record: _MutableRecord, res: kmock.resource, namespace: str | None
     ) -> aiohttp.web.StreamResponse:
         params = request.params
-        label_selector, field_selector, name = params.get("labelSelector"), params.get("fieldSelector"), request.name
+        label_selector, field_selector, name = (
+            params.get("labelSelector"),
+            params.get("fieldSelector"),
+            request.name,
+        )
         try:  # validate the selectors before the stream starts (400 instead of a broken stream)
             match_label_selector(label_selector, {})
             match_field_selector(field_selector, {})
@@ -953,11 +1031,14 @@ class _Emulator(kmock.KubernetesEmulator):
         response.content_type = "application/json"
         self._set_status(record, 200)
         await response.prepare(request._raw_request)
-        watch = _OpenWatch(rec=record.data, raw=request._raw_request, response=response,
-                           drop=self._take_drop(record.data))
+        watch = _OpenWatch(
+            rec=record.data, raw=request._raw_request, response=response, drop=self._take_drop(record.data)
+        )
         self._watches.add(watch)
         try:
-            await self._stream_watch(watch, res, namespace, matches, params.get("resourceVersion") or "", deadline)
+            await self._stream_watch(
+                watch, res, namespace, matches, params.get("resourceVersion") or "", deadline
+            )
         except ConnectionError:
             watch.aborted = True
         finally:
@@ -981,13 +1062,16 @@ class _Emulator(kmock.KubernetesEmulator):
             return
         if rv_param in ("", "0"):  # "any version": the current state first, as synthetic ADDED events
             index = len(self._events)
-            initial = [{"type": "ADDED", "object": obj} for obj in self.list_objects(res, namespace) if matches(obj)]
+            initial = [
+                {"type": "ADDED", "object": obj} for obj in self.list_objects(res, namespace) if matches(obj)
+            ]
         else:
             since = int(rv_param) if rv_param.isdigit() else -1
             if since < 0 or since < self._compacted_rv:
                 message = f"too old resource version: {rv_param} ({self._compacted_rv})"
-                await watch.response.write(json.dumps({"type": "ERROR", "object": _status_body(410, message)}).encode()
-                                           + b"\n")
+                await watch.response.write(
+                    json.dumps({"type": "ERROR", "object": _status_body(410, message)}).encode() + b"\n"
+                )
                 return
             index = next((i for i, e in enumerate(self._events) if e.rv > since), len(self._events))
             initial = []
@@ -1219,7 +1303,9 @@ class K8sEmulator:
         res = kmock.resource(group, version, plural)
         return self._call(self._em.list_objects, res, namespace, label_selector, field_selector)
 
-    def history(self, group: str, version: str, plural: str, namespace: str | None, name: str) -> builtins.list[_Obj | None]:
+    def history(
+        self, group: str, version: str, plural: str, namespace: str | None, name: str
+    ) -> builtins.list[_Obj | None]:
         """Every stored version of the object, oldest first; None marks a deletion (kmock's history)."""
 
         def read() -> builtins.list[_Obj | None]:
@@ -1230,7 +1316,9 @@ class K8sEmulator:
 
         return self._call(read)
 
-    def create(self, group: str, version: str, plural: str, namespace: str | None, body: Mapping[str, Any]) -> _Obj:
+    def create(
+        self, group: str, version: str, plural: str, namespace: str | None, body: Mapping[str, Any]
+    ) -> _Obj:
         """Create an object (emits ADDED); 409 ``KubernetesError`` if it exists."""
         return self._call(self._em.create_object, kmock.resource(group, version, plural), namespace, body)
 
@@ -1251,14 +1339,16 @@ class K8sEmulator:
         if annotations:
             metadata["annotations"] = dict(annotations)
         if owner is not None:
-            metadata["ownerReferences"] = [{
-                "apiVersion": owner["apiVersion"],
-                "kind": owner["kind"],
-                "name": owner["metadata"]["name"],
-                "uid": owner["metadata"]["uid"],
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }]
+            metadata["ownerReferences"] = [
+                {
+                    "apiVersion": owner["apiVersion"],
+                    "kind": owner["kind"],
+                    "name": owner["metadata"]["name"],
+                    "uid": owner["metadata"]["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ]
         body = {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -1269,7 +1359,13 @@ class K8sEmulator:
         return self.create("", "v1", "pods", namespace, body)
 
     def patch(  # noqa: PLR0917  (mirrors the Kubernetes object address + the change)
-        self, group: str, version: str, plural: str, namespace: str | None, name: str, patch: Mapping[str, Any]
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str | None,
+        name: str,
+        patch: Mapping[str, Any],
     ) -> _Obj:
         """Merge-patch the whole object, status included (emits MODIFIED unless it is a no-op)."""
         res = kmock.resource(group, version, plural)
@@ -1300,7 +1396,9 @@ class K8sEmulator:
         res = kmock.resource(group, version, plural)
 
         def change(old: _Obj) -> _Obj:
-            old["status"] = copy.deepcopy(dict(status)) if replace else merge_patch(old.get("status") or {}, status)
+            old["status"] = (
+                copy.deepcopy(dict(status)) if replace else merge_patch(old.get("status") or {}, status)
+            )
             return old
 
         return self._call(self._em.update_object, res, namespace, name, change, scope="status")
@@ -1358,15 +1456,36 @@ class K8sEmulator:
         ``verb`` is one of get/list/watch/create/update/patch/delete/deletecollection (a pod log read is
         ``verb="get", subresource="log"``); ``path`` is a URL path prefix. ``in_stream=True`` makes a matching watch send an ERROR event instead (HTTP 200).
         """
-        fault = Fault(status=status, verb=verb, plural=plural, group=group, path=path, name=name,
-                      namespace=namespace, subresource=subresource, times=times, in_stream=in_stream, reason=reason, message=message)
+        fault = Fault(
+            status=status,
+            verb=verb,
+            plural=plural,
+            group=group,
+            path=path,
+            name=name,
+            namespace=namespace,
+            subresource=subresource,
+            times=times,
+            in_stream=in_stream,
+            reason=reason,
+            message=message,
+        )
         self._em.add_fault(fault)
         return fault
 
-    def expire_next_watch(self, plural: str | None = None, *, in_stream: bool = True, times: int = 1) -> Fault:
+    def expire_next_watch(
+        self, plural: str | None = None, *, in_stream: bool = True, times: int = 1
+    ) -> Fault:
         """Answer the next watch(es) with 410 Gone: an ERROR event (default) or a plain HTTP 410."""
-        return self.fail_next(410, verb="watch", plural=plural, times=times, in_stream=in_stream,
-                              reason="Expired", message="too old resource version (injected)")
+        return self.fail_next(
+            410,
+            verb="watch",
+            plural=plural,
+            times=times,
+            in_stream=in_stream,
+            reason="Expired",
+            message="too old resource version (injected)",
+        )
 
     def drop_watches(
         self,
@@ -1379,8 +1498,14 @@ class K8sEmulator:
         abort: bool = False,
     ) -> WatchDrop:
         """End the next ``times`` matching watch streams after ``after_events`` events (0: at once)."""
-        drop = WatchDrop(after_events=after_events, plural=plural, group=group, namespace=namespace,
-                         times=times, abort=abort)
+        drop = WatchDrop(
+            after_events=after_events,
+            plural=plural,
+            group=group,
+            namespace=namespace,
+            times=times,
+            abort=abort,
+        )
         self._em.add_drop(drop)
         return drop
 
@@ -1405,7 +1530,8 @@ class K8sEmulator:
     ) -> builtins.list[RecordedRequest]:
         """Recorded client requests, oldest first, filtered by the given criteria (``path``: prefix)."""
         return [
-            rec for rec in self._em.recorded()
+            rec
+            for rec in self._em.recorded()
             if (verb is None or rec.verb == verb)
             and (plural is None or rec.plural == plural)
             and (method is None or rec.method == method.upper())

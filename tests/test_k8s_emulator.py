@@ -51,7 +51,9 @@ def _job(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("kind_info", KINDS, ids=[kind for _, kind, *_ in KINDS])
-def test_dynamic_client_create_get_delete(k8s: K8sEmulator, kind_info: tuple[str, str, str, str, str]) -> None:
+def test_dynamic_client_create_get_delete(
+    k8s: K8sEmulator, kind_info: tuple[str, str, str, str, str]
+) -> None:
     api_version, kind, group, version, plural = kind_info
     dyn = k8s.dynamic_client()
     res = dyn.resources.get(api_version=api_version, kind=kind)
@@ -197,8 +199,13 @@ def test_watch_from_a_controller_thread(k8s: K8sEmulator) -> None:
 
     def consume() -> None:
         w = watch.Watch()
-        for event in w.stream(batch.list_namespaced_job, NS, label_selector="trial=t9",
-                              resource_version=listed.metadata.resource_version, timeout_seconds=5):
+        for event in w.stream(
+            batch.list_namespaced_job,
+            NS,
+            label_selector="trial=t9",
+            resource_version=listed.metadata.resource_version,
+            timeout_seconds=5,
+        ):
             status = event["object"].status
             events.append((event["type"], status.succeeded if status else None))
             if event["type"] == "MODIFIED":
@@ -215,14 +222,23 @@ def test_watch_from_a_controller_thread(k8s: K8sEmulator) -> None:
 
 def test_watch_starting_from_resource_version(k8s: K8sEmulator) -> None:
     custom = client.CustomObjectsApi(k8s.api_client())
-    custom.create_namespaced_custom_object("kubeflow.org", "v1", NS, "tfjobs", _body("kubeflow.org/v1", "TFJob", "tf"))
+    custom.create_namespaced_custom_object(
+        "kubeflow.org", "v1", NS, "tfjobs", _body("kubeflow.org/v1", "TFJob", "tf")
+    )
     first = k8s.set_status("kubeflow.org", "v1", "tfjobs", NS, "tf", {"phase": "Running"})
     second = k8s.set_status("kubeflow.org", "v1", "tfjobs", NS, "tf", {"phase": "Succeeded"})
 
-    events = list(watch.Watch().stream(
-        custom.list_namespaced_custom_object, "kubeflow.org", "v1", NS, "tfjobs",
-        resource_version=first["metadata"]["resourceVersion"], timeout_seconds=0.3,
-    ))
+    events = list(
+        watch.Watch().stream(
+            custom.list_namespaced_custom_object,
+            "kubeflow.org",
+            "v1",
+            NS,
+            "tfjobs",
+            resource_version=first["metadata"]["resourceVersion"],
+            timeout_seconds=0.3,
+        )
+    )
     assert [(e["type"], e["object"]["metadata"]["resourceVersion"]) for e in events] == [
         ("MODIFIED", second["metadata"]["resourceVersion"]),
     ]
@@ -234,8 +250,11 @@ def test_watch_reclassifies_objects_leaving_the_selector(k8s: K8sEmulator) -> No
     k8s.patch("batch", "v1", "jobs", NS, "j", {"metadata": {"labels": {"phase": "b"}}})
     k8s.patch("batch", "v1", "jobs", NS, "j", {"metadata": {"labels": {"phase": "a"}}})
     batch = client.BatchV1Api(k8s.api_client())
-    events = list(watch.Watch().stream(batch.list_namespaced_job, NS, label_selector="phase=a",
-                                       resource_version=rv, timeout_seconds=0.3))
+    events = list(
+        watch.Watch().stream(
+            batch.list_namespaced_job, NS, label_selector="phase=a", resource_version=rv, timeout_seconds=0.3
+        )
+    )
     assert [e["type"] for e in events] == ["DELETED", "ADDED"]
 
 
@@ -251,7 +270,9 @@ def test_watch_with_field_selector_by_name(k8s: K8sEmulator) -> None:
 
 def test_dropped_watch_is_resumed_by_the_client(k8s: K8sEmulator) -> None:
     custom = client.CustomObjectsApi(k8s.api_client())
-    custom.create_namespaced_custom_object("kubeflow.org", "v1", NS, "tfjobs", _body("kubeflow.org/v1", "TFJob", "tf"))
+    custom.create_namespaced_custom_object(
+        "kubeflow.org", "v1", NS, "tfjobs", _body("kubeflow.org/v1", "TFJob", "tf")
+    )
     start = k8s.resource_version
     k8s.set_status("kubeflow.org", "v1", "tfjobs", NS, "tf", {"phase": "Running"})
     last = k8s.set_status("kubeflow.org", "v1", "tfjobs", NS, "tf", {"phase": "Succeeded"})
@@ -259,8 +280,9 @@ def test_dropped_watch_is_resumed_by_the_client(k8s: K8sEmulator) -> None:
 
     w = watch.Watch()
     phases = []
-    for event in w.stream(custom.list_namespaced_custom_object, "kubeflow.org", "v1", NS, "tfjobs",
-                          resource_version=start):
+    for event in w.stream(
+        custom.list_namespaced_custom_object, "kubeflow.org", "v1", NS, "tfjobs", resource_version=start
+    ):
         phases.append(event["object"]["status"]["phase"])
         if len(phases) == 2:
             w.stop()
@@ -343,7 +365,9 @@ def test_410_gone_as_http_status_and_after_compaction(k8s: K8sEmulator) -> None:
 
 def test_pods_by_label_and_logs_by_container(k8s: K8sEmulator) -> None:
     job = k8s.create("batch", "v1", "jobs", NS, _job("trial-7"))
-    k8s.create_pod(NS, "trial-7-abcde", labels={"job-name": "trial-7"}, containers=("trainer", "sidecar"), owner=job)
+    k8s.create_pod(
+        NS, "trial-7-abcde", labels={"job-name": "trial-7"}, containers=("trainer", "sidecar"), owner=job
+    )
     k8s.create_pod(NS, "unrelated", labels={"job-name": "other"})
     k8s.set_pod_log(NS, "trial-7-abcde", "epoch 1\nloss=0.5\n", container="trainer")
     k8s.set_pod_log(NS, "trial-7-abcde", "sidecar noise\n", container="sidecar")
@@ -356,7 +380,9 @@ def test_pods_by_label_and_logs_by_container(k8s: K8sEmulator) -> None:
 
     text = core.read_namespaced_pod_log("trial-7-abcde", NS, container="trainer")
     assert text == "epoch 1\nloss=0.5\nloss=0.25\n"
-    assert core.read_namespaced_pod_log("trial-7-abcde", NS, container="trainer", tail_lines=1) == "loss=0.25\n"
+    assert (
+        core.read_namespaced_pod_log("trial-7-abcde", NS, container="trainer", tail_lines=1) == "loss=0.25\n"
+    )
     with pytest.raises(ApiException) as exc:
         core.read_namespaced_pod_log("trial-7-abcde", NS)  # two containers: the name is required
     assert exc.value.status == 400
@@ -371,8 +397,9 @@ def test_request_recording_shows_delete_with_propagation_policy(k8s: K8sEmulator
     batch.create_namespaced_job(NS, _job("d2"))
     batch.delete_namespaced_job("d1", NS, body=client.V1DeleteOptions(propagation_policy="Background"))
     dyn = k8s.dynamic_client()
-    dyn.resources.get(api_version="batch/v1", kind="Job").delete(name="d2", namespace=NS,
-                                                                 propagation_policy="Foreground")
+    dyn.resources.get(api_version="batch/v1", kind="Job").delete(
+        name="d2", namespace=NS, propagation_policy="Foreground"
+    )
     deletes = k8s.requests(method="DELETE")
     assert [(r.name, r.propagation_policy, r.status) for r in deletes] == [
         ("d1", "Background", 200),
