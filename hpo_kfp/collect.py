@@ -7,7 +7,7 @@ from dataclasses import replace
 from hpo_kfp.errors import MetricsUnavailable
 from hpo_kfp.history import TrialRecord
 from hpo_kfp.metrics import MetricLog, observe, parse_json_lines, parse_text
-from hpo_kfp.runners.local import TrialRun
+from hpo_kfp.runners.base import TrialRun
 from hpo_kfp.spec import Experiment
 
 __all__ = ["collect_trial", "metric_logs"]

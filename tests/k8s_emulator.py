@@ -1048,7 +1048,7 @@ class _Emulator(kmock.KubernetesEmulator):
                     await response.write_eof()
         return response
 
-    async def _stream_watch(  # noqa: PLR0917
+    async def _stream_watch(
         self,
         watch: _OpenWatch,
         res: kmock.resource,
@@ -1358,7 +1358,7 @@ class K8sEmulator:
         }
         return self.create("", "v1", "pods", namespace, body)
 
-    def patch(  # noqa: PLR0917  (mirrors the Kubernetes object address + the change)
+    def patch(
         self,
         group: str,
         version: str,
@@ -1378,7 +1378,7 @@ class K8sEmulator:
         patched: _Obj = merge_patch(old, patch)
         return patched
 
-    def set_status(  # noqa: PLR0917  (mirrors the Kubernetes object address + the change)
+    def set_status(
         self,
         group: str,
         version: str,

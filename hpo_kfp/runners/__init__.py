@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from hpo_kfp.runners.local import LocalCommand, TrialRun, local_command, run_local
+from hpo_kfp.runners.base import TrialRun
+from hpo_kfp.runners.local import LocalCommand, local_command, run_local
 
 __all__ = ["LocalCommand", "TrialRun", "local_command", "run_local"]

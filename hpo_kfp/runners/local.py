@@ -18,17 +18,17 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from hpo_kfp.errors import RunnerError
 from hpo_kfp.history import TrialRecord
 from hpo_kfp.runners._containers import expand_variables, primary_container
+from hpo_kfp.runners.base import TrialRun, now
 from hpo_kfp.spec import Experiment
 from hpo_kfp.templates import render
 
-__all__ = ["METRICS_FILE_ENV", "TRIAL_NAME_ENV", "LocalCommand", "TrialRun", "local_command", "run_local"]
+__all__ = ["METRICS_FILE_ENV", "TRIAL_NAME_ENV", "LocalCommand", "local_command", "run_local"]
 
 METRICS_FILE_ENV = "HPO_KFP_METRICS_FILE"
 """Where :func:`hpo_kfp.report_metrics` appends (the Push collector) and File metrics go."""
@@ -44,23 +44,6 @@ class LocalCommand:
     env: dict[str, str]
     deadline: float | None
     """Seconds the trial may run (``activeDeadlineSeconds``), or None."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrialRun:
-    """How a trial's process ended."""
-
-    name: str
-    exit_code: int | None
-    """None when the process was killed at its deadline."""
-    started: str
-    finished: str
-    reason: str
-    """Empty when the process exited 0."""
-
-    @property
-    def succeeded(self) -> bool:
-        return self.exit_code == 0
 
 
 def local_command(experiment: Experiment, trial: TrialRecord, metrics_file: Path) -> LocalCommand:
@@ -120,7 +103,7 @@ def run_local(command: LocalCommand, *, name: str, cwd: Path, log_path: Path) ->
 
     A process that cannot start is a failed trial, with the reason recorded.
     """
-    started = _now()
+    started = now()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         try:
@@ -138,7 +121,7 @@ def run_local(command: LocalCommand, *, name: str, cwd: Path, log_path: Path) ->
                 name=name,
                 exit_code=127,
                 started=started,
-                finished=_now(),
+                finished=now(),
                 reason=f"could not start {command.argv[0]!r}: {error.strerror}",
             )
         try:
@@ -149,14 +132,14 @@ def run_local(command: LocalCommand, *, name: str, cwd: Path, log_path: Path) ->
                 name=name,
                 exit_code=None,
                 started=started,
-                finished=_now(),
+                finished=now(),
                 reason=f"DeadlineExceeded: killed after activeDeadlineSeconds={command.deadline:g}",
             )
         except BaseException:
             _kill_group(process)  # the step itself is stopping: take the trial down with it
             raise
     reason = "" if code == 0 else _exit_reason(code)
-    return TrialRun(name=name, exit_code=code, started=started, finished=_now(), reason=reason)
+    return TrialRun(name=name, exit_code=code, started=started, finished=now(), reason=reason)
 
 
 def _exit_reason(code: int) -> str:
@@ -178,7 +161,3 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()

@@ -1,0 +1,92 @@
+"""Preparing a rendered trial object for the cluster: identity labels and metrics plumbing.
+
+Metrics that a trial writes to a file (the File collector, and ``report_metrics()`` of the
+Push collector) must survive the container's exit and need no sidecar: the primary
+container's ``terminationMessagePath`` is pointed at that file, so the kubelet copies the
+file into the pod's status (``state.terminated.message``) when the container ends. The
+kubelet keeps the file's last 4096 bytes: the final values always arrive, but a very long
+file loses its oldest lines (documented in the README).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from hpo_kfp.runners._containers import primary_container
+from hpo_kfp.runners.local import METRICS_FILE_ENV, TRIAL_NAME_ENV
+from hpo_kfp.spec import Experiment
+
+__all__ = [
+    "ASSIGNMENT_ANNOTATION",
+    "EXPERIMENT_LABEL",
+    "PUSH_METRICS_PATH",
+    "TRIAL_LABEL",
+    "assignment_digest",
+    "prepare_manifest",
+]
+
+EXPERIMENT_LABEL = "hpo-kfp.kubeflow.org/experiment"
+TRIAL_LABEL = "hpo-kfp.kubeflow.org/trial"
+ASSIGNMENT_ANNOTATION = "hpo-kfp.kubeflow.org/assignment"
+PUSH_METRICS_PATH = "/tmp/hpo-kfp-metrics.jsonl"  # inside the trial's own container
+
+
+def assignment_digest(parameters: Mapping[str, Any]) -> str:
+    """A short fingerprint of an assignment, to recognise a trial's own object on adoption."""
+    return hashlib.sha256(json.dumps(parameters, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def identity_labels(experiment: str, trial: str) -> dict[str, str]:
+    return {EXPERIMENT_LABEL: experiment, TRIAL_LABEL: trial}
+
+
+def prepare_manifest(
+    experiment: Experiment, manifest: Mapping[str, Any], trial: str, digest: str
+) -> dict[str, Any]:
+    """A copy of ``manifest`` with identity labels on the object and on its pod templates,
+    the assignment digest annotation, and the primary container's metrics plumbing."""
+    prepared = copy.deepcopy(dict(manifest))
+    labels = identity_labels(experiment.name, trial)
+    metadata = prepared.setdefault("metadata", {})
+    metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), ASSIGNMENT_ANNOTATION: digest}
+    for template_metadata in _pod_metadata(prepared):
+        template_metadata["labels"] = {**(template_metadata.get("labels") or {}), **labels}
+    container = primary_container(prepared, experiment.trial_template.primary_container_name)
+    env = [e for e in container.get("env") or [] if e.get("name") not in (METRICS_FILE_ENV, TRIAL_NAME_ENV)]
+    collector = experiment.metrics_collector
+    metrics_path = collector.path if collector.kind == "File" else PUSH_METRICS_PATH
+    env += [{"name": TRIAL_NAME_ENV, "value": trial}, {"name": METRICS_FILE_ENV, "value": str(metrics_path)}]
+    container["env"] = env
+    if collector.kind in ("File", "Push"):
+        container["terminationMessagePath"] = metrics_path
+        container["terminationMessagePolicy"] = "File"
+    return prepared
+
+
+def _pod_metadata(node: Any) -> list[dict[str, Any]]:
+    """The ``metadata`` mappings of every pod template in the object (created if missing)."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "template" and isinstance(value, dict) and "containers" in (value.get("spec") or {}):
+                found.append(value.setdefault("metadata", {}))
+            elif key == "podMetadata" and isinstance(value, dict):  # Argo Workflow
+                found.append(value)
+            found.extend(_pod_metadata(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_pod_metadata(item))
+    if (
+        isinstance(node, dict)
+        and node.get("kind") == "Workflow"
+        and "podMetadata" not in (node.get("spec") or {})
+    ):
+        spec = node.setdefault("spec", {})
+        spec["podMetadata"] = {}
+        found.append(spec["podMetadata"])
+    return found

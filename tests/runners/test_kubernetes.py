@@ -1,0 +1,397 @@
+"""The Kubernetes runner against a loopback API server emulator, through the real client.
+
+The test plays the job controller: once the runner has created the trial's object, the
+test creates its pod (with the labels the template gave it), sets the pod's log and then
+the object's status, which reaches the runner's watch as MODIFIED events.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hpo_kfp.collect import collect_trial
+from hpo_kfp.errors import RunnerError
+from hpo_kfp.history import TrialRecord
+from hpo_kfp.runners.kubernetes import KubernetesRunner, KubernetesSettings, TrialOutput
+from hpo_kfp.spec import Experiment, parse_experiment
+from tests.conftest import base_spec
+from tests.k8s_emulator import K8sEmulator
+
+_NS = "team-a"
+_TRIAL = TrialRecord(name="demo-0001", number=1, parameters={"lr": 0.02, "layers": 4, "optimizer": "adam"})
+_LOG = "epoch=1 loss=0.9 accuracy=0.5\nepoch=2 loss=0.4 accuracy=0.7\nepoch=3 loss=0.3 accuracy=0.8\n"
+_JOB = ("batch", "v1", "jobs")
+_FAST = KubernetesSettings(watch_seconds=5, backoff_seconds=0.05, deadline_seconds=30)
+
+
+def _job_experiment(**spec: Any) -> Experiment:
+    document = base_spec()
+    document["spec"].update(spec)
+    return parse_experiment(document)
+
+
+def _tfjob_experiment() -> Experiment:
+    document = base_spec()
+    document["spec"]["trialTemplate"]["primaryContainerName"] = "tensorflow"
+    container = {
+        "name": "tensorflow",
+        "image": "train:1",
+        "command": [
+            "python",
+            "train.py",
+            "--lr=${trialParameters.learningRate}",
+            "--layers=${trialParameters.numberLayers}",
+            "--opt=${trialParameters.optimizer}",
+        ],
+    }
+    replica = {"replicas": 1, "restartPolicy": "OnFailure", "template": {"spec": {"containers": [container]}}}
+    document["spec"]["trialTemplate"]["trialSpec"] = {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "TFJob",
+        "spec": {"tfReplicaSpecs": {"Chief": replica, "Worker": {**replica, "replicas": 2}}},
+    }
+    return parse_experiment(document)
+
+
+def _workflow_experiment() -> Experiment:
+    document = base_spec()
+    template = document["spec"]["trialTemplate"]
+    template["primaryContainerName"] = "main"
+    template["successCondition"] = 'status.[@this].#(phase=="Succeeded")#'
+    template["failureCondition"] = 'status.[@this].#(phase=="Failed")#'
+    template["trialSpec"] = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "spec": {
+            "entrypoint": "train",
+            "templates": [
+                {
+                    "name": "train",
+                    "container": {
+                        "image": "train:1",
+                        "command": [
+                            "python",
+                            "train.py",
+                            "${trialParameters.learningRate}",
+                            "${trialParameters.numberLayers}",
+                            "${trialParameters.optimizer}",
+                        ],
+                    },
+                }
+            ],
+        },
+    }
+    return parse_experiment(document)
+
+
+def _start(
+    k8s: K8sEmulator,
+    experiment: Experiment,
+    settings: KubernetesSettings = _FAST,
+    trial: TrialRecord = _TRIAL,
+) -> concurrent.futures.Future[TrialOutput]:
+    runner = KubernetesRunner(k8s.api_client(), settings)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(runner.run, experiment, trial, namespace=_NS)
+    pool.shutdown(wait=False)
+    return future
+
+
+def _created(
+    k8s: K8sEmulator, group: str, version: str, plural: str, name: str = _TRIAL.name
+) -> dict[str, Any]:
+    for _ in range(200):
+        found = k8s.get(group, version, plural, _NS, name)
+        if found is not None:
+            return found
+        time.sleep(0.025)
+    raise AssertionError(f"{plural}/{name} was never created")
+
+
+def _pod_for(
+    k8s: K8sEmulator,
+    owner: dict[str, Any],
+    labels: dict[str, str],
+    container: str,
+    log: str,
+    message: str | None = None,
+) -> None:
+    """Plays the job controller's part: a pod with the template's labels, its log, its end."""
+    pod = f"{owner['metadata']['name']}-pod"
+    k8s.create_pod(_NS, pod, labels=labels, containers=(container,), owner=owner)
+    k8s.set_pod_log(_NS, pod, log, container=container)
+    if message is not None:
+        k8s.set_status(
+            "",
+            "v1",
+            "pods",
+            _NS,
+            pod,
+            {
+                "containerStatuses": [
+                    {"name": container, "state": {"terminated": {"exitCode": 0, "message": message}}}
+                ]
+            },
+        )
+
+
+def _finish(k8s: K8sEmulator, address: tuple[str, str, str], status: dict[str, Any]) -> None:
+    k8s.wait_for_watch(address[2])
+    k8s.set_status(*address, _NS, _TRIAL.name, status)
+
+
+_COMPLETE = {"conditions": [{"type": "Complete", "status": "True", "reason": "Completed"}]}
+_FAILED = {
+    "conditions": [
+        {
+            "type": "Failed",
+            "status": "True",
+            "reason": "BackoffLimitExceeded",
+            "message": "Job has reached the specified backoff limit",
+        }
+    ]
+}
+
+
+def test_job_success_reads_metrics_from_a_multi_line_log_and_deletes(k8s: K8sEmulator) -> None:
+    experiment = _job_experiment()
+    future = _start(k8s, experiment)
+    job = _created(k8s, *_JOB)
+    pod_labels = job["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels == {
+        "hpo-kfp.kubeflow.org/experiment": "demo",
+        "hpo-kfp.kubeflow.org/trial": "demo-0001",
+    }
+    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[2:] == ["--lr=0.02", "--num-layers=4", "--optimizer=adam"]
+    _pod_for(k8s, job, pod_labels, "training-container", _LOG)
+    _finish(k8s, _JOB, _COMPLETE)
+    output = future.result(timeout=20)
+    assert output.run.succeeded and output.log == _LOG
+    record = collect_trial(experiment, _TRIAL, output.run, output.log, output.metrics)
+    assert (record.status, record.values, record.metrics) == (
+        "Succeeded",
+        (0.3,),
+        {"loss": 0.3, "accuracy": 0.5},
+    )
+    assert len(record.series["loss"]) == 3
+    deletes = k8s.requests(verb="delete", plural="jobs")
+    assert [d.name for d in deletes] == ["demo-0001"] and deletes[0].propagation_policy == "Background"
+    assert k8s.get(*_JOB, _NS, _TRIAL.name) is None
+
+
+def test_job_failure_is_a_failed_trial_with_katib_reason(k8s: K8sEmulator) -> None:
+    future = _start(k8s, _job_experiment())
+    job = _created(k8s, *_JOB)
+    _pod_for(k8s, job, job["spec"]["template"]["metadata"]["labels"], "training-container", "loss=0.9\n")
+    _finish(k8s, _JOB, _FAILED)
+    output = future.result(timeout=20)
+    assert output.run.exit_code is None
+    assert output.run.reason == "BackoffLimitExceeded: Job has reached the specified backoff limit"
+
+
+def test_tfjob_primary_pod_is_found_by_primary_pod_labels(k8s: K8sEmulator) -> None:
+    experiment = _tfjob_experiment()
+    address = ("kubeflow.org", "v1", "tfjobs")
+    future = _start(k8s, experiment)
+    tfjob = _created(k8s, *address)
+    chief = tfjob["spec"]["tfReplicaSpecs"]["Chief"]["template"]["metadata"]["labels"]
+    worker_log = "loss=99\n"
+    # A worker pod and the chief (master) pod: the metrics must come from the master.
+    k8s.create_pod(
+        _NS,
+        "demo-0001-worker-0",
+        labels={**chief, "training.kubeflow.org/job-role": "worker"},
+        containers=("tensorflow",),
+    )
+    k8s.set_pod_log(_NS, "demo-0001-worker-0", worker_log, container="tensorflow")
+    _pod_for(k8s, tfjob, {**chief, "training.kubeflow.org/job-role": "master"}, "tensorflow", _LOG)
+    _finish(
+        k8s,
+        address,
+        {
+            "conditions": [
+                {"type": "Running", "status": "False"},
+                {"type": "Succeeded", "status": "True", "reason": "TFJobSucceeded"},
+            ]
+        },
+    )
+    output = future.result(timeout=20)
+    assert output.run.succeeded and output.log == _LOG
+
+
+def test_argo_workflow_with_phase_conditions(k8s: K8sEmulator) -> None:
+    experiment = _workflow_experiment()
+    address = ("argoproj.io", "v1alpha1", "workflows")
+    future = _start(k8s, experiment)
+    workflow = _created(k8s, *address)
+    labels = workflow["spec"]["podMetadata"]["labels"]
+    _pod_for(k8s, workflow, labels, "main", _LOG)
+    k8s.wait_for_watch("workflows")
+    k8s.set_status(*address, _NS, _TRIAL.name, {"phase": "Running"})
+    k8s.set_status(*address, _NS, _TRIAL.name, {"phase": "Succeeded"})
+    assert future.result(timeout=20).run.succeeded
+
+
+def test_deadline_exceeded_fails_and_deletes(k8s: K8sEmulator) -> None:
+    settings = KubernetesSettings(watch_seconds=1, backoff_seconds=0.05, deadline_seconds=1.5)
+    future = _start(k8s, _job_experiment(), settings)
+    _created(k8s, *_JOB)
+    output = future.result(timeout=20)
+    assert output.run.reason.startswith("DeadlineExceeded: still running after 1.5 s")
+    assert k8s.get(*_JOB, _NS, _TRIAL.name) is None
+
+
+@pytest.mark.parametrize("abort", [False, True], ids=["clean-end", "connection-reset"])
+def test_watch_dropped_midway_is_resumed(k8s: K8sEmulator, abort: bool) -> None:
+    k8s.drop_watches(after_events=1, plural="jobs", abort=abort)
+    future = _start(k8s, _job_experiment())
+    job = _created(k8s, *_JOB)
+    _pod_for(k8s, job, job["spec"]["template"]["metadata"]["labels"], "training-container", _LOG)
+    k8s.wait_for_watch("jobs")
+    k8s.set_status(*_JOB, _NS, _TRIAL.name, {"active": 1})  # the stream breaks after this event
+    _wait_until(lambda: len(k8s.requests(verb="watch", plural="jobs")) >= 2)
+    k8s.wait_for_watch("jobs")
+    k8s.set_status(*_JOB, _NS, _TRIAL.name, _COMPLETE)
+    assert future.result(timeout=20).run.succeeded
+
+
+def _wait_until(condition: Any, seconds: float = 10) -> None:
+    end = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.02)
+
+
+def test_gone_410_restarts_from_a_fresh_read(k8s: K8sEmulator) -> None:
+    k8s.expire_next_watch("jobs", in_stream=True)
+    future = _start(k8s, _job_experiment())
+    job = _created(k8s, *_JOB)
+    _pod_for(k8s, job, job["spec"]["template"]["metadata"]["labels"], "training-container", _LOG)
+    _finish(k8s, _JOB, _COMPLETE)
+    assert future.result(timeout=20).run.succeeded
+    assert len(k8s.requests(verb="watch", plural="jobs")) >= 2
+
+
+def test_500_then_success_creates_once(k8s: K8sEmulator) -> None:
+    fault = k8s.fail_next(500, verb="create", plural="jobs", times=2)
+    future = _start(k8s, _job_experiment())
+    job = _created(k8s, *_JOB)
+    _pod_for(k8s, job, job["spec"]["template"]["metadata"]["labels"], "training-container", _LOG)
+    _finish(k8s, _JOB, _COMPLETE)
+    assert future.result(timeout=20).run.succeeded
+    assert fault.hits == 2
+    assert [r.status for r in k8s.requests(verb="create", plural="jobs")] == [500, 500, 201]
+
+
+def test_409_adopts_the_trials_own_object(k8s: K8sEmulator) -> None:
+    # A first attempt that ended early and kept its object, as a retried step finds it.
+    kept = _job_experiment()
+    object.__setattr__(kept.trial_template, "retain", True)
+    _start(k8s, kept, KubernetesSettings(deadline_seconds=0.3, watch_seconds=1)).result(timeout=20)
+    assert k8s.get(*_JOB, _NS, _TRIAL.name) is not None
+    retry = _start(k8s, _job_experiment())
+    _wait_until(lambda: len(k8s.requests(verb="create", plural="jobs")) == 2)
+    job = _created(k8s, *_JOB)
+    _pod_for(k8s, job, job["spec"]["template"]["metadata"]["labels"], "training-container", _LOG)
+    _finish(k8s, _JOB, _COMPLETE)
+    assert retry.result(timeout=20).run.succeeded
+    assert [r.status for r in k8s.requests(verb="create", plural="jobs")] == [201, 409]
+
+
+def test_409_on_a_foreign_object_is_refused(k8s: K8sEmulator) -> None:
+    k8s.create(
+        *_JOB,
+        _NS,
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": _TRIAL.name, "labels": {"app": "someone-else"}},
+            "spec": {"template": {"spec": {"containers": []}}},
+        },
+    )
+    future = _start(k8s, _job_experiment())
+    with pytest.raises(
+        RunnerError, match=r"a Job named demo-0001 already exists in team-a and is not this trial's"
+    ):
+        future.result(timeout=20)
+
+
+def test_retain_keeps_the_object(k8s: K8sEmulator) -> None:
+    experiment = _job_experiment()
+    object.__setattr__(experiment.trial_template, "retain", True)
+    future = _start(k8s, experiment)
+    job = _created(k8s, *_JOB)
+    _pod_for(k8s, job, job["spec"]["template"]["metadata"]["labels"], "training-container", _LOG)
+    _finish(k8s, _JOB, _COMPLETE)
+    assert future.result(timeout=20).run.succeeded
+    assert k8s.get(*_JOB, _NS, _TRIAL.name) is not None
+    assert k8s.requests(verb="delete", plural="jobs") == []
+
+
+def test_file_metrics_arrive_through_the_termination_message(k8s: K8sEmulator) -> None:
+    document = base_spec()
+    document["spec"]["metricsCollectorSpec"] = {
+        "collector": {"kind": "File"},
+        "source": {
+            "fileSystemPath": {"path": "/var/log/katib/metrics.log", "kind": "File", "format": "TEXT"}
+        },
+    }
+    experiment = parse_experiment(document)
+    future = _start(k8s, experiment)
+    job = _created(k8s, *_JOB)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["terminationMessagePath"] == "/var/log/katib/metrics.log"
+    assert {"name": "HPO_KFP_METRICS_FILE", "value": "/var/log/katib/metrics.log"} in container["env"]
+    _pod_for(
+        k8s,
+        job,
+        job["spec"]["template"]["metadata"]["labels"],
+        "training-container",
+        "no metrics here\n",
+        message="loss=0.5\nloss=0.25\n",
+    )
+    _finish(k8s, _JOB, _COMPLETE)
+    output = future.result(timeout=20)
+    record = collect_trial(experiment, _TRIAL, output.run, output.log, output.metrics)
+    assert (record.status, record.values) == ("Succeeded", (0.25,))
+
+
+def test_sigterm_deletes_the_trial_object_before_exiting(k8s: K8sEmulator, tmp_path: Path) -> None:
+    spec_path = tmp_path / "experiment.yaml"
+    spec_path.write_text(yaml.safe_dump(base_spec()))
+    script = (
+        "import sys\n"
+        "from kubernetes import client\n"
+        "from hpo_kfp.history import TrialRecord\n"
+        "from hpo_kfp.runners.kubernetes import KubernetesRunner, KubernetesSettings\n"
+        "from hpo_kfp.spec import load_experiment\n"
+        "configuration = client.Configuration(); configuration.host = sys.argv[1]\n"
+        "runner = KubernetesRunner(client.ApiClient(configuration), KubernetesSettings(watch_seconds=2))\n"
+        f"trial = TrialRecord.from_dict({_TRIAL.to_dict()!r})\n"
+        f"runner.run(load_experiment(sys.argv[2]), trial, namespace={_NS!r})\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, k8s.base_url, str(spec_path)],
+        cwd=Path(__file__).parents[2],
+        env={**os.environ},
+    )
+    try:
+        _created(k8s, *_JOB)
+        k8s.wait_for_watch("jobs")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 143
+    finally:
+        process.kill()
+    assert k8s.get(*_JOB, _NS, _TRIAL.name) is None
+    assert [d.name for d in k8s.requests(verb="delete", plural="jobs")] == ["demo-0001"]
