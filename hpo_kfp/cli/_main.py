@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
-from hpo_kfp.cli import _core
+from hpo_kfp.cli import _core, _run
 from hpo_kfp.cli._common import UsageError
 from hpo_kfp.errors import HpoKfpError
 
@@ -22,10 +23,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _core.register(commands)
+    _run.register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # ML Metadata logs every connection at INFO through absl; a command line shows results.
+    logging.getLogger("absl").setLevel(logging.WARNING)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -1,0 +1,105 @@
+"""Running an experiment's pipeline on this machine: compile, compact, run with kfp.local.
+
+A run continues whatever the metadata store already holds of the experiment: the
+pipeline's first round warm-starts from it, ``maxTrialCount`` counts every trial the
+experiment ever ran, and only the rounds still needed are compiled. A run that was killed
+loses only the trials that had not finished; they are proposed again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hpo_kfp.decide import Decision, decide
+from hpo_kfp.errors import HpoKfpError
+from hpo_kfp.history import FINISHED, History, TrialRecord
+from hpo_kfp.runners import local_command
+from hpo_kfp.spec import Experiment
+from hpo_kfp.steps.settings import StepSettings
+from hpo_kfp.tracking import Tracker, open_tracker
+
+__all__ = ["LocalRun", "check_runs_locally", "outcome", "prepare_local_run", "run_prepared"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalRun:
+    """Everything about one local run, before it starts."""
+
+    experiment: Experiment
+    directory: Path
+    """This run's folder: pipeline YAML, kfp.local's log and the steps' artifacts."""
+    pipeline: Path
+    rounds: int
+    settings: StepSettings
+    prior: History
+    """What the store held before this run."""
+
+
+def check_runs_locally(experiment: Experiment) -> None:
+    """Fails early, with the reason, when the trial template cannot run as a local process.
+
+    Raises:
+        RunnerError: No inline trialSpec, no command, or env only a cluster can fill.
+    """
+    sample = {p.name: (p.values[0] if p.values else p.min) for p in experiment.parameters}
+    trial = TrialRecord(name=f"{experiment.name}-check", number=0, parameters=sample)
+    local_command(experiment, trial, Path("metrics"))
+
+
+def prepare_local_run(experiment: Experiment, spec_file: Path, *, workdir: Path, store: Path) -> LocalRun:
+    """Creates the run folder and the store, and compiles the rounds still needed."""
+    from pipelines.compact import compact_file
+    from pipelines.loop import build_pipeline, compile_pipeline
+
+    check_runs_locally(experiment)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+    directory = (workdir / experiment.name / stamp).resolve()
+    directory.mkdir(parents=True)
+    # Create the store and its types before parallel steps open it (SQLite creation races).
+    settings = StepSettings(tracking=f"sqlite://{store.resolve()}", trial_cwd=str(spec_file.resolve().parent))
+    prior = open_tracker(settings.tracking).load_history(experiment.name)
+    remaining = max(experiment.max_trial_count - prior.count(*FINISHED), 1)
+    rounds = math.ceil(remaining / experiment.parallel_trial_count)
+    pipeline = directory / "pipeline.yaml"
+    compile_pipeline(build_pipeline(experiment, settings=settings, rounds=rounds), pipeline)
+    compact_file(pipeline)
+    return LocalRun(
+        experiment=experiment,
+        directory=directory,
+        pipeline=pipeline,
+        rounds=rounds,
+        settings=settings,
+        prior=prior,
+    )
+
+
+def run_prepared(run: LocalRun) -> None:
+    """Runs the pipeline to its end; kfp.local's output goes to ``kfp-local.log``.
+
+    Raises:
+        HpoKfpError: A step failed (the message names the log to read).
+    """
+    from pipelines.local import run_pipeline_locally
+
+    log_path = run.directory / "kfp-local.log"
+    with log_path.open("w", encoding="utf-8") as log:
+        try:
+            run_pipeline_locally(
+                run.pipeline,
+                {"settings": run.settings.to_json()},
+                pipeline_root=run.directory / "artifacts",
+                max_parallelism=run.experiment.parallel_trial_count,
+                log=log,
+            )
+        except RuntimeError as error:
+            raise HpoKfpError(f"the pipeline stopped: {error}; see {log_path}") from None
+
+
+def outcome(run: LocalRun, tracker: Tracker | None = None) -> tuple[History, Decision]:
+    """The experiment's history and decision as the store holds them now."""
+    store = tracker or open_tracker(run.settings.tracking)
+    history = store.load_history(run.experiment.name)
+    return history, decide(run.experiment, history)

@@ -1,0 +1,59 @@
+"""End to end: a real experiment through the compiled pipeline on kfp.local, via the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from hpo_kfp.tracking import open_tracker, resolve_target
+
+_HERE = Path(__file__).parent
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hpo_kfp", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_parallel_trials_a_failure_and_an_early_goal(tmp_path: Path) -> None:
+    result = _cli(
+        "run", str(_HERE / "scripted.yaml"), "--local", "--json", "--workdir", str(tmp_path), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    # Round 1: trials 0-2, trial 1 crashes. Round 2: trials 3-5, trial 4 reports nothing and
+    # trial 5 meets the goal; rounds 3 and 4 then run as no-ops.
+    assert outcome["status"] == "Succeeded" and outcome["reason"] == "GoalReached"
+    assert outcome["trials"] == {"succeeded": 4, "failed": 1, "metricsUnavailable": 1}
+    assert outcome["best"]["name"] == "scripted-0005" and outcome["best"]["objective"] == 5.0
+    assert 0 <= outcome["best"]["parameters"]["x"] <= 1
+
+    history = open_tracker(resolve_target(str(tmp_path / "mlmd.sqlite"))).load_history("scripted")
+    assert [t.status for t in history.trials] == [
+        "Succeeded",
+        "Failed",
+        "Succeeded",
+        "Succeeded",
+        "MetricsUnavailable",
+        "Succeeded",
+    ]
+    assert history.trials[1].reason == "exit code 3"
+    # The three trials of round 2 ran at the same time.
+    spans = [
+        (datetime.fromisoformat(t.started or ""), datetime.fromisoformat(t.finished or ""))
+        for t in history.trials[3:6]
+    ]
+    assert max(start for start, _ in spans) < min(end for _, end in spans)
+    # The run's log holds the failing trial's output.
+    logs = list(tmp_path.glob("scripted/*/artifacts/**/log"))
+    assert any("simulated crash" in path.read_text() for path in logs)
+    assert "round 2/4" in result.stdout
