@@ -14,6 +14,9 @@ from hpo_kfp.cli._progress import Progress, parameters_text
 from hpo_kfp.decide import Decision
 from hpo_kfp.history import History
 from hpo_kfp.launch import outcome, prepare_local_run, run_prepared
+from hpo_kfp.runtime import RUNTIME_IMAGE
+from hpo_kfp.steps.settings import StepSettings
+from hpo_kfp.tracking.base import DEFAULT_PORT, IN_CLUSTER_HOST
 
 __all__ = ["register", "result_document"]
 
@@ -26,6 +29,31 @@ def register(commands: Any) -> None:
     run.add_argument("--mlmd", help="metadata store file (default: WORKDIR/mlmd.sqlite)")
     run.add_argument("--json", action="store_true", help="end with one JSON line describing the result")
     run.set_defaults(handler=_run)
+
+    build = commands.add_parser(
+        "compile", help="write the experiment's pipeline YAML (for a cluster by default)"
+    )
+    build.add_argument("file", help="Katib Experiment YAML")
+    build.add_argument("-o", "--output", required=True, help="pipeline YAML to write")
+    build.add_argument(
+        "--runner",
+        choices=("kubernetes", "local"),
+        default="kubernetes",
+        help="how trials run: as Kubernetes objects (default) or as local processes",
+    )
+    build.add_argument(
+        "--image", default=RUNTIME_IMAGE, help=f"image of every step (default: {RUNTIME_IMAGE})"
+    )
+    build.add_argument("--namespace", default="", help="namespace of trial objects (default: the step's own)")
+    build.add_argument(
+        "--mlmd-host", default=IN_CLUSTER_HOST, help=f"ML Metadata service (default: {IN_CLUSTER_HOST})"
+    )
+    build.add_argument(
+        "--mlmd-port", type=int, default=DEFAULT_PORT, help=f"its port (default: {DEFAULT_PORT})"
+    )
+    build.add_argument("--no-tracking", action="store_true", help="record nothing in ML Metadata")
+    build.add_argument("--rounds", type=int, help="rounds to unroll (default: enough for maxTrialCount)")
+    build.set_defaults(handler=_compile)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -51,6 +79,28 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         out.write(json.dumps(result_document(experiment.name, decision)) + "\n")
     return 0 if decision.status == "Succeeded" else 1
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from pipelines.compact import compact_file
+    from pipelines.loop import build_pipeline, compile_pipeline, round_count
+
+    experiment = read_experiment(args)
+    if args.rounds is not None and args.rounds < 1:
+        raise UsageError(f"--rounds: must be at least 1, but got {args.rounds}")
+    tracking = "" if args.no_tracking else f"grpc://{args.mlmd_host}:{args.mlmd_port}"
+    settings = StepSettings(runner=args.runner, tracking=tracking, namespace=args.namespace)
+    rounds = args.rounds or round_count(experiment)
+    output = Path(args.output)
+    compile_pipeline(
+        build_pipeline(experiment, settings=settings, rounds=rounds, base_image=args.image), output
+    )
+    size = compact_file(output)
+    print(
+        f"{output}: {rounds} rounds of up to {experiment.parallel_trial_count} trials, runner {args.runner}, "
+        f"image {args.image}, {size / 1024:.0f} KiB"
+    )
+    return 0
 
 
 def result_document(name: str, decision: Decision) -> dict[str, Any]:

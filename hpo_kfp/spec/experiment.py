@@ -130,6 +130,13 @@ def _experiment(spec: Node, name: str, namespace: str | None, document: Mapping[
     parameters = parse_parameters(spec)
     counts = _counts(spec)
     early_stopping = parse_early_stopping(spec)
+    if early_stopping is not None:
+        # Read (so its settings are checked) but not run yet: refuse rather than ignore it.
+        raise SpecError(
+            spec.at("earlyStopping"),
+            "early stopping is not supported yet by hpo-kfp; remove it",
+            f"algorithmName {early_stopping.algorithm!r}",
+        )
     template = parse_template(spec, tuple(p.name for p in parameters))
     collector = parse_collector(spec)
     experiment = Experiment(

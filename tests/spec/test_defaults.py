@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from hpo_kfp.errors import SpecError
 from hpo_kfp.spec import parse_experiment
+from hpo_kfp.spec._reader import Node
+from hpo_kfp.spec.algorithm import parse_early_stopping
 from tests.conftest import base_spec, with_field
 
 _COMPLETE = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
@@ -122,19 +125,18 @@ def test_multi_objective_extension_adds_terms_and_metrics() -> None:
 
 
 def test_medianstop_settings_are_read() -> None:
-    document = with_field(
-        base_spec(),
-        "spec.earlyStopping",
-        {
-            "algorithmName": "medianstop",
-            "algorithmSettings": [
-                {"name": "min_trials_required", "value": "2"},
-                {"name": "start_step", "value": "5"},
-            ],
-        },
-    )
-    early = parse_experiment(document).early_stopping
+    settings = [{"name": "min_trials_required", "value": "2"}, {"name": "start_step", "value": "5"}]
+    node = Node({"earlyStopping": {"algorithmName": "medianstop", "algorithmSettings": settings}}, "spec")
+    early = parse_early_stopping(node)
     assert early is not None and (early.min_trials_required, early.start_step) == (2, 5)
+
+
+def test_early_stopping_is_refused_until_it_runs() -> None:
+    document = with_field(base_spec(), "spec.earlyStopping", {"algorithmName": "medianstop"})
+    with pytest.raises(
+        SpecError, match=r"^spec.earlyStopping: early stopping is not supported yet by hpo-kfp"
+    ):
+        parse_experiment(document)
 
 
 def test_algorithm_settings_are_typed_and_seed_is_kept() -> None:

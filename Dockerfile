@@ -1,0 +1,22 @@
+# The runtime image of hpo-kfp's pipeline steps, with the examples' dependencies.
+#   docker build -t REGISTRY/hpo-kfp:0.1.0 . && docker push REGISTRY/hpo-kfp:0.1.0
+#   hpo-kfp compile EXPERIMENT.yaml -o pipeline.yaml --image REGISTRY/hpo-kfp:0.1.0
+FROM python:3.11-slim
+
+COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
+
+WORKDIR /opt/hpo-kfp
+COPY pyproject.toml uv.lock README.md ./
+# Pinned dependencies first (a cached layer), from the same lock file the tests use.
+RUN uv export --frozen --no-dev --group examples --no-emit-project -o /tmp/requirements.txt \
+    && uv pip install --system --no-cache -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+COPY hpo_kfp hpo_kfp
+COPY components components
+COPY pipelines pipelines
+COPY examples examples
+RUN uv pip install --system --no-cache --no-deps .
+
+# Steps need no privileges of their own.
+RUN useradd --uid 10001 --no-create-home hpo
+USER 10001
