@@ -35,14 +35,24 @@ class Decision:
 
 
 def trial_counts(history: History) -> dict[str, int]:
-    """Trials by outcome, named as in the CLI's JSON (``metricsUnavailable`` etc.)."""
+    """The experiment's own trials by outcome, named as in the CLI's JSON.
+
+    Trials imported as prior data are counted apart (``imported``): they inform the
+    sampler and can be the best trial, but they spend none of the trial budget.
+    """
+    own = [t for t in history.trials if t.origin != "import"]
+
+    def count(*statuses: str) -> int:
+        return sum(1 for t in own if t.status in statuses)
+
     return {
-        "succeeded": history.count("Succeeded"),
-        "failed": history.count("Failed"),
-        "metricsUnavailable": history.count("MetricsUnavailable"),
-        "earlyStopped": history.count("EarlyStopped"),
-        "active": history.count(*ACTIVE),
-        "total": len(history.trials),
+        "succeeded": count("Succeeded"),
+        "failed": count("Failed"),
+        "metricsUnavailable": count("MetricsUnavailable"),
+        "earlyStopped": count("EarlyStopped"),
+        "active": count(*ACTIVE),
+        "total": len(own),
+        "imported": len(history.trials) - len(own),
     }
 
 

@@ -54,6 +54,16 @@ class SearchSpace:
         """Every grid point of each parameter, as internal values (for ``GridSampler``)."""
         return {p.name: [_internal(p, value) for value in grid_values(p)] for p in self.parameters}
 
+    def violation(self, name: str, value: Any) -> str | None:
+        """The rule ``value`` breaks as a value of parameter ``name``, or None when it fits."""
+        parameter = self._by_name[name]
+        if _inside(parameter, value):
+            return None
+        if parameter.values:
+            return f"must be one of {list(parameter.values)}"
+        kind = "a whole number" if parameter.type == "int" else "a number"
+        return f"must be {kind} within [{parameter.min:g}, {parameter.max:g}]"
+
     def contains(self, external: Mapping[str, Any]) -> bool:
         """Whether ``external`` assigns every parameter a value inside its feasible space."""
         if set(external) != set(self._by_name):

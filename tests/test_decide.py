@@ -69,6 +69,7 @@ def test_max_trials_counts_every_finished_trial() -> None:
         "earlyStopped": 1,
         "active": 0,
         "total": 8,
+        "imported": 0,
     }
 
 

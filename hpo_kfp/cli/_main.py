@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from hpo_kfp.cli import _core, _run
+from hpo_kfp.cli import _core, _run, _store
 from hpo_kfp.cli._common import UsageError
 from hpo_kfp.errors import HpoKfpError
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _core.register(commands)
     _run.register(commands)
+    _store.register(commands)
     return parser
 
 

@@ -14,11 +14,12 @@ from hpo_kfp.cli._progress import Progress, parameters_text
 from hpo_kfp.decide import Decision
 from hpo_kfp.history import History
 from hpo_kfp.launch import outcome, prepare_local_run, run_prepared
+from hpo_kfp.report import result_document
 from hpo_kfp.runtime import RUNTIME_IMAGE
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.tracking.base import DEFAULT_PORT, IN_CLUSTER_HOST
 
-__all__ = ["register", "result_document"]
+__all__ = ["register"]
 
 
 def register(commands: Any) -> None:
@@ -101,26 +102,6 @@ def _compile(args: argparse.Namespace) -> int:
         f"image {args.image}, {size / 1024:.0f} KiB"
     )
     return 0
-
-
-def result_document(name: str, decision: Decision) -> dict[str, Any]:
-    """The ``--json`` line: status, reason, trial counts and the best trial."""
-    best = decision.best
-    counts = decision.counts
-    return {
-        "experiment": name,
-        "status": decision.status,
-        "reason": decision.reason,
-        "trials": {key: counts[key] for key in ("succeeded", "failed", "metricsUnavailable")},
-        "best": None
-        if best is None
-        else {
-            "name": best.name,
-            "parameters": best.parameters,
-            "objective": best.objective,
-            "metrics": best.metrics,
-        },
-    }
 
 
 def _summary(out: Any, name: str, history: History, decision: Decision, elapsed: float) -> None:

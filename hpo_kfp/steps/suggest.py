@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hpo_kfp.decide import decide
+from hpo_kfp.decide import decide, trial_counts
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
@@ -42,7 +42,7 @@ def suggest_step(spec: str, history_in: str | None, history_out: str, settings: 
         history = History.from_json(Path(history_in).read_text(encoding="utf-8"))
     created: list[TrialRecord] = []
     if not decide(experiment, history).done:
-        budget = experiment.max_trial_count - len(history.trials)
+        budget = experiment.max_trial_count - trial_counts(history)["total"]
         created, history = suggest(experiment, history, min(experiment.parallel_trial_count, budget))
     Path(history_out).write_text(history.to_json(), encoding="utf-8")
     if not created:

@@ -47,6 +47,9 @@ class Tracker(Protocol):
     def load_history(self, name: str) -> History:
         """Every finished trial of experiment ``name`` (none if the store does not know it)."""
 
+    def load_experiment(self, name: str) -> Experiment | None:
+        """The experiment's spec as last recorded, or None if the store does not know it."""
+
     def experiments(self) -> list[ExperimentSummary]:
         """Every experiment in the store."""
 

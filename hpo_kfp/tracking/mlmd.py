@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from hpo_kfp.decide import Decision
 from hpo_kfp.errors import TrackingError
 from hpo_kfp.history import History, TrialRecord, TrialStatus, jsonable
-from hpo_kfp.spec import Experiment
+from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.tracking.base import ExperimentSummary
 
 __all__ = ["MlmdTracker"]
@@ -216,6 +216,12 @@ class MlmdTracker:
         trials = [self._record(e, inputs.get(e.id), outputs.get(e.id)) for e in executions]
         study_attrs = json.loads(_get(context.properties, "study_attrs") or "{}")
         return History(experiment=name, study_attrs=study_attrs).upsert(trials)
+
+    def load_experiment(self, name: str) -> Experiment | None:
+        context = self._store.get_context_by_type_and_name(self._names["HPOExperiment"], name)
+        if context is None:
+            return None
+        return parse_experiment(json.loads(_get(context.properties, "spec") or "{}"))
 
     def _record(self, execution: Any, config: Any, metrics: Any) -> TrialRecord:
         p = execution.properties

@@ -1,0 +1,115 @@
+"""``report``, ``experiments`` and ``import``: what the metadata store holds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from hpo_kfp.cli._common import UsageError
+from hpo_kfp.decide import decide
+from hpo_kfp.prior import read_prior_trials
+from hpo_kfp.report import result_document, trials_table
+from hpo_kfp.spec import Experiment, load_experiment
+from hpo_kfp.tracking import Tracker, open_tracker, resolve_target
+
+__all__ = ["register"]
+
+_DEFAULT_STORE = "hpo-kfp-runs/mlmd.sqlite"
+
+
+def _store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mlmd", help=f"metadata store file (default: {_DEFAULT_STORE})")
+    parser.add_argument("--mlmd-host", help="ML Metadata gRPC service host (instead of a file)")
+    parser.add_argument("--mlmd-port", type=int, help="its port (default 8080)")
+
+
+def register(commands: Any) -> None:
+    report = commands.add_parser("report", help="a table of an experiment's trials, best first")
+    report.add_argument("experiment", help="experiment name")
+    _store_options(report)
+    report.add_argument("--json", action="store_true", help="end with one JSON line describing the result")
+    report.set_defaults(handler=_report)
+
+    listing = commands.add_parser("experiments", help="list the experiments in the store")
+    _store_options(listing)
+    listing.set_defaults(handler=_experiments)
+
+    prior = commands.add_parser("import", help="add trials run elsewhere as prior data (JSON or CSV)")
+    prior.add_argument(
+        "experiment", help="an Experiment YAML file, or the name of an experiment in the store"
+    )
+    prior.add_argument("trials", help="trials.json or trials.csv")
+    _store_options(prior)
+    prior.set_defaults(handler=_import)
+
+
+def _tracker(args: argparse.Namespace, *, create: bool = False) -> Tracker:
+    if args.mlmd_host:
+        return open_tracker(resolve_target(host=args.mlmd_host, port=args.mlmd_port))
+    path = Path(args.mlmd or _DEFAULT_STORE)
+    if not create and not path.exists():
+        raise UsageError(
+            f"--mlmd: the metadata store must exist, but {path} does not (run an experiment first)"
+        )
+    return open_tracker(resolve_target(str(path)))
+
+
+def _experiment_named(tracker: Tracker, name: str) -> Experiment:
+    experiment = tracker.load_experiment(name)
+    if experiment is None:
+        known = ", ".join(s.name for s in tracker.experiments()) or "none"
+        raise UsageError(f"{name}: the store must hold this experiment, but it holds: {known}")
+    return experiment
+
+
+def _report(args: argparse.Namespace) -> int:
+    tracker = _tracker(args)
+    experiment = _experiment_named(tracker, args.experiment)
+    history = tracker.load_history(experiment.name)
+    decision = decide(experiment, history)
+    counts = decision.counts
+    print(trials_table(experiment.objective, history))
+    print(
+        f"{experiment.name}: {decision.status}{f' ({decision.reason})' if decision.reason else ''}; "
+        f"{counts['succeeded']} succeeded, {counts['failed']} failed, {counts['metricsUnavailable']} without "
+        f"metrics, {counts['imported']} imported; best: {decision.best.name if decision.best else 'none'}"
+    )
+    if args.json:
+        print(json.dumps(result_document(experiment.name, decision)))
+    return 0
+
+
+def _experiments(args: argparse.Namespace) -> int:
+    summaries = _tracker(args).experiments()
+    if not summaries:
+        print("no experiments")
+    for s in summaries:
+        best = (
+            f"best {s.best_trial} = {s.best_objective:.6g}" if s.best_objective is not None else "no result"
+        )
+        status = f"{s.status} ({s.reason})" if s.reason else s.status
+        print(f"{s.name}  {status}  {s.trials} trials  {best}  {s.updated}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    tracker = _tracker(args, create=True)
+    if Path(args.experiment).is_file():
+        args.error_source = args.experiment
+        experiment = load_experiment(args.experiment)
+    else:
+        experiment = _experiment_named(tracker, args.experiment)
+    history = tracker.load_history(experiment.name)
+    args.error_source = args.trials
+    records = read_prior_trials(args.trials, experiment, history)
+    for record in records:
+        tracker.save_trial(experiment, record)
+    history = history.upsert(records)
+    tracker.save_experiment(experiment, history, decide(experiment, history))
+    print(
+        f"{experiment.name}: imported {len(records)} trials from {args.trials}; "
+        f"the store now holds {len(history.trials)}"
+    )
+    return 0

@@ -1,0 +1,162 @@
+"""Prior trials from elsewhere (JSON or CSV), checked against the experiment's search space.
+
+As the Kruize HPO service allowed, results obtained outside this experiment — an earlier
+manual sweep, another tool — can seed it: imported trials inform the sampler and can be
+the best trial, but spend none of the experiment's trial budget.
+
+JSON: a list (or ``{"trials": [...]}``) of ``{"parameters": {...}, "metrics": {...}}``,
+optionally with ``"status"``. CSV: a header of parameter and metric names, one trial per
+row, optionally a ``status`` column. A trial without its objective metric must say its
+status (``Failed``, ``MetricsUnavailable``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hpo_kfp.errors import HpoKfpError
+from hpo_kfp.history import History, TrialRecord
+from hpo_kfp.space import SearchSpace
+from hpo_kfp.spec import Experiment, Parameter
+from hpo_kfp.suggest import trial_name
+
+__all__ = ["read_prior_trials"]
+
+_STATUSES = ("Succeeded", "Failed", "MetricsUnavailable")
+
+
+def read_prior_trials(path: str | Path, experiment: Experiment, history: History) -> list[TrialRecord]:
+    """Reads prior trials, numbered after those ``history`` holds.
+
+    Raises:
+        HpoKfpError: The file is unreadable or a trial breaks a rule; the message names the
+            trial (JSON index or CSV row), the field, the rule and the value.
+    """
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as error:
+        raise HpoKfpError(f"the file must be readable, but got {error.strerror}") from None
+    entries = _csv(text) if source.suffix.lower() == ".csv" else _json(text)
+    records = []
+    for offset, (where, entry) in enumerate(entries):
+        number = history.next_number + offset
+        records.append(_record(experiment, where, entry, number))
+    return records
+
+
+def _json(text: str) -> list[tuple[str, Mapping[str, Any]]]:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise HpoKfpError(
+            f"the file must be JSON, but it is not ({error.msg} at line {error.lineno})"
+        ) from None
+    trials = document.get("trials") if isinstance(document, dict) else document
+    if not isinstance(trials, list):
+        raise HpoKfpError('the file must hold a list of trials (or {"trials": [...]})')
+    result: list[tuple[str, Mapping[str, Any]]] = []
+    for index, entry in enumerate(trials):
+        if not isinstance(entry, dict) or not isinstance(entry.get("parameters"), dict):
+            raise HpoKfpError(f'trials[{index}]: must be an object with "parameters", but got {entry!r}')
+        result.append((f"trials[{index}]", entry))
+    return result
+
+
+def _csv(text: str) -> list[tuple[str, Mapping[str, Any]]]:
+    reader = csv.DictReader(io.StringIO(text))
+    result: list[tuple[str, Mapping[str, Any]]] = []
+    for row_number, row in enumerate(reader, start=2):  # row 1 is the header
+        metrics = {k: v for k, v in row.items() if k not in ("status",) and v not in (None, "")}
+        result.append((f"row {row_number}", {"row": metrics, "status": row.get("status") or None}))
+    return result
+
+
+def _record(experiment: Experiment, where: str, entry: Mapping[str, Any], number: int) -> TrialRecord:
+    names = {p.name for p in experiment.parameters}
+    if "row" in entry:  # a CSV row: parameters and metrics side by side
+        raw = dict(entry["row"])
+        parameters = {name: raw.pop(name) for name in list(raw) if name in names}
+        metric_values = raw
+    else:
+        parameters = dict(entry["parameters"])
+        metric_values = dict(entry.get("metrics") or {})
+    space = SearchSpace(experiment.parameters)
+    typed = {}
+    for parameter in experiment.parameters:
+        if parameter.name not in parameters:
+            raise HpoKfpError(f"{where}: {parameter.name}: must be given, but got nothing")
+        raw = parameters.pop(parameter.name)
+        typed[parameter.name] = _value(parameter, raw, where)
+        rule = space.violation(parameter.name, typed[parameter.name])
+        if rule is not None:
+            raise HpoKfpError(f"{where}: {parameter.name}: {rule}, but got {raw!r}")
+    if parameters:
+        raise HpoKfpError(
+            f"{where}: {sorted(parameters)[0]}: must be a parameter of the experiment, "
+            "but got an unknown name"
+        )
+    metrics = {}
+    for name, value in metric_values.items():
+        if name not in experiment.objective.metrics:
+            raise HpoKfpError(
+                f"{where}: {name}: must be a metric of the experiment "
+                f"({', '.join(experiment.objective.metrics)}), but got an unknown name"
+            )
+        metrics[name] = _finite(value, f"{where}: {name}")
+    status: Any = entry.get("status")
+    objectives = [term.metric for term in experiment.objective.terms]
+    if status is None:
+        status = "Succeeded" if all(m in metrics for m in objectives) else None
+    if status not in _STATUSES:
+        raise HpoKfpError(
+            f"{where}: status: must be one of {', '.join(_STATUSES)} (or give the objective "
+            f"{', '.join(objectives)}), but got {status!r}"
+        )
+    values = tuple(metrics[m] for m in objectives) if status == "Succeeded" else None
+    if status == "Succeeded" and any(m not in metrics for m in objectives):
+        raise HpoKfpError(
+            f"{where}: a Succeeded trial must report {', '.join(objectives)}, but got {sorted(metrics)}"
+        )
+    return TrialRecord(
+        name=trial_name(experiment.name, number),
+        number=number,
+        parameters=typed,
+        status=status,
+        values=values,
+        metrics=metrics,
+        reason="imported prior data",
+        origin="import",
+    )
+
+
+def _value(parameter: Parameter, raw: Any, where: str) -> Any:
+    label = f"{where}: {parameter.name}"
+    if parameter.type == "categorical":
+        return str(raw)
+    number = _finite(raw, label)
+    if parameter.type == "int" or (
+        parameter.type == "discrete"
+        and float(number).is_integer()
+        and any(isinstance(v, int) for v in parameter.values)
+    ):
+        if not number.is_integer():
+            raise HpoKfpError(f"{label}: must be a whole number, but got {raw!r}")
+        return int(number)
+    return number
+
+
+def _finite(raw: Any, label: str) -> float:
+    try:
+        number = float(raw)
+    except (TypeError, ValueError):
+        raise HpoKfpError(f"{label}: must be a number, but got {raw!r}") from None
+    if not math.isfinite(number) or isinstance(raw, bool):
+        raise HpoKfpError(f"{label}: must be a finite number, but got {raw!r}")
+    return number

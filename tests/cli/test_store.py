@@ -1,0 +1,158 @@
+"""``report``, ``experiments`` and ``import`` against a real SQLite-backed store."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hpo_kfp.cli import main
+from hpo_kfp.history import History, TrialRecord
+from hpo_kfp.spec import parse_experiment
+from hpo_kfp.suggest import suggest
+from hpo_kfp.tracking import open_tracker, resolve_target
+from tests.conftest import base_spec
+
+
+@pytest.fixture
+def spec_file(tmp_path: Path) -> Path:
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(base_spec()))  # minimize loss; lr [0.01, 0.05], layers [2, 5], optimizer
+    return path
+
+
+def _store(tmp_path: Path) -> str:
+    return str(tmp_path / "mlmd.sqlite")
+
+
+def test_import_csv_then_report_ranks_and_counts(
+    tmp_path: Path, spec_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trials = tmp_path / "prior.csv"
+    trials.write_text(
+        "lr,layers,optimizer,loss,accuracy,status\n"
+        "0.02,3,adam,0.40,0.8,\n"
+        "0.03,4,sgd,0.20,0.9,\n"
+        "0.04,2,ftrl,,,Failed\n"
+    )
+    assert main(["import", str(spec_file), str(trials), "--mlmd", _store(tmp_path)]) == 0
+    assert "imported 3 trials" in capsys.readouterr().out
+    assert main(["report", "demo", "--mlmd", _store(tmp_path), "--json"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["trial", "status", "lr", "layers", "optimizer", "loss", "seconds"]
+    assert out[1].split()[:2] == ["demo-0001", "*"]  # best first: loss 0.20
+    assert out[3].split()[:3] == ["demo-0002", "*", "Failed"]
+    document = json.loads(out[-1])
+    assert document["best"]["name"] == "demo-0001" and document["best"]["parameters"]["layers"] == 4
+    # Imported trials spend none of the budget.
+    assert document["trials"] == {"succeeded": 0, "failed": 0, "metricsUnavailable": 0}
+    assert "3 imported" in out[-2]
+
+
+def test_imported_trials_feed_suggest(tmp_path: Path, spec_file: Path) -> None:
+    trials = tmp_path / "prior.json"
+    trials.write_text(
+        json.dumps([{"parameters": {"lr": 0.02, "layers": 3, "optimizer": "adam"}, "metrics": {"loss": 0.5}}])
+    )
+    assert main(["import", str(spec_file), str(trials), "--mlmd", _store(tmp_path)]) == 0
+    history = open_tracker(resolve_target(_store(tmp_path))).load_history("demo")
+    assert [(t.origin, t.status, t.values) for t in history.trials] == [("import", "Succeeded", (0.5,))]
+    created, _ = suggest(parse_experiment(base_spec()), history, 2)
+    assert [t.name for t in created] == ["demo-0001", "demo-0002"]
+
+
+@pytest.mark.parametrize(
+    ("content", "suffix", "message"),
+    [
+        (
+            "lr,layers,optimizer,loss\n0.5,3,adam,0.1\n",
+            ".csv",
+            r"row 2: lr: must be a number within \[0.01, 0.05\], but got '0.5'",
+        ),
+        (
+            "lr,layers,optimizer,loss\n0.02,3.5,adam,0.1\n",
+            ".csv",
+            r"row 2: layers: must be a whole number, but got '3.5'",
+        ),
+        (
+            "lr,layers,optimizer,loss\n0.02,3,rmsprop,0.1\n",
+            ".csv",
+            r"row 2: optimizer: must be one of \['sgd', 'adam', 'ftrl'\], but got 'rmsprop'",
+        ),
+        ("lr,layers,optimizer\n0.02,3,adam\n", ".csv", r"row 2: status: must be one of Succeeded, Failed"),
+        (
+            "lr,layers,optimizer,loss,f1\n0.02,3,adam,0.1,0.3\n",
+            ".csv",
+            r"row 2: f1: must be a metric of the experiment \(loss, accuracy\)",
+        ),
+        (
+            '[{"parameters": {"lr": 0.02, "layers": 3}, "metrics": {"loss": 0.1}}]',
+            ".json",
+            r"trials\[0\]: optimizer: must be given",
+        ),
+        ("{not json", ".json", r"the file must be JSON"),
+        (
+            '[{"parameters": {"lr": 0.02, "layers": 3, "optimizer": "adam"}, "metrics": {"loss": "NaN"}}]',
+            ".json",
+            r"trials\[0\]: loss: must be a finite number",
+        ),
+    ],
+    ids=[
+        "out-of-range",
+        "fractional-int",
+        "unknown-choice",
+        "no-objective-no-status",
+        "unknown-column",
+        "missing-parameter",
+        "not-json",
+        "nan",
+    ],
+)
+def test_bad_prior_data_is_one_line_naming_the_file(
+    tmp_path: Path,
+    spec_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: str,
+    suffix: str,
+    message: str,
+) -> None:
+    trials = tmp_path / f"prior{suffix}"
+    trials.write_text(content)
+    assert main(["import", str(spec_file), str(trials), "--mlmd", _store(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{trials}: ") and err.count("\n") == 1
+    assert re.search(message, err), err
+    assert open_tracker(resolve_target(_store(tmp_path))).load_history("demo").trials == ()
+
+
+def test_experiments_lists_and_report_refuses_unknown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tracker = open_tracker(resolve_target(_store(tmp_path)))
+    experiment = parse_experiment(base_spec())
+    trial = TrialRecord(
+        name="demo-0000",
+        number=0,
+        parameters={"lr": 0.02, "layers": 3, "optimizer": "sgd"},
+        status="Succeeded",
+        values=(0.3,),
+        metrics={"loss": 0.3},
+    )
+    tracker.save_trial(experiment, trial)
+    from hpo_kfp.decide import decide
+
+    history = History(experiment="demo", trials=(trial,))
+    tracker.save_experiment(experiment, history, decide(experiment, history))
+    assert main(["experiments", "--mlmd", _store(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith("demo  Running  1 trials  best demo-0000 = 0.3")
+    assert main(["report", "other", "--mlmd", _store(tmp_path)]) == 2
+    assert capsys.readouterr().err == "other: the store must hold this experiment, but it holds: demo\n"
+
+
+def test_report_without_a_store_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "demo", "--mlmd", str(tmp_path / "missing.sqlite")]) == 2
+    assert "the metadata store must exist" in capsys.readouterr().err
+    assert not (tmp_path / "missing.sqlite").exists()
