@@ -18,6 +18,7 @@ from hpo_kfp.errors import (
     TrackingError,
 )
 from hpo_kfp.history import History, TrialRecord
+from hpo_kfp.push import report_metrics
 from hpo_kfp.spec import Experiment, load_experiment, parse_experiment
 from hpo_kfp.suggest import suggest
 
@@ -37,5 +38,6 @@ __all__ = [
     "decide",
     "load_experiment",
     "parse_experiment",
+    "report_metrics",
     "suggest",
 ]

@@ -37,6 +37,7 @@ from hpo_kfp.runners._k8s_manifest import (
 )
 from hpo_kfp.runners.base import TrialRun, now
 from hpo_kfp.spec import Experiment
+from hpo_kfp.spec.template import default_conditions
 from hpo_kfp.templates import render
 
 __all__ = ["KubernetesRunner", "KubernetesSettings", "TrialOutput", "step_namespace"]
@@ -117,6 +118,7 @@ class KubernetesRunner:
             RunnerError: The cluster refused the trial's object or stayed unreachable.
         """
         template = self._template(experiment, namespace)
+        conditions = _conditions(experiment, str(template.get("kind", "")))
         digest = assignment_digest(trial.parameters)
         manifest = render(
             template,
@@ -136,8 +138,8 @@ class KubernetesRunner:
             with _terminate_on_sigterm():
                 self._create_or_adopt(resource, manifest, namespace, digest)
                 created = True
-                state = self._wait(resource, trial.name, namespace, experiment)
-                log, metrics = self._outputs(experiment, trial.name, namespace)
+                state = self._wait(resource, trial.name, namespace, conditions[:2])
+                log, metrics = self._outputs(experiment, trial.name, namespace, conditions[2])
         except _Terminated:
             if created:
                 self._delete(resource, trial.name, namespace)
@@ -190,17 +192,16 @@ class KubernetesRunner:
 
     # -- watch -------------------------------------------------------------------------------
 
-    def _wait(self, resource: Any, name: str, namespace: str, experiment: Experiment) -> JobState:
+    def _wait(self, resource: Any, name: str, namespace: str, conditions: tuple[str, str]) -> JobState:
         """Watches the object until a condition holds; the deadline ends the trial."""
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
-        template = experiment.trial_template
         deadline = time.monotonic() + self._settings.deadline_seconds
         errors = 0
         while True:
             current = self._retry(lambda: resource.get(name=name, namespace=namespace)).to_dict()
-            state = job_state(current, template.success_condition, template.failure_condition)
+            state = job_state(current, *conditions)
             if state.condition != "Running":
                 return state
             remaining = deadline - time.monotonic()
@@ -213,9 +214,7 @@ class KubernetesRunner:
                 for event in self._events(resource, name, namespace, version, remaining):
                     if event["type"] == "DELETED":
                         return JobState("Failed", "Deleted", "the trial's object was deleted before it ended")
-                    state = job_state(
-                        event["raw_object"], template.success_condition, template.failure_condition
-                    )
+                    state = job_state(event["raw_object"], *conditions)
                     if state.condition != "Running":
                         return state
                 errors = 0
@@ -275,10 +274,12 @@ class KubernetesRunner:
 
     # -- outputs and cleanup -----------------------------------------------------------------
 
-    def _outputs(self, experiment: Experiment, name: str, namespace: str) -> tuple[str, str]:
+    def _outputs(
+        self, experiment: Experiment, name: str, namespace: str, pod_labels: Mapping[str, str]
+    ) -> tuple[str, str]:
         """The primary container's log and termination message (empty when no pod is left)."""
         template = experiment.trial_template
-        selector = {**template.primary_pod_labels, TRIAL_LABEL: name}
+        selector = {**pod_labels, TRIAL_LABEL: name}
         # Raw JSON: the typed models reject statuses that miss fields some clusters omit.
         selector_text = ",".join(f"{k}={v}" for k, v in selector.items())
         listing = self._retry(
@@ -313,6 +314,23 @@ class KubernetesRunner:
                     name=name, namespace=namespace, body={"propagationPolicy": "Background"}
                 )
             )
+
+
+def _conditions(experiment: Experiment, kind: str) -> tuple[str, str, Mapping[str, str]]:
+    """Success and failure conditions and primary pod labels, with Katib's defaults for ``kind``.
+
+    A ConfigMap template's kind is known only once it is read, so its defaults apply here.
+    """
+    template = experiment.trial_template
+    defaults = default_conditions(kind) or ("", "", {})
+    success = template.success_condition or defaults[0]
+    failure = template.failure_condition or defaults[1]
+    if not (success and failure):
+        raise RunnerError(
+            f"spec.trialTemplate: successCondition and failureCondition must be set for a trial of kind {kind} "
+            "(Katib has defaults only for Job, TFJob, PyTorchJob, XGBoostJob, MPIJob and TrainJob)"
+        )
+    return success, failure, template.primary_pod_labels or defaults[2]
 
 
 def _api_message(error: Any) -> str:
