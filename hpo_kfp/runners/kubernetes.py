@@ -327,7 +327,8 @@ def _conditions(experiment: Experiment, kind: str) -> tuple[str, str, Mapping[st
     failure = template.failure_condition or defaults[1]
     if not (success and failure):
         raise RunnerError(
-            f"spec.trialTemplate: successCondition and failureCondition must be set for a trial of kind {kind} "
+            "spec.trialTemplate: successCondition and failureCondition must be set for a trial of kind "
+            f"{kind} "
             "(Katib has defaults only for Job, TFJob, PyTorchJob, XGBoostJob, MPIJob and TrainJob)"
         )
     return success, failure, template.primary_pod_labels or defaults[2]
