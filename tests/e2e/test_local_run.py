@@ -8,6 +8,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from hpo_kfp.tracking import open_tracker, resolve_target
 
 _HERE = Path(__file__).parent
@@ -57,3 +59,34 @@ def test_parallel_trials_a_failure_and_an_early_goal(tmp_path: Path) -> None:
     logs = list(tmp_path.glob("scripted/*/artifacts/**/log"))
     assert any("simulated crash" in path.read_text() for path in logs)
     assert "round 2/4" in result.stdout
+
+
+def test_the_run_leaves_a_complete_metadata_graph(
+    scripted_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    from hpo_kfp.tracking.mlmd import MlmdTracker
+
+    tmp_path, _ = scripted_run
+    tracker = open_tracker(resolve_target(str(tmp_path / "mlmd.sqlite")))
+    assert isinstance(tracker, MlmdTracker)
+    store = tracker._store
+    [experiment] = store.get_contexts_by_type("odh.HPOExperiment")
+    assert experiment.properties["status"].string_value == "Succeeded"
+    assert experiment.properties["reason"].string_value == "GoalReached"
+    assert experiment.properties["best_trial"].string_value == "scripted-0005"
+    trials = store.get_contexts_by_type("odh.HPOTrial")
+    assert sorted(c.name for c in trials) == [f"scripted-{i:04d}" for i in range(6)]
+    assert {c.id for c in store.get_children_contexts_by_context(experiment.id)} == {c.id for c in trials}
+    executions = store.get_executions_by_type("odh.Train")
+    states = {e.properties["trial"].string_value: e.last_known_state for e in executions}
+    assert states["scripted-0001"] == pb.Execution.FAILED and states["scripted-0004"] == pb.Execution.FAILED
+    assert sum(s == pb.Execution.COMPLETE for s in states.values()) == 4
+    assert len(store.get_artifacts_by_type("odh.HPOConfig")) == 6
+    assert len(store.get_artifacts_by_type("odh.Metrics")) == 6
+    events = store.get_events_by_execution_ids([e.id for e in executions])
+    assert sorted(e.type for e in events) == [pb.Event.INPUT] * 6 + [pb.Event.OUTPUT] * 6
+    for context in trials:
+        assert len(store.get_executions_by_context(context.id)) == 1
+        assert len(store.get_artifacts_by_context(context.id)) == 2
