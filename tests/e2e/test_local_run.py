@@ -26,11 +26,21 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_parallel_trials_a_failure_and_an_early_goal(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def scripted_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """One real run of the scripted experiment, shared by the tests below."""
+    workdir = tmp_path_factory.mktemp("scripted")
     result = _cli(
-        "run", str(_HERE / "scripted.yaml"), "--local", "--json", "--workdir", str(tmp_path), cwd=tmp_path
+        "run", str(_HERE / "scripted.yaml"), "--local", "--json", "--workdir", str(workdir), cwd=workdir
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    return workdir, result
+
+
+def test_parallel_trials_a_failure_and_an_early_goal(
+    scripted_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    tmp_path, result = scripted_run
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     # Round 1: trials 0-2, trial 1 crashes. Round 2: trials 3-5, trial 4 reports nothing and
     # trial 5 meets the goal; rounds 3 and 4 then run as no-ops.
