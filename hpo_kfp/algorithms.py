@@ -16,7 +16,7 @@ from hpo_kfp.errors import SamplerUnavailable
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["ALGORITHMS", "AlgorithmInfo", "Setting", "build_sampler"]
+__all__ = ["ALGORITHMS", "AlgorithmInfo", "Setting", "build_sampler", "require_dependencies"]
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,12 @@ def _quantile_gamma(fraction: float) -> Callable[[int], int]:
     return gamma
 
 
+def require_dependencies(name: str) -> None:
+    """Raises :class:`SamplerUnavailable` when algorithm ``name`` needs what is not installed."""
+    if name == "bayesianoptimization":
+        _require_gp_dependencies()
+
+
 def _require_gp_dependencies() -> None:
     missing = []
     for module in ("torch", "scipy"):
@@ -201,6 +207,6 @@ def _require_gp_dependencies() -> None:
         raise SamplerUnavailable(
             "algorithm bayesianoptimization runs Optuna's GPSampler, which needs "
             f"{' and '.join(missing)}; install the CPU build: "
-            "`uv pip install scipy torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu` "
-            "or `pip install scipy torch==2.13.0` where a CPU wheel is provided"
+            "`uv pip install torch --index-url https://download.pytorch.org/whl/cpu` "
+            "(a plain `pip install torch` pulls several GB of CUDA libraries)"
         )

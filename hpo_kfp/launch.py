@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hpo_kfp.algorithms import require_dependencies
 from hpo_kfp.decide import Decision, decide, trial_counts
 from hpo_kfp.errors import HpoKfpError
 from hpo_kfp.history import History, TrialRecord
@@ -55,6 +56,7 @@ def prepare_local_run(experiment: Experiment, spec_file: Path, *, workdir: Path,
     from pipelines.loop import build_pipeline, compile_pipeline
 
     check_runs_locally(experiment)
+    require_dependencies(experiment.algorithm.name)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
     directory = (workdir / experiment.name / stamp).resolve()
     directory.mkdir(parents=True)
