@@ -105,7 +105,7 @@ def build_pipeline(
             )
             _name(decided, f"round-{index}-decide")
             history = decided.outputs["history"]
-            decision = decided.outputs["Output"]
+            decision = decided.outputs["decision"]
         return decision  # type: ignore[return-value]
 
     return tuning

@@ -7,14 +7,21 @@ from pathlib import Path
 
 from hpo_kfp.decide import decide
 from hpo_kfp.history import History, TrialRecord
+from hpo_kfp.report import result_document
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.steps.settings import StepSettings
 
 __all__ = ["decide_step"]
 
 
-def decide_step(spec: str, history_in: str, results: list[str], history_out: str, settings: str = "") -> str:
-    """Returns the decision as JSON: ``done``, ``status``, ``reason``, ``best`` and counts."""
+def decide_step(
+    spec: str, history_in: str, results: list[str], history_out: str, settings: str = "", decision_out: str = ""
+) -> bool:
+    """Merges the round's results and decides; returns whether the experiment is done.
+
+    The decision is written to ``decision_out`` as JSON: ``done``, ``status``, ``reason``,
+    ``trials`` (counts) and ``best``.
+    """
     experiment = parse_experiment(spec)
     history = History.from_json(Path(history_in).read_text(encoding="utf-8"))
     records = [TrialRecord.from_dict(data) for data in map(json.loads, results) if not data.get("skip")]
@@ -24,21 +31,8 @@ def decide_step(spec: str, history_in: str, results: list[str], history_out: str
     if tracker is not None and records:
         tracker.save_experiment(experiment, history, decision)
     Path(history_out).write_text(history.to_json(), encoding="utf-8")
-    best = decision.best
-    return json.dumps(
-        {
-            "experiment": experiment.name,
-            "done": decision.done,
-            "status": decision.status,
-            "reason": decision.reason,
-            "trials": decision.counts,
-            "best": None
-            if best is None
-            else {
-                "name": best.name,
-                "parameters": best.parameters,
-                "objective": best.objective,
-                "metrics": best.metrics,
-            },
-        }
-    )
+    if decision_out:
+        document = {"done": decision.done, **result_document(experiment.name, decision)}
+        document["trials"] = decision.counts
+        Path(decision_out).write_text(json.dumps(document), encoding="utf-8")
+    return decision.done

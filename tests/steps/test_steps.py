@@ -97,10 +97,11 @@ def test_run_collect_decide_for_one_local_trial(tmp_path: Path) -> None:
     record, shown = collect_metrics_step(spec, result, str(log), str(metrics), settings, "run-1")
     assert json.loads(record)["status"] == "Succeeded"
     assert shown == {"loss": 0.25, "accuracy": 0.9, "trial-number": 0.0}
-    decision = json.loads(
-        decide_step(spec, str(tmp_path / "h1.json"), [record, SKIP], str(tmp_path / "h2.json"), settings)
+    done = decide_step(
+        spec, str(tmp_path / "h1.json"), [record, SKIP], str(tmp_path / "h2.json"), settings, str(tmp_path / "d")
     )
-    assert decision["done"] is False and decision["best"]["name"] == "demo-0000"
+    decision = json.loads((tmp_path / "d").read_text())
+    assert done is False and decision["done"] is False and decision["best"]["name"] == "demo-0000"
     assert [t.status for t in _history(tmp_path / "h2.json").trials] == ["Succeeded", "Pending"]
     tracker = StepSettings.from_json(settings).tracker()
     assert tracker is not None
@@ -123,7 +124,9 @@ def test_decide_reports_the_goal(tmp_path: Path) -> None:
     record = json.dumps(
         replace(pending, status="Succeeded", values=(0.0005,), metrics={"loss": 0.0005}).to_dict()
     )
-    decision = json.loads(decide_step(_SPEC, str(tmp_path / "in.json"), [record], str(tmp_path / "out.json")))
+    done = decide_step(_SPEC, str(tmp_path / "in.json"), [record], str(tmp_path / "out.json"), "", str(tmp_path / "d"))
+    decision = json.loads((tmp_path / "d").read_text())
+    assert done is True
     assert (decision["done"], decision["status"], decision["reason"]) == (True, "Succeeded", "GoalReached")
     assert decision["trials"]["succeeded"] == 1
 

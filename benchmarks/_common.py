@@ -1,0 +1,346 @@
+"""Helpers shared by the benchmark scripts: experiments, machine facts, tables, RESULTS.md.
+
+Nothing here is part of hpo-kfp; the scripts import it as ``_common`` (they put their own
+folder on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+RESULTS = BENCH_DIR / "RESULTS.md"
+
+# Order of the sections in RESULTS.md (a section not yet written is simply absent).
+SECTION_ORDER = ["quality", "suggest_latency", "loop_overhead", "pipeline_size", "memory"]
+
+_PACKAGES = (
+    "optuna",
+    "kfp",
+    "ml-metadata",
+    "numpy",
+    "scipy",
+    "cmaes",
+    "torch",
+    "hyperopt",
+    "ray",
+    "psutil",
+)
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="a tiny run that only validates the script")
+    p.add_argument("--json", action="store_true", help="print one JSON document on stdout instead of tables")
+    p.add_argument("--write", action="store_true", help="(re)write this script's section of RESULTS.md")
+    return p
+
+
+def command_line() -> str:
+    """The command that ran this script, as it would be typed from the project root."""
+    script = Path(sys.argv[0]).resolve()
+    try:
+        shown = str(script.relative_to(ROOT))
+    except ValueError:
+        shown = str(script)
+    args = " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return f"uv run --no-sync --group bench python {shown} {args}".rstrip()
+
+
+def log(message: str) -> None:
+    """Progress on stderr (stdout is reserved for the table or the JSON document)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    ram = None
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram = round(int(line.split()[1]) / 1024 / 1024, 1)
+                break
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    commit = ""
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "hpo_kfp", "pipelines", "components"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        if dirty:
+            commit += " (library has uncommitted changes)"
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gib": ram,
+        "python": platform.python_version(),
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "commit": commit,
+        "packages": versions,
+        "loadavg_start": os.getloadavg()[0],
+    }
+
+
+def other_load() -> str:
+    """The busiest processes not started by this benchmark (a hint of disturbance)."""
+    mine = {os.getpid()}
+    with contextlib.suppress(Exception):
+        import psutil
+
+        me = psutil.Process()
+        mine |= {p.pid for p in me.children(recursive=True)}
+        busy = []
+        for proc in psutil.process_iter(["pid", "name", "cmdline"]):
+            if proc.pid in mine:
+                continue
+            with contextlib.suppress(Exception):
+                busy.append((proc.cpu_percent(interval=None), proc))
+        time.sleep(0.5)
+        rows = []
+        for _, proc in busy:
+            with contextlib.suppress(Exception):
+                cpu = proc.cpu_percent(interval=None)
+                if cpu >= 20:
+                    cmd = " ".join(proc.info["cmdline"] or [proc.info["name"]])[:80]
+                    rows.append(f"{cpu:.0f}% {cmd}")
+        return "; ".join(rows)
+    return ""
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def quartiles(values: Sequence[float]) -> tuple[float, float]:
+    if len(values) < 2:
+        v = values[0] if values else float("nan")
+        return v, v
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0], q[2]
+
+
+@contextlib.contextmanager
+def timer() -> Iterator[list[float]]:
+    box: list[float] = []
+    start = time.perf_counter()
+    try:
+        yield box
+    finally:
+        box.append(time.perf_counter() - start)
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "–"
+        if value == 0:
+            return "0"
+        if abs(value) >= 1000 or abs(value) < 1e-3:
+            return f"{value:.{digits - 1}e}"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table (also readable as plain text)."""
+    cells = [[fmt(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    lines = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in cells]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- output
+
+
+def emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
+    if args.json:
+        print(json.dumps(document, default=str, indent=1))
+    else:
+        print(text)
+
+
+def machine_text(info: dict[str, Any], elapsed: float | None = None) -> str:
+    pkgs = ", ".join(f"{k} {v}" for k, v in info["packages"].items())
+    lines = [
+        f"- machine: {info['nproc']} cores ({info['cpu']}), {info['ram_gib']} GiB RAM, Python {info['python']}",
+        f"- date: {info['date']}; hpo-kfp commit {info['commit']}",
+        f"- packages: {pkgs}",
+    ]
+    load = f"- load average (1 min) at start {info['loadavg_start']:.2f}"
+    if "loadavg_end" in info:
+        load += f", at end {info['loadavg_end']:.2f}"
+    if info.get("other_load"):
+        load += f"; other busy processes seen: {info['other_load']}"
+    lines.append(load)
+    if elapsed is not None:
+        lines.append(f"- wall time of the whole script: {elapsed:.0f} s")
+    return "\n".join(lines)
+
+
+def write_section(key: str, title: str, body: str) -> None:
+    """Replaces (or adds) the section ``key`` of RESULTS.md, keeping the others."""
+    begin, end = f"<!-- BEGIN {key} -->", f"<!-- END {key} -->"
+    block = f"{begin}\n## {title}\n\n{body.strip()}\n{end}"
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
+    sections = dict(re.findall(r"<!-- BEGIN (\S+) -->\n(.*?)\n<!-- END \1 -->", text, flags=re.S))
+    header = text.split("<!-- BEGIN", 1)[0].strip() or _RESULTS_HEADER.strip()
+    sections[key] = block[len(begin) + 1 : -len(end) - 1]
+    ordered = [k for k in SECTION_ORDER if k in sections] + [k for k in sections if k not in SECTION_ORDER]
+    parts = [header] + [f"<!-- BEGIN {k} -->\n{sections[k]}\n<!-- END {k} -->" for k in ordered]
+    RESULTS.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+    log(f"wrote section {key!r} of {RESULTS.relative_to(ROOT)}")
+
+
+_RESULTS_HEADER = """
+# Benchmark results
+
+Each section below is (re)written by one script in this folder with `--write`; it records
+the exact command, the machine, the date and the package versions. See
+[README.md](README.md) for what each script measures. The machine is shared (2 cores, another
+engineer's test runs may be active): compare the columns of one table — they ran
+interleaved in the same process — rather than numbers across sections or dates.
+"""
+
+
+# --------------------------------------------------------------------------- experiments
+
+
+def experiment_document(
+    name: str,
+    parameters: list[dict[str, Any]],
+    *,
+    algorithm: str,
+    seed: int | None = None,
+    settings: dict[str, Any] | None = None,
+    max_trials: int = 100,
+    parallel: int = 4,
+    objective: str = "minimize",
+    metric: str = "loss",
+    command: list[str] | None = None,
+    metric_strategy: str | None = None,
+) -> dict[str, Any]:
+    """A Katib Experiment document for ``parameters`` (Katib's own parameter dicts)."""
+    algorithm_settings = [{"name": k, "value": str(v)} for k, v in (settings or {}).items()]
+    if seed is not None:
+        algorithm_settings.append({"name": "random_state", "value": str(seed)})
+    trial_parameters = [{"name": p["name"], "reference": p["name"]} for p in parameters]
+    if command is None:
+        command = ["python3", "trial.py"] + [f"--{p['name']}=${{trialParameters.{p['name']}}}" for p in parameters]
+    spec: dict[str, Any] = {
+        "objective": {"type": objective, "objectiveMetricName": metric},
+        "algorithm": {"algorithmName": algorithm, "algorithmSettings": algorithm_settings},
+        "parallelTrialCount": parallel,
+        "maxTrialCount": max_trials,
+        "maxFailedTrialCount": max_trials,
+        "parameters": copy.deepcopy(parameters),
+        "trialTemplate": {
+            "primaryContainerName": "main",
+            "trialParameters": trial_parameters,
+            "trialSpec": {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "containers": [{"name": "main", "image": "python:3.11", "command": command}],
+                            "restartPolicy": "Never",
+                        }
+                    }
+                },
+            },
+        },
+    }
+    if metric_strategy:
+        spec["objective"]["metricStrategies"] = [{"name": metric, "value": metric_strategy}]
+    return {
+        "apiVersion": "kubeflow.org/v1beta1",
+        "kind": "Experiment",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def double(name: str, low: float, high: float, *, log_scale: bool = False, step: float | None = None) -> dict:
+    space: dict[str, Any] = {"min": str(low), "max": str(high)}
+    if log_scale:
+        space["distribution"] = "logUniform"
+    if step is not None:
+        space["step"] = str(step)
+    return {"name": name, "parameterType": "double", "feasibleSpace": space}
+
+
+def integer(name: str, low: int, high: int) -> dict:
+    return {"name": name, "parameterType": "int", "feasibleSpace": {"min": str(low), "max": str(high)}}
+
+
+def categorical(name: str, values: Sequence[str]) -> dict:
+    return {"name": name, "parameterType": "categorical", "feasibleSpace": {"list": list(values)}}
+
+
+def quiet_optuna() -> None:
+    import logging
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message=".*independent sampl.*")
+    warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
