@@ -6,9 +6,18 @@ pip-install anything when they start (``install_kfp_package=False``).
 """
 
 from components.collect_metrics.component import collect_metrics_op
+from components.collect_metrics.native import collect_native_metrics_op, collect_native_value_op
 from components.decide.component import decide_op
 from components.image import RUNTIME_IMAGE
 from components.run_trial.component import run_trial_op
 from components.suggest.component import suggest_op
 
-__all__ = ["RUNTIME_IMAGE", "collect_metrics_op", "decide_op", "run_trial_op", "suggest_op"]
+__all__ = [
+    "RUNTIME_IMAGE",
+    "collect_metrics_op",
+    "collect_native_metrics_op",
+    "collect_native_value_op",
+    "decide_op",
+    "run_trial_op",
+    "suggest_op",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "BuildError",
     "HistoryError",
     "HpoKfpError",
     "MetricsUnavailable",
@@ -30,6 +31,10 @@ class SpecError(HpoKfpError):
 
 class TemplateError(HpoKfpError):
     """A trial template cannot be rendered with the given assignment."""
+
+
+class BuildError(HpoKfpError):
+    """A pipeline cannot be built as asked (e.g. a trial component that does not fit)."""
 
 
 class HistoryError(HpoKfpError):

@@ -40,7 +40,7 @@ from components import RUNTIME_IMAGE, collect_metrics_op, decide_op, run_trial_o
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
 
-__all__ = ["build_pipeline", "compile_pipeline", "round_count"]
+__all__ = ["add_rounds", "build_pipeline", "compile_pipeline", "round_count"]
 
 
 def round_count(experiment: Experiment) -> int:
@@ -69,8 +69,6 @@ def build_pipeline(
     total = rounds or round_count(experiment)
     spec_text = json.dumps(experiment.source, separators=(",", ":"))
     default_settings = (settings or StepSettings()).to_json()
-    suggest, run_trial = suggest_op(base_image), run_trial_op(base_image)
-    collect, decide = collect_metrics_op(base_image), decide_op(base_image)
     parallelism = experiment.parallel_trial_count
 
     @dsl.pipeline(
@@ -79,36 +77,53 @@ def build_pipeline(
         f"trials ({experiment.algorithm.name}, {experiment.objective.type} {experiment.objective.metric}).",
     )
     def tuning(spec: str = spec_text, settings: str = default_settings) -> str:
-        history = None
-        decision = None
-        for index in range(1, total + 1):
-            previous: dict[str, Any] = {} if history is None else {"previous": history}
-            proposed = suggest(spec=spec, settings=settings, **previous)
-            _name(proposed, f"round-{index}-suggest")
-            with dsl.ParallelFor(proposed.outputs["Output"], parallelism=parallelism) as trial:
-                ran = run_trial(spec=spec, settings=settings, trial=trial)
-                _name(ran, f"round-{index}-run-trial")
-                collected = collect(
-                    spec=spec,
-                    settings=settings,
-                    run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-                    result=ran.outputs["Output"],
-                    log=ran.outputs["log"],
-                    metrics_file=ran.outputs["metrics_file"],
-                )
-                _name(collected, f"round-{index}-collect-metrics")
-            decided = decide(
-                spec=spec,
-                settings=settings,
-                previous=proposed.outputs["history"],
-                results=dsl.Collected(collected.outputs["Output"]),
-            )
-            _name(decided, f"round-{index}-decide")
-            history = decided.outputs["history"]
-            decision = decided.outputs["decision"]
-        return decision  # type: ignore[return-value]
+        return add_rounds(  # type: ignore[no-any-return]
+            spec, settings, rounds=total, parallelism=parallelism, base_image=base_image
+        )
 
     return tuning
+
+
+def add_rounds(spec: Any, settings: Any, *, rounds: int, parallelism: int, base_image: str) -> Any:
+    """Adds ``rounds`` flat rounds to the pipeline being defined; returns the last decision.
+
+    Args:
+        spec: The ``spec`` channel (the Experiment, YAML or JSON).
+        settings: The ``settings`` channel (:class:`StepSettings` as JSON).
+        rounds: How many rounds.
+        parallelism: The loops' parallelism (at least ``parallelTrialCount``).
+        base_image: The image every step runs in.
+    """
+    suggest, run_trial = suggest_op(base_image), run_trial_op(base_image)
+    collect, decide = collect_metrics_op(base_image), decide_op(base_image)
+    history = None
+    decision = None
+    for index in range(1, rounds + 1):
+        previous: dict[str, Any] = {} if history is None else {"previous": history}
+        proposed = suggest(spec=spec, settings=settings, **previous)
+        _name(proposed, f"round-{index}-suggest")
+        with dsl.ParallelFor(proposed.outputs["Output"], parallelism=parallelism) as trial:
+            ran = run_trial(spec=spec, settings=settings, trial=trial)
+            _name(ran, f"round-{index}-run-trial")
+            collected = collect(
+                spec=spec,
+                settings=settings,
+                run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                result=ran.outputs["Output"],
+                log=ran.outputs["log"],
+                metrics_file=ran.outputs["metrics_file"],
+            )
+            _name(collected, f"round-{index}-collect-metrics")
+        decided = decide(
+            spec=spec,
+            settings=settings,
+            previous=proposed.outputs["history"],
+            results=dsl.Collected(collected.outputs["Output"]),
+        )
+        _name(decided, f"round-{index}-decide")
+        history = decided.outputs["history"]
+        decision = decided.outputs["decision"]
+    return decision
 
 
 def _name(task: Any, display: str) -> None:

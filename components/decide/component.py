@@ -17,8 +17,12 @@ def decide_op(base_image: str = RUNTIME_IMAGE) -> Any:
 
     @dsl.component(base_image=base_image, install_kfp_package=False)
     def decide(
-        spec: str, settings: str, previous: Input[Artifact], results: List[str], history: Output[Artifact],
-        decision: OutputPath(str),
+        spec: str,
+        settings: str,
+        previous: Input[Artifact],
+        results: List[str],
+        history: Output[Artifact],
+        decision: OutputPath(str),  # type: ignore[valid-type]
     ) -> bool:
         from hpo_kfp.steps import decide_step
 

@@ -26,7 +26,7 @@ def register(commands: Any) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     experiment = read_experiment(args)
-    kind = experiment.trial_template.kind or "configMap template"
+    kind = experiment.template.kind or "configMap template"
     print(
         f"{args.file}: ok: experiment {experiment.name}, algorithm {experiment.algorithm.name}, "
         f"{len(experiment.parameters)} parameters, maxTrialCount {experiment.max_trial_count}, "

@@ -56,7 +56,7 @@ def prepare_manifest(
     metadata["annotations"] = {**(metadata.get("annotations") or {}), ASSIGNMENT_ANNOTATION: digest}
     for template_metadata in _pod_metadata(prepared):
         template_metadata["labels"] = {**(template_metadata.get("labels") or {}), **labels}
-    container = primary_container(prepared, experiment.trial_template.primary_container_name)
+    container = primary_container(prepared, experiment.template.primary_container_name)
     env = [e for e in container.get("env") or [] if e.get("name") not in (METRICS_FILE_ENV, TRIAL_NAME_ENV)]
     collector = experiment.metrics_collector
     metrics_path = collector.path if collector.kind == "File" else PUSH_METRICS_PATH

@@ -122,7 +122,7 @@ class KubernetesRunner:
         digest = assignment_digest(trial.parameters)
         manifest = render(
             template,
-            experiment.trial_template.references,
+            experiment.template.references,
             trial.parameters,
             name=trial.name,
             namespace=namespace,
@@ -144,7 +144,7 @@ class KubernetesRunner:
             if created:
                 self._delete(resource, trial.name, namespace)
             raise SystemExit(143) from None
-        if not experiment.trial_template.retain:
+        if not experiment.template.retain:
             self._delete(resource, trial.name, namespace)
         code = 0 if state.condition == "Succeeded" else None
         reason = (
@@ -159,7 +159,7 @@ class KubernetesRunner:
     # -- create ------------------------------------------------------------------------------
 
     def _template(self, experiment: Experiment, namespace: str) -> Mapping[str, Any]:
-        template = experiment.trial_template
+        template = experiment.template
         if template.trial_spec is not None:
             return template.trial_spec
         source = template.config_map
@@ -278,7 +278,7 @@ class KubernetesRunner:
         self, experiment: Experiment, name: str, namespace: str, pod_labels: Mapping[str, str]
     ) -> tuple[str, str]:
         """The primary container's log and termination message (empty when no pod is left)."""
-        template = experiment.trial_template
+        template = experiment.template
         selector = {**pod_labels, TRIAL_LABEL: name}
         # Raw JSON: the typed models reject statuses that miss fields some clusters omit.
         selector_text = ",".join(f"{k}={v}" for k, v in selector.items())
@@ -321,7 +321,7 @@ def _conditions(experiment: Experiment, kind: str) -> tuple[str, str, Mapping[st
 
     A ConfigMap template's kind is known only once it is read, so its defaults apply here.
     """
-    template = experiment.trial_template
+    template = experiment.template
     defaults = default_conditions(kind) or ("", "", {})
     success = template.success_condition or defaults[0]
     failure = template.failure_condition or defaults[1]

@@ -53,7 +53,7 @@ def local_command(experiment: Experiment, trial: TrialRecord, metrics_file: Path
         RunnerError: The template cannot run as a local process (no inline trialSpec, no
             command, or env values that only a cluster can fill).
     """
-    template = experiment.trial_template
+    template = experiment.template
     if template.trial_spec is None:
         raise RunnerError(
             "spec.trialTemplate.configMap: a ConfigMap template can be read only on a cluster; "

@@ -49,7 +49,8 @@ class Experiment:
     objective: Objective
     algorithm: Algorithm
     parameters: tuple[Parameter, ...]
-    trial_template: TrialTemplate
+    trial_template: TrialTemplate | None
+    """What each trial runs; None when the trials are a KFP component (``hpo_kfp.tune``)."""
     parallel_trial_count: int = 3
     """Trials run at once (Katib's default 3)."""
     max_trial_count: int
@@ -62,6 +63,19 @@ class Experiment:
     early_stopping: EarlyStopping | None = None
     source: Mapping[str, Any] | None = None
     """The document the experiment was read from."""
+
+    @property
+    def template(self) -> TrialTemplate:
+        """The trial template, which running trials as jobs or processes needs.
+
+        Raises:
+            SpecError: The experiment has none (its trials are a KFP component).
+        """
+        if self.trial_template is None:
+            raise SpecError(
+                "spec.trialTemplate", "must be specified to run trials as jobs or processes", "nothing"
+            )
+        return self.trial_template
 
     def parameter(self, name: str) -> Parameter:
         for parameter in self.parameters:
@@ -84,8 +98,15 @@ def load_experiment(path: str | Path) -> Experiment:
     return parse_experiment(text)
 
 
-def parse_experiment(source: str | Mapping[str, Any]) -> Experiment:
-    """Validates an Experiment given as YAML text or as an already parsed mapping."""
+def parse_experiment(source: str | Mapping[str, Any], *, trial_template: bool | None = True) -> Experiment:
+    """Validates an Experiment given as YAML text or as an already parsed mapping.
+
+    Args:
+        source: The document.
+        trial_template: Whether ``spec.trialTemplate`` is required (True), must be absent
+            (False: the trials are a KFP component given to :func:`hpo_kfp.tune`), or may be
+            either (None: the pipeline steps, which serve both).
+    """
     document = _parse_yaml(source) if isinstance(source, str) else source
     root = Node(document, "(document)")
     api_version = root.raw("apiVersion")
@@ -104,7 +125,7 @@ def parse_experiment(source: str | Mapping[str, Any]) -> Experiment:
             show(name),
         )
     spec = Node(root.raw("spec"), "spec", _SPEC_FIELDS)
-    return _experiment(spec, name, metadata.string("namespace"), document)
+    return _experiment(spec, name, metadata.string("namespace"), document, trial_template)
 
 
 def _parse_yaml(text: str) -> Any:
@@ -120,7 +141,9 @@ def _parse_yaml(text: str) -> Any:
     return documents[0]
 
 
-def _experiment(spec: Node, name: str, namespace: str | None, document: Mapping[str, Any]) -> Experiment:
+def _experiment(
+    spec: Node, name: str, namespace: str | None, document: Mapping[str, Any], with_template: bool | None
+) -> Experiment:
     if spec.has("nasConfig"):
         raise SpecError(
             spec.at("nasConfig"), "neural architecture search is not supported by hpo-kfp", "a nasConfig"
@@ -137,7 +160,13 @@ def _experiment(spec: Node, name: str, namespace: str | None, document: Mapping[
             "early stopping is not supported yet by hpo-kfp; remove it",
             f"algorithmName {early_stopping.algorithm!r}",
         )
-    template = parse_template(spec, tuple(p.name for p in parameters))
+    template = None
+    if with_template or (with_template is None and spec.has("trialTemplate")):
+        template = parse_template(spec, tuple(p.name for p in parameters))
+    elif spec.has("trialTemplate"):
+        raise SpecError(
+            spec.at("trialTemplate"), "must be omitted when the trial is a KFP component", "a trialTemplate"
+        )
     collector = parse_collector(spec)
     experiment = Experiment(
         name=name,

@@ -25,7 +25,7 @@ def collect_metrics_step(
     data = json.loads(result)
     if data.get("skip"):
         return result, {}
-    experiment = parse_experiment(spec)
+    experiment = parse_experiment(spec, trial_template=None)
     item = data["trial"]
     trial = TrialRecord(name=item["name"], number=int(item["number"]), parameters=item["parameters"])
     run = TrialRun(**data["run"])

@@ -15,14 +15,19 @@ __all__ = ["decide_step"]
 
 
 def decide_step(
-    spec: str, history_in: str, results: list[str], history_out: str, settings: str = "", decision_out: str = ""
+    spec: str,
+    history_in: str,
+    results: list[str],
+    history_out: str,
+    settings: str = "",
+    decision_out: str = "",
 ) -> bool:
     """Merges the round's results and decides; returns whether the experiment is done.
 
     The decision is written to ``decision_out`` as JSON: ``done``, ``status``, ``reason``,
     ``trials`` (counts) and ``best``.
     """
-    experiment = parse_experiment(spec)
+    experiment = parse_experiment(spec, trial_template=None)
     history = History.from_json(Path(history_in).read_text(encoding="utf-8"))
     records = [TrialRecord.from_dict(data) for data in map(json.loads, results) if not data.get("skip")]
     history = history.upsert(records)

@@ -35,7 +35,7 @@ def run_trial_step(
     Path(metrics_path).write_text("", encoding="utf-8")
     if item.get("skip"):
         return trial
-    experiment = parse_experiment(spec)
+    experiment = parse_experiment(spec, trial_template=None)
     options = StepSettings.from_json(settings)
     record = TrialRecord(name=item["name"], number=int(item["number"]), parameters=item["parameters"])
     if options.runner == "local":

@@ -29,6 +29,10 @@ class StepSettings:
     """Working folder of local trials (the experiment file's folder)."""
     namespace: str = ""
     """Namespace of Kubernetes trials; "" for the step's own."""
+    capacity_rounds: int = 0
+    """Rounds the pipeline was compiled with (0: sized for the experiment)."""
+    capacity_parallelism: int = 0
+    """Largest loop parallelism the pipeline was compiled with (0: sized for the experiment)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

@@ -4,15 +4,17 @@ stop when the experiment is done, otherwise propose the round's trials."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from hpo_kfp.decide import decide, trial_counts
+from hpo_kfp.errors import SpecError
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.suggest import suggest
 
-__all__ = ["SKIP", "initial_history", "suggest_step"]
+__all__ = ["SKIP", "check_capacity", "initial_history", "suggest_step"]
 
 SKIP = json.dumps({"skip": True})
 """The one item of a round with nothing to run: KFP's ParallelFor must never get an empty list."""
@@ -26,6 +28,32 @@ def initial_history(experiment: Experiment, settings: StepSettings) -> History:
     return tracker.load_history(experiment.name)
 
 
+def check_capacity(experiment: Experiment, history: History, settings: StepSettings) -> None:
+    """Fails the first step when a pipeline compiled for a fixed capacity cannot run the experiment.
+
+    Raises:
+        SpecError: More trials at a time, or more rounds, than the pipeline was compiled for.
+    """
+    advice = "; compile a pipeline for this experiment with `hpo-kfp compile`"
+    limit = settings.capacity_parallelism
+    if limit and experiment.parallel_trial_count > limit:
+        raise SpecError(
+            "spec.parallelTrialCount",
+            f"must be at most {limit}, this pipeline's capacity{advice}",
+            str(experiment.parallel_trial_count),
+        )
+    counts = trial_counts(history)
+    remaining = experiment.max_trial_count - (counts["total"] - counts["active"])
+    needed = math.ceil(max(remaining, 0) / experiment.parallel_trial_count)
+    if settings.capacity_rounds and needed > settings.capacity_rounds:
+        raise SpecError(
+            "spec.maxTrialCount",
+            f"must fit in this pipeline's {settings.capacity_rounds} rounds of parallelTrialCount "
+            f"trials{advice}",
+            f"{remaining} trials to run, {experiment.parallel_trial_count} at a time = {needed} rounds",
+        )
+
+
 def suggest_step(spec: str, history_in: str | None, history_out: str, settings: str = "") -> list[str]:
     """Proposes up to ``parallelTrialCount`` trials, as JSON strings, for the round's loop.
 
@@ -35,9 +63,13 @@ def suggest_step(spec: str, history_in: str | None, history_out: str, settings: 
         history_out: Where to write the history with the new trials (status Pending).
         settings: :class:`StepSettings` as JSON; the first round warm-starts from its store.
     """
-    experiment = parse_experiment(spec)
+    if not spec.strip():
+        raise SpecError("spec", "must hold a Katib Experiment (YAML or JSON)", "nothing")
+    experiment = parse_experiment(spec, trial_template=None)
     if history_in is None:
-        history = initial_history(experiment, StepSettings.from_json(settings))
+        options = StepSettings.from_json(settings)
+        history = initial_history(experiment, options)
+        check_capacity(experiment, history, options)
     else:
         history = History.from_json(Path(history_in).read_text(encoding="utf-8"))
     created: list[TrialRecord] = []

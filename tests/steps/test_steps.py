@@ -98,7 +98,12 @@ def test_run_collect_decide_for_one_local_trial(tmp_path: Path) -> None:
     assert json.loads(record)["status"] == "Succeeded"
     assert shown == {"loss": 0.25, "accuracy": 0.9, "trial-number": 0.0}
     done = decide_step(
-        spec, str(tmp_path / "h1.json"), [record, SKIP], str(tmp_path / "h2.json"), settings, str(tmp_path / "d")
+        spec,
+        str(tmp_path / "h1.json"),
+        [record, SKIP],
+        str(tmp_path / "h2.json"),
+        settings,
+        str(tmp_path / "d"),
     )
     decision = json.loads((tmp_path / "d").read_text())
     assert done is False and decision["done"] is False and decision["best"]["name"] == "demo-0000"
@@ -124,7 +129,9 @@ def test_decide_reports_the_goal(tmp_path: Path) -> None:
     record = json.dumps(
         replace(pending, status="Succeeded", values=(0.0005,), metrics={"loss": 0.0005}).to_dict()
     )
-    done = decide_step(_SPEC, str(tmp_path / "in.json"), [record], str(tmp_path / "out.json"), "", str(tmp_path / "d"))
+    done = decide_step(
+        _SPEC, str(tmp_path / "in.json"), [record], str(tmp_path / "out.json"), "", str(tmp_path / "d")
+    )
     decision = json.loads((tmp_path / "d").read_text())
     assert done is True
     assert (decision["done"], decision["status"], decision["reason"]) == (True, "Succeeded", "GoalReached")

@@ -1,0 +1,69 @@
+"""The step that records a KFP-native trial: the user's own component ran the training."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+
+from hpo_kfp.errors import MetricsUnavailable
+from hpo_kfp.history import TrialRecord
+from hpo_kfp.metrics import MetricLog, observe
+from hpo_kfp.runners.base import now
+from hpo_kfp.spec import parse_experiment
+from hpo_kfp.steps.settings import StepSettings
+
+__all__ = ["native_trial_step"]
+
+
+def native_trial_step(
+    spec: str,
+    trial: str,
+    settings: str = "",
+    run_id: str = "",
+    *,
+    metrics: Mapping[str, float] | None = None,
+    value: float | None = None,
+) -> tuple[str, dict[str, float]]:
+    """Records a KFP-native trial from what its component reported.
+
+    Args:
+        trial: The loop item the trial ran (JSON: name, number, parameters).
+        metrics: The metadata of the component's ``system.Metrics`` output, if it has one.
+        value: The component's float return value, taken as the primary objective.
+
+    Returns:
+        The record as JSON (``Succeeded``, or ``MetricsUnavailable`` when the objective is
+        missing or not finite) and the metrics to show in the UI.
+    """
+    experiment = parse_experiment(spec, trial_template=None)
+    item = json.loads(trial)
+    logs = [
+        MetricLog(str(name), float(v))
+        for name, v in (metrics or {}).items()
+        if name in experiment.objective.metrics and isinstance(v, int | float) and not isinstance(v, bool)
+    ]
+    if value is not None:
+        logs.append(MetricLog(experiment.objective.metric, float(value)))
+    finished = now()
+    record = TrialRecord(
+        name=item["name"], number=int(item["number"]), parameters=item["parameters"], finished=finished
+    )
+    try:
+        observation = observe(logs, experiment.objective)
+    except MetricsUnavailable as error:
+        record = replace(record, status="MetricsUnavailable", reason=str(error))
+    else:
+        record = replace(
+            record,
+            status="Succeeded",
+            values=observation.values,
+            metrics=observation.metrics,
+            series=observation.series,
+        )
+    tracker = StepSettings.from_json(settings).tracker()
+    if tracker is not None:
+        tracker.save_trial(experiment, record, run_id=run_id)
+    shown = {k: v for k, v in record.metrics.items() if math.isfinite(v)}
+    return json.dumps(record.to_dict()), shown

@@ -1,0 +1,357 @@
+"""``hpo_kfp.tune``: hyperparameter tuning as a step of the caller's own pipeline.
+
+Inside any ``@dsl.pipeline``::
+
+    tuning = hpo_kfp.tune(experiment, trial=train_trial, trial_arguments={"data": data})
+    final = train(lr=tuning.outputs["best_lr"], data=data)
+
+adds a chain of rounds and a ``best`` step whose outputs are the best parameters as a dict
+(``best_parameters``) and one by one (``best_<parameter>``, typed), ``best_objective``,
+``best_trial``, ``decision`` (JSON) and the ``history`` artifact.
+
+The trial is either the experiment's trial template (a Kubernetes object or, locally, a
+process — as in the uploadable pipelines) or a **KFP component** (or sub-pipeline) of the
+caller's: the assignment reaches its inputs by name, its metrics come from its
+``system.Metrics`` output or its float return value.
+
+Rounds here are nested: round k runs suggest -> ParallelFor(trial -> record) -> decide, then
+round k+1 only under ``dsl.If(not done)``. A finished experiment's later rounds are never
+entered, so a user's training component is never started for nothing (the flat rounds of
+``pipelines/loop.py`` would hand it a "skip" item: measured in its docstring). The history
+leaves the chain inside the decision's JSON string, because kfp.local cannot merge
+artifacts from ``dsl.If`` branches (``dsl.OneOf`` of artifacts fails there).
+
+A KFP-native trial that *raises* fails the run: kfp.local does not honour
+``ignore_upstream_failure``. A trial component that returns NaN (or logs no objective) is
+recorded as ``MetricsUnavailable`` and the tuning goes on.
+"""
+
+# No `from __future__ import annotations`: KFP reads the pipeline functions' annotations.
+import contextlib
+import functools
+import inspect
+import json
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+
+from kfp import dsl
+from kfp.dsl import Artifact, Input, pipeline_context
+from kfp.dsl.types.artifact_types import _SCHEMA_TITLE_TO_TYPE
+
+from components import (
+    RUNTIME_IMAGE,
+    collect_metrics_op,
+    collect_native_metrics_op,
+    collect_native_value_op,
+    decide_op,
+    run_trial_op,
+    suggest_op,
+)
+from hpo_kfp.errors import BuildError
+from hpo_kfp.spec import Experiment, Parameter, load_experiment, parse_experiment
+from hpo_kfp.steps.settings import StepSettings
+from pipelines.generated import best_op, identifier, unpack_op
+from pipelines.loop import round_count
+
+__all__ = ["tune"]
+
+_PARAMETER_TYPES = {
+    "String": str,
+    "Integer": int,
+    "Float": float,
+    "Boolean": bool,
+    "Struct": dict,
+    "List": list,
+}
+
+
+@functools.cache
+def _carry_op(base_image: str) -> Any:
+    @dsl.component(base_image=base_image, install_kfp_package=False)
+    def carry(decision: str, history: Input[Artifact]) -> str:
+        import json
+
+        with open(history.path, encoding="utf-8") as stream:
+            return json.dumps({"decision": json.loads(decision), "history": stream.read()})
+
+    return carry
+
+
+def tune(
+    experiment: Union[str, Path, Mapping[str, Any], Experiment],
+    trial: Any = None,
+    *,
+    trial_arguments: Optional[Mapping[str, Any]] = None,
+    metrics_output: Optional[str] = None,
+    settings: Optional[StepSettings] = None,
+    rounds: Optional[int] = None,
+    base_image: str = RUNTIME_IMAGE,
+) -> Any:
+    """Adds hyperparameter tuning to the pipeline being defined; returns the ``best`` task.
+
+    Args:
+        experiment: A Katib Experiment: a YAML file, a mapping, or an
+            :class:`~hpo_kfp.spec.Experiment` (e.g. from :func:`hpo_kfp.experiment`).
+        trial: A KFP component (or sub-pipeline) to run per trial, or None to run the
+            experiment's trial template.
+        trial_arguments: Values (or pipeline channels) for the trial component's other inputs.
+        metrics_output: Which ``system.Metrics`` output holds the trial's metrics, when the
+            component has several.
+        settings: Runner, metadata store and namespace of the steps (default: trials run
+            locally, nothing recorded).
+        rounds: Rounds to allow (default: enough for ``maxTrialCount``).
+        base_image: The image hpo-kfp's own steps run in.
+
+    Raises:
+        BuildError: The trial component does not fit the experiment (names the parameter).
+        SpecError: The experiment breaks a rule.
+    """
+    native = trial is not None
+    spec = _experiment(experiment, native)
+    plan = _Plan(spec, trial, dict(trial_arguments or {}), metrics_output, base_image)
+    with _outside_the_callers_pipeline():
+        first = _round(plan, 1, rounds or round_count(spec))
+    step_settings = (settings or StepSettings()).to_json()
+    chain = first(
+        spec=json.dumps(spec.source, separators=(",", ":")), settings=step_settings, **plan.arguments
+    )
+    fields = [(f"best_{identifier(p.name)}", p.name, _python_type(p)) for p in spec.parameters]
+    best = best_op(fields, base_image)(result=chain.output)
+    best.set_caching_options(False)
+    best.set_display_name(f"{spec.name}-best")
+    return best
+
+
+@contextlib.contextmanager
+def _outside_the_callers_pipeline() -> Iterator[None]:
+    """Lets the rounds' sub-pipelines be defined while the caller's pipeline is being defined.
+
+    KFP refuses to enter a pipeline definition inside another ("Nested pipelines are not
+    allowed"), which is what defining a sub-pipeline from within ``tune()`` does. The
+    caller's pipeline is set aside for that time; each definition restores the task
+    registration it found, and the caller's pipeline is put back afterwards.
+    """
+    caller = pipeline_context.Pipeline._default_pipeline
+    pipeline_context.Pipeline._default_pipeline = None
+    try:
+        yield
+    finally:
+        pipeline_context.Pipeline._default_pipeline = caller
+
+
+def _experiment(source: Union[str, Path, Mapping[str, Any], Experiment], native: bool) -> Experiment:
+    if isinstance(source, Experiment):
+        if native and source.trial_template is not None:
+            raise BuildError(
+                "experiment: its trialTemplate must be omitted when the trial is a KFP component"
+            )
+        if not native and source.trial_template is None:
+            raise BuildError("trial: needs a KFP component, as the experiment has no trialTemplate")
+        return source
+    if isinstance(source, (str, Path)):
+        document = load_experiment(source).source
+        assert document is not None
+        return parse_experiment(document, trial_template=not native)
+    return parse_experiment(source, trial_template=not native)
+
+
+def _python_type(parameter: Parameter) -> str:
+    if parameter.type == "int":
+        return "int"
+    if parameter.type == "categorical":
+        return "str"
+    if parameter.type == "discrete" and all(isinstance(v, int) for v in parameter.values):
+        return "int"
+    return "float"
+
+
+class _Plan:
+    """Everything a round needs to add its tasks, checked once when tune() is called."""
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        trial: Any,
+        arguments: Dict[str, Any],
+        metrics_output: Optional[str],
+        base_image: str,
+    ) -> None:
+        self.experiment = experiment
+        self.trial = trial
+        self.arguments = arguments
+        self.base_image = base_image
+        self.extra_inputs: List[Tuple[str, Any]] = []
+        self.metrics_output: Optional[str] = None
+        if trial is not None:
+            self._check_trial(metrics_output)
+        elif arguments:
+            raise BuildError("trial_arguments: only a KFP component trial takes arguments")
+
+    def _check_trial(self, metrics_output: Optional[str]) -> None:
+        spec = getattr(self.trial, "component_spec", None)
+        if spec is None:
+            raise BuildError(
+                f"trial: must be a KFP component or pipeline, but got {type(self.trial).__name__}"
+            )
+        name = spec.name
+        inputs = dict(spec.inputs or {})
+        for index, parameter in enumerate(self.experiment.parameters):
+            where = f"spec.parameters[{index}] {parameter.name!r}"
+            if parameter.name not in inputs:
+                raise BuildError(
+                    f"{where}: trial component {name!r} must have an input named {parameter.name!r}, "
+                    f"but its inputs are {sorted(inputs)}"
+                )
+            accepted = _accepted_types(parameter)
+            if inputs[parameter.name].type not in accepted:
+                raise BuildError(
+                    f"{where}: input {parameter.name!r} of trial component {name!r} must be of type "
+                    f"{' or '.join(accepted)}, but it is {inputs[parameter.name].type}"
+                )
+        hyper = {p.name for p in self.experiment.parameters}
+        for argument in self.arguments:
+            if argument in hyper:
+                raise BuildError(f"trial_arguments: {argument!r} is a tuned parameter; the tuning sets it")
+            if argument not in inputs:
+                raise BuildError(
+                    f"trial_arguments: trial component {name!r} must have an input named {argument!r}, "
+                    f"but its inputs are {sorted(inputs)}"
+                )
+        for input_name, input_spec in inputs.items():
+            if input_name in hyper:
+                continue
+            if input_name not in self.arguments:
+                if not input_spec.optional:
+                    raise BuildError(
+                        f"trial_arguments: input {input_name!r} of trial component {name!r} needs a value"
+                    )
+                continue
+            self.extra_inputs.append((input_name, _annotation(input_spec.type)))
+        self.metrics_output = self._metrics(spec, metrics_output)
+
+    def _metrics(self, spec: Any, requested: Optional[str]) -> Optional[str]:
+        outputs = dict(spec.outputs or {})
+        metrics = [n for n, o in outputs.items() if str(o.type).startswith("system.Metrics")]
+        if requested is not None:
+            if requested not in metrics:
+                raise BuildError(
+                    f"metrics_output: trial component {spec.name!r} must have a system.Metrics output "
+                    f"named {requested!r}, but its Metrics outputs are {metrics}"
+                )
+            return requested
+        if len(metrics) == 1:
+            return str(metrics[0])
+        if len(metrics) > 1:
+            raise BuildError(
+                f"metrics_output: must name one of trial component {spec.name!r}'s Metrics outputs {metrics}"
+            )
+        if "Output" in outputs and outputs["Output"].type == "Float":
+            return None
+        raise BuildError(
+            f"trial: component {spec.name!r} must report its metrics, through an Output[Metrics] "
+            "or a float return value, but has neither"
+        )
+
+    def trial_tasks(self, spec: Any, settings: Any, item: Any, extra: Mapping[str, Any], index: int) -> Any:
+        """Adds one trial's tasks inside the round's loop; returns the channel of its record."""
+        label = f"round-{index}"
+        if self.trial is None:
+            ran = run_trial_op(self.base_image)(spec=spec, settings=settings, trial=item)
+            _name(ran, f"{label}-run-trial")
+            record = collect_metrics_op(self.base_image)(
+                spec=spec,
+                settings=settings,
+                run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                result=ran.outputs["Output"],
+                log=ran.outputs["log"],
+                metrics_file=ran.outputs["metrics_file"],
+            )
+            _name(record, f"{label}-collect-metrics")
+            return record.outputs["Output"]
+        fields = [(p.name, _python_type(p)) for p in self.experiment.parameters]
+        assignment = unpack_op(fields, self.base_image)(trial=item)
+        _name(assignment, f"{label}-assignment")
+        user = self.trial(**{p.name: assignment.outputs[p.name] for p in self.experiment.parameters}, **extra)
+        user.set_display_name(f"{label}-trial")
+        common = {
+            "spec": spec,
+            "settings": settings,
+            "run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            "trial": item,
+        }
+        if self.metrics_output is not None:
+            record = collect_native_metrics_op(self.base_image)(
+                trial_metrics=user.outputs[self.metrics_output], **common
+            )
+        else:
+            record = collect_native_value_op(self.base_image)(value=user.outputs["Output"], **common)
+        _name(record, f"{label}-collect-metrics")
+        return record.outputs["Output"]
+
+
+def _accepted_types(parameter: Parameter) -> Tuple[str, ...]:
+    kind = _python_type(parameter)
+    return {"int": ("Integer",), "float": ("Float",), "str": ("String",)}[kind]
+
+
+def _annotation(kfp_type: str) -> Any:
+    if kfp_type in _PARAMETER_TYPES:
+        return _PARAMETER_TYPES[kfp_type]
+    title = kfp_type.split("@", 1)[0]
+    return Input[_SCHEMA_TITLE_TO_TYPE.get(title, Artifact)]
+
+
+def _round(plan: _Plan, index: int, total: int) -> Any:
+    """Round ``index`` as a sub-pipeline that calls round ``index + 1`` unless done."""
+    later = _round(plan, index + 1, total) if index < total else None
+    extra_names = [name for name, _ in plan.extra_inputs]
+    names = ["spec", "settings", *(["previous"] if index > 1 else []), *extra_names]
+    experiment = plan.experiment
+    base_image = plan.base_image
+
+    def body(*values: Any) -> Any:
+        given = dict(zip(names, values, strict=True))
+        spec, settings = given["spec"], given["settings"]
+        extra = {name: given[name] for name in extra_names}
+        previous = {"previous": given["previous"]} if index > 1 else {}
+        proposed = suggest_op(base_image)(spec=spec, settings=settings, **previous)
+        _name(proposed, f"round-{index}-suggest")
+        with dsl.ParallelFor(proposed.outputs["Output"], parallelism=experiment.parallel_trial_count) as item:
+            record = plan.trial_tasks(spec, settings, item, extra, index)
+        decided = decide_op(base_image)(
+            spec=spec, settings=settings, previous=proposed.outputs["history"], results=dsl.Collected(record)
+        )
+        _name(decided, f"round-{index}-decide")
+        carry = _carry_op(base_image)
+        if later is None:
+            final = carry(decision=decided.outputs["decision"], history=decided.outputs["history"])
+            _name(final, f"round-{index}-result")
+            return final.output
+        with dsl.If(decided.outputs["Output"] == False):  # noqa: E712 - a KFP condition, not Python
+            following = later(spec=spec, settings=settings, previous=decided.outputs["history"], **extra)
+        with dsl.Else():
+            final = carry(decision=decided.outputs["decision"], history=decided.outputs["history"])
+            _name(final, f"round-{index}-result")
+        return dsl.OneOf(following.output, final.output)
+
+    parameters = [
+        inspect.Parameter("spec", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str),
+        inspect.Parameter("settings", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str),
+    ]
+    if index > 1:
+        parameters.append(
+            inspect.Parameter("previous", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Input[Artifact])
+        )
+    parameters += [
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation)
+        for name, annotation in plan.extra_inputs
+    ]
+    body.__signature__ = inspect.Signature(parameters, return_annotation=str)  # type: ignore[attr-defined]
+    body.__name__ = f"round_{index}"
+    body.__doc__ = f"Round {index} of {total} of tuning {experiment.name}."
+    return dsl.pipeline(name=f"{experiment.name}-round-{index}")(body)
+
+
+def _name(task: Any, display: str) -> None:
+    task.set_caching_options(False)
+    task.set_display_name(display)

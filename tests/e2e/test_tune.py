@@ -1,0 +1,84 @@
+"""A user's pipeline: tune with a KFP-native trial component, then train with the best
+parameters — compiled, and run end to end with kfp.local."""
+
+# No `from __future__ import annotations`: KFP reads the components' annotations.
+import json
+from pathlib import Path
+
+import yaml
+from kfp import compiler, dsl, local
+from kfp.dsl import Metrics, Output
+
+import hpo_kfp
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def train_trial(lr: float, layers: int, optimizer: str, data: str, metrics: Output[Metrics]) -> None:
+    """A trial: pretend to train; loss is best at lr=0.03, layers=3, optimizer=adam."""
+    loss = (lr - 0.03) ** 2 * 1000 + abs(layers - 3) + (0.0 if optimizer == "adam" else 0.5)
+    metrics.log_metric("loss", loss)
+    metrics.log_metric("dataset-length", float(len(data)))
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def final_train(lr: float, layers: int, optimizer: str, data: str, parameters: dict) -> str:
+    import json
+
+    return json.dumps({"lr": lr, "layers": layers, "optimizer": optimizer, "data": data, "dict": parameters})
+
+
+def _experiment() -> hpo_kfp.Experiment:
+    return hpo_kfp.experiment(
+        "native",
+        objective=hpo_kfp.objective("loss", "minimize", goal=0.2, additional_metrics=["dataset-length"]),
+        algorithm=hpo_kfp.algorithm("tpe", n_startup_trials=4, random_state=3),
+        parameters=[
+            hpo_kfp.double("lr", 0.01, 0.05),
+            hpo_kfp.integer("layers", 1, 5),
+            hpo_kfp.categorical("optimizer", ["sgd", "adam"]),
+        ],
+        max_trials=8,
+        parallel=2,
+    )
+
+
+@dsl.pipeline(name="tune-then-train")
+def tune_then_train(data: str = "digits") -> str:
+    tuning = hpo_kfp.tune(_experiment(), trial=train_trial, trial_arguments={"data": data})
+    final = final_train(
+        lr=tuning.outputs["best_lr"],
+        layers=tuning.outputs["best_layers"],
+        optimizer=tuning.outputs["best_optimizer"],
+        data=data,
+        parameters=tuning.outputs["best_parameters"],
+    )
+    return final.output
+
+
+def test_tune_then_train_compiles_and_runs_locally(tmp_path: Path) -> None:
+    compiler.Compiler().compile(tune_then_train, str(tmp_path / "pipeline.yaml"))
+    compiled = yaml.safe_load((tmp_path / "pipeline.yaml").read_text())
+    assert "comp-native-round-1" in compiled["components"]
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(tmp_path / "root"),
+        raise_on_error=True,
+    )
+    result = json.loads(tune_then_train(data="digits").output)
+    assert result["data"] == "digits"
+    assert 0.01 <= result["lr"] <= 0.05 and isinstance(result["layers"], int)
+    assert result["dict"] == {
+        "lr": result["lr"],
+        "layers": result["layers"],
+        "optimizer": result["optimizer"],
+    }
+    # The best trial really is the best of the recorded trials, and the history was kept.
+    histories = list((tmp_path / "root").glob("**/best/history"))
+    assert len(histories) == 1
+    history = hpo_kfp.History.from_json(histories[0].read_text())
+    losses = {t.name: t.objective for t in history.trials if t.objective is not None}
+    assert 2 <= len(history.trials) <= 8 and len(history.trials) % 2 == 0
+    best_name = min(losses, key=lambda name: losses[name])
+    best = history.get(best_name)
+    assert best is not None and best.parameters["lr"] == result["lr"]
+    assert best.metrics["dataset-length"] == 6.0

@@ -1,0 +1,196 @@
+"""tune()'s build-time checks: a trial component that does not fit gets an error naming the parameter."""
+
+# No `from __future__ import annotations`: KFP reads the components' annotations.
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kfp import compiler, dsl
+from kfp.dsl import Metrics, Output
+
+import hpo_kfp
+from hpo_kfp.errors import BuildError, SpecError
+from tests.conftest import base_spec
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def good(lr: float, layers: int, optimizer: str, data: str, metrics: Output[Metrics]) -> None:
+    metrics.log_metric("loss", lr)
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def returns_value(lr: float, layers: int, optimizer: str) -> float:
+    return lr
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def misnamed(learning_rate: float, layers: int, optimizer: str) -> float:
+    return learning_rate
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def wrong_type(lr: str, layers: int, optimizer: str) -> float:
+    return 0.0
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def no_metrics(lr: float, layers: int, optimizer: str) -> str:
+    return "done"
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def two_metrics(lr: float, layers: int, optimizer: str, a: Output[Metrics], b: Output[Metrics]) -> None:
+    a.log_metric("loss", lr)
+
+
+def _native_spec() -> dict[str, Any]:
+    document = base_spec()
+    del document["spec"]["trialTemplate"]
+    return document
+
+
+def _build(trial: Any, **kwargs: Any) -> str:
+    @dsl.pipeline(name="p")
+    def pipeline(data: str = "x") -> None:
+        hpo_kfp.tune(_native_spec(), trial=trial, **kwargs)
+
+    return compiler.Compiler().compile(pipeline, "/dev/null") or "compiled"
+
+
+@pytest.mark.parametrize(
+    ("trial", "kwargs", "message"),
+    [
+        (
+            misnamed,
+            {},
+            r"^spec.parameters\[0\] 'lr': trial component 'misnamed' must have an input named 'lr'",
+        ),
+        (
+            wrong_type,
+            {},
+            r"^spec.parameters\[0\] 'lr': input 'lr' of trial component 'wrong-type' must be of type "
+            r"Float, but it is String$",
+        ),
+        (
+            no_metrics,
+            {},
+            r"^trial: component 'no-metrics' must report its metrics, through an Output\[Metrics\] "
+            r"or a float return value",
+        ),
+        (two_metrics, {}, r"^metrics_output: must name one of trial component 'two-metrics'"),
+        (
+            two_metrics,
+            {"metrics_output": "c"},
+            r"^metrics_output: .* must have a system.Metrics output named 'c'",
+        ),
+        (good, {}, r"^trial_arguments: input 'data' of trial component 'good' needs a value$"),
+        (good, {"trial_arguments": {"data": "x", "lr": 0.1}}, r"^trial_arguments: 'lr' is a tuned parameter"),
+        (
+            good,
+            {"trial_arguments": {"data": "x", "epochs": 3}},
+            r"^trial_arguments: trial component 'good' must "
+            r"have an input named 'epochs'",
+        ),
+        ("not a component", {}, r"^trial: must be a KFP component or pipeline, but got str"),
+    ],
+    ids=[
+        "unknown-input",
+        "wrong-type",
+        "no-metrics",
+        "ambiguous-metrics",
+        "unknown-metrics-output",
+        "missing-argument",
+        "argument-is-a-parameter",
+        "unknown-argument",
+        "not-a-component",
+    ],
+)
+def test_build_time_mistakes_name_the_parameter(trial: Any, kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(BuildError, match=message):
+        _build(trial, **kwargs)
+
+
+def test_a_float_return_is_the_objective_and_outputs_are_typed(tmp_path: Path) -> None:
+    @dsl.pipeline(name="p")
+    def pipeline() -> float:
+        return hpo_kfp.tune(_native_spec(), trial=returns_value).outputs["best_objective"]
+
+    compiler.Compiler().compile(pipeline, str(tmp_path / "p.yaml"))
+    compiled = yaml.safe_load((tmp_path / "p.yaml").read_text())
+    assert "comp-collect-trial-value" in compiled["components"]
+    outputs = compiled["components"]["comp-best"]["outputDefinitions"]["parameters"]
+    assert {k: v["parameterType"] for k, v in outputs.items()} == {
+        "best_parameters": "STRUCT",
+        "best_objective": "NUMBER_DOUBLE",
+        "best_trial": "STRING",
+        "decision": "STRING",
+        "best_lr": "NUMBER_DOUBLE",
+        "best_layers": "NUMBER_INTEGER",
+        "best_optimizer": "STRING",
+    }
+
+
+def test_experiment_forms_and_template_rules(tmp_path: Path) -> None:
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(base_spec()))
+
+    @dsl.pipeline(name="p")
+    def from_file() -> str:
+        return hpo_kfp.tune(str(path)).outputs["best_trial"]  # the trial template runs
+
+    compiler.Compiler().compile(from_file, str(tmp_path / "p.yaml"))
+    with pytest.raises(
+        SpecError, match=r"^spec.trialTemplate: must be omitted when the trial is a KFP component"
+    ):
+        _build_with(base_spec(), good)
+    with pytest.raises(
+        BuildError, match=r"^trial: needs a KFP component, as the experiment has no trialTemplate"
+    ):
+        _build_with(
+            hpo_kfp.experiment(
+                "demo",
+                objective=hpo_kfp.objective("loss"),
+                max_trials=4,
+                parameters=[hpo_kfp.double("lr", 0.01, 0.05)],
+            ),
+            None,
+        )
+
+
+def _build_with(experiment: Any, trial: Any) -> None:
+    @dsl.pipeline(name="p")
+    def pipeline() -> None:
+        hpo_kfp.tune(experiment, trial=trial, trial_arguments={"data": "x"} if trial is good else None)
+
+    compiler.Compiler().compile(pipeline, "/dev/null")
+
+
+def test_builder_helpers_validate_like_yaml() -> None:
+    with pytest.raises(
+        SpecError,
+        match=r"^spec.parameters\[0\].feasibleSpace.min: `min <= max` must hold, but got "
+        r"min=5, max=2$",
+    ):
+        hpo_kfp.experiment(
+            "demo",
+            objective=hpo_kfp.objective("loss"),
+            max_trials=4,
+            parameters=[hpo_kfp.integer("layers", 5, 2)],
+        )
+    built = hpo_kfp.experiment(
+        "demo",
+        objective=hpo_kfp.objective("accuracy", "maximize", goal=0.9),
+        algorithm=hpo_kfp.algorithm("tpe", n_startup_trials=5),
+        max_trials=10,
+        parallel=2,
+        parameters=[
+            hpo_kfp.double("C", 0.1, 100, log=True),
+            hpo_kfp.discrete("k", [1, 3, 5]),
+            hpo_kfp.categorical("kernel", ["rbf", "poly"]),
+        ],
+    )
+    assert built.parameter("C").distribution == "logUniform"
+    assert built.parameter("k").values == (1, 3, 5)
+    assert built.algorithm.settings == {"n_startup_trials": 5}
+    assert built.trial_template is None
