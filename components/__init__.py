@@ -9,6 +9,7 @@ from components.collect_metrics.component import collect_metrics_op
 from components.collect_metrics.native import collect_native_metrics_op, collect_native_value_op
 from components.decide.component import decide_op
 from components.image import RUNTIME_IMAGE
+from components.report.component import report_op
 from components.run_trial.component import run_trial_op
 from components.suggest.component import suggest_op
 
@@ -18,6 +19,7 @@ __all__ = [
     "collect_native_metrics_op",
     "collect_native_value_op",
     "decide_op",
+    "report_op",
     "run_trial_op",
     "suggest_op",
 ]

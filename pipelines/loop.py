@@ -36,7 +36,7 @@ from typing import Any, Optional
 
 from kfp import compiler, dsl
 
-from components import RUNTIME_IMAGE, collect_metrics_op, decide_op, run_trial_op, suggest_op
+from components import RUNTIME_IMAGE, collect_metrics_op, decide_op, report_op, run_trial_op, suggest_op
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
 
@@ -123,6 +123,8 @@ def add_rounds(spec: Any, settings: Any, *, rounds: int, parallelism: int, base_
         _name(decided, f"round-{index}-decide")
         history = decided.outputs["history"]
         decision = decided.outputs["decision"]
+    reported = report_op(base_image)(spec=spec, history=history)
+    _name(reported, "report")
     return decision
 
 

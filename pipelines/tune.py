@@ -44,6 +44,7 @@ from components import (
     collect_native_metrics_op,
     collect_native_value_op,
     decide_op,
+    report_op,
     run_trial_op,
     suggest_op,
 )
@@ -112,13 +113,15 @@ def tune(
     with _outside_the_callers_pipeline():
         first = _round(plan, 1, rounds or round_count(spec))
     step_settings = (settings or StepSettings()).to_json()
-    chain = first(
-        spec=json.dumps(spec.source, separators=(",", ":")), settings=step_settings, **plan.arguments
-    )
+    spec_text = json.dumps(spec.source, separators=(",", ":"))
+    chain = first(spec=spec_text, settings=step_settings, **plan.arguments)
     fields = [(f"best_{identifier(p.name)}", p.name, _python_type(p)) for p in spec.parameters]
     best = best_op(fields, base_image)(result=chain.output)
     best.set_caching_options(False)
     best.set_display_name(f"{spec.name}-best")
+    reported = report_op(base_image)(spec=spec_text, history=best.outputs["history"])
+    reported.set_caching_options(False)
+    reported.set_display_name(f"{spec.name}-report")
     return best
 
 

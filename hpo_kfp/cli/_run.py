@@ -77,6 +77,8 @@ def _run(args: argparse.Namespace) -> int:
         run_prepared(prepared)
     history, decision = outcome(prepared)
     _summary(out, experiment.name, history, decision, time.monotonic() - started)
+    for page in prepared.directory.glob("artifacts/**/report/page"):
+        out.write(f"report: {page} (HTML)\n")
     if args.json:
         out.write(json.dumps(result_document(experiment.name, decision)) + "\n")
     return 0 if decision.status == "Succeeded" else 1

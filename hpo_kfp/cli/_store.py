@@ -11,6 +11,7 @@ from hpo_kfp.cli._common import UsageError
 from hpo_kfp.decide import decide
 from hpo_kfp.prior import read_prior_trials
 from hpo_kfp.report import result_document, trials_table
+from hpo_kfp.report_pages import html_page, markdown_summary
 from hpo_kfp.spec import Experiment, load_experiment
 from hpo_kfp.tracking import Tracker, open_tracker, resolve_target
 
@@ -30,6 +31,8 @@ def register(commands: Any) -> None:
     report.add_argument("experiment", help="experiment name")
     _store_options(report)
     report.add_argument("--json", action="store_true", help="end with one JSON line describing the result")
+    report.add_argument("--html", help="also write the HTML report (with plots) to this file")
+    report.add_argument("--markdown", help="also write the Markdown summary to this file")
     report.set_defaults(handler=_report)
 
     listing = commands.add_parser("experiments", help="list the experiments in the store")
@@ -76,6 +79,12 @@ def _report(args: argparse.Namespace) -> int:
         f"{counts['succeeded']} succeeded, {counts['failed']} failed, {counts['metricsUnavailable']} without "
         f"metrics, {counts['imported']} imported; best: {decision.best.name if decision.best else 'none'}"
     )
+    if args.html:
+        Path(args.html).write_text(html_page(experiment, history, decision), encoding="utf-8")
+        print(f"HTML report: {args.html}")
+    if args.markdown:
+        Path(args.markdown).write_text(markdown_summary(experiment, history, decision), encoding="utf-8")
+        print(f"Markdown summary: {args.markdown}")
     if args.json:
         print(json.dumps(result_document(experiment.name, decision)))
     return 0

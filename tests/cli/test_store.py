@@ -156,3 +156,22 @@ def test_report_without_a_store_is_a_user_error(tmp_path: Path, capsys: pytest.C
     assert main(["report", "demo", "--mlmd", str(tmp_path / "missing.sqlite")]) == 2
     assert "the metadata store must exist" in capsys.readouterr().err
     assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_report_writes_the_html_page_and_markdown_summary(
+    tmp_path: Path, spec_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trials = tmp_path / "prior.csv"
+    trials.write_text("lr,layers,optimizer,loss\n0.02,3,adam,0.40\n0.03,4,sgd,0.20\n0.04,2,ftrl,0.30\n")
+    assert main(["import", str(spec_file), str(trials), "--mlmd", _store(tmp_path)]) == 0
+    page, summary = tmp_path / "r.html", tmp_path / "r.md"
+    assert (
+        main(["report", "demo", "--mlmd", _store(tmp_path), "--html", str(page), "--markdown", str(summary)])
+        == 0
+    )
+    assert f"HTML report: {page}" in capsys.readouterr().out
+    html = page.read_text()
+    assert html.count("data:image/png;base64,") == 3 and "<td>demo-0001</td>" in html
+    markdown = summary.read_text()
+    assert "Best trial **demo-0001**: loss = **0.2**" in markdown
+    assert markdown.splitlines()[-3].startswith("| demo-0001 | Succeeded | 0.03 | 4 | sgd | 0.2 |")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from datetime import datetime
@@ -100,3 +101,55 @@ def test_the_run_leaves_a_complete_metadata_graph(
     for context in trials:
         assert len(store.get_executions_by_context(context.id)) == 1
         assert len(store.get_artifacts_by_context(context.id)) == 2
+
+
+_CHROMIUM = shutil.which("chromium")
+
+
+@pytest.mark.skipif(_CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_the_html_report_renders_with_its_plots_offline(
+    scripted_run: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    import numpy
+    from PIL import Image
+
+    workdir, _ = scripted_run
+    [page] = list(workdir.glob("scripted/*/artifacts/**/report/page"))
+    text = page.read_text()
+    assert len(text.encode()) < 1_000_000
+    assert "http://" not in text and "https://" not in text  # nothing to fetch: air-gapped clusters
+    assert (
+        text.count("data:image/png;base64,") == 2
+    )  # history, parallel coordinates (one parameter: no importance)
+    html_file = tmp_path / "report.html"
+    html_file.write_text(text)
+    shot = tmp_path / "report.png"
+    result = subprocess.run(
+        [
+            str(_CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1400,2000",
+            "--enable-logging=stderr",
+            "--log-level=0",
+            f"--screenshot={shot}",
+            html_file.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert shot.exists(), result.stderr[-2000:]
+    console = [line for line in result.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert console == []
+    pixels = numpy.asarray(Image.open(shot).convert("RGB")).astype(int)
+    colored = int(((pixels.max(axis=2) - pixels.min(axis=2)) > 60).sum())
+    assert colored > 1_000  # the plots' lines and points drew: text and tables alone are grey (0)

@@ -52,7 +52,7 @@ def test_compaction_keeps_every_reference_valid(tmp_path: Path) -> None:
     path = _compiled(tmp_path, 4)
     before = yaml.safe_load(path.read_text())
     after = compact_spec(yaml.safe_load(path.read_text()))
-    assert len(after["deploymentSpec"]["executors"]) == 4
+    assert len(after["deploymentSpec"]["executors"]) == 5  # suggest, run_trial, collect, decide, report
     assert len(after["components"]) < len(before["components"])
     assert _tasks(after) == _tasks(before)
     refs: list[str] = []

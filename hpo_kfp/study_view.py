@@ -1,0 +1,97 @@
+"""A history as an Optuna study in the trials' own values: for plots and for optuna-dashboard.
+
+Unlike the study suggest rebuilds (which samples in its internal value space), this one
+holds the values each trial received, with distributions that show them on their natural
+scale (log for logUniform/logNormal), and each trial's name, status and reason as user
+attributes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from hpo_kfp.history import FINISHED, History, TrialRecord
+from hpo_kfp.spec import Experiment, Parameter
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.distributions import BaseDistribution
+
+__all__ = ["quiet_optuna", "to_study"]
+
+
+def to_study(
+    experiment: Experiment, history: History, *, storage: str | None = None, study_name: str | None = None
+) -> optuna.Study:
+    """An Optuna study of the finished trials, in memory or in ``storage`` (an RDB URL).
+
+    Raises:
+        optuna.exceptions.DuplicatedStudyError: ``storage`` already has a study of that name.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    with quiet_optuna():
+        study = optuna.create_study(
+            storage=storage,
+            study_name=study_name or experiment.name,
+            directions=[term.direction for term in experiment.objective.terms],
+        )
+        study.set_metric_names([term.metric for term in experiment.objective.terms])
+        distributions = {p.name: _distribution(p) for p in experiment.parameters}
+        states = {"Succeeded": TrialState.COMPLETE, "EarlyStopped": TrialState.PRUNED}
+        for trial in history.trials:
+            if trial.status not in FINISHED or set(trial.parameters) != set(distributions):
+                continue
+            state = states.get(trial.status, TrialState.FAIL)
+            study.add_trial(
+                optuna.trial.create_trial(
+                    state=state,
+                    params=trial.parameters,
+                    distributions=distributions,
+                    values=list(trial.values) if state == TrialState.COMPLETE and trial.values else None,
+                    user_attrs=_attributes(trial),
+                )
+            )
+    return study
+
+
+def _distribution(parameter: Parameter) -> BaseDistribution:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if parameter.values:
+        return CategoricalDistribution(list(parameter.values))
+    assert parameter.min is not None and parameter.max is not None
+    log = parameter.distribution in ("logUniform", "logNormal")
+    if parameter.type == "int":
+        return IntDistribution(int(parameter.min), int(parameter.max), log=log)
+    return FloatDistribution(parameter.min, parameter.max, log=log)
+
+
+def _attributes(trial: TrialRecord) -> dict[str, Any]:
+    attributes: dict[str, Any] = {"name": trial.name, "status": trial.status, "origin": trial.origin}
+    if trial.reason:
+        attributes["reason"] = trial.reason
+    if trial.duration is not None:
+        attributes["duration_seconds"] = trial.duration
+    attributes.update({f"metric:{k}": v for k, v in trial.metrics.items()})
+    return attributes
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Silences Optuna's INFO logs and experimental-feature warnings for the block."""
+    import optuna
+
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        optuna.logging.set_verbosity(previous)
