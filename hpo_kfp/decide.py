@@ -2,7 +2,9 @@
 
 Katib's order is kept: goal reached first; then failed trials (``Failed`` and
 ``MetricsUnavailable``) reaching ``maxFailedTrialCount``; then finished trials reaching
-``maxTrialCount``; then a search space with nothing left to suggest (grid).
+``maxTrialCount``; then a search space with nothing left to suggest (grid). A run with its
+own trial budget (scheduled runs) also stops once that budget is spent, with the
+experiment still ``Running``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from hpo_kfp.spec import Experiment, Objective
 
 __all__ = ["Decision", "best_trial", "decide", "pareto_front", "trial_counts"]
 
-Reason = Literal["GoalReached", "MaxTrialsReached", "MaxFailedTrialsReached", "SuggestionEndReached"]
+Reason = Literal[
+    "GoalReached", "MaxTrialsReached", "MaxFailedTrialsReached", "SuggestionEndReached", "RunBudgetReached"
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +86,11 @@ def decide(experiment: Experiment, history: History) -> Decision:
         and counts["total"] >= grid_size(experiment.parameters)
     ):
         return end("Succeeded", "SuggestionEndReached")
+    if history.run_limit is not None and finished >= history.run_limit:
+        # This run's share is spent; the experiment goes on in the next run.
+        return Decision(
+            done=True, status="Running", reason="RunBudgetReached", best=best, pareto=pareto, counts=counts
+        )
     return Decision(done=False, status="Running", best=best, pareto=pareto, counts=counts)
 
 

@@ -120,6 +120,9 @@ class History:
     trials: tuple[TrialRecord, ...] = ()
     study_attrs: dict[str, Any] = field(default_factory=dict)
     """What the sampler stored on the study (e.g. QMC's sample counter)."""
+    run_limit: int | None = None
+    """This run's trial budget, as a count of the experiment's own trials (scheduled runs
+    that each add N trials); None when only ``maxTrialCount`` limits the run."""
 
     def count(self, *statuses: str) -> int:
         return sum(1 for t in self.trials if t.status in statuses)
@@ -150,6 +153,7 @@ class History:
             "version": HISTORY_VERSION,
             "experiment": self.experiment,
             "study_attrs": self.study_attrs,
+            "run_limit": self.run_limit,
             "trials": [t.to_dict() for t in self.trials],
         }
         return json.dumps(document, allow_nan=False, separators=(",", ":"), default=jsonable)
@@ -181,6 +185,7 @@ class History:
             experiment=str(document.get("experiment", "")),
             trials=tuple(TrialRecord.from_dict(t, f"trials[{i}]") for i, t in enumerate(trials)),
             study_attrs=dict(document.get("study_attrs") or {}),
+            run_limit=document.get("run_limit"),
         )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.k8s_emulator import k8s  # noqa: F401 - the Kubernetes API emulator fixture
+from tests.kfp_api_stub import kfp_api  # noqa: F401 - the KFP REST API stub fixture
 
 _BASE: dict[str, Any] = {
     "apiVersion": "kubeflow.org/v1beta1",

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from hpo_kfp.cli import _core, _run, _store
+from hpo_kfp.cli import _cluster, _core, _run, _store
 from hpo_kfp.cli._common import UsageError
 from hpo_kfp.errors import HpoKfpError
 
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     _core.register(commands)
     _run.register(commands)
     _store.register(commands)
+    _cluster.register(commands)
     return parser
 
 

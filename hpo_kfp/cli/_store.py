@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from hpo_kfp.prior import read_prior_trials
 from hpo_kfp.report import result_document, trials_table
 from hpo_kfp.report_pages import html_page, markdown_summary
 from hpo_kfp.spec import Experiment, load_experiment
+from hpo_kfp.study_view import to_study
 from hpo_kfp.tracking import Tracker, open_tracker, resolve_target
 
 __all__ = ["register"]
@@ -38,6 +40,14 @@ def register(commands: Any) -> None:
     listing = commands.add_parser("experiments", help="list the experiments in the store")
     _store_options(listing)
     listing.set_defaults(handler=_experiments)
+
+    export = commands.add_parser("export", help="write an experiment's trials into an Optuna storage")
+    export.add_argument("experiment", help="experiment name")
+    export.add_argument("--optuna-storage", required=True, help="Optuna RDB URL, e.g. sqlite:///study.db")
+    export.add_argument("--study-name", help="the study's name (default: the experiment's)")
+    export.add_argument("--replace", action="store_true", help="replace a study of that name in the storage")
+    _store_options(export)
+    export.set_defaults(handler=_export)
 
     prior = commands.add_parser("import", help="add trials run elsewhere as prior data (JSON or CSV)")
     prior.add_argument(
@@ -100,6 +110,35 @@ def _experiments(args: argparse.Namespace) -> int:
         )
         status = f"{s.status} ({s.reason})" if s.reason else s.status
         print(f"{s.name}  {status}  {s.trials} trials  {best}  {s.updated}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import optuna
+
+    tracker = _tracker(args)
+    experiment = _experiment_named(tracker, args.experiment)
+    history = tracker.load_history(experiment.name)
+    name = args.study_name or experiment.name
+    args.error_source = args.optuna_storage
+    try:
+        if args.replace:
+            with contextlib.suppress(KeyError):
+                optuna.delete_study(study_name=name, storage=args.optuna_storage)
+        study = to_study(experiment, history, storage=args.optuna_storage, study_name=name)
+    except optuna.exceptions.DuplicatedStudyError:
+        raise UsageError(
+            f"--study-name: the storage already has a study {name!r}; choose another name or pass --replace"
+        ) from None
+    except (ValueError, ImportError) as error:  # a malformed or unsupported storage URL
+        raise UsageError(
+            f"--optuna-storage: must be an Optuna RDB URL, but got {args.optuna_storage!r} "
+            f"({str(error).splitlines()[0]})"
+        ) from None
+    print(
+        f"{experiment.name}: {len(study.trials)} trials written to study {name!r} in {args.optuna_storage}; "
+        f"open it with: optuna-dashboard {args.optuna_storage}"
+    )
     return 0
 
 

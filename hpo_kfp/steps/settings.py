@@ -33,6 +33,8 @@ class StepSettings:
     """Rounds the pipeline was compiled with (0: sized for the experiment)."""
     capacity_parallelism: int = 0
     """Largest loop parallelism the pipeline was compiled with (0: sized for the experiment)."""
+    run_budget: int = 0
+    """New trials this run may start (scheduled runs); 0: as many as ``maxTrialCount`` allows."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

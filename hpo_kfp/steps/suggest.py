@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 from hpo_kfp.decide import decide, trial_counts
@@ -43,7 +44,10 @@ def check_capacity(experiment: Experiment, history: History, settings: StepSetti
             str(experiment.parallel_trial_count),
         )
     counts = trial_counts(history)
-    remaining = experiment.max_trial_count - (counts["total"] - counts["active"])
+    finished = counts["total"] - counts["active"]
+    remaining = experiment.max_trial_count - finished
+    if history.run_limit is not None:
+        remaining = min(remaining, history.run_limit - finished)
     needed = math.ceil(max(remaining, 0) / experiment.parallel_trial_count)
     if settings.capacity_rounds and needed > settings.capacity_rounds:
         raise SpecError(
@@ -69,12 +73,18 @@ def suggest_step(spec: str, history_in: str | None, history_out: str, settings: 
     if history_in is None:
         options = StepSettings.from_json(settings)
         history = initial_history(experiment, options)
+        if options.run_budget:
+            spent = trial_counts(history)["total"]
+            history = replace(history, run_limit=spent + options.run_budget)
         check_capacity(experiment, history, options)
     else:
         history = History.from_json(Path(history_in).read_text(encoding="utf-8"))
     created: list[TrialRecord] = []
     if not decide(experiment, history).done:
-        budget = experiment.max_trial_count - trial_counts(history)["total"]
+        spent = trial_counts(history)["total"]
+        budget = experiment.max_trial_count - spent
+        if history.run_limit is not None:
+            budget = min(budget, history.run_limit - spent)
         created, history = suggest(experiment, history, min(experiment.parallel_trial_count, budget))
     Path(history_out).write_text(history.to_json(), encoding="utf-8")
     if not created:

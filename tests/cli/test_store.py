@@ -175,3 +175,29 @@ def test_report_writes_the_html_page_and_markdown_summary(
     markdown = summary.read_text()
     assert "Best trial **demo-0001**: loss = **0.2**" in markdown
     assert markdown.splitlines()[-3].startswith("| demo-0001 | Succeeded | 0.03 | 4 | sgd | 0.2 |")
+
+
+def test_export_opens_in_optuna_with_the_same_trials_and_best(
+    tmp_path: Path, spec_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import optuna
+
+    trials = tmp_path / "prior.csv"
+    trials.write_text(
+        "lr,layers,optimizer,loss,status\n0.02,3,adam,0.40,\n0.03,4,sgd,0.20,\n0.04,2,ftrl,,Failed\n"
+    )
+    assert main(["import", str(spec_file), str(trials), "--mlmd", _store(tmp_path)]) == 0
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    assert main(["export", "demo", "--optuna-storage", storage, "--mlmd", _store(tmp_path)]) == 0
+    assert "3 trials written to study 'demo'" in capsys.readouterr().out
+    study = optuna.load_study(study_name="demo", storage=storage)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "FAIL"]
+    assert study.best_value == 0.2
+    assert study.best_params == {"lr": 0.03, "layers": 4, "optimizer": "sgd"}
+    assert study.best_trial.user_attrs["name"] == "demo-0001"
+    assert study.metric_names == ["loss"]
+    # A second export refuses to overwrite, unless asked to.
+    assert main(["export", "demo", "--optuna-storage", storage, "--mlmd", _store(tmp_path)]) == 2
+    assert "already has a study 'demo'" in capsys.readouterr().err
+    assert main(["export", "demo", "--optuna-storage", storage, "--mlmd", _store(tmp_path), "--replace"]) == 0
+    assert len(optuna.load_study(study_name="demo", storage=storage).trials) == 3

@@ -1,0 +1,111 @@
+"""``submit`` (one run on a KFP cluster) and ``schedule`` (a recurring run)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from hpo_kfp.cli._common import UsageError, read_experiment
+from hpo_kfp.runtime import RUNTIME_IMAGE
+from hpo_kfp.steps.settings import StepSettings
+from hpo_kfp.submit import ClusterAccess, schedule, submit
+from hpo_kfp.tracking.base import DEFAULT_PORT, IN_CLUSTER_HOST
+
+__all__ = ["register"]
+
+
+def _cluster_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="Katib Experiment YAML")
+    parser.add_argument("--host", help="KFP API URL (or use --kube-context)")
+    parser.add_argument("--namespace", help="KFP namespace (multi-user profile) to run in")
+    parser.add_argument("--token", help="bearer token for the KFP API (default: $KFP_TOKEN)")
+    parser.add_argument(
+        "--kube-context", help="reach the cluster with this kube config context's credentials"
+    )
+    parser.add_argument("--sa-token", help="path of a projected service-account token (inside a cluster)")
+    parser.add_argument("--insecure", action="store_true", help="do not verify the API's TLS certificate")
+    parser.add_argument(
+        "--image", default=RUNTIME_IMAGE, help=f"image of every step (default: {RUNTIME_IMAGE})"
+    )
+    parser.add_argument(
+        "--trial-namespace", default="", help="namespace of trial objects (default: the run's)"
+    )
+    parser.add_argument(
+        "--mlmd-host", default=IN_CLUSTER_HOST, help=f"ML Metadata service (default: {IN_CLUSTER_HOST})"
+    )
+    parser.add_argument(
+        "--mlmd-port", type=int, default=DEFAULT_PORT, help=f"its port (default: {DEFAULT_PORT})"
+    )
+
+
+def register(commands: Any) -> None:
+    run = commands.add_parser("submit", help="compile and start one tuning run on a KFP cluster")
+    _cluster_options(run)
+    run.add_argument("--run-name", help="the run's name (default: the experiment's)")
+    run.set_defaults(handler=_submit)
+
+    recurring = commands.add_parser(
+        "schedule", help="a recurring run that adds N trials to the experiment each time"
+    )
+    _cluster_options(recurring)
+    timing = recurring.add_mutually_exclusive_group(required=True)
+    timing.add_argument("--cron", help="cron expression, e.g. '0 2 * * *' (nightly at 02:00)")
+    timing.add_argument("--every", help="interval, e.g. 6h, 1d")
+    recurring.add_argument("--trials-per-run", type=int, required=True, help="new trials each run adds")
+    recurring.add_argument("--name", help="the recurring run's name")
+    recurring.set_defaults(handler=_schedule)
+
+
+def _access(args: argparse.Namespace) -> ClusterAccess:
+    if not args.host and not args.kube_context:
+        raise UsageError("--host: the KFP API URL is needed (or --kube-context), but got nothing")
+    return ClusterAccess(
+        host=args.host,
+        namespace=args.namespace,
+        token=args.token or os.environ.get("KFP_TOKEN"),
+        kube_context=args.kube_context,
+        service_account_token=args.sa_token,
+        verify_ssl=not args.insecure,
+    )
+
+
+def _settings(args: argparse.Namespace) -> StepSettings:
+    return StepSettings(
+        runner="kubernetes",
+        tracking=f"grpc://{args.mlmd_host}:{args.mlmd_port}",
+        namespace=args.trial_namespace,
+    )
+
+
+def _submit(args: argparse.Namespace) -> int:
+    experiment = read_experiment(args)
+    access = _access(args)
+    args.error_source = args.host
+    run_id, url = submit(experiment, access, _settings(args), image=args.image, run_name=args.run_name)
+    print(f"{experiment.name}: run {run_id} started: {url}")
+    return 0
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    experiment = read_experiment(args)
+    if args.trials_per_run < 1:
+        raise UsageError(f"--trials-per-run: must be at least 1, but got {args.trials_per_run}")
+    access = _access(args)
+    args.error_source = "schedule"
+    recurring = schedule(
+        experiment,
+        access,
+        _settings(args),
+        image=args.image,
+        trials_per_run=args.trials_per_run,
+        cron=args.cron,
+        every=args.every,
+        name=args.name,
+    )
+    when = f"cron {args.cron!r}" if args.cron else f"every {args.every}"
+    print(
+        f"{experiment.name}: recurring run {recurring} created ({when}, "
+        f"{args.trials_per_run} trials per run, one run at a time, caching off)"
+    )
+    return 0

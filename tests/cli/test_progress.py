@@ -1,0 +1,72 @@
+"""The live progress of a local run: one redrawn line on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+from hpo_kfp.cli._progress import Progress, describe
+from hpo_kfp.history import History, TrialRecord
+from hpo_kfp.launch import LocalRun
+from hpo_kfp.spec import parse_experiment
+from hpo_kfp.steps import StepSettings
+from hpo_kfp.tracking import open_tracker
+from tests.conftest import base_spec
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _run(tmp_path: Path) -> LocalRun:
+    experiment = parse_experiment(base_spec())  # 8 trials, 2 at a time
+    settings = StepSettings(tracking=f"sqlite://{tmp_path}/mlmd.sqlite")
+    tracker = open_tracker(settings.tracking)
+    for number, value in enumerate((0.5, 0.25, None)):
+        status = "Succeeded" if value is not None else "Failed"
+        tracker.save_trial(
+            experiment,
+            TrialRecord(
+                name=f"demo-{number:04d}",
+                number=number,
+                parameters={"lr": 0.02, "layers": 3, "optimizer": "sgd"},
+                status=status,
+                values=(value,) if value is not None else None,
+            ),
+        )  # type: ignore[arg-type]
+    return LocalRun(
+        experiment=experiment,
+        directory=tmp_path,
+        pipeline=tmp_path / "p.yaml",
+        rounds=4,
+        settings=settings,
+        prior=History(experiment="demo"),
+    )
+
+
+def test_describe_names_round_counts_best_and_time(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    history = open_tracker(run.settings.tracking).load_history("demo")
+    assert describe(run, history, 12.34) == (
+        "round 2/4: 3/8 trials finished (2 ok, 1 failed), best loss=0.25 (demo-0001), 12.3 s"
+    )
+
+
+def test_a_terminal_gets_one_redrawn_line(tmp_path: Path) -> None:
+    stream = _Terminal()
+    with Progress(_run(tmp_path), stream, interval=0.05):
+        time.sleep(0.3)
+    text = stream.getvalue()
+    assert text.count("\r") >= 3 and text.count("\n") == 1  # redrawn in place, one newline at the end
+    assert "3/8 trials finished" in text
+
+
+def test_a_pipe_gets_a_plain_line_per_change(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    with Progress(_run(tmp_path), stream, interval=0.05):
+        time.sleep(0.3)
+    lines = stream.getvalue().splitlines()
+    assert "\r" not in stream.getvalue()
+    assert len(lines) == 1 and lines[0].startswith("round 2/4: 3/8 trials finished")
