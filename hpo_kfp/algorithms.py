@@ -120,6 +120,19 @@ ALGORITHMS: Mapping[str, AlgorithmInfo] = {
         True,
         {"warn_independent_sampling": False},
     ),
+    # Not an Optuna sampler: the schedule is hpo_kfp.hyperband's; its first rungs sample at random.
+    "hyperband": AlgorithmInfo(
+        "Hyperband",
+        {
+            "resource_name": Setting(str, "must name a parameter", bool, "resource_name"),
+            "r_l": _float("must be a number > 0", lambda v: v > 0, "r_l"),
+            "eta": _int("must be an integer >= 2", lambda v: v >= 2, "eta"),
+            "random_state": _SEED,
+            "seed": _SEED,
+        },
+        False,
+        {},
+    ),
     # Not a Katib name: NSGA-II for multi-objective experiments (an hpo-kfp extension).
     "nsga2": AlgorithmInfo(
         "NSGAIISampler",
@@ -141,7 +154,6 @@ UNSUPPORTED_ALGORITHMS: Mapping[str, str] = {
     "enas": "neural architecture search (ENAS) is not supported by hpo-kfp",
     "darts": "neural architecture search (DARTS) is not supported by hpo-kfp",
     "pbt": "population based training is not supported by hpo-kfp",
-    "hyperband": "hyperband is not supported yet by hpo-kfp",
 }
 
 # Settings that only shape Katib's own service and have no counterpart to set here.

@@ -29,11 +29,14 @@ def collect_trial(
 ) -> TrialRecord:
     """The trial's record once it has ended.
 
-    A run that did not exit cleanly is ``Failed`` (its partial metrics are kept as evidence);
-    a clean run whose objective never appeared is ``MetricsUnavailable``.
+    A run stopped by the early-stopping rule is ``EarlyStopped``; one that did not exit
+    cleanly is ``Failed`` (either way its partial metrics are kept as evidence); a clean run
+    whose objective never appeared is ``MetricsUnavailable``.
     """
     logs = metric_logs(experiment, log_text, metrics_text)
     ended = replace(trial, started=run.started, finished=run.finished)
+    if run.early_stopped:
+        return replace(ended, status="EarlyStopped", reason=run.reason, series=_series(logs))
     if not run.succeeded:
         return replace(ended, status="Failed", reason=run.reason, series=_series(logs))
     try:

@@ -80,11 +80,7 @@ def decide(experiment: Experiment, history: History) -> Decision:
     finished = counts["total"] - counts["active"]
     if finished >= experiment.max_trial_count:
         return end("Succeeded", "MaxTrialsReached")
-    if (
-        experiment.algorithm.name == "grid"
-        and counts["active"] == 0
-        and counts["total"] >= grid_size(experiment.parameters)
-    ):
+    if counts["active"] == 0 and _suggestions_exhausted(experiment, history, counts["total"]):
         return end("Succeeded", "SuggestionEndReached")
     if history.run_limit is not None and finished >= history.run_limit:
         # This run's share is spent; the experiment goes on in the next run.
@@ -92,6 +88,16 @@ def decide(experiment: Experiment, history: History) -> Decision:
             done=True, status="Running", reason="RunBudgetReached", best=best, pareto=pareto, counts=counts
         )
     return Decision(done=False, status="Running", best=best, pareto=pareto, counts=counts)
+
+
+def _suggestions_exhausted(experiment: Experiment, history: History, total: int) -> bool:
+    if experiment.algorithm.name == "grid":
+        return total >= grid_size(experiment.parameters)
+    if experiment.algorithm.name == "hyperband":
+        from hpo_kfp.hyperband import next_rung
+
+        return next_rung(experiment, history) is None
+    return False
 
 
 def best_trial(

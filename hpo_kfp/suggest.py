@@ -54,6 +54,8 @@ def suggest(experiment: Experiment, history: History, count: int) -> tuple[list[
     Returns:
         The new trials, status ``Pending``, and the history with them added.
     """
+    if experiment.algorithm.name == "hyperband":
+        return _suggest_hyperband(experiment, history, count)
     space = SearchSpace(experiment.parameters)
     if experiment.algorithm.name == "grid":
         count = min(count, grid_size(experiment.parameters) - len(history.trials))
@@ -76,6 +78,25 @@ def suggest(experiment: Experiment, history: History, count: int) -> tuple[list[
     ]
     updated = replace(history.upsert(created), study_attrs=_plain(study_attrs))
     return created, updated
+
+
+def _suggest_hyperband(
+    experiment: Experiment, history: History, count: int
+) -> tuple[list[TrialRecord], History]:
+    from hpo_kfp.hyperband import suggest_hyperband
+
+    proposals = suggest_hyperband(experiment, history, count, seed=call_seed(experiment, len(history.trials)))
+    first = history.next_number
+    created = [
+        TrialRecord(
+            name=trial_name(experiment.name, first + index),
+            number=first + index,
+            parameters=parameters,
+            sampler_attrs=attrs,
+        )
+        for index, (parameters, attrs) in enumerate(proposals)
+    ]
+    return created, history.upsert(created)
 
 
 def _ask_distinct(

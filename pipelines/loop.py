@@ -37,6 +37,8 @@ from typing import Any, Optional
 from kfp import compiler, dsl
 
 from components import RUNTIME_IMAGE, collect_metrics_op, decide_op, report_op, run_trial_op, suggest_op
+from hpo_kfp.hyperband import schedule
+from hpo_kfp.runners.kubernetes import check_cluster_support
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
 
@@ -44,8 +46,19 @@ __all__ = ["add_rounds", "build_pipeline", "compile_pipeline", "round_count"]
 
 
 def round_count(experiment: Experiment) -> int:
-    """Rounds needed to run ``maxTrialCount`` trials ``parallelTrialCount`` at a time."""
-    return math.ceil(experiment.max_trial_count / experiment.parallel_trial_count)
+    """Rounds needed to run ``maxTrialCount`` trials ``parallelTrialCount`` at a time
+    (for hyperband: one per rung of its schedule, as long as ``maxTrialCount`` allows)."""
+    rounds = math.ceil(experiment.max_trial_count / experiment.parallel_trial_count)
+    if experiment.algorithm.name == "hyperband":
+        settings = experiment.algorithm.settings
+        rungs = schedule(float(settings["r_l"]), int(settings.get("eta", 3)))
+        total, rounds = 0, 0
+        for rung in rungs:
+            if total >= experiment.max_trial_count:
+                break
+            total += rung.size
+            rounds += 1
+    return rounds
 
 
 def build_pipeline(
@@ -68,6 +81,8 @@ def build_pipeline(
     """
     total = rounds or round_count(experiment)
     spec_text = json.dumps(experiment.source, separators=(",", ":"))
+    if settings is not None and settings.runner == "kubernetes":
+        check_cluster_support(experiment)
     default_settings = (settings or StepSettings()).to_json()
     parallelism = experiment.parallel_trial_count
 

@@ -20,6 +20,8 @@ class TrialRun:
     finished: str
     reason: str
     """Empty when the run succeeded."""
+    early_stopped: bool = False
+    """Stopped by the early-stopping rule (then ``reason`` says why)."""
 
     @property
     def succeeded(self) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import signal
 import threading
 import time
@@ -25,8 +26,10 @@ from typing import Any, TypeVar
 
 import yaml
 
+from hpo_kfp.collect import metric_logs
 from hpo_kfp.conditions import JobState, job_state
-from hpo_kfp.errors import RunnerError
+from hpo_kfp.early_stopping import StopRule, StopWatch
+from hpo_kfp.errors import RunnerError, SpecError
 from hpo_kfp.history import TrialRecord
 from hpo_kfp.runners._k8s_manifest import (
     ASSIGNMENT_ANNOTATION,
@@ -40,7 +43,7 @@ from hpo_kfp.spec import Experiment
 from hpo_kfp.spec.template import default_conditions
 from hpo_kfp.templates import render
 
-__all__ = ["KubernetesRunner", "KubernetesSettings", "TrialOutput", "step_namespace"]
+__all__ = ["KubernetesRunner", "KubernetesSettings", "TrialOutput", "check_cluster_support", "step_namespace"]
 
 _T = TypeVar("_T")
 _SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -61,6 +64,8 @@ class KubernetesSettings:
     """Consecutive transient errors tolerated before the runner gives up."""
     backoff_seconds: float = 0.5
     """First wait after a transient error; doubles each time, at most 16 s."""
+    check_seconds: float = 2.0
+    """How often a running trial's log is read when an early-stopping rule applies."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +81,37 @@ class TrialOutput:
 
 class _Terminated(BaseException):
     """The step received SIGTERM (the pipeline run was cancelled)."""
+
+
+class _EarlyStopped(Exception):
+    """The early-stopping rule fired while the trial ran."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _raise_if_stopped(check: Callable[[], str | None] | None) -> None:
+    if check is not None:
+        reason = check()
+        if reason is not None:
+            raise _EarlyStopped(reason)
+
+
+def check_cluster_support(experiment: Experiment) -> None:
+    """Refuses what the Kubernetes runner cannot do, before a pipeline is built for it.
+
+    Raises:
+        SpecError: Median stopping with a File or Push collector: on a cluster a metrics
+            file reaches the runner only when the container ends, too late to stop it.
+    """
+    collector = experiment.metrics_collector.kind
+    if experiment.early_stopping is not None and collector != "StdOut":
+        raise SpecError(
+            "spec.earlyStopping",
+            "on a cluster median stopping reads the trial's log while it runs: use the StdOut collector",
+            f"collector kind {collector}",
+        )
 
 
 def step_namespace(override: str | None = None, experiment: Experiment | None = None) -> str:
@@ -111,8 +147,14 @@ class KubernetesRunner:
             config.load_kube_config()
         return cls(client.ApiClient(), settings)
 
-    def run(self, experiment: Experiment, trial: TrialRecord, *, namespace: str) -> TrialOutput:
+    def run(
+        self, experiment: Experiment, trial: TrialRecord, *, namespace: str, stop_rule: StopRule | None = None
+    ) -> TrialOutput:
         """Runs ``trial`` to its end; a trial that fails is a result, not an exception.
+
+        Args:
+            stop_rule: The early-stopping rule to apply to the primary container's log while
+                the trial runs (the object is deleted when it fires).
 
         Raises:
             RunnerError: The cluster refused the trial's object or stayed unreachable.
@@ -134,11 +176,28 @@ class KubernetesRunner:
         )
         started = now()
         created = False
+        check = None
+        if stop_rule is not None:
+            check = self._log_check(experiment, trial.name, namespace, conditions[2], StopWatch(stop_rule))
         try:
             with _terminate_on_sigterm():
                 self._create_or_adopt(resource, manifest, namespace, digest)
                 created = True
-                state = self._wait(resource, trial.name, namespace, conditions[:2])
+                try:
+                    state = self._wait(resource, trial.name, namespace, conditions[:2], check)
+                except _EarlyStopped as stopped:
+                    # Stop the training itself, then keep what it printed as evidence.
+                    self._delete(resource, trial.name, namespace)
+                    log, metrics = self._outputs(experiment, trial.name, namespace, conditions[2])
+                    run = TrialRun(
+                        name=trial.name,
+                        exit_code=None,
+                        started=started,
+                        finished=now(),
+                        reason=stopped.reason,
+                        early_stopped=True,
+                    )
+                    return TrialOutput(run=run, log=log, metrics=metrics)
                 log, metrics = self._outputs(experiment, trial.name, namespace, conditions[2])
         except _Terminated:
             if created:
@@ -192,8 +251,19 @@ class KubernetesRunner:
 
     # -- watch -------------------------------------------------------------------------------
 
-    def _wait(self, resource: Any, name: str, namespace: str, conditions: tuple[str, str]) -> JobState:
-        """Watches the object until a condition holds; the deadline ends the trial."""
+    def _wait(
+        self,
+        resource: Any,
+        name: str,
+        namespace: str,
+        conditions: tuple[str, str],
+        check: Callable[[], str | None] | None = None,
+    ) -> JobState:
+        """Watches the object until a condition holds; the deadline ends the trial.
+
+        With ``check``, watches in short windows and asks it after each one and each event;
+        when it returns a reason, raises :class:`_EarlyStopped`.
+        """
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -210,14 +280,17 @@ class KubernetesRunner:
                     "Failed", "DeadlineExceeded", f"still running after {self._settings.deadline_seconds:g} s"
                 )
             version = current["metadata"].get("resourceVersion")
+            window = remaining if check is None else min(remaining, self._settings.check_seconds)
             try:
-                for event in self._events(resource, name, namespace, version, remaining):
+                for event in self._events(resource, name, namespace, version, window):
                     if event["type"] == "DELETED":
                         return JobState("Failed", "Deleted", "the trial's object was deleted before it ended")
                     state = job_state(event["raw_object"], *conditions)
                     if state.condition != "Running":
                         return state
+                    _raise_if_stopped(check)
                 errors = 0
+                _raise_if_stopped(check)
             except ApiException as error:
                 if error.status != 410 and error.status not in _TRANSIENT:
                     raise RunnerError(f"watching trial {name} failed: {_api_message(error)}") from None
@@ -232,7 +305,7 @@ class KubernetesRunner:
     ) -> Iterator[dict[str, Any]]:
         from kubernetes.client.exceptions import ApiException
 
-        timeout = max(1, min(int(remaining) + 1, self._settings.watch_seconds))
+        timeout = max(1, min(math.ceil(remaining), self._settings.watch_seconds))
         for event in resource.watch(
             namespace=namespace,
             field_selector=f"metadata.name={name}",
@@ -304,6 +377,27 @@ class KubernetesRunner:
             if status.get("name") == container and terminated:
                 message = terminated.get("message") or ""
         return log, message
+
+    def _log_check(
+        self,
+        experiment: Experiment,
+        name: str,
+        namespace: str,
+        pod_labels: Mapping[str, str],
+        watch: StopWatch,
+    ) -> Callable[[], str | None]:
+        """Reads the primary container's log as it grows and feeds new lines to ``watch``."""
+        seen = 0
+
+        def check() -> str | None:
+            nonlocal seen
+            log, _ = self._outputs(experiment, name, namespace, pod_labels)
+            lines = log.split("\n")[:-1]  # complete lines only
+            fresh, seen = lines[seen:], len(lines)
+            logs = metric_logs(experiment, "\n".join(fresh) + "\n", "") if fresh else []
+            return watch.reason if watch.feed(logs) else None
+
+        return check
 
     def _delete(self, resource: Any, name: str, namespace: str) -> None:
         from kubernetes.client.exceptions import ApiException

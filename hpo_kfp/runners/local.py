@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ METRICS_FILE_ENV = "HPO_KFP_METRICS_FILE"
 """Where :func:`hpo_kfp.report_metrics` appends (the Push collector) and File metrics go."""
 TRIAL_NAME_ENV = "HPO_KFP_TRIAL_NAME"
 _GRACE_SECONDS = 5.0
+_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,10 +99,21 @@ def _container_env(container: Mapping[str, Any]) -> dict[str, str]:
     return env
 
 
-def run_local(command: LocalCommand, *, name: str, cwd: Path, log_path: Path) -> TrialRun:
+def run_local(
+    command: LocalCommand,
+    *,
+    name: str,
+    cwd: Path,
+    log_path: Path,
+    stop: Callable[[], str | None] | None = None,
+) -> TrialRun:
     """Runs the trial's process to its end or deadline, logging its output to ``log_path``.
 
     A process that cannot start is a failed trial, with the reason recorded.
+
+    Args:
+        stop: Asked a few times a second while the trial runs; when it returns a reason,
+            the trial's process group is stopped and the run is marked early-stopped.
     """
     started = now()
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +137,7 @@ def run_local(command: LocalCommand, *, name: str, cwd: Path, log_path: Path) ->
                 reason=f"could not start {command.argv[0]!r}: {error.strerror}",
             )
         try:
-            code = process.wait(timeout=command.deadline)
+            code, stopped = _wait(process, command.deadline, stop)
         except subprocess.TimeoutExpired:
             _kill_group(process)
             return TrialRun(
@@ -138,8 +150,36 @@ def run_local(command: LocalCommand, *, name: str, cwd: Path, log_path: Path) ->
         except BaseException:
             _kill_group(process)  # the step itself is stopping: take the trial down with it
             raise
+    if stopped is not None or code is None:
+        return TrialRun(
+            name=name,
+            exit_code=None,
+            started=started,
+            finished=now(),
+            reason=stopped or "",
+            early_stopped=True,
+        )
     reason = "" if code == 0 else _exit_reason(code)
     return TrialRun(name=name, exit_code=code, started=started, finished=now(), reason=reason)
+
+
+def _wait(
+    process: subprocess.Popen[bytes], deadline: float | None, stop: Callable[[], str | None] | None
+) -> tuple[int | None, str | None]:
+    """Waits for the process; returns (exit code, None) or (None, the stop reason)."""
+    if stop is None:
+        return process.wait(timeout=deadline), None
+    end = None if deadline is None else time.monotonic() + deadline
+    while True:
+        try:
+            return process.wait(timeout=_POLL_SECONDS), None
+        except subprocess.TimeoutExpired:
+            reason = stop()
+            if reason is not None:
+                _kill_group(process)
+                return None, reason
+            if end is not None and time.monotonic() > end:
+                raise
 
 
 def _exit_reason(code: int) -> str:

@@ -153,13 +153,6 @@ def _experiment(
     parameters = parse_parameters(spec)
     counts = _counts(spec)
     early_stopping = parse_early_stopping(spec)
-    if early_stopping is not None:
-        # Read (so its settings are checked) but not run yet: refuse rather than ignore it.
-        raise SpecError(
-            spec.at("earlyStopping"),
-            "early stopping is not supported yet by hpo-kfp; remove it",
-            f"algorithmName {early_stopping.algorithm!r}",
-        )
     template = None
     if with_template or (with_template is None and spec.has("trialTemplate")):
         template = parse_template(spec, tuple(p.name for p in parameters))
@@ -218,6 +211,8 @@ def _check_algorithm_fits(spec: Node, experiment: Experiment) -> None:
     path = "spec.algorithm.algorithmName"
     if experiment.objective.is_multi and not ALGORITHMS[algorithm.name].multi_objective:
         raise SpecError(path, "must be an algorithm that supports several objectives", show(algorithm.name))
+    if algorithm.name == "hyperband":
+        _check_hyperband(spec, experiment)
     if algorithm.name == "cmaes":
         ranged = sum(1 for p in experiment.parameters if p.is_numeric_range)
         if ranged < 2:
@@ -237,3 +232,28 @@ def _check_algorithm_fits(spec: Node, experiment: Experiment) -> None:
                 "`maxTrialCount <= number of grid points` must hold with grid",
                 f"maxTrialCount={experiment.max_trial_count}, grid points={size}",
             )
+
+
+def _check_hyperband(spec: Node, experiment: Experiment) -> None:
+    from hpo_kfp.hyperband import s_max
+
+    settings = experiment.algorithm.settings
+    path = "spec.algorithm.algorithmSettings"
+    for required in ("resource_name", "r_l"):
+        if required not in settings:
+            raise SpecError(path, f"hyperband needs the setting {required}", "nothing")
+    names = [p.name for p in experiment.parameters]
+    resource = settings["resource_name"]
+    if resource not in names or experiment.parameter(resource).type not in ("int", "double"):
+        raise SpecError(
+            path, f"resource_name must name an int or double parameter ({', '.join(names)})", show(resource)
+        )
+    eta = int(settings.get("eta", 3))
+    needed = eta ** s_max(float(settings["r_l"]), eta)
+    if experiment.parallel_trial_count < needed:
+        raise SpecError(
+            spec.at("parallelTrialCount"),
+            f"must be at least eta^s_max = {needed} with hyperband (r_l={settings['r_l']:g}, eta={eta}): "
+            "each rung runs in one round",
+            str(experiment.parallel_trial_count),
+        )

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from hpo_kfp.decide import decide, trial_counts
+from hpo_kfp.early_stopping import stop_rule
 from hpo_kfp.errors import SpecError
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.spec import Experiment, parse_experiment
@@ -89,4 +90,8 @@ def suggest_step(spec: str, history_in: str | None, history_out: str, settings: 
     Path(history_out).write_text(history.to_json(), encoding="utf-8")
     if not created:
         return [SKIP]
-    return [json.dumps({"name": t.name, "number": t.number, "parameters": t.parameters}) for t in created]
+    rule = stop_rule(experiment, history)
+    extra = {"stop_rule": rule.to_dict()} if rule is not None else {}
+    return [
+        json.dumps({"name": t.name, "number": t.number, "parameters": t.parameters, **extra}) for t in created
+    ]

@@ -109,3 +109,38 @@ def test_compile_for_a_cluster_uses_the_kubernetes_runner(tmp_path: Path, exampl
     assert images == {"registry.example/hpo-kfp:1"}
     run_trial = [e for name, e in spec["deploymentSpec"]["executors"].items() if "run-trial" in name]
     assert run_trial and all("run_trial" in e["container"]["args"] for e in run_trial)
+
+
+def test_a_cluster_pipeline_refuses_median_stopping_without_a_log(tmp_path: Path) -> None:
+    from hpo_kfp.errors import SpecError
+    from hpo_kfp.spec import parse_experiment
+    from tests.conftest import base_spec
+
+    document = base_spec()
+    document["spec"]["earlyStopping"] = {"algorithmName": "medianstop"}
+    document["spec"]["metricsCollectorSpec"] = {"collector": {"kind": "Push"}}
+    experiment = parse_experiment(document)
+    build_pipeline(experiment, settings=StepSettings(runner="local"))  # a local process's file is followed
+    with pytest.raises(
+        SpecError, match=r"^spec.earlyStopping: on a cluster median stopping reads the trial's log"
+    ):
+        build_pipeline(experiment, settings=StepSettings(runner="kubernetes"))
+
+
+def test_hyperband_gets_one_round_per_rung() -> None:
+    from hpo_kfp.spec import parse_experiment
+    from tests.conftest import base_spec
+
+    document = base_spec()
+    document["spec"].update(
+        parallelTrialCount=9,
+        maxTrialCount=22,
+        algorithm={
+            "algorithmName": "hyperband",
+            "algorithmSettings": [
+                {"name": "resource_name", "value": "layers"},
+                {"name": "r_l", "value": "9"},
+            ],
+        },
+    )
+    assert round_count(parse_experiment(document)) == 6

@@ -395,3 +395,30 @@ def test_sigterm_deletes_the_trial_object_before_exiting(k8s: K8sEmulator, tmp_p
         process.kill()
     assert k8s.get(*_JOB, _NS, _TRIAL.name) is None
     assert [d.name for d in k8s.requests(verb="delete", plural="jobs")] == ["demo-0001"]
+
+
+def test_early_stopping_reads_the_log_while_it_runs_and_deletes(k8s: K8sEmulator) -> None:
+    from hpo_kfp.early_stopping import StopRule
+
+    experiment = _job_experiment()
+    rule = StopRule(metric="loss", median=0.5, direction="minimize", start_step=2, trials=3)
+    runner = KubernetesRunner(
+        k8s.api_client(), KubernetesSettings(watch_seconds=5, check_seconds=0.2, backoff_seconds=0.05)
+    )
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(runner.run, experiment, _TRIAL, namespace=_NS, stop_rule=rule)
+    pool.shutdown(wait=False)
+    job = _created(k8s, *_JOB)
+    _pod_for(
+        k8s, job, job["spec"]["template"]["metadata"]["labels"], "training-container", "epoch=1 loss=0.9\n"
+    )
+    time.sleep(0.5)
+    assert not future.done()  # one step reported: the rule does not apply yet
+    k8s.append_pod_log(_NS, "demo-0001-pod", "epoch=2 loss=0.8\n", container="training-container")
+    output = future.result(timeout=20)
+    assert output.run.early_stopped and output.run.reason.startswith(
+        "EarlyStopped: best loss=0.8 after 2 steps"
+    )
+    assert k8s.get(*_JOB, _NS, _TRIAL.name) is None
+    record = collect_trial(experiment, _TRIAL, output.run, output.log, output.metrics)
+    assert record.status == "EarlyStopped" and [v for _, v in record.series["loss"]] == [0.9, 0.8]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from hpo_kfp.errors import SpecError
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.spec._reader import Node
 from hpo_kfp.spec.algorithm import parse_early_stopping
@@ -131,12 +130,10 @@ def test_medianstop_settings_are_read() -> None:
     assert early is not None and (early.min_trials_required, early.start_step) == (2, 5)
 
 
-def test_early_stopping_is_refused_until_it_runs() -> None:
+def test_early_stopping_defaults() -> None:
     document = with_field(base_spec(), "spec.earlyStopping", {"algorithmName": "medianstop"})
-    with pytest.raises(
-        SpecError, match=r"^spec.earlyStopping: early stopping is not supported yet by hpo-kfp"
-    ):
-        parse_experiment(document)
+    early = parse_experiment(document).early_stopping
+    assert early is not None and (early.min_trials_required, early.start_step) == (3, 4)
 
 
 def test_algorithm_settings_are_typed_and_seed_is_kept() -> None:
