@@ -92,6 +92,7 @@ def quiet_optuna() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.filterwarnings("ignore", message=".*independent sampl.*")
             yield
     finally:
         optuna.logging.set_verbosity(previous)

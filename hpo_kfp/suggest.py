@@ -13,12 +13,8 @@ two calls never replay the same random stream.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import logging
-import warnings
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +22,7 @@ from hpo_kfp.algorithms import build_sampler
 from hpo_kfp.history import History, TrialRecord, jsonable
 from hpo_kfp.space import SearchSpace, grid_size
 from hpo_kfp.spec import Experiment
+from hpo_kfp.study_view import quiet_optuna
 
 if TYPE_CHECKING:
     import optuna
@@ -61,7 +58,7 @@ def suggest(experiment: Experiment, history: History, count: int) -> tuple[list[
         count = min(count, grid_size(experiment.parameters) - len(history.trials))
     if count <= 0:
         return [], history
-    with _quiet_optuna():
+    with quiet_optuna():
         study = rebuild_study(experiment, history, space)
         asked = _ask_distinct(study, space, history, count, redraw=experiment.algorithm.name != "grid")
         stored = {t.number: t.system_attrs for t in study.get_trials(deepcopy=False)}
@@ -185,18 +182,3 @@ def _state(record: TrialRecord, metric: str) -> tuple[Any, list[float] | None, d
 def _plain(attrs: dict[str, Any]) -> dict[str, Any]:
     # Samplers may store tuples or numpy values; the history is JSON.
     return json.loads(json.dumps(attrs, default=jsonable))  # type: ignore[no-any-return]
-
-
-@contextlib.contextmanager
-def _quiet_optuna() -> Iterator[None]:
-    import optuna
-
-    previous = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            warnings.filterwarnings("ignore", message=".*independent sampl.*")
-            yield
-    finally:
-        optuna.logging.set_verbosity(previous)

@@ -42,7 +42,7 @@ from hpo_kfp.runners.kubernetes import check_cluster_support
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
 
-__all__ = ["add_rounds", "build_pipeline", "compile_pipeline", "round_count"]
+__all__ = ["add_rounds", "build_pipeline", "compile_pipeline", "name_step", "round_count", "template_trial"]
 
 
 def round_count(experiment: Experiment) -> int:
@@ -109,41 +109,48 @@ def add_rounds(spec: Any, settings: Any, *, rounds: int, parallelism: int, base_
         parallelism: The loops' parallelism (at least ``parallelTrialCount``).
         base_image: The image every step runs in.
     """
-    suggest, run_trial = suggest_op(base_image), run_trial_op(base_image)
-    collect, decide = collect_metrics_op(base_image), decide_op(base_image)
+    suggest, decide = suggest_op(base_image), decide_op(base_image)
     history = None
     decision = None
     for index in range(1, rounds + 1):
         previous: dict[str, Any] = {} if history is None else {"previous": history}
         proposed = suggest(spec=spec, settings=settings, **previous)
-        _name(proposed, f"round-{index}-suggest")
+        name_step(proposed, f"round-{index}-suggest")
         with dsl.ParallelFor(proposed.outputs["Output"], parallelism=parallelism) as trial:
-            ran = run_trial(spec=spec, settings=settings, trial=trial)
-            _name(ran, f"round-{index}-run-trial")
-            collected = collect(
-                spec=spec,
-                settings=settings,
-                run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-                result=ran.outputs["Output"],
-                log=ran.outputs["log"],
-                metrics_file=ran.outputs["metrics_file"],
-            )
-            _name(collected, f"round-{index}-collect-metrics")
+            record = template_trial(spec, settings, trial, f"round-{index}", base_image)
         decided = decide(
             spec=spec,
             settings=settings,
             previous=proposed.outputs["history"],
-            results=dsl.Collected(collected.outputs["Output"]),
+            results=dsl.Collected(record),
         )
-        _name(decided, f"round-{index}-decide")
+        name_step(decided, f"round-{index}-decide")
         history = decided.outputs["history"]
         decision = decided.outputs["decision"]
     reported = report_op(base_image)(spec=spec, history=history)
-    _name(reported, "report")
+    name_step(reported, "report")
     return decision
 
 
-def _name(task: Any, display: str) -> None:
+def template_trial(spec: Any, settings: Any, item: Any, label: str, base_image: str) -> Any:
+    """Adds one trial of the experiment's trial template (run_trial -> collect_metrics)
+    inside a round's loop; returns the channel of the trial's record."""
+    ran = run_trial_op(base_image)(spec=spec, settings=settings, trial=item)
+    name_step(ran, f"{label}-run-trial")
+    record = collect_metrics_op(base_image)(
+        spec=spec,
+        settings=settings,
+        run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        result=ran.outputs["Output"],
+        log=ran.outputs["log"],
+        metrics_file=ran.outputs["metrics_file"],
+    )
+    name_step(record, f"{label}-collect-metrics")
+    return record.outputs["Output"]
+
+
+def name_step(task: Any, display: str) -> None:
+    """Names a step for people and turns its caching off."""
     # Trials must run every time (the data may have changed); and people read round names.
     task.set_caching_options(False)
     task.set_display_name(display)

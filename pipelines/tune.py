@@ -40,19 +40,17 @@ from kfp.dsl.types.artifact_types import _SCHEMA_TITLE_TO_TYPE
 
 from components import (
     RUNTIME_IMAGE,
-    collect_metrics_op,
     collect_native_metrics_op,
     collect_native_value_op,
     decide_op,
     report_op,
-    run_trial_op,
     suggest_op,
 )
 from hpo_kfp.errors import BuildError
 from hpo_kfp.spec import Experiment, Parameter, load_experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
 from pipelines.generated import best_op, identifier, unpack_op
-from pipelines.loop import round_count
+from pipelines.loop import name_step, round_count, template_trial
 
 __all__ = ["tune"]
 
@@ -118,10 +116,10 @@ def tune(
     fields = [(f"best_{identifier(p.name)}", p.name, _python_type(p)) for p in spec.parameters]
     best = best_op(fields, base_image)(result=chain.output)
     best.set_caching_options(False)
-    best.set_display_name(f"{spec.name}-best")
+    best.set_displayname_step(f"{spec.name}-best")
     reported = report_op(base_image)(spec=spec_text, history=best.outputs["history"])
     reported.set_caching_options(False)
-    reported.set_display_name(f"{spec.name}-report")
+    reported.set_displayname_step(f"{spec.name}-report")
     return best
 
 
@@ -259,23 +257,12 @@ class _Plan:
         """Adds one trial's tasks inside the round's loop; returns the channel of its record."""
         label = f"round-{index}"
         if self.trial is None:
-            ran = run_trial_op(self.base_image)(spec=spec, settings=settings, trial=item)
-            _name(ran, f"{label}-run-trial")
-            record = collect_metrics_op(self.base_image)(
-                spec=spec,
-                settings=settings,
-                run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-                result=ran.outputs["Output"],
-                log=ran.outputs["log"],
-                metrics_file=ran.outputs["metrics_file"],
-            )
-            _name(record, f"{label}-collect-metrics")
-            return record.outputs["Output"]
+            return template_trial(spec, settings, item, label, self.base_image)
         fields = [(p.name, _python_type(p)) for p in self.experiment.parameters]
         assignment = unpack_op(fields, self.base_image)(trial=item)
-        _name(assignment, f"{label}-assignment")
+        name_step(assignment, f"{label}-assignment")
         user = self.trial(**{p.name: assignment.outputs[p.name] for p in self.experiment.parameters}, **extra)
-        user.set_display_name(f"{label}-trial")
+        user.set_displayname_step(f"{label}-trial")
         common = {
             "spec": spec,
             "settings": settings,
@@ -288,7 +275,7 @@ class _Plan:
             )
         else:
             record = collect_native_value_op(self.base_image)(value=user.outputs["Output"], **common)
-        _name(record, f"{label}-collect-metrics")
+        name_step(record, f"{label}-collect-metrics")
         return record.outputs["Output"]
 
 
@@ -318,23 +305,23 @@ def _round(plan: _Plan, index: int, total: int) -> Any:
         extra = {name: given[name] for name in extra_names}
         previous = {"previous": given["previous"]} if index > 1 else {}
         proposed = suggest_op(base_image)(spec=spec, settings=settings, **previous)
-        _name(proposed, f"round-{index}-suggest")
+        name_step(proposed, f"round-{index}-suggest")
         with dsl.ParallelFor(proposed.outputs["Output"], parallelism=experiment.parallel_trial_count) as item:
             record = plan.trial_tasks(spec, settings, item, extra, index)
         decided = decide_op(base_image)(
             spec=spec, settings=settings, previous=proposed.outputs["history"], results=dsl.Collected(record)
         )
-        _name(decided, f"round-{index}-decide")
+        name_step(decided, f"round-{index}-decide")
         carry = _carry_op(base_image)
         if later is None:
             final = carry(decision=decided.outputs["decision"], history=decided.outputs["history"])
-            _name(final, f"round-{index}-result")
+            name_step(final, f"round-{index}-result")
             return final.output
         with dsl.If(decided.outputs["Output"] == False):  # noqa: E712 - a KFP condition, not Python
             following = later(spec=spec, settings=settings, previous=decided.outputs["history"], **extra)
         with dsl.Else():
             final = carry(decision=decided.outputs["decision"], history=decided.outputs["history"])
-            _name(final, f"round-{index}-result")
+            name_step(final, f"round-{index}-result")
         return dsl.OneOf(following.output, final.output)
 
     parameters = [
@@ -353,8 +340,3 @@ def _round(plan: _Plan, index: int, total: int) -> Any:
     body.__name__ = f"round_{index}"
     body.__doc__ = f"Round {index} of {total} of tuning {experiment.name}."
     return dsl.pipeline(name=f"{experiment.name}-round-{index}")(body)
-
-
-def _name(task: Any, display: str) -> None:
-    task.set_caching_options(False)
-    task.set_display_name(display)
