@@ -116,10 +116,10 @@ def tune(
     fields = [(f"best_{identifier(p.name)}", p.name, _python_type(p)) for p in spec.parameters]
     best = best_op(fields, base_image)(result=chain.output)
     best.set_caching_options(False)
-    best.set_displayname_step(f"{spec.name}-best")
+    best.set_display_name(f"{spec.name}-best")
     reported = report_op(base_image)(spec=spec_text, history=best.outputs["history"])
     reported.set_caching_options(False)
-    reported.set_displayname_step(f"{spec.name}-report")
+    reported.set_display_name(f"{spec.name}-report")
     return best
 
 
@@ -262,7 +262,7 @@ class _Plan:
         assignment = unpack_op(fields, self.base_image)(trial=item)
         name_step(assignment, f"{label}-assignment")
         user = self.trial(**{p.name: assignment.outputs[p.name] for p in self.experiment.parameters}, **extra)
-        user.set_displayname_step(f"{label}-trial")
+        user.set_display_name(f"{label}-trial")
         common = {
             "spec": spec,
             "settings": settings,
