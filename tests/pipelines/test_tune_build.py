@@ -166,6 +166,13 @@ def _build_with(experiment: Any, trial: Any) -> None:
     compiler.Compiler().compile(pipeline, "/dev/null")
 
 
+def test_early_stopping_needs_a_template_trial() -> None:
+    document = _native_spec()
+    document["spec"]["earlyStopping"] = {"algorithmName": "medianstop"}
+    with pytest.raises(BuildError, match=r"^spec.earlyStopping: a KFP-native trial cannot be stopped"):
+        _build_with(document, good)
+
+
 def test_builder_helpers_validate_like_yaml() -> None:
     with pytest.raises(
         SpecError,
