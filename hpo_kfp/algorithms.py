@@ -106,7 +106,13 @@ ALGORITHMS: Mapping[str, AlgorithmInfo] = {
         "QMCSampler",
         {"random_state": _SEED, "seed": _SEED},
         True,
-        {"qmc_type": "sobol", "warn_asynchronous_seeding": False, "warn_independent_sampling": False},
+        # Scrambled, so random_state chooses the sequence (suggest keeps its seed across calls).
+        {
+            "qmc_type": "sobol",
+            "scramble": True,
+            "warn_asynchronous_seeding": False,
+            "warn_independent_sampling": False,
+        },
     ),
     "bayesianoptimization": AlgorithmInfo(
         "GPSampler",

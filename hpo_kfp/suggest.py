@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from hpo_kfp.algorithms import build_sampler
-from hpo_kfp.history import History, TrialRecord, jsonable
+from hpo_kfp.history import ACTIVE, History, TrialRecord, jsonable
 from hpo_kfp.space import SearchSpace, grid_size
 from hpo_kfp.spec import Experiment
 from hpo_kfp.study_view import quiet_optuna
@@ -73,7 +74,7 @@ def suggest(experiment: Experiment, history: History, count: int) -> tuple[list[
         )
         for index, trial in enumerate(asked)
     ]
-    updated = replace(history.upsert(created), study_attrs=_plain(study_attrs))
+    updated = replace(_compact(history.upsert(created)), study_attrs=_plain(study_attrs))
     return created, updated
 
 
@@ -131,13 +132,15 @@ def rebuild_study(experiment: Experiment, history: History, space: SearchSpace) 
     import optuna
     from optuna.trial import TrialState
 
-    # The grid's order comes from its seed, and trial k takes the k-th point: the order must
-    # not change between calls. Every other sampler gets a fresh seed per call.
+    # A sequence that is continued call after call must keep its seed: the grid's order
+    # (trial k takes the k-th point) and QMC's scrambling. Every other sampler gets a fresh
+    # seed per call.
     grid = experiment.algorithm.name == "grid"
+    fixed = grid or experiment.algorithm.name == "sobol"
     sampler = build_sampler(
         experiment.algorithm.name,
         experiment.algorithm.settings,
-        seed=call_seed(experiment, 0 if grid else len(history.trials)),
+        seed=call_seed(experiment, 0 if fixed else len(history.trials)),
         grid=space.grid() if grid else None,
     )
     study = optuna.create_study(
@@ -177,6 +180,30 @@ def _state(record: TrialRecord, metric: str) -> tuple[Any, list[float] | None, d
         points = record.series.get(metric, [])
         return TrialState.PRUNED, None, {step: value for step, (_, value) in enumerate(points)}
     return TrialState.FAIL, None, None
+
+
+_OPTIMIZER_CHUNK = re.compile(r"(^|:)optimizer:\d+$")
+
+
+def _compact(history: History) -> History:
+    """Drops copies of CMA-ES's pickled optimizer that Optuna will never read.
+
+    CMA-ES stores its optimizer (a few KB) on the trial that starts each generation and
+    restores it from the newest *completed* trial holding one. Only that copy, and those on
+    trials still running (one may complete), are kept: a 1000-trial history stays small.
+    """
+    holders = [t for t in history.trials if any(_OPTIMIZER_CHUNK.search(k) for k in t.sampler_attrs)]
+    succeeded = [t for t in holders if t.status == "Succeeded"]
+    keep = {t.name for t in holders if t.status in ACTIVE}
+    if succeeded:
+        keep.add(max(succeeded, key=lambda t: t.number).name)
+    stale = [t for t in holders if t.name not in keep]
+    if not stale:
+        return history
+    return history.upsert(
+        replace(t, sampler_attrs={k: v for k, v in t.sampler_attrs.items() if not _OPTIMIZER_CHUNK.search(k)})
+        for t in stale
+    )
 
 
 def _plain(attrs: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,12 @@ def collect_metrics_step(
         return result, {}
     experiment = parse_experiment(spec, trial_template=None)
     item = data["trial"]
-    trial = TrialRecord(name=item["name"], number=int(item["number"]), parameters=item["parameters"])
+    trial = TrialRecord(
+        name=item["name"],
+        number=int(item["number"]),
+        parameters=item["parameters"],
+        sampler_attrs=item.get("sampler_attrs") or {},
+    )
     run = TrialRun(**data["run"])
     log = Path(log_path).read_text(encoding="utf-8", errors="replace")
     metrics = Path(metrics_path).read_text(encoding="utf-8", errors="replace")

@@ -48,7 +48,11 @@ def native_trial_step(
         logs.append(MetricLog(experiment.objective.metric, float(value)))
     finished = now()
     record = TrialRecord(
-        name=item["name"], number=int(item["number"]), parameters=item["parameters"], finished=finished
+        name=item["name"],
+        number=int(item["number"]),
+        parameters=item["parameters"],
+        finished=finished,
+        sampler_attrs=item.get("sampler_attrs") or {},
     )
     try:
         observation = observe(logs, experiment.objective)

@@ -92,6 +92,17 @@ def suggest_step(spec: str, history_in: str | None, history_out: str, settings: 
         return [SKIP]
     rule = stop_rule(experiment, history)
     extra = {"stop_rule": rule.to_dict()} if rule is not None else {}
+    # What the sampler stored on a trial travels with it, so the record that comes back to
+    # decide (and goes to the metadata store) still holds it.
     return [
-        json.dumps({"name": t.name, "number": t.number, "parameters": t.parameters, **extra}) for t in created
+        json.dumps(
+            {
+                "name": t.name,
+                "number": t.number,
+                "parameters": t.parameters,
+                "sampler_attrs": t.sampler_attrs,
+                **extra,
+            }
+        )
+        for t in created
     ]

@@ -156,3 +156,44 @@ def test_settings_round_trip() -> None:
     assert StepSettings.from_json(settings.to_json()) == settings
     assert StepSettings.from_json("").tracker() is None
     assert open_tracker is not None
+
+
+def test_sampler_state_survives_a_round_of_steps(tmp_path: Path) -> None:
+    """CMA-ES keeps its optimizer on trials: run_trial, collect and decide must carry it."""
+    document = base_spec()
+    document["spec"]["algorithm"] = {"algorithmName": "cmaes"}
+    document["spec"]["parameters"] = [
+        {"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.01", "max": "0.05"}},
+        {"name": "layers", "parameterType": "int", "feasibleSpace": {"min": "2", "max": "5"}},
+        {"name": "optimizer", "parameterType": "categorical", "feasibleSpace": {"list": ["sgd", "adam"]}},
+    ]
+    container = document["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = [
+        "python3",
+        "-c",
+        "print('loss=0.5')",
+        "${trialParameters.learningRate}",
+        "${trialParameters.numberLayers}",
+        "${trialParameters.optimizer}",
+    ]
+    spec = yaml.safe_dump(document)
+    settings = StepSettings(tracking=f"sqlite://{tmp_path}/mlmd.sqlite", trial_cwd=str(tmp_path)).to_json()
+    previous = None
+    for round_index in range(2):  # CMA-ES samples its first trial at random: look at round 2
+        proposed_path, decided_path = tmp_path / f"p{round_index}.json", tmp_path / f"d{round_index}.json"
+        items = suggest_step(spec, previous, str(proposed_path), settings)
+        records = []
+        for index, item in enumerate(items):
+            log, metrics = tmp_path / f"log{round_index}{index}", tmp_path / f"metrics{round_index}{index}"
+            result = run_trial_step(spec, item, str(log), str(metrics), settings)
+            records.append(collect_metrics_step(spec, result, str(log), str(metrics), settings)[0])
+        decide_step(spec, str(proposed_path), records, str(decided_path), settings, str(tmp_path / "d"))
+        previous = str(decided_path)
+    proposed = _history(proposed_path).trials
+    decided = _history(decided_path).trials
+    assert all("cma:generation" in t.sampler_attrs for t in proposed[2:])
+    assert [t.sampler_attrs for t in decided] == [t.sampler_attrs for t in proposed]
+    tracker = StepSettings.from_json(settings).tracker()
+    assert tracker is not None
+    stored = tracker.load_history("demo").trials
+    assert [t.sampler_attrs for t in stored] == [t.sampler_attrs for t in proposed]
