@@ -41,7 +41,6 @@ _PACKAGES = (
     "torch",
     "hyperopt",
     "ray",
-    "psutil",
 )
 
 if str(ROOT) not in sys.path:
@@ -125,28 +124,52 @@ def machine() -> dict[str, Any]:
     }
 
 
+def process_table() -> dict[int, tuple[int, int, int, str]]:
+    """Every process from /proc: pid -> (parent pid, RSS bytes, CPU ticks, command line)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            rss_pages = int((entry / "statm").read_text().split()[1])
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except (OSError, ValueError, IndexError):
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        table[int(entry.name)] = (int(fields[1]), rss_pages * page, int(fields[11]) + int(fields[12]), cmd)
+    return table
+
+
+def descendants(table: dict[int, tuple[int, int, int, str]], root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, *_rest) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = {root}, [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
 def other_load() -> str:
     """The busiest processes not started by this benchmark (a hint of disturbance)."""
-    mine = {os.getpid()}
     with contextlib.suppress(Exception):
-        import psutil
-
-        me = psutil.Process()
-        mine |= {p.pid for p in me.children(recursive=True)}
-        busy = []
-        for proc in psutil.process_iter(["pid", "name", "cmdline"]):
-            if proc.pid in mine:
-                continue
-            with contextlib.suppress(Exception):
-                busy.append((proc.cpu_percent(interval=None), proc))
-        time.sleep(0.5)
+        ticks = os.sysconf("SC_CLK_TCK")
+        first = process_table()
+        time.sleep(1.0)
+        second = process_table()
+        mine = descendants(second, os.getpid()) | descendants(first, os.getpid())
         rows = []
-        for _, proc in busy:
-            with contextlib.suppress(Exception):
-                cpu = proc.cpu_percent(interval=None)
-                if cpu >= 20:
-                    cmd = " ".join(proc.info["cmdline"] or [proc.info["name"]])[:80]
-                    rows.append(f"{cpu:.0f}% {cmd}")
+        for pid, (_, _, cpu, cmd) in second.items():
+            if pid in mine or pid not in first:
+                continue
+            share = (cpu - first[pid][2]) / ticks * 100
+            if share >= 20:
+                rows.append(f"{share:.0f}% {cmd[:80]}")
         return "; ".join(rows)
     return ""
 
@@ -188,7 +211,9 @@ def fmt(value: Any, digits: int = 3) -> str:
             return "–"
         if value == 0:
             return "0"
-        if abs(value) >= 1000 or abs(value) < 1e-3:
+        if 1000 <= abs(value) < 1e7:
+            return f"{value:.0f}"
+        if abs(value) >= 1e7 or abs(value) < 1e-3:
             return f"{value:.{digits - 1}e}"
         return f"{value:.{digits}g}"
     return str(value)
@@ -219,7 +244,8 @@ def emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
 def machine_text(info: dict[str, Any], elapsed: float | None = None) -> str:
     pkgs = ", ".join(f"{k} {v}" for k, v in info["packages"].items())
     lines = [
-        f"- machine: {info['nproc']} cores ({info['cpu']}), {info['ram_gib']} GiB RAM, Python {info['python']}",
+        f"- machine: {info['nproc']} cores ({info['cpu']}), {info['ram_gib']} GiB RAM, "
+        f"Python {info['python']}",
         f"- date: {info['date']}; hpo-kfp commit {info['commit']}",
         f"- packages: {pkgs}",
     ]
@@ -240,12 +266,16 @@ def write_section(key: str, title: str, body: str) -> None:
     block = f"{begin}\n## {title}\n\n{body.strip()}\n{end}"
     text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
     sections = dict(re.findall(r"<!-- BEGIN (\S+) -->\n(.*?)\n<!-- END \1 -->", text, flags=re.S))
+    # Hand-written analysis between the NOTES markers survives a rewrite of the numbers.
+    notes = re.search(r"<!-- NOTES -->\n.*?<!-- /NOTES -->", sections.get(key, ""), flags=re.S)
+    if notes:
+        block = f"{begin}\n## {title}\n\n{body.strip()}\n\n{notes.group(0)}\n{end}"
     header = text.split("<!-- BEGIN", 1)[0].strip() or _RESULTS_HEADER.strip()
     sections[key] = block[len(begin) + 1 : -len(end) - 1]
     ordered = [k for k in SECTION_ORDER if k in sections] + [k for k in sections if k not in SECTION_ORDER]
     parts = [header] + [f"<!-- BEGIN {k} -->\n{sections[k]}\n<!-- END {k} -->" for k in ordered]
     RESULTS.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
-    log(f"wrote section {key!r} of {RESULTS.relative_to(ROOT)}")
+    log(f"wrote section {key!r} of {RESULTS}")
 
 
 _RESULTS_HEADER = """
@@ -282,7 +312,9 @@ def experiment_document(
         algorithm_settings.append({"name": "random_state", "value": str(seed)})
     trial_parameters = [{"name": p["name"], "reference": p["name"]} for p in parameters]
     if command is None:
-        command = ["python3", "trial.py"] + [f"--{p['name']}=${{trialParameters.{p['name']}}}" for p in parameters]
+        command = ["python3", "trial.py"] + [
+            f"--{p['name']}=${{trialParameters.{p['name']}}}" for p in parameters
+        ]
     spec: dict[str, Any] = {
         "objective": {"type": objective, "objectiveMetricName": metric},
         "algorithm": {"algorithmName": algorithm, "algorithmSettings": algorithm_settings},

@@ -38,9 +38,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-
-import _common as C  # noqa: E402
+import _common as C
+import numpy as np
 
 BATCH = 4
 BUDGETS = (25, 50, 100)
@@ -138,8 +137,12 @@ PROBLEMS: dict[str, Problem] = {
         # 11 x 11 points, 1.5 apart: 121 >= 100 evaluations.
         [C.double("x1", -5, 10, step=1.5), C.double("x2", 0, 15, step=1.5)],
     ),
-    "hartmann6": Problem("hartmann6", _box([f"x{i}" for i in range(1, 7)], 0, 1), hartmann6, -3.32236801141551),
-    "ackley5": Problem("ackley5", _box([f"x{i}" for i in range(1, 6)], -32.768, 32.768), ackley5, 0.0),
+    "hartmann6": Problem(
+        "hartmann6", _box([f"x{i}" for i in range(1, 7)], 0, 1), hartmann6, -3.32236801141551
+    ),
+    # Off-centre box: the centre of the usual [-32.768, 32.768]^5 is Ackley's optimum, which an
+    # unscrambled Sobol sequence (Optuna's QMCSampler default) hits with its first point.
+    "ackley5": Problem("ackley5", _box([f"x{i}" for i in range(1, 6)], -12.768, 32.768), ackley5, 0.0),
     "rosenbrock5": Problem("rosenbrock5", _box([f"x{i}" for i in range(1, 6)], -5, 10), rosenbrock5, 0.0),
     "mixed": Problem(
         "mixed",
@@ -243,7 +246,9 @@ def _hyperopt_space(parameters: list[dict[str, Any]]) -> dict[str, Any]:
         if p["parameterType"] == "categorical":
             space[p["name"]] = hp.choice(p["name"], fs["list"])
         elif fs.get("distribution") == "logUniform":
-            space[p["name"]] = hp.loguniform(p["name"], math.log(float(fs["min"])), math.log(float(fs["max"])))
+            space[p["name"]] = hp.loguniform(
+                p["name"], math.log(float(fs["min"])), math.log(float(fs["max"]))
+            )
         elif p["parameterType"] == "int":
             space[p["name"]] = hp.uniformint(p["name"], float(fs["min"]), float(fs["max"]))
         else:
@@ -286,7 +291,12 @@ def katib_hyperopt(problem: Problem, algorithm: str, seed: int, evaluations: int
     algo = hyperopt.tpe.suggest if algorithm == "tpe" else hyperopt.rand.suggest
     domain = hyperopt.Domain(None, _hyperopt_space(parameters), pass_expr_memo_ctrl=None)
     fmin = hyperopt.FMinIter(
-        algo, domain, trials=hyperopt.Trials(), max_evals=-1, rstate=np.random.default_rng(seed), verbose=False
+        algo,
+        domain,
+        trials=hyperopt.Trials(),
+        max_evals=-1,
+        rstate=np.random.default_rng(seed),
+        verbose=False,
     )
     fmin.catch_eval_exceptions = False
     first = True
@@ -454,6 +464,8 @@ def run_job(job: Job) -> list[dict[str, Any]]:
             "side": side,
             "algorithm": algorithm,
             "values": values[(side, algorithm)],
+            "distinct": len({repr(v) for v in values[(side, algorithm)]})
+            / max(len(values[(side, algorithm)]), 1),
             "cpu_seconds": seconds[(side, algorithm)],
         }
         for side, algorithm in job.sides
@@ -477,7 +489,13 @@ def plan(args: Any) -> list[Job]:
             )
             for seed in range(seeds):
                 jobs.append(
-                    Job(name, seed, (("stateless", algorithm), ("optuna", algorithm)), args.evaluations, weight)
+                    Job(
+                        name,
+                        seed,
+                        (("stateless", algorithm), ("optuna", algorithm)),
+                        args.evaluations,
+                        weight,
+                    )
                 )
         if args.peers:
             for seed in range(args.seeds):
@@ -519,6 +537,7 @@ def analyse(results: list[dict[str, Any]], budgets: tuple[int, ...], algorithms:
             str(b): med(problem, side, algorithm, b) for b in budgets
         } | {
             "seeds": len(rows),
+            "distinct": C.median([r["distinct"] for r in rows]),
             "cpu_seconds_per_run": C.median([r["cpu_seconds"] for r in rows]),
         }
 
@@ -537,7 +556,7 @@ def analyse(results: list[dict[str, Any]], budgets: tuple[int, ...], algorithms:
             p = float("nan")
             if len(set(mine + theirs)) > 1:
                 p = float(mannwhitneyu(mine, theirs, alternative="greater").pvalue)
-            # Worse only when the stateless median is higher AND a one-sided test says so.
+            # Worse at a budget only when the stateless median is higher AND a one-sided test says so.
             ok = a <= o * 1.0000001 or not (p < 0.05)
             verdicts.append(ok)
             row[str(b)] = {"stateless": a, "optuna": o, "ratio": _ratio(a, o), "p_worse": p, "ok": ok}
@@ -545,7 +564,12 @@ def analyse(results: list[dict[str, Any]], budgets: tuple[int, ...], algorithms:
         improved_o = sum(1 for r in other if r["regret"][budgets[-1]] < r["regret_round2"])
         row["improved_after_round2"] = f"{improved}/{len(rows)}"
         row["optuna_improved_after_round2"] = f"{improved_o}/{len(other)}"
-        row["ok"] = all(verdicts)
+        # Dozens of cells at p < 0.05 give a few false alarms by chance; a sampler that loses its
+        # state (a stall) is worse at every budget after the first rounds. So a row fails when it
+        # is worse at two budgets or more, and is flagged ("1 cell") when at one.
+        worse = len(verdicts) - sum(verdicts)
+        row["worse_cells"] = worse
+        row["ok"] = worse < 2
         if not row["ok"]:
             failures.append(f"{algorithm} on {problem}")
         summary["stateless_vs_optuna"].append(row)
@@ -606,17 +630,27 @@ def render(summary: dict[str, Any], budgets: tuple[int, ...], args: Any) -> str:
         order = sorted(
             sides,
             key=lambda k: (
-                {"stateless": 0, "optuna": 1, "katib-hp": 2, "hyperopt-q4": 3, "plain-random": 4}[k.split(":")[0]],
+                {"stateless": 0, "optuna": 1, "katib-hp": 2, "hyperopt-q4": 3, "plain-random": 4}[
+                    k.split(":")[0]
+                ],
                 k,
             ),
         )
         for key in sorted(order, key=lambda k: (k.split(":")[1], k.split(":")[0] != "stateless")):
             s = sides[key]
-            rows.append([key, s["seeds"], *[s[str(b)] for b in budgets], s["cpu_seconds_per_run"]])
+            rows.append(
+                [
+                    key,
+                    s["seeds"],
+                    *[s[str(b)] for b in budgets],
+                    f"{100 * s['distinct']:.0f}%",
+                    s["cpu_seconds_per_run"],
+                ]
+            )
         out.append(f"### {problem}: median simple regret\n")
         out.append(
             C.table(
-                ["side:algorithm", "seeds", *[f"@{b}" for b in budgets], "suggest CPU s/run"],
+                ["side:algorithm", "seeds", *[f"@{b}" for b in budgets], "distinct", "suggest CPU s/run"],
                 rows,
             )
         )
@@ -626,7 +660,10 @@ def render(summary: dict[str, Any], budgets: tuple[int, ...], args: Any) -> str:
     out.append(
         "ratio = median regret stateless / stateful (< 1: stateless better); p = one-sided "
         "Mann-Whitney U that stateless is worse; a cell fails only if the stateless median is "
-        "higher *and* p < 0.05. 'improved' = seeds whose regret at the last budget is below "
+        "higher *and* p < 0.05, and a row (sampler × function) fails when two or more of its cells fail — "
+        "with this many cells a few single-cell alarms at p < 0.05 are expected by chance, while a "
+        "sampler that loses its state between calls is worse at every budget. 'improved' = seeds "
+        "whose regret at the last budget is below "
         "their regret after round 2 (8 evaluations): a stalling sampler shows few.\n"
     )
     rows = []
@@ -639,7 +676,7 @@ def render(summary: dict[str, Any], budgets: tuple[int, ...], args: Any) -> str:
                 r["seeds"],
                 *cells,
                 f"{r['improved_after_round2']} vs {r['optuna_improved_after_round2']}",
-                "ok" if r["ok"] else "WORSE",
+                ("ok" if not r["worse_cells"] else "ok (1 cell p<0.05)") if r["ok"] else "WORSE",
             ]
         )
     out.append(
@@ -660,7 +697,8 @@ def render(summary: dict[str, Any], budgets: tuple[int, ...], args: Any) -> str:
     k = t["tpe_beats_katib_tpe"]
     if k["rows"]:
         detail = "; ".join(
-            f"{w['problem']} {'/'.join(C.fmt(x) for x in w['tpe'])} vs {'/'.join(C.fmt(x) for x in w['katib_tpe'])}"
+            f"{w['problem']} {'/'.join(C.fmt(x) for x in w['tpe'])} vs "
+            f"{'/'.join(C.fmt(x) for x in w['katib_tpe'])}"
             for w in k["rows"]
         )
         out.append(
@@ -685,7 +723,9 @@ def main() -> int:
     p.add_argument("--evaluations", type=int, default=100)
     p.add_argument("--functions", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
     p.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=list(ALGORITHMS))
-    p.add_argument("--no-peers", dest="peers", action="store_false", help="skip Katib/hyperopt/random columns")
+    p.add_argument(
+        "--no-peers", dest="peers", action="store_false", help="skip Katib/hyperopt/random columns"
+    )
     p.add_argument(
         "--everything",
         action="store_true",
@@ -732,9 +772,10 @@ def main() -> int:
     C.emit(args, document, text + f"\n\n({elapsed:.0f} s)")
     if args.write:
         left_out = (
-            "Left out by default (15-minute budget on 2 cores): `bayesianoptimization` (GPSampler) runs only on "
-            f"Branin and Hartmann-6, with {args.gp_seeds} seeds (`--gp-seeds N` to change; `--everything` adds "
-            "Ackley-5, Rosenbrock-5 and the mixed space, about 10 more minutes); `grid` runs only on Branin, the one function here with a "
+            "Left out by default (15-minute budget on 2 cores): `bayesianoptimization` (GPSampler) "
+            f"runs only on Branin and Hartmann-6, with {args.gp_seeds} seeds (`--gp-seeds N` to change; "
+            "`--everything` adds Ackley-5, Rosenbrock-5 and the mixed space, roughly 5–10 more "
+            "minutes); `grid` runs only on Branin, the one function here with a "
             "natural step grid (11×11 points 1.5 apart). `--algorithms`, `--functions`, `--seeds` and "
             "`--evaluations` narrow or widen the matrix."
         )
@@ -742,13 +783,10 @@ def main() -> int:
             f"Command: `{C.command_line()}`\n\n{C.machine_text(info, elapsed)}\n\n"
             f"Sides: see the docstring of `benchmarks/quality.py`. Batches of {BATCH}; regret = best "
             f"value so far − known optimum; medians over seeds.\n\n{left_out}\n\n{text}\n"
-            + NOTES_PLACEHOLDER
         )
         C.write_section("quality", "Tuning quality (`quality.py`)", body)
     return 0
 
-
-NOTES_PLACEHOLDER = ""
 
 if __name__ == "__main__":
     sys.exit(main())

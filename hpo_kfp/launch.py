@@ -8,15 +8,15 @@ loses only the trials that had not finished; they are proposed again.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from hpo_kfp.algorithms import require_dependencies
-from hpo_kfp.decide import Decision, decide, trial_counts
+from hpo_kfp.decide import Decision, decide
 from hpo_kfp.errors import HpoKfpError
 from hpo_kfp.history import History, TrialRecord
+from hpo_kfp.planning import rounds_needed
 from hpo_kfp.runners import local_command
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
@@ -63,9 +63,7 @@ def prepare_local_run(experiment: Experiment, spec_file: Path, *, workdir: Path,
     # Create the store and its types before parallel steps open it (SQLite creation races).
     settings = StepSettings(tracking=f"sqlite://{store.resolve()}", trial_cwd=str(spec_file.resolve().parent))
     prior = open_tracker(settings.tracking).load_history(experiment.name)
-    counts = trial_counts(prior)
-    remaining = max(experiment.max_trial_count - (counts["total"] - counts["active"]), 1)
-    rounds = math.ceil(remaining / experiment.parallel_trial_count)
+    rounds = rounds_needed(experiment, prior)
     pipeline = directory / "pipeline.yaml"
     compile_pipeline(build_pipeline(experiment, settings=settings, rounds=rounds), pipeline)
     compact_file(pipeline)

@@ -30,14 +30,13 @@ parameter into a float.
 
 # No `from __future__ import annotations`: KFP reads the pipeline function's annotations.
 import json
-import math
 from pathlib import Path
 from typing import Any, Optional
 
 from kfp import compiler, dsl
 
 from components import RUNTIME_IMAGE, collect_metrics_op, decide_op, report_op, run_trial_op, suggest_op
-from hpo_kfp.hyperband import schedule
+from hpo_kfp.planning import rounds_needed
 from hpo_kfp.runners.kubernetes import check_cluster_support
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
@@ -46,19 +45,8 @@ __all__ = ["add_rounds", "build_pipeline", "compile_pipeline", "name_step", "rou
 
 
 def round_count(experiment: Experiment) -> int:
-    """Rounds needed to run ``maxTrialCount`` trials ``parallelTrialCount`` at a time
-    (for hyperband: one per rung of its schedule, as long as ``maxTrialCount`` allows)."""
-    rounds = math.ceil(experiment.max_trial_count / experiment.parallel_trial_count)
-    if experiment.algorithm.name == "hyperband":
-        settings = experiment.algorithm.settings
-        rungs = schedule(float(settings["r_l"]), int(settings.get("eta", 3)))
-        total, rounds = 0, 0
-        for rung in rungs:
-            if total >= experiment.max_trial_count:
-                break
-            total += rung.size
-            rounds += 1
-    return rounds
+    """Rounds needed to run the experiment from the start (see :func:`hpo_kfp.planning.rounds_needed`)."""
+    return rounds_needed(experiment)
 
 
 def build_pipeline(

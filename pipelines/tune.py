@@ -108,8 +108,10 @@ def tune(
     native = trial is not None
     spec = _experiment(experiment, native)
     if native and spec.early_stopping is not None:
-        raise BuildError("spec.earlyStopping: a KFP-native trial cannot be stopped while it runs; remove "
-                         "earlyStopping, or run the trials from a trialTemplate")
+        raise BuildError(
+            "spec.earlyStopping: a KFP-native trial cannot be stopped while it runs; remove "
+            "earlyStopping, or run the trials from a trialTemplate"
+        )
     plan = _Plan(spec, trial, dict(trial_arguments or {}), metrics_output, base_image)
     with _outside_the_callers_pipeline():
         first = _round(plan, 1, rounds or round_count(spec))

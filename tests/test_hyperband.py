@@ -134,3 +134,15 @@ def test_hyperband_needs_its_settings() -> None:
         r"resource_name, but got nothing$",
     ):
         parse_experiment(document)
+
+
+def test_rounds_needed_counts_the_rungs_left() -> None:
+    from hpo_kfp.planning import rounds_needed
+
+    experiment = _experiment()  # r_l 9, eta 3: rungs of 9, 3, 1, 5, 1, 3; maxTrialCount 50
+    assert rounds_needed(experiment) == 6
+    history = History(experiment="demo")
+    _, history = suggest(experiment, history, 9)
+    history = _finish(history, lambda p: p["lr"])
+    assert rounds_needed(experiment, history) == 5
+    assert rounds_needed(replace(experiment, max_trial_count=13)) == 3  # 9 + 3 + 1

@@ -4,7 +4,6 @@ stop when the experiment is done, otherwise propose the round's trials."""
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from hpo_kfp.decide import decide, trial_counts
 from hpo_kfp.early_stopping import stop_rule
 from hpo_kfp.errors import SpecError
 from hpo_kfp.history import History, TrialRecord
+from hpo_kfp.planning import rounds_needed
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.suggest import suggest
@@ -44,18 +44,13 @@ def check_capacity(experiment: Experiment, history: History, settings: StepSetti
             f"must be at most {limit}, this pipeline's capacity{advice}",
             str(experiment.parallel_trial_count),
         )
-    counts = trial_counts(history)
-    finished = counts["total"] - counts["active"]
-    remaining = experiment.max_trial_count - finished
-    if history.run_limit is not None:
-        remaining = min(remaining, history.run_limit - finished)
-    needed = math.ceil(max(remaining, 0) / experiment.parallel_trial_count)
+    needed = rounds_needed(experiment, history)
     if settings.capacity_rounds and needed > settings.capacity_rounds:
         raise SpecError(
             "spec.maxTrialCount",
             f"must fit in this pipeline's {settings.capacity_rounds} rounds of parallelTrialCount "
             f"trials{advice}",
-            f"{remaining} trials to run, {experiment.parallel_trial_count} at a time = {needed} rounds",
+            f"{needed} rounds",
         )
 
 
