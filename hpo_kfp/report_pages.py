@@ -126,7 +126,12 @@ def _figures(experiment: Experiment, history: History) -> list[tuple[str, str]]:
         ("Parallel coordinates", lambda: plots.plot_parallel_coordinate(study, **target)),
     ]
     if len(completed) >= 2 and len(experiment.parameters) >= 2:
-        makers.append(("Parameter importance", lambda: plots.plot_param_importances(study, **target)))
+        # Optuna's importance looks at the trials with the *lowest* target: flip a maximised one.
+        sign = 1.0 if experiment.objective.type == "minimize" else -1.0
+        ranked: dict[str, Any] = (
+            {"target": (lambda t: sign * t.values[0]), "target_name": metric} if multi else {}
+        )
+        makers.append(("Parameter importance", lambda: plots.plot_param_importances(study, **ranked)))
     if multi:
         makers.append(("Pareto front", lambda: plots.plot_pareto_front(study)))
     figures = []

@@ -93,6 +93,7 @@ def quiet_optuna() -> Iterator[None]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             warnings.filterwarnings("ignore", message=".*independent sampl.*")
+            warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes the importances")
             yield
     finally:
         optuna.logging.set_verbosity(previous)

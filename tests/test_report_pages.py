@@ -1,0 +1,50 @@
+"""The report's pages: the Markdown summary and the HTML page with Optuna's plots."""
+
+from __future__ import annotations
+
+from hpo_kfp.decide import decide
+from hpo_kfp.history import History, TrialRecord
+from hpo_kfp.report_pages import html_page, markdown_summary
+from hpo_kfp.spec import parse_experiment
+from tests.conftest import base_spec, with_field
+
+
+def _history(values: list[tuple[float, ...]]) -> History:
+    trials = [
+        TrialRecord(
+            name=f"demo-{i:04d}",
+            number=i,
+            status="Succeeded",
+            values=v,
+            parameters={"lr": 0.01 + 0.004 * i, "layers": 2 + i % 4, "optimizer": ["sgd", "adam"][i % 2]},
+            metrics={"loss": v[0]},
+        )
+        for i, v in enumerate(values)
+    ]
+    return History(experiment="demo", trials=tuple(trials))
+
+
+def test_several_objectives_get_a_pareto_front_plot() -> None:
+    document = with_field(
+        base_spec(), "spec.objective.additionalObjectives", [{"metricName": "accuracy", "type": "maximize"}]
+    )
+    with_field(document, "spec.algorithm.algorithmName", "nsga2")
+    experiment = parse_experiment(document)
+    history = _history([(0.5, 0.7), (0.4, 0.6), (0.3, 0.9), (0.6, 0.95), (0.2, 0.5)])
+    page = html_page(experiment, history, decide(experiment, history))
+    assert page.count("data:image/png;base64,") == 4
+    assert "<figcaption>Pareto front</figcaption>" in page
+    assert len(page.encode()) < 1_000_000
+
+
+def test_summary_and_page_without_any_success() -> None:
+    experiment = parse_experiment(base_spec())
+    failed = TrialRecord(
+        name="demo-0000", number=0, status="Failed", parameters={"lr": 0.02, "layers": 3, "optimizer": "sgd"}
+    )
+    history = History(experiment="demo", trials=(failed,))
+    decision = decide(experiment, history)
+    assert "no trial has succeeded yet" in html_page(experiment, history, decision)
+    summary = markdown_summary(experiment, history, decision)
+    assert "**Running**: 1 trials — 0 succeeded, 1 failed" in summary
+    assert summary.splitlines()[-1] == "| demo-0000 | Failed | 0.02 | 3 | sgd |  |"
