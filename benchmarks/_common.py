@@ -241,6 +241,20 @@ def emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
         print(text)
 
 
+def publish(
+    args: argparse.Namespace, benchmark: str, info: dict[str, Any], elapsed: float, text: str, **data: Any
+) -> None:
+    """Prints the run: the table (`text`), or with --json one document holding `data`."""
+    document = {
+        "benchmark": benchmark,
+        "command": command_line(),
+        "machine": info,
+        "elapsed_seconds": elapsed,
+        **data,
+    }
+    emit(args, document, text + f"\n\n({elapsed:.0f} s)")
+
+
 def machine_text(info: dict[str, Any], elapsed: float | None = None) -> str:
     pkgs = ", ".join(f"{k} {v}" for k, v in info["packages"].items())
     lines = [

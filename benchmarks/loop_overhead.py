@@ -383,16 +383,7 @@ def main() -> int:
     info["loadavg_end"] = os.getloadavg()[0]
     info["other_load"] = C.other_load()
     text, summary = render(results, piece_times, args)
-    document = {
-        "benchmark": "loop_overhead",
-        "command": C.command_line(),
-        "machine": info,
-        "elapsed_seconds": elapsed,
-        "summary": summary,
-        "pieces": piece_times,
-        "runs": results,
-    }
-    C.emit(args, document, text + f"\n\n({elapsed:.0f} s)")
+    C.publish(args, "loop_overhead", info, elapsed, text, summary=summary, pieces=piece_times, runs=results)
     if args.write:
         body = (
             f"Command: `{C.command_line()}`\n\n{C.machine_text(info, elapsed)}\n\n"

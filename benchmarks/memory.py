@@ -267,15 +267,7 @@ def main() -> int:
             ["… its RSS at the end MiB", run["root_end_mib"]],
         ],
     )
-    document = {
-        "benchmark": "memory",
-        "command": C.command_line(),
-        "machine": info,
-        "elapsed_seconds": elapsed,
-        "suggest": suggest_rows,
-        "local_run": run,
-    }
-    C.emit(args, document, text + f"\n\n({elapsed:.0f} s)")
+    C.publish(args, "memory", info, elapsed, text, suggest=suggest_rows, local_run=run)
     if args.write:
         body = (
             f"Command: `{C.command_line()}`\n\n{C.machine_text(info, elapsed)}\n\n"

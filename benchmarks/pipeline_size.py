@@ -131,17 +131,17 @@ def main() -> int:
             f"{100 * kb / 450:.0f}% of the budget; raw {fifty['raw_bytes'] / 1000:.0f} KB)"
         )
     text += "\n\n### Targets\n\n" + "\n".join(targets)
-    document = {
-        "benchmark": "pipeline_size",
-        "command": C.command_line(),
-        "machine": info,
-        "elapsed_seconds": elapsed,
-        "experiment": str(args.experiment),
-        "rows": rows,
-        "fit": {"raw": raw_fit, "compacted": compact_fit},
-        "targets": targets,
-    }
-    C.emit(args, document, text + f"\n\n({elapsed:.0f} s)")
+    C.publish(
+        args,
+        "pipeline_size",
+        info,
+        elapsed,
+        text,
+        experiment=str(args.experiment),
+        rows=rows,
+        fit={"raw": raw_fit, "compacted": compact_fit},
+        targets=targets,
+    )
     if args.write:
         shown = Path(args.experiment).resolve()
         with_root = shown.relative_to(C.ROOT) if shown.is_relative_to(C.ROOT) else shown

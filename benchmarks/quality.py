@@ -760,16 +760,16 @@ def main() -> int:
     info["other_load"] = C.other_load()
     summary = analyse(results, budgets, args.algorithms)
     text = render(summary, budgets, args)
-    document = {
-        "benchmark": "quality",
-        "command": C.command_line(),
-        "machine": info,
-        "elapsed_seconds": elapsed,
-        "budgets": budgets,
-        "summary": summary,
-        "runs": [{k: v for k, v in r.items() if k != "values"} for r in results],
-    }
-    C.emit(args, document, text + f"\n\n({elapsed:.0f} s)")
+    C.publish(
+        args,
+        "quality",
+        info,
+        elapsed,
+        text,
+        budgets=budgets,
+        summary=summary,
+        runs=[{k: v for k, v in r.items() if k != "values"} for r in results],
+    )
     if args.write:
         left_out = (
             "Left out by default (15-minute budget on 2 cores): `bayesianoptimization` (GPSampler) "

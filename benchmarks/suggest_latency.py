@@ -347,15 +347,7 @@ def main() -> int:
             f"(largest: {worst['algorithm']} {worst['history_bytes'] / 1e6:.3f} MB)"
         )
     text += "\n\n### Targets\n\n" + "\n".join(targets)
-    document = {
-        "benchmark": "suggest_latency",
-        "command": C.command_line(),
-        "machine": info,
-        "elapsed_seconds": elapsed,
-        "rows": rows,
-        "targets": targets,
-    }
-    C.emit(args, document, text + f"\n\n({elapsed:.0f} s)")
+    C.publish(args, "suggest_latency", info, elapsed, text, rows=rows, targets=targets)
     if args.write:
         body = (
             f"Command: `{C.command_line()}`\n\n{C.machine_text(info, elapsed)}\n\n"

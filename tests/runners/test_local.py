@@ -14,7 +14,7 @@ import pytest
 from hpo_kfp.collect import collect_trial
 from hpo_kfp.errors import RunnerError
 from hpo_kfp.history import TrialRecord
-from hpo_kfp.runners import local_command, run_local
+from hpo_kfp.runners import TrialRun, local_command, run_local
 from hpo_kfp.runners._containers import expand_variables, primary_container
 from hpo_kfp.spec import Experiment, parse_experiment
 from tests.conftest import base_spec, with_field
@@ -29,6 +29,16 @@ def _experiment(command: list[str], **fields: Any) -> Experiment:
     for path, value in fields.items():
         with_field(document, path, value)
     return parse_experiment(document)
+
+
+def _run(experiment: Experiment, tmp_path: Path) -> TrialRun:
+    """Runs the experiment's trial command for `_TRIAL` in tmp_path, logging to log.txt."""
+    return run_local(
+        local_command(experiment, _TRIAL, tmp_path / "m"),
+        name="t",
+        cwd=tmp_path,
+        log_path=tmp_path / "log.txt",
+    )
 
 
 _PRINTER = [
@@ -75,12 +85,7 @@ def test_non_zero_exit_is_a_failed_trial_with_partial_metrics(tmp_path: Path) ->
             "${trialParameters.optimizer}",
         ]
     )
-    run = run_local(
-        local_command(experiment, _TRIAL, tmp_path / "m"),
-        name="t",
-        cwd=tmp_path,
-        log_path=tmp_path / "log.txt",
-    )
+    run = _run(experiment, tmp_path)
     assert (run.exit_code, run.reason) == (3, "exit code 3")
     record = collect_trial(experiment, _TRIAL, run, (tmp_path / "log.txt").read_text())
     assert (record.status, record.reason, record.values) == ("Failed", "exit code 3", None)
@@ -96,12 +101,7 @@ def test_missing_program_is_a_failed_trial(tmp_path: Path) -> None:
             "${trialParameters.optimizer}",
         ]
     )
-    run = run_local(
-        local_command(experiment, _TRIAL, tmp_path / "m"),
-        name="t",
-        cwd=tmp_path,
-        log_path=tmp_path / "log.txt",
-    )
+    run = _run(experiment, tmp_path)
     assert run.exit_code == 127
     assert "could not start 'no-such-program-xyz'" in run.reason
 
@@ -117,12 +117,7 @@ def test_clean_exit_without_objective_is_metrics_unavailable(tmp_path: Path) -> 
             "${trialParameters.optimizer}",
         ]
     )
-    run = run_local(
-        local_command(experiment, _TRIAL, tmp_path / "m"),
-        name="t",
-        cwd=tmp_path,
-        log_path=tmp_path / "log.txt",
-    )
+    run = _run(experiment, tmp_path)
     record = collect_trial(experiment, _TRIAL, run, (tmp_path / "log.txt").read_text())
     assert record.status == "MetricsUnavailable"
     assert "'loss' was not found" in record.reason
@@ -148,12 +143,7 @@ def test_deadline_kills_the_whole_process_group(tmp_path: Path) -> None:
         **{"spec.trialTemplate.trialSpec.spec.activeDeadlineSeconds": 2},
     )
     began = time.monotonic()
-    run = run_local(
-        local_command(experiment, _TRIAL, tmp_path / "m"),
-        name="t",
-        cwd=tmp_path,
-        log_path=tmp_path / "log.txt",
-    )
+    run = _run(experiment, tmp_path)
     assert time.monotonic() - began < 20
     assert run.exit_code is None
     assert run.reason.startswith("DeadlineExceeded")
