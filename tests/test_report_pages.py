@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
 from hpo_kfp.decide import decide
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.report_pages import html_page, markdown_summary
 from hpo_kfp.spec import parse_experiment
 from tests.conftest import base_spec, with_field
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _history(values: list[tuple[float, ...]]) -> History:
@@ -48,3 +55,26 @@ def test_summary_and_page_without_any_success() -> None:
     summary = markdown_summary(experiment, history, decision)
     assert "**Running**: 1 trials — 0 succeeded, 1 failed" in summary
     assert summary.splitlines()[-1] == "| demo-0000 | Failed | 0.02 | 3 | sgd |  |"
+
+
+def test_importance_plot_does_not_load_scikit_learn() -> None:
+    """Optuna's importance package imports scikit-learn eagerly (seconds); the page must not."""
+    script = """
+import sys
+from hpo_kfp.decide import decide
+from hpo_kfp.spec import parse_experiment
+from hpo_kfp.report_pages import html_page
+from tests.conftest import base_spec
+from tests.test_report_pages import _history
+experiment = parse_experiment(base_spec())
+history = _history([(0.5,), (0.4,), (0.3,), (0.6,), (0.2,), (0.45,)])
+page = html_page(experiment, history, decide(experiment, history))
+print("<figcaption>Parameter importance</figcaption>" in page, "sklearn" in sys.modules)
+import sklearn.ensemble
+print(sklearn.ensemble.RandomForestRegressor.__name__)
+"""
+    assert importlib.util.find_spec("sklearn") is not None, "scikit-learn is a project dependency"
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True, timeout=300
+    )
+    assert done.stdout.split() == ["True", "False", "RandomForestRegressor"], done.stderr
