@@ -50,7 +50,9 @@ def check_runs_locally(experiment: Experiment) -> None:
     local_command(experiment, trial, Path("metrics"))
 
 
-def prepare_local_run(experiment: Experiment, spec_file: Path, *, workdir: Path, store: Path) -> LocalRun:
+def prepare_local_run(
+    experiment: Experiment, spec_file: Path, *, workdir: Path, store: Path, type_prefix: str = "odh."
+) -> LocalRun:
     """Creates the run folder and the store, and compiles the rounds still needed."""
     from pipelines.compact import compact_file
     from pipelines.loop import build_pipeline, compile_pipeline
@@ -61,8 +63,12 @@ def prepare_local_run(experiment: Experiment, spec_file: Path, *, workdir: Path,
     directory = (workdir / experiment.name / stamp).resolve()
     directory.mkdir(parents=True)
     # Create the store and its types before parallel steps open it (SQLite creation races).
-    settings = StepSettings(tracking=f"sqlite://{store.resolve()}", trial_cwd=str(spec_file.resolve().parent))
-    prior = open_tracker(settings.tracking).load_history(experiment.name)
+    settings = StepSettings(
+        tracking=f"sqlite://{store.resolve()}",
+        type_prefix=type_prefix,
+        trial_cwd=str(spec_file.resolve().parent),
+    )
+    prior = open_tracker(settings.tracking, prefix=type_prefix).load_history(experiment.name)
     rounds = rounds_needed(experiment, prior)
     pipeline = directory / "pipeline.yaml"
     compile_pipeline(build_pipeline(experiment, settings=settings, rounds=rounds), pipeline)
@@ -101,6 +107,6 @@ def run_prepared(run: LocalRun) -> None:
 
 def outcome(run: LocalRun, tracker: Tracker | None = None) -> tuple[History, Decision]:
     """The experiment's history and decision as the store holds them now."""
-    store = tracker or open_tracker(run.settings.tracking)
+    store = tracker or open_tracker(run.settings.tracking, prefix=run.settings.type_prefix)
     history = store.load_history(run.experiment.name)
     return history, decide(run.experiment, history)

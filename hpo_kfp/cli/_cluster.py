@@ -6,7 +6,7 @@ import argparse
 import os
 from typing import Any
 
-from hpo_kfp.cli._common import UsageError, read_experiment
+from hpo_kfp.cli._common import UsageError, add_type_prefix_option, read_experiment, type_prefix
 from hpo_kfp.runtime import RUNTIME_IMAGE
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.submit import ClusterAccess, schedule, submit
@@ -37,6 +37,7 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mlmd-port", type=int, default=DEFAULT_PORT, help=f"its port (default: {DEFAULT_PORT})"
     )
+    add_type_prefix_option(parser)
 
 
 def register(commands: Any) -> None:
@@ -74,6 +75,7 @@ def _settings(args: argparse.Namespace) -> StepSettings:
     return StepSettings(
         runner="kubernetes",
         tracking=f"grpc://{args.mlmd_host}:{args.mlmd_port}",
+        type_prefix=type_prefix(args),
         namespace=args.trial_namespace,
     )
 

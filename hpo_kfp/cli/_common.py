@@ -5,15 +5,32 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hpo_kfp.errors import HistoryError, HpoKfpError
+from hpo_kfp.errors import HistoryError, HpoKfpError, TrackingError
 from hpo_kfp.history import History
 from hpo_kfp.spec import Experiment, load_experiment
+from hpo_kfp.tracking import resolve_type_prefix
+from hpo_kfp.tracking.base import PREFIX_ENV
 
-__all__ = ["UsageError", "read_experiment", "read_history"]
+__all__ = ["UsageError", "add_type_prefix_option", "read_experiment", "read_history", "type_prefix"]
 
 
 class UsageError(HpoKfpError):
     """A command-line mistake; the message is printed as it is."""
+
+
+def add_type_prefix_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mlmd-type-prefix",
+        help=f"prefix of the ML Metadata type names (default: ${PREFIX_ENV}, else odh.)",
+    )
+
+
+def type_prefix(args: argparse.Namespace) -> str:
+    """The ``--mlmd-type-prefix`` in effect (the flag, the environment, or ``odh.``)."""
+    try:
+        return resolve_type_prefix(args.mlmd_type_prefix)
+    except TrackingError as error:
+        raise UsageError(f"--mlmd-type-prefix: {error}") from None
 
 
 def read_experiment(args: argparse.Namespace) -> Experiment:

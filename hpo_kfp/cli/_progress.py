@@ -68,7 +68,9 @@ class Progress:
 
     def _report(self, *, final: bool) -> None:
         try:
-            history = open_tracker(self._run.settings.tracking).load_history(self._run.experiment.name)
+            history = open_tracker(
+                self._run.settings.tracking, prefix=self._run.settings.type_prefix
+            ).load_history(self._run.experiment.name)
         except Exception:  # the store is busy with the steps' writes: try again next tick
             return
         finished = history.count(*FINISHED)

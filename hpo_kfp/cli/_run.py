@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hpo_kfp.cli._common import UsageError, read_experiment
+from hpo_kfp.cli._common import UsageError, add_type_prefix_option, read_experiment, type_prefix
 from hpo_kfp.cli._progress import Progress, parameters_text
 from hpo_kfp.decide import Decision
 from hpo_kfp.history import History
@@ -28,6 +28,7 @@ def register(commands: Any) -> None:
     run.add_argument("--local", action="store_true", help="run with kfp.local, trials as local processes")
     run.add_argument("--workdir", default="hpo-kfp-runs", help="folder for runs (default: ./hpo-kfp-runs)")
     run.add_argument("--mlmd", help="metadata store file (default: WORKDIR/mlmd.sqlite)")
+    add_type_prefix_option(run)
     run.add_argument("--json", action="store_true", help="end with one JSON line describing the result")
     run.set_defaults(handler=_run)
 
@@ -52,6 +53,7 @@ def register(commands: Any) -> None:
     build.add_argument(
         "--mlmd-port", type=int, default=DEFAULT_PORT, help=f"its port (default: {DEFAULT_PORT})"
     )
+    add_type_prefix_option(build)
     build.add_argument("--no-tracking", action="store_true", help="record nothing in ML Metadata")
     build.add_argument("--rounds", type=int, help="rounds to unroll (default: enough for maxTrialCount)")
     build.set_defaults(handler=_compile)
@@ -63,7 +65,9 @@ def _run(args: argparse.Namespace) -> int:
     experiment = read_experiment(args)
     workdir = Path(args.workdir)
     store = Path(args.mlmd) if args.mlmd else workdir / "mlmd.sqlite"
-    prepared = prepare_local_run(experiment, Path(args.file), workdir=workdir, store=store)
+    prepared = prepare_local_run(
+        experiment, Path(args.file), workdir=workdir, store=store, type_prefix=type_prefix(args)
+    )
     out = sys.stdout
     if prepared.prior.trials:
         out.write(f"{experiment.name}: continuing with {len(prepared.prior.trials)} trials from {store}\n")
@@ -92,7 +96,9 @@ def _compile(args: argparse.Namespace) -> int:
     if args.rounds is not None and args.rounds < 1:
         raise UsageError(f"--rounds: must be at least 1, but got {args.rounds}")
     tracking = "" if args.no_tracking else f"grpc://{args.mlmd_host}:{args.mlmd_port}"
-    settings = StepSettings(runner=args.runner, tracking=tracking, namespace=args.namespace)
+    settings = StepSettings(
+        runner=args.runner, tracking=tracking, type_prefix=type_prefix(args), namespace=args.namespace
+    )
     rounds = args.rounds or round_count(experiment)
     output = Path(args.output)
     compile_pipeline(

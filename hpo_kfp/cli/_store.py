@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hpo_kfp.cli._common import UsageError
+from hpo_kfp.cli._common import UsageError, add_type_prefix_option, type_prefix
 from hpo_kfp.decide import decide
 from hpo_kfp.prior import read_prior_trials
 from hpo_kfp.report import result_document, trials_table
@@ -26,6 +26,7 @@ def _store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mlmd", help=f"metadata store file (default: {_DEFAULT_STORE})")
     parser.add_argument("--mlmd-host", help="ML Metadata gRPC service host (instead of a file)")
     parser.add_argument("--mlmd-port", type=int, help="its port (default 8080)")
+    add_type_prefix_option(parser)
 
 
 def register(commands: Any) -> None:
@@ -60,13 +61,15 @@ def register(commands: Any) -> None:
 
 def _tracker(args: argparse.Namespace, *, create: bool = False) -> Tracker:
     if args.mlmd_host:
-        return open_tracker(resolve_target(host=args.mlmd_host, port=args.mlmd_port))
+        return open_tracker(
+            resolve_target(host=args.mlmd_host, port=args.mlmd_port), prefix=type_prefix(args)
+        )
     path = Path(args.mlmd or _DEFAULT_STORE)
     if not create and not path.exists():
         raise UsageError(
             f"--mlmd: the metadata store must exist, but {path} does not (run an experiment first)"
         )
-    return open_tracker(resolve_target(str(path)))
+    return open_tracker(resolve_target(str(path)), prefix=type_prefix(args))
 
 
 def _experiment_named(tracker: Tracker, name: str) -> Experiment:

@@ -7,6 +7,20 @@ implementation today.
 
 from __future__ import annotations
 
-from hpo_kfp.tracking.base import ExperimentSummary, Tracker, TrackingTarget, open_tracker, resolve_target
+from hpo_kfp.tracking.base import (
+    ExperimentSummary,
+    Tracker,
+    TrackingTarget,
+    open_tracker,
+    resolve_target,
+    resolve_type_prefix,
+)
 
-__all__ = ["ExperimentSummary", "Tracker", "TrackingTarget", "open_tracker", "resolve_target"]
+__all__ = [
+    "ExperimentSummary",
+    "Tracker",
+    "TrackingTarget",
+    "open_tracker",
+    "resolve_target",
+    "resolve_type_prefix",
+]

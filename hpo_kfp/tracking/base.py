@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -12,10 +13,20 @@ from hpo_kfp.errors import TrackingError
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.spec import Experiment
 
-__all__ = ["ExperimentSummary", "Tracker", "TrackingTarget", "open_tracker", "resolve_target"]
+__all__ = [
+    "ExperimentSummary",
+    "Tracker",
+    "TrackingTarget",
+    "open_tracker",
+    "resolve_target",
+    "resolve_type_prefix",
+]
 
 HOST_ENV = "HPO_KFP_MLMD_HOST"
 PORT_ENV = "HPO_KFP_MLMD_PORT"
+PREFIX_ENV = "HPO_KFP_MLMD_TYPE_PREFIX"
+DEFAULT_PREFIX = "odh."
+_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]*")
 DEFAULT_PORT = 8080
 IN_CLUSTER_HOST = "metadata-grpc-service.kubeflow"
 
@@ -83,7 +94,21 @@ def resolve_target(
     return TrackingTarget("")
 
 
-def open_tracker(target: TrackingTarget | str, *, prefix: str = "odh.") -> Tracker:
+def resolve_type_prefix(prefix: str | None = None) -> str:
+    """The metadata type names' prefix: ``prefix``, else ``HPO_KFP_MLMD_TYPE_PREFIX``, else ``odh.``.
+
+    Raises:
+        TrackingError: The prefix has characters other than letters, digits, ``.``, ``_``, ``-``.
+    """
+    chosen = prefix if prefix is not None else os.environ.get(PREFIX_ENV, DEFAULT_PREFIX)
+    if not _PREFIX_PATTERN.fullmatch(chosen):
+        raise TrackingError(
+            f"the metadata type prefix must be letters, digits, '.', '_' or '-', but got {chosen!r}"
+        )
+    return chosen
+
+
+def open_tracker(target: TrackingTarget | str, *, prefix: str = DEFAULT_PREFIX) -> Tracker:
     """Connects to the store at ``target``.
 
     Raises:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hpo_kfp.tracking import open_tracker, resolve_target
 
@@ -153,3 +155,46 @@ def test_the_html_report_renders_with_its_plots_offline(
     pixels = numpy.asarray(Image.open(shot).convert("RGB")).astype(int)
     colored = int(((pixels.max(axis=2) - pixels.min(axis=2)) > 60).sum())
     assert colored > 1_000  # the plots' lines and points drew: text and tables alone are grey (0)
+
+
+def test_type_prefix_names_the_metadata_types(tmp_path: Path) -> None:
+    from hpo_kfp.tracking.mlmd import MlmdTracker
+
+    document = yaml.safe_load((_HERE / "scripted.yaml").read_text())
+    document["spec"]["maxTrialCount"] = 2
+    document["spec"]["parallelTrialCount"] = 2
+    document["spec"]["maxFailedTrialCount"] = 2
+    (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(document))
+    shutil.copy(_HERE / "scripted_trial.py", tmp_path)
+    store = str(tmp_path / "mlmd.sqlite")
+    run = _cli(
+        "run", "experiment.yaml", "--local", "--mlmd", store, "--mlmd-type-prefix", "acme.", cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stdout + run.stderr  # MaxTrialsReached (trial 1 crashes)
+
+    mlmd = MlmdTracker("sqlite://" + store, prefix="acme.")._store
+    names = {t.name for t in mlmd.get_context_types()} | {t.name for t in mlmd.get_artifact_types()}
+    assert {"acme.HPOExperiment", "acme.HPOTrial", "acme.HPOConfig", "acme.Metrics"} <= names
+    assert not any(name.startswith("odh.") for name in names)
+    assert len(mlmd.get_contexts_by_type("acme.HPOTrial")) == 2
+
+    # Reading needs the same prefix: from the flag or from the environment.
+    assert _cli("report", "scripted", "--mlmd", store, cwd=tmp_path).returncode == 2
+    shown = _cli("report", "scripted", "--mlmd", store, "--mlmd-type-prefix", "acme.", cwd=tmp_path)
+    assert shown.returncode == 0 and "scripted-0001" in shown.stdout, shown.stderr
+    environment = {**os.environ, "HPO_KFP_MLMD_TYPE_PREFIX": "acme."}
+    listed = subprocess.run(
+        [sys.executable, "-m", "hpo_kfp", "experiments", "--mlmd", store],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert listed.returncode == 0 and "scripted" in listed.stdout, listed.stderr
+
+    bad = _cli("report", "scripted", "--mlmd", store, "--mlmd-type-prefix", "a b", cwd=tmp_path)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines() == [
+        "--mlmd-type-prefix: the metadata type prefix must be letters, digits, '.', '_' or '-', but got 'a b'"
+    ]

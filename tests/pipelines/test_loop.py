@@ -105,10 +105,21 @@ def test_compile_for_a_cluster_uses_the_kubernetes_runner(tmp_path: Path, exampl
     )
     assert settings.runner == "kubernetes"
     assert settings.tracking == "grpc://metadata-grpc-service.kubeflow:8080"
+    assert settings.type_prefix == "odh."
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert images == {"registry.example/hpo-kfp:1"}
     run_trial = [e for name, e in spec["deploymentSpec"]["executors"].items() if "run-trial" in name]
     assert run_trial and all("run_trial" in e["container"]["args"] for e in run_trial)
+
+
+def test_compile_carries_the_metadata_type_prefix(tmp_path: Path) -> None:
+    from hpo_kfp.cli import main
+
+    output = tmp_path / "pipeline.yaml"
+    assert main(["compile", str(_EXAMPLES[0]), "-o", str(output), "--mlmd-type-prefix", "acme."]) == 0
+    spec = yaml.safe_load(output.read_text())
+    settings = spec["root"]["inputDefinitions"]["parameters"]["settings"]["defaultValue"]
+    assert StepSettings.from_json(settings).type_prefix == "acme."
 
 
 def test_a_cluster_pipeline_refuses_median_stopping_without_a_log(tmp_path: Path) -> None:
