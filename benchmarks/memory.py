@@ -5,7 +5,8 @@
   its own peak RSS (``VmHWM``; ``ru_maxrss`` too, see RESULTS.md for why it is not the
   process's own figure on Linux) once everything is imported (including what the sampler imports
   lazily: cmaes, scipy.stats.qmc, torch), calls ``suggest(experiment, history, 4)`` and notes
-  them again. The histories are made as in ``suggest_latency.py``.
+  them again. The histories are made as in ``suggest_latency.py`` and then written by one
+  ``suggest`` call, as a suggest step leaves them (1000 finished trials and 4 running).
 * **local run**: ``hpo-kfp run FILE --local`` with 100 trials, 4 at a time, instant trials
   (tpe). The parent samples the whole process tree from /proc every 0.1 s (peak of the
   summed RSS of all live processes, and of the ``hpo-kfp run`` process alone, with its RSS
@@ -98,6 +99,7 @@ def suggest_peaks(algorithms: list[str], size: int, tmp: Path) -> list[dict[str,
     import suggest_latency as L
 
     from hpo_kfp.spec import parse_experiment
+    from hpo_kfp.suggest import suggest
 
     rows = []
     for algorithm in algorithms:
@@ -105,7 +107,8 @@ def suggest_peaks(algorithms: list[str], size: int, tmp: Path) -> list[dict[str,
         experiment = parse_experiment(document)
         spec_file = tmp / f"{algorithm}.yaml"
         spec_file.write_text(json.dumps(document), encoding="utf-8")
-        _, history, _ = L.make_history(experiment, size)
+        _, made, _ = L.make_history(experiment, size)
+        history = suggest(experiment, made, L.COUNT)[1]
         history_file = tmp / f"{algorithm}-{size}.json"
         history_file.write_text(history.to_json(), encoding="utf-8")
         out = subprocess.run(
