@@ -132,6 +132,8 @@ def rebuild_study(experiment: Experiment, history: History, space: SearchSpace) 
     import optuna
     from optuna.trial import TrialState
 
+    from hpo_kfp.added_trial import added_trial
+
     # A sequence that is continued call after call must keep its seed: the grid's order
     # (trial k takes the k-th point) and QMC's scrambling. Every other sampler gets a fresh
     # seed per call.
@@ -153,19 +155,18 @@ def rebuild_study(experiment: Experiment, history: History, space: SearchSpace) 
         if not space.contains(record.parameters):
             # Tried under another search space: it cannot inform this one, but it keeps its
             # place so that trial numbers match the history.
-            study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+            study.add_trial(added_trial(optuna.trial.create_trial(state=TrialState.FAIL)))
             continue
         state, values, intermediate = _state(record, experiment.objective.metric)
-        study.add_trial(
-            optuna.trial.create_trial(
-                state=state,
-                params=space.to_internal(record.parameters),
-                distributions=distributions,
-                values=values if state == TrialState.COMPLETE else None,
-                system_attrs=record.sampler_attrs,
-                intermediate_values=intermediate,
-            )
+        trial = optuna.trial.create_trial(
+            state=state,
+            params=space.to_internal(record.parameters),
+            distributions=distributions,
+            values=values if state == TrialState.COMPLETE else None,
+            system_attrs=record.sampler_attrs,
+            intermediate_values=intermediate,
         )
+        study.add_trial(added_trial(trial))
     return study
 
 
