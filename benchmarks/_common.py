@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import copy
 import datetime as _dt
+import importlib.util
 import json
 import os
 import platform
@@ -72,6 +73,16 @@ def command_line() -> str:
 def log(message: str) -> None:
     """Progress on stderr (stdout is reserved for the table or the JSON document)."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def runnable(algorithms: list[str]) -> list[str]:
+    """``algorithms`` without bayesianoptimization when torch (optional) is not installed."""
+    if "bayesianoptimization" in algorithms and importlib.util.find_spec("torch") is None:
+        log(
+            "torch is not installed: bayesianoptimization is left out (benchmarks/README.md says how to add it)"
+        )
+        return [a for a in algorithms if a != "bayesianoptimization"]
+    return algorithms
 
 
 # --------------------------------------------------------------------------- machine

@@ -212,6 +212,7 @@ def main() -> int:
         args.history_trials, args.run_trials, args.parallel = 50, 4, 2
         if args.algorithms == list(ALGORITHMS):
             args.algorithms = ["tpe", "cmaes"]
+    args.algorithms = C.runnable(args.algorithms)
     C.quiet_optuna()
     import warnings
 

@@ -733,6 +733,7 @@ def main() -> int:
     )
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     args = p.parse_args()
+    args.algorithms = C.runnable(args.algorithms)
     if args.quick:
         args.seeds, args.gp_seeds, args.evaluations = 2, 1, 12
         args.functions = ["branin", "mixed"] if args.functions == list(PROBLEMS) else args.functions

@@ -189,6 +189,7 @@ def main() -> int:
         args.sizes = [10, 100] if args.sizes == list(SIZES) else args.sizes
         args.algorithms = ["tpe", "cmaes"] if args.algorithms == list(ALGORITHMS) else args.algorithms
         args.repeats, args.cli_repeats = 2, 1
+    args.algorithms = C.runnable(args.algorithms)
     C.quiet_optuna()
     import warnings
 
