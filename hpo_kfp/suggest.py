@@ -155,18 +155,18 @@ def rebuild_study(experiment: Experiment, history: History, space: SearchSpace) 
         if not space.contains(record.parameters):
             # Tried under another search space: it cannot inform this one, but it keeps its
             # place so that trial numbers match the history.
-            study.add_trial(added_trial(optuna.trial.create_trial(state=TrialState.FAIL)))
+            study.add_trial(added_trial(TrialState.FAIL))
             continue
         state, values, intermediate = _state(record, experiment.objective.metric)
-        trial = optuna.trial.create_trial(
-            state=state,
+        trial = added_trial(
+            state,
             params=space.to_internal(record.parameters),
             distributions=distributions,
             values=values if state == TrialState.COMPLETE else None,
             system_attrs=record.sampler_attrs,
             intermediate_values=intermediate,
         )
-        study.add_trial(added_trial(trial))
+        study.add_trial(trial)
     return study
 
 
