@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from hpo_kfp.errors import MetricsUnavailable
@@ -58,7 +59,9 @@ def collect_trial(
 
 
 def _series(logs: list[MetricLog]) -> dict[str, list[tuple[str | None, float]]]:
+    """The finite values, as ``observe`` keeps them (NaN and ±inf have no place in JSON)."""
     series: dict[str, list[tuple[str | None, float]]] = {}
     for log in logs:
-        series.setdefault(log.name, []).append((log.timestamp, log.value))
+        if math.isfinite(log.value):
+            series.setdefault(log.name, []).append((log.timestamp, log.value))
     return series

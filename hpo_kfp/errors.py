@@ -12,6 +12,7 @@ __all__ = [
     "SpecError",
     "TemplateError",
     "TrackingError",
+    "StepFailed",
 ]
 
 
@@ -55,3 +56,7 @@ class RunnerError(HpoKfpError):
 
 class TrackingError(HpoKfpError):
     """The metadata store could not be read or written."""
+
+
+class StepFailed(HpoKfpError):
+    """A step of the pipeline failed (not a trial: a failed trial is recorded, not raised)."""

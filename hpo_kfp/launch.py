@@ -8,13 +8,14 @@ loses only the trials that had not finished; they are proposed again.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from hpo_kfp.algorithms import require_dependencies
 from hpo_kfp.decide import Decision, decide
-from hpo_kfp.errors import HpoKfpError
+from hpo_kfp.errors import StepFailed
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.planning import rounds_needed
 from hpo_kfp.runners import local_command
@@ -23,6 +24,8 @@ from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.tracking import Tracker, open_tracker
 
 __all__ = ["LocalRun", "check_runs_locally", "outcome", "prepare_local_run", "run_prepared"]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours its messages
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,7 +90,7 @@ def run_prepared(run: LocalRun) -> None:
     """Runs the pipeline to its end; kfp.local's output goes to ``kfp-local.log``.
 
     Raises:
-        HpoKfpError: A step failed (the message names the log to read).
+        StepFailed: A step failed (the message names the log to read).
     """
     from pipelines.local import run_pipeline_locally
 
@@ -102,7 +105,8 @@ def run_prepared(run: LocalRun) -> None:
                 log=log,
             )
         except RuntimeError as error:
-            raise HpoKfpError(f"the pipeline stopped: {error}; see {log_path}") from None
+            plain = _ANSI.sub("", str(error))
+            raise StepFailed(f"the pipeline stopped: {plain}; see {log_path}") from None
 
 
 def outcome(run: LocalRun, tracker: Tracker | None = None) -> tuple[History, Decision]:

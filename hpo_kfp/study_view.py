@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from hpo_kfp.history import FINISHED, History, TrialRecord
+from hpo_kfp.space import SearchSpace
 from hpo_kfp.spec import Experiment, Parameter
 
 if TYPE_CHECKING:
@@ -27,7 +28,8 @@ __all__ = ["quiet_optuna", "to_study"]
 def to_study(
     experiment: Experiment, history: History, *, storage: str | None = None, study_name: str | None = None
 ) -> optuna.Study:
-    """An Optuna study of the finished trials, in memory or in ``storage`` (an RDB URL).
+    """An Optuna study of the finished trials that fit the experiment's search space (one that
+    was changed since leaves the older trials out), in memory or in ``storage`` (an RDB URL).
 
     Raises:
         optuna.exceptions.DuplicatedStudyError: ``storage`` already has a study of that name.
@@ -43,10 +45,11 @@ def to_study(
         )
         study.set_metric_names([term.metric for term in experiment.objective.terms])
         distributions = {p.name: _distribution(p) for p in experiment.parameters}
+        space = SearchSpace(experiment.parameters)
         states = {"Succeeded": TrialState.COMPLETE, "EarlyStopped": TrialState.PRUNED}
         for trial in history.trials:
-            if trial.status not in FINISHED or set(trial.parameters) != set(distributions):
-                continue
+            if trial.status not in FINISHED or not space.contains(trial.parameters):
+                continue  # unfinished, or tried under a search space since changed
             state = states.get(trial.status, TrialState.FAIL)
             study.add_trial(
                 optuna.trial.create_trial(

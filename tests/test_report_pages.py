@@ -78,3 +78,13 @@ print(sklearn.ensemble.RandomForestRegressor.__name__)
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True, timeout=300
     )
     assert done.stdout.split() == ["True", "False", "RandomForestRegressor"], done.stderr
+
+
+def test_trials_outside_a_changed_search_space_are_left_out_of_the_plots() -> None:
+    history = _history([(0.5,), (0.4,), (0.3,), (0.6,), (0.2,)])  # lr 0.01 .. 0.026
+    changed = parse_experiment(
+        with_field(base_spec(), "spec.parameters.0.feasibleSpace", {"min": "0.02", "max": "0.05"})
+    )
+    page = html_page(changed, history, decide(changed, history))
+    assert "<figcaption>Optimization history</figcaption>" in page
+    assert markdown_summary(changed, history, decide(changed, history))

@@ -9,11 +9,12 @@ from collections.abc import Sequence
 
 from hpo_kfp.cli import _cluster, _core, _run, _store
 from hpo_kfp.cli._common import UsageError
-from hpo_kfp.errors import HpoKfpError
+from hpo_kfp.errors import HpoKfpError, StepFailed
 
 __all__ = ["main"]
 
 _USER_ERROR = 2
+_FAILED = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(str(error), file=sys.stderr)
         return _USER_ERROR
+    except StepFailed as error:
+        print(f"{getattr(args, 'file', 'hpo-kfp')}: {error}", file=sys.stderr)
+        return _FAILED
     except HpoKfpError as error:
         where = getattr(args, "error_source", None) or getattr(args, "file", None) or "hpo-kfp"
         print(f"{where}: {error}", file=sys.stderr)

@@ -13,7 +13,7 @@ import pytest
 
 from hpo_kfp.collect import collect_trial
 from hpo_kfp.errors import RunnerError
-from hpo_kfp.history import TrialRecord
+from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.runners import TrialRun, local_command, run_local
 from hpo_kfp.runners._containers import expand_variables, primary_container
 from hpo_kfp.spec import Experiment, parse_experiment
@@ -256,3 +256,23 @@ def test_kubernetes_variable_expansion() -> None:
     assert (
         expand_variables("--epochs=$(EPOCHS) $(MISSING) $$(EPOCHS)", env) == "--epochs=3 $(MISSING) $(EPOCHS)"
     )
+
+
+def test_a_value_too_large_for_a_float_is_left_out_and_the_record_stays_json(tmp_path: Path) -> None:
+    huge = "9" * 400  # parses to inf
+    for code in (0, 3):
+        experiment = _experiment(
+            [
+                "python3",
+                "-c",
+                f"print('loss={huge}'); raise SystemExit({code})",
+                "${trialParameters.learningRate}",
+                "${trialParameters.numberLayers}",
+                "${trialParameters.optimizer}",
+            ]
+        )
+        run = _run(experiment, tmp_path)
+        record = collect_trial(experiment, _TRIAL, run, (tmp_path / "log.txt").read_text())
+        assert record.status == ("MetricsUnavailable" if code == 0 else "Failed")
+        assert record.series == {}
+        History(experiment="demo", trials=(record,)).to_json()  # no ValueError for inf
