@@ -43,6 +43,10 @@ def read_prior_trials(path: str | Path, experiment: Experiment, history: History
         text = source.read_text(encoding="utf-8")
     except OSError as error:
         raise HpoKfpError(f"the file must be readable, but got {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise HpoKfpError(
+            f"the file must be UTF-8 text, but got byte 0x{error.object[error.start]:02x}"
+        ) from None
     entries = _csv(text) if source.suffix.lower() == ".csv" else _json(text)
     records = []
     for offset, (where, entry) in enumerate(entries):

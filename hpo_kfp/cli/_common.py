@@ -45,6 +45,10 @@ def read_history(path: str | None, experiment: Experiment) -> History:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise UsageError(f"{path}: the history file must be readable, but got {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise UsageError(
+            f"{path}: the history file must be UTF-8 text, but got byte 0x{error.object[error.start]:02x}"
+        ) from None
     try:
         return History.from_json(text)
     except HistoryError as error:

@@ -40,6 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(str(error), file=sys.stderr)
         return _USER_ERROR
+    except OSError as error:  # a path the user gave: a missing folder, a file where a folder goes
+        where = error.filename or getattr(args, "file", None) or "hpo-kfp"
+        print(f"{where}: {error.strerror or error}", file=sys.stderr)
+        return _USER_ERROR
     except StepFailed as error:
         print(f"{getattr(args, 'file', 'hpo-kfp')}: {error}", file=sys.stderr)
         return _FAILED

@@ -93,6 +93,8 @@ def _compile(args: argparse.Namespace) -> int:
     from pipelines.loop import build_pipeline, compile_pipeline, round_count
 
     experiment = read_experiment(args)
+    if Path(args.output).suffix not in (".yaml", ".yml", ".json"):
+        raise UsageError(f"-o: the pipeline file must end with .yaml, .yml or .json, but got {args.output}")
     if args.rounds is not None and args.rounds < 1:
         raise UsageError(f"--rounds: must be at least 1, but got {args.rounds}")
     tracking = "" if args.no_tracking else f"grpc://{args.mlmd_host}:{args.mlmd_port}"

@@ -118,6 +118,7 @@ def _experiments(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     import optuna
+    from sqlalchemy.exc import SQLAlchemyError
 
     tracker = _tracker(args)
     experiment = _experiment_named(tracker, args.experiment)
@@ -133,7 +134,7 @@ def _export(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--study-name: the storage already has a study {name!r}; choose another name or pass --replace"
         ) from None
-    except (ValueError, ImportError) as error:  # a malformed or unsupported storage URL
+    except (ValueError, ImportError, SQLAlchemyError) as error:  # a malformed URL, a database it cannot open
         raise UsageError(
             f"--optuna-storage: must be an Optuna RDB URL, but got {args.optuna_storage!r} "
             f"({str(error).splitlines()[0]})"

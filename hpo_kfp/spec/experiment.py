@@ -95,7 +95,13 @@ def load_experiment(path: str | Path) -> Experiment:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise SpecError("(file)", "the file must be readable", error.strerror or str(error)) from None
+    except UnicodeDecodeError as error:
+        raise SpecError("(file)", "the file must be UTF-8 text", _undecodable(error)) from None
     return parse_experiment(text)
+
+
+def _undecodable(error: UnicodeDecodeError) -> str:
+    return f"byte 0x{error.object[error.start]:02x} at offset {error.start}"
 
 
 def parse_experiment(source: str | Mapping[str, Any], *, trial_template: bool | None = True) -> Experiment:

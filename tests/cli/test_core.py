@@ -112,3 +112,23 @@ def test_suggest_bad_count(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     path = _write(tmp_path, base_spec())
     assert main(["suggest", str(path), "--count", "0"]) == 2
     assert capsys.readouterr().err == "--count: must be at least 1, but got 0\n"
+
+
+def test_files_that_are_not_text_or_paths_that_cannot_be_written_are_user_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00bad")
+    assert main(["validate", str(binary)]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"{binary}: (file): the file must be UTF-8 text, but got byte 0xff at offset 0\n"
+    )
+    spec = _write(tmp_path, base_spec())
+    assert main(["suggest", str(spec), "--history", str(binary)]) == 2
+    assert "the history file must be UTF-8 text, but got byte 0xff" in capsys.readouterr().err
+    missing = tmp_path / "no-such-folder" / "p.yaml"
+    assert main(["compile", str(spec), "-o", str(missing)]) == 2
+    assert capsys.readouterr().err == f"{missing}: No such file or directory\n"
+    assert main(["compile", str(spec), "-o", str(tmp_path / "p.txt")]) == 2
+    assert "-o: the pipeline file must end with .yaml, .yml or .json" in capsys.readouterr().err

@@ -201,3 +201,11 @@ def test_export_opens_in_optuna_with_the_same_trials_and_best(
     assert "already has a study 'demo'" in capsys.readouterr().err
     assert main(["export", "demo", "--optuna-storage", storage, "--mlmd", _store(tmp_path), "--replace"]) == 0
     assert len(optuna.load_study(study_name="demo", storage=storage).trials) == 3
+    # Storage URLs it cannot use are one line each.
+    for bad in ("not-a-url", f"sqlite:///{tmp_path}/no-such-folder/s.db"):
+        assert main(["export", "demo", "--optuna-storage", bad, "--mlmd", _store(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert (
+            err.startswith(f"--optuna-storage: must be an Optuna RDB URL, but got {bad!r}")
+            and err.count("\n") == 1
+        )
