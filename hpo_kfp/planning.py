@@ -5,10 +5,14 @@ from __future__ import annotations
 import math
 
 from hpo_kfp.decide import trial_counts
+from hpo_kfp.errors import SpecError
 from hpo_kfp.history import History
 from hpo_kfp.spec import Experiment
 
-__all__ = ["rounds_needed"]
+__all__ = ["MAX_ROUNDS", "check_rounds", "rounds_needed"]
+
+MAX_ROUNDS = 1000
+"""Most rounds one pipeline unrolls: ~4 MB of pipeline YAML, minutes to compile."""
 
 
 def rounds_needed(experiment: Experiment, history: History | None = None) -> int:
@@ -38,3 +42,18 @@ def rounds_needed(experiment: Experiment, history: History | None = None) -> int
         budget -= rung.size
         rounds += 1
     return max(rounds, 1)
+
+
+def check_rounds(rounds: int) -> None:
+    """Refuses a pipeline of more than :data:`MAX_ROUNDS` rounds.
+
+    Raises:
+        SpecError: Naming ``spec.maxTrialCount``, which sets the rounds.
+    """
+    if rounds > MAX_ROUNDS:
+        raise SpecError(
+            "spec.maxTrialCount",
+            f"must need at most {MAX_ROUNDS} rounds of parallelTrialCount trials in one pipeline "
+            "(for more, schedule runs that each add some: hpo-kfp schedule --trials-per-run)",
+            f"{rounds} rounds",
+        )

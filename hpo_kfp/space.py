@@ -75,17 +75,21 @@ def grid_values(parameter: Parameter) -> list[Any]:
     """The grid points of one parameter, as external values."""
     if parameter.values:
         return list(parameter.values)
-    assert parameter.min is not None and parameter.max is not None and parameter.step is not None
-    count = math.floor((parameter.max - parameter.min) / parameter.step + 1e-9) + 1
-    points = [_snap(parameter, parameter.min + k * parameter.step) for k in range(count)]
+    assert parameter.min is not None and parameter.step is not None
+    points = [_snap(parameter, parameter.min + k * parameter.step) for k in range(_grid_count(parameter))]
     return [int(p) for p in points] if parameter.type == "int" else points
 
 
 def grid_size(parameters: Sequence[Parameter]) -> int:
-    size = 1
-    for parameter in parameters:
-        size *= len(grid_values(parameter))
-    return size
+    """How many grid points the parameters make (counted, not listed)."""
+    return math.prod(_grid_count(parameter) for parameter in parameters)
+
+
+def _grid_count(parameter: Parameter) -> int:
+    if parameter.values:
+        return len(parameter.values)
+    assert parameter.min is not None and parameter.max is not None and parameter.step is not None
+    return math.floor((parameter.max - parameter.min) / parameter.step + 1e-9) + 1
 
 
 def _distribution(parameter: Parameter) -> BaseDistribution:

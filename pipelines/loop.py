@@ -36,7 +36,7 @@ from typing import Any, Optional
 from kfp import compiler, dsl
 
 from components import RUNTIME_IMAGE, collect_metrics_op, decide_op, report_op, run_trial_op, suggest_op
-from hpo_kfp.planning import rounds_needed
+from hpo_kfp.planning import check_rounds, rounds_needed
 from hpo_kfp.runners.kubernetes import check_cluster_support
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
@@ -68,6 +68,7 @@ def build_pipeline(
         base_image: The image every step runs in.
     """
     total = rounds or round_count(experiment)
+    check_rounds(total)
     spec_text = json.dumps(experiment.source, separators=(",", ":"))
     if settings is not None and settings.runner == "kubernetes":
         check_cluster_support(experiment)

@@ -47,6 +47,7 @@ from components import (
     suggest_op,
 )
 from hpo_kfp.errors import BuildError
+from hpo_kfp.planning import check_rounds
 from hpo_kfp.spec import Experiment, Parameter, load_experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
 from pipelines.generated import best_op, identifier, unpack_op
@@ -114,7 +115,9 @@ def tune(
         )
     plan = _Plan(spec, trial, dict(trial_arguments or {}), metrics_output, base_image)
     with _outside_the_callers_pipeline():
-        first = _round(plan, 1, rounds or round_count(spec))
+        total = rounds or round_count(spec)
+        check_rounds(total)
+        first = _round(plan, 1, total)
     step_settings = (settings or StepSettings()).to_json()
     spec_text = json.dumps(spec.source, separators=(",", ":"))
     chain = first(spec=spec_text, settings=step_settings, **plan.arguments)

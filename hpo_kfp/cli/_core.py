@@ -11,6 +11,8 @@ from hpo_kfp.suggest import suggest
 
 __all__ = ["register"]
 
+_MOST = 10_000  # suggestions in one call
+
 
 def register(commands: Any) -> None:
     validate = commands.add_parser("validate", help="check an Experiment YAML and print a summary")
@@ -39,8 +41,8 @@ def _validate(args: argparse.Namespace) -> int:
 def _suggest(args: argparse.Namespace) -> int:
     experiment = read_experiment(args)
     count = experiment.parallel_trial_count if args.count is None else args.count
-    if count < 1:
-        raise UsageError(f"--count: must be at least 1, but got {count}")
+    if not 1 <= count <= _MOST:
+        raise UsageError(f"--count: must be between 1 and {_MOST}, but got {count}")
     history = read_history(args.history, experiment)
     created, _ = suggest(experiment, history, count)
     print(json.dumps([{"name": t.name, "parameters": t.parameters} for t in created], indent=2))

@@ -138,7 +138,10 @@ def to_number(value: Any, path: str) -> float:
     if isinstance(value, bool):
         raise SpecError(path, "must be a number", show(value))
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int too large for a float
+            raise SpecError(path, "must be a finite number", show(value)) from None
     elif isinstance(value, str):
         try:
             number = float(value.strip())

@@ -37,6 +37,8 @@ _SPEC_FIELDS = (
     "resumePolicy",
 )
 
+MAX_GRID_POINTS = 1_000_000
+
 
 @dataclass(frozen=True, kw_only=True)
 class Experiment:
@@ -232,6 +234,12 @@ def _check_algorithm_fits(spec: Node, experiment: Experiment) -> None:
                     "nothing",
                 )
         size = grid_size(experiment.parameters)
+        if size > MAX_GRID_POINTS:
+            raise SpecError(
+                "spec.parameters",
+                f"must make at most {MAX_GRID_POINTS:,} points with grid (Optuna lists them all)",
+                f"{size:,} points",
+            )
         if experiment.max_trial_count > size:
             raise SpecError(
                 spec.at("maxTrialCount"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,6 +16,8 @@ Distribution = Literal["uniform", "logUniform", "normal", "logNormal"]
 
 _TYPES = ("double", "int", "discrete", "categorical")
 _DISTRIBUTIONS = ("uniform", "logUniform", "normal", "logNormal")
+MAX_STEPS = 1e15
+"""Most steps between ``min`` and ``max``: beyond this a double's own precision runs out."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,9 +117,19 @@ def _ranged(name: str, kind: str, space: Node, distribution: str) -> Parameter:
                 )
     if low > high:
         raise SpecError(space.at("min"), "`min <= max` must hold", f"min={_plain(low)}, max={_plain(high)}")
+    if not math.isfinite(high - low):
+        raise SpecError(
+            space.at("max"), "`max - min` must be a finite number", f"min={_plain(low)}, max={_plain(high)}"
+        )
     if step is not None:
         if step <= 0:
             raise SpecError(space.at("step"), "must be greater than 0", show(space.raw("step")))
+        if (high - low) / step > MAX_STEPS:
+            raise SpecError(
+                space.at("step"),
+                f"`(max - min) / step <= {MAX_STEPS:.0e}` must hold",
+                f"step={_plain(step)}, max - min={_plain(high - low)}",
+            )
         if step > high - low and high > low:
             raise SpecError(
                 space.at("step"),

@@ -111,7 +111,7 @@ def test_suggest_bad_history_names_the_history_file(
 def test_suggest_bad_count(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _write(tmp_path, base_spec())
     assert main(["suggest", str(path), "--count", "0"]) == 2
-    assert capsys.readouterr().err == "--count: must be at least 1, but got 0\n"
+    assert capsys.readouterr().err == "--count: must be between 1 and 10000, but got 0\n"
 
 
 def test_files_that_are_not_text_or_paths_that_cannot_be_written_are_user_errors(
@@ -132,3 +132,31 @@ def test_files_that_are_not_text_or_paths_that_cannot_be_written_are_user_errors
     assert capsys.readouterr().err == f"{missing}: No such file or directory\n"
     assert main(["compile", str(spec), "-o", str(tmp_path / "p.txt")]) == 2
     assert "-o: the pipeline file must end with .yaml, .yml or .json" in capsys.readouterr().err
+
+
+def test_an_experiment_too_long_for_one_pipeline_is_refused_quickly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = with_field(base_spec(), "spec.maxTrialCount", 10**12)
+    with_field(document, "spec.parallelTrialCount", 1)
+    spec = _write(tmp_path, document)
+    assert main(["validate", str(spec)]) == 0  # the spec is fine; one pipeline cannot hold it
+    capsys.readouterr()
+    assert main(["compile", str(spec), "-o", str(tmp_path / "p.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{spec}: spec.maxTrialCount: must need at most 1000 rounds")
+    assert err.endswith("but got 1000000000000 rounds\n")
+    assert (
+        main(
+            [
+                "compile",
+                str(_write(tmp_path, base_spec())),
+                "-o",
+                str(tmp_path / "p.yaml"),
+                "--rounds",
+                "5000",
+            ]
+        )
+        == 2
+    )
+    assert "must need at most 1000 rounds" in capsys.readouterr().err

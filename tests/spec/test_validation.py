@@ -317,6 +317,24 @@ _CASES: list[tuple[str, str, Any, str]] = [
         {"algorithmName": "asha"},
         r"^spec.earlyStopping.algorithmName: must be one of medianstop, but got 'asha'$",
     ),
+    (
+        "bound-too-large-for-a-float",
+        "spec.parameters.0.feasibleSpace.max",
+        10**400,
+        r"^spec.parameters\[0\].feasibleSpace.max: must be a finite number, but got 1000",
+    ),
+    (
+        "range-too-wide",
+        "spec.parameters.0.feasibleSpace",
+        {"min": "-1e308", "max": "1e308"},
+        r"^spec.parameters\[0\].feasibleSpace.max: `max - min` must be a finite number",
+    ),
+    (
+        "too-many-steps",
+        "spec.parameters.0.feasibleSpace",
+        {"min": "0.01", "max": "0.05", "step": "1e-300"},
+        r"^spec.parameters\[0\].feasibleSpace.step: `\(max - min\) / step <= 1e\+15` must hold",
+    ),
 ]
 
 
@@ -411,4 +429,11 @@ def test_several_objectives_need_an_algorithm_that_supports_them() -> None:
     with pytest.raises(
         SpecError, match=r"must be an algorithm that supports several objectives, but got 'cmaes'"
     ):
+        parse_experiment(document)
+
+
+def test_a_grid_too_large_to_list_is_refused_without_listing_it() -> None:
+    document = with_field(base_spec(), "spec.algorithm.algorithmName", "grid")
+    with_field(document, "spec.parameters.0.feasibleSpace", {"min": "-4", "max": "4", "step": "1e-9"})
+    with pytest.raises(SpecError, match=r"^spec.parameters: must make at most 1,000,000 points with grid"):
         parse_experiment(document)
