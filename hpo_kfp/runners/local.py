@@ -64,8 +64,8 @@ def local_command(experiment: Experiment, trial: TrialRecord, metrics_file: Path
         template.trial_spec, template.references, trial.parameters, name=trial.name, namespace=None
     )
     container = primary_container(manifest, template.primary_container_name)
-    command = [str(part) for part in (container.get("command") or [])]
-    args = [str(part) for part in (container.get("args") or [])]
+    command = [str(part) for part in _strings(container, "command")]
+    args = [str(part) for part in _strings(container, "args")]
     if not command:
         raise RunnerError(
             f"container {template.primary_container_name!r} has no command: a local run needs one "
@@ -82,13 +82,35 @@ def local_command(experiment: Experiment, trial: TrialRecord, metrics_file: Path
     argv = [expand_variables(part, env) for part in command + args]
     if argv[0] in ("python", "python3"):
         argv[0] = sys.executable  # the interpreter hpo-kfp runs in, with its packages
-    deadline = (manifest.get("spec") or {}).get("activeDeadlineSeconds")
-    return LocalCommand(argv=argv, env=env, deadline=float(deadline) if deadline else None)
+    return LocalCommand(argv=argv, env=env, deadline=_deadline(manifest))
+
+
+def _strings(container: Mapping[str, Any], key: str) -> list[Any]:
+    value = container.get(key) or []
+    if not isinstance(value, list):
+        raise RunnerError(f"{key} of the primary container must be a list, but got {value!r}")
+    return value
+
+
+def _deadline(manifest: Mapping[str, Any]) -> float | None:
+    spec = manifest.get("spec")
+    value = spec.get("activeDeadlineSeconds") if isinstance(spec, Mapping) else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise RunnerError(
+            f"spec.activeDeadlineSeconds of the trial must be a positive number, but got {value!r}"
+        )
+    return float(value)
 
 
 def _container_env(container: Mapping[str, Any]) -> dict[str, str]:
     env: dict[str, str] = {}
-    for entry in container.get("env") or []:
+    for entry in _strings(container, "env"):
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+            raise RunnerError(
+                f"env of the primary container must list {{name: ..., value: ...}}, but got {entry!r}"
+            )
         name = entry.get("name")
         if "valueFrom" in entry:
             raise RunnerError(

@@ -276,3 +276,29 @@ def test_a_value_too_large_for_a_float_is_left_out_and_the_record_stays_json(tmp
         assert record.status == ("MetricsUnavailable" if code == 0 else "Failed")
         assert record.series == {}
         History(experiment="demo", trials=(record,)).to_json()  # no ValueError for inf
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("env", "OPT=adam", r"^env of the primary container must be a list, but got 'OPT=adam'$"),
+        ("env", ["OPT=adam"], r"^env of the primary container must list \{name: \.\.\., value: \.\.\.\}"),
+        ("command", "python3 train.py", r"^command of the primary container must be a list"),
+    ],
+)
+def test_a_container_of_the_wrong_shape_is_a_clear_error(
+    tmp_path: Path, field: str, value: Any, message: str
+) -> None:
+    experiment = _experiment(_PRINTER)
+    container = experiment.template.trial_spec["spec"]["template"]["spec"]["containers"][0]
+    container[field] = value
+    with pytest.raises(RunnerError, match=message):
+        local_command(experiment, _TRIAL, tmp_path / "m")
+
+
+def test_a_deadline_that_is_not_a_positive_number_is_a_clear_error(tmp_path: Path) -> None:
+    experiment = _experiment(_PRINTER, **{"spec.trialTemplate.trialSpec.spec.activeDeadlineSeconds": "abc"})
+    with pytest.raises(
+        RunnerError, match=r"activeDeadlineSeconds of the trial must be a positive number, but got 'abc'"
+    ):
+        local_command(experiment, _TRIAL, tmp_path / "m")
