@@ -89,6 +89,8 @@ class TrialRecord:
                     f"{where}.status: must be one of {', '.join(_STATUSES)}, but got {status!r}"
                 )
             values = data.get("values")
+            if values is not None and not all(math.isfinite(float(v)) for v in values):
+                raise HistoryError(f"{where}.values: must be finite numbers, but got {values!r}")
             return cls(
                 name=str(data["name"]),
                 number=int(data["number"]),
@@ -108,7 +110,7 @@ class TrialRecord:
             )
         except HistoryError:
             raise
-        except (KeyError, TypeError, ValueError) as error:
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
             raise HistoryError(f"{where}: must be a trial record, but it is malformed ({error!r})") from error
 
 
@@ -181,6 +183,8 @@ class History:
         trials = document.get("trials")
         if not isinstance(trials, list):
             raise HistoryError("trials: must be a list")
+        if not isinstance(document.get("study_attrs") or {}, dict):
+            raise HistoryError(f"study_attrs: must be an object, but got {document['study_attrs']!r}")
         return cls(
             experiment=str(document.get("experiment", "")),
             trials=tuple(TrialRecord.from_dict(t, f"trials[{i}]") for i, t in enumerate(trials)),

@@ -89,8 +89,8 @@ def _record(experiment: Experiment, where: str, entry: Mapping[str, Any], number
         parameters = {name: raw.pop(name) for name in list(raw) if name in names}
         metric_values = raw
     else:
-        parameters = dict(entry["parameters"])
-        metric_values = dict(entry.get("metrics") or {})
+        parameters = _mapping(entry.get("parameters"), f"{where}: parameters")
+        metric_values = _mapping(entry.get("metrics") or {}, f"{where}: metrics")
     space = SearchSpace(experiment.parameters)
     typed = {}
     for parameter in experiment.parameters:
@@ -164,3 +164,9 @@ def _finite(raw: Any, label: str) -> float:
     if not math.isfinite(number) or isinstance(raw, bool):
         raise HpoKfpError(f"{label}: must be a finite number, but got {raw!r}")
     return number
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise HpoKfpError(f"{where}: must be an object of name: value, but got {value!r}")
+    return dict(value)

@@ -80,8 +80,40 @@ def test_upsert_replaces_by_name_and_is_idempotent() -> None:
             },
             r"trials\[0\].status: must be one of",
         ),
+        ({"version": 1, "experiment": "demo", "trials": [1]}, r"trials\[0\]: must be a trial record"),
+        (
+            {
+                "version": 1,
+                "experiment": "demo",
+                "trials": [{"name": "x", "number": 0, "parameters": {}, "metrics": [1]}],
+            },
+            r"trials\[0\]: must be a trial record",
+        ),
+        (
+            {
+                "version": 1,
+                "experiment": "demo",
+                "trials": [{"name": "x", "number": 0, "parameters": {}, "values": [float("nan")]}],
+            },
+            r"trials\[0\].values: must be finite numbers",
+        ),
+        (
+            {"version": 1, "experiment": "demo", "trials": [], "study_attrs": [1, 2]},
+            r"study_attrs: must be an object",
+        ),
     ],
-    ids=["newer", "unversioned", "string-version", "trials-not-list", "record-missing-fields", "bad-status"],
+    ids=[
+        "newer",
+        "unversioned",
+        "string-version",
+        "trials-not-list",
+        "record-missing-fields",
+        "bad-status",
+        "record-not-object",
+        "metrics-not-object",
+        "nan-value",
+        "study-attrs-not-object",
+    ],
 )
 def test_other_versions_and_malformed_documents_are_refused(
     document: dict[str, object], message: str

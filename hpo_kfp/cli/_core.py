@@ -44,6 +44,11 @@ def _suggest(args: argparse.Namespace) -> int:
     if not 1 <= count <= _MOST:
         raise UsageError(f"--count: must be between 1 and {_MOST}, but got {count}")
     history = read_history(args.history, experiment)
-    created, _ = suggest(experiment, history, count)
+    try:
+        created, _ = suggest(experiment, history, count)
+    except (KeyError, IndexError, TypeError, ValueError) as error:  # what a sampler makes of odd state
+        raise UsageError(
+            f"{args.history}: the history's trials cannot inform this experiment's sampler ({error!r})"
+        ) from None
     print(json.dumps([{"name": t.name, "parameters": t.parameters} for t in created], indent=2))
     return 0

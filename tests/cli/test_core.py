@@ -160,3 +160,17 @@ def test_an_experiment_too_long_for_one_pipeline_is_refused_quickly(
         == 2
     )
     assert "must need at most 1000 rounds" in capsys.readouterr().err
+
+
+def test_a_history_that_does_not_fit_the_experiment_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _write(tmp_path, base_spec())
+    history = tmp_path / "h.json"
+    trial = {"name": "demo-0000", "number": 0, "status": "Succeeded", "values": [0.1, 0.2]}
+    trial["parameters"] = {"lr": 0.02, "layers": 3, "optimizer": "adam"}
+    history.write_text(json.dumps({"version": 1, "experiment": "demo", "trials": [trial]}))
+    assert main(["suggest", str(spec), "--history", str(history)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{history}: the history's trials cannot inform this experiment's sampler")
+    assert err.count("\n") == 1

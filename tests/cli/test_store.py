@@ -209,3 +209,13 @@ def test_export_opens_in_optuna_with_the_same_trials_and_best(
             err.startswith(f"--optuna-storage: must be an Optuna RDB URL, but got {bad!r}")
             and err.count("\n") == 1
         )
+
+
+def test_imported_metrics_that_are_not_an_object_are_one_line(
+    tmp_path: Path, spec_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trials = tmp_path / "prior.json"
+    parameters = {"lr": 0.02, "layers": 3, "optimizer": "adam"}
+    trials.write_text(json.dumps([{"parameters": parameters, "metrics": [1]}]))
+    assert main(["import", str(spec_file), str(trials), "--mlmd", _store(tmp_path)]) == 2
+    assert capsys.readouterr().err.endswith("metrics: must be an object of name: value, but got [1]\n")
