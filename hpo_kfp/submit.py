@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hpo_kfp.errors import HpoKfpError
+from hpo_kfp.planning import check_rounds
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
 
@@ -123,14 +124,15 @@ def schedule(
         raise HpoKfpError("give one of --cron and --every")
     budgeted = StepSettings(**{**settings.__dict__, "run_budget": trials_per_run})
     rounds = math.ceil(trials_per_run / experiment.parallel_trial_count)
-    client = access.client()
-    with _quiet(), access.calling():
-        group = client.create_experiment(name=experiment.name, namespace=access.namespace)
+    check_rounds(rounds)
     timing: dict[str, Any] = (
         {"cron_expression": six_field_cron(cron)}
         if cron is not None
         else {"interval_second": every_seconds(every)}
     )
+    client = access.client()
+    with _quiet(), access.calling():
+        group = client.create_experiment(name=experiment.name, namespace=access.namespace)
     with _compiled(experiment, budgeted, image, rounds=rounds) as package, _quiet(), access.calling():
         recurring = client.create_recurring_run(
             experiment_id=group.experiment_id,

@@ -65,7 +65,7 @@ def _tracker(args: argparse.Namespace, *, create: bool = False) -> Tracker:
             resolve_target(host=args.mlmd_host, port=args.mlmd_port), prefix=type_prefix(args)
         )
     path = Path(args.mlmd or _DEFAULT_STORE)
-    if not create and not path.exists():
+    if not create and (not path.is_file() or path.stat().st_size == 0):
         raise UsageError(
             f"--mlmd: the metadata store must exist, but {path} does not (run an experiment first)"
         )

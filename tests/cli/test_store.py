@@ -219,3 +219,32 @@ def test_imported_metrics_that_are_not_an_object_are_one_line(
     trials.write_text(json.dumps([{"parameters": parameters, "metrics": [1]}]))
     assert main(["import", str(spec_file), str(trials), "--mlmd", _store(tmp_path)]) == 2
     assert capsys.readouterr().err.endswith("metrics: must be an object of name: value, but got [1]\n")
+
+
+def test_a_file_that_is_not_a_store_is_refused_and_left_as_it_was(
+    tmp_path: Path, spec_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    text = tmp_path / "notes.sqlite"
+    text.write_text("not a database\n")
+    other = tmp_path / "optuna.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE studies (id INTEGER)")
+    before = other.read_bytes()
+    for store, reason in ((text, "it is not an SQLite database"), (other, "it is another database")):
+        for command in (["report", "demo"], ["experiments"]):
+            assert main([*command, "--mlmd", str(store)]) == 2
+            err = capsys.readouterr().err
+            assert err.endswith(
+                f"{store}: must be an ML Metadata SQLite store, but {reason} (1 other tables)\n"
+                if store == other
+                else f"{store}: must be an ML Metadata SQLite store, but {reason}\n"
+            )
+            assert err.count("\n") == 1
+    assert other.read_bytes() == before and text.read_text() == "not a database\n"
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()
+    assert main(["experiments", "--mlmd", str(empty)]) == 2
+    assert "the metadata store must exist" in capsys.readouterr().err
+    assert empty.stat().st_size == 0
