@@ -21,7 +21,8 @@ from hpo_kfp.planning import rounds_needed
 from hpo_kfp.runners import local_command
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
-from hpo_kfp.tracking import Tracker, open_tracker
+from hpo_kfp.tracking import Tracker, check_store_file, open_tracker
+from hpo_kfp.tracking.base import DEFAULT_PREFIX
 
 __all__ = ["LocalRun", "check_runs_locally", "outcome", "prepare_local_run", "run_prepared"]
 
@@ -54,7 +55,7 @@ def check_runs_locally(experiment: Experiment) -> None:
 
 
 def prepare_local_run(
-    experiment: Experiment, spec_file: Path, *, workdir: Path, store: Path, type_prefix: str = "odh."
+    experiment: Experiment, spec_file: Path, *, workdir: Path, store: Path, type_prefix: str = DEFAULT_PREFIX
 ) -> LocalRun:
     """Creates the run folder and the store, and compiles the rounds still needed."""
     from pipelines.compact import compact_file
@@ -66,6 +67,7 @@ def prepare_local_run(
     directory = (workdir / experiment.name / stamp).resolve()
     directory.mkdir(parents=True)
     # Create the store and its types before parallel steps open it (SQLite creation races).
+    check_store_file(store)
     settings = StepSettings(
         tracking=f"sqlite://{store.resolve()}",
         type_prefix=type_prefix,

@@ -93,7 +93,8 @@ def _compile(args: argparse.Namespace) -> int:
     from pipelines.loop import build_pipeline, compile_pipeline, round_count
 
     experiment = read_experiment(args)
-    if Path(args.output).suffix not in (".yaml", ".yml", ".json"):
+    output = Path(args.output)
+    if output.suffix not in (".yaml", ".yml", ".json"):
         raise UsageError(f"-o: the pipeline file must end with .yaml, .yml or .json, but got {args.output}")
     if args.rounds is not None and args.rounds < 1:
         raise UsageError(f"--rounds: must be at least 1, but got {args.rounds}")
@@ -102,7 +103,6 @@ def _compile(args: argparse.Namespace) -> int:
         runner=args.runner, tracking=tracking, type_prefix=type_prefix(args), namespace=args.namespace
     )
     rounds = args.rounds or round_count(experiment)
-    output = Path(args.output)
     compile_pipeline(
         build_pipeline(experiment, settings=settings, rounds=rounds, base_image=args.image), output
     )

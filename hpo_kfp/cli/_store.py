@@ -15,7 +15,7 @@ from hpo_kfp.report import result_document, trials_table
 from hpo_kfp.report_pages import html_page, markdown_summary
 from hpo_kfp.spec import Experiment, load_experiment
 from hpo_kfp.study_view import to_study
-from hpo_kfp.tracking import Tracker, open_tracker, resolve_target
+from hpo_kfp.tracking import Tracker, check_store_file, open_tracker, resolve_target
 
 __all__ = ["register"]
 
@@ -69,6 +69,7 @@ def _tracker(args: argparse.Namespace, *, create: bool = False) -> Tracker:
         raise UsageError(
             f"--mlmd: the metadata store must exist, but {path} does not (run an experiment first)"
         )
+    check_store_file(path)
     return open_tracker(resolve_target(str(path)), prefix=type_prefix(args))
 
 

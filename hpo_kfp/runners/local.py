@@ -64,8 +64,8 @@ def local_command(experiment: Experiment, trial: TrialRecord, metrics_file: Path
         template.trial_spec, template.references, trial.parameters, name=trial.name, namespace=None
     )
     container = primary_container(manifest, template.primary_container_name)
-    command = [str(part) for part in _strings(container, "command")]
-    args = [str(part) for part in _strings(container, "args")]
+    command = [str(part) for part in _list(container, "command")]
+    args = [str(part) for part in _list(container, "args")]
     if not command:
         raise RunnerError(
             f"container {template.primary_container_name!r} has no command: a local run needs one "
@@ -85,7 +85,7 @@ def local_command(experiment: Experiment, trial: TrialRecord, metrics_file: Path
     return LocalCommand(argv=argv, env=env, deadline=_deadline(manifest))
 
 
-def _strings(container: Mapping[str, Any], key: str) -> list[Any]:
+def _list(container: Mapping[str, Any], key: str) -> list[Any]:
     value = container.get(key) or []
     if not isinstance(value, list):
         raise RunnerError(f"{key} of the primary container must be a list, but got {value!r}")
@@ -106,7 +106,7 @@ def _deadline(manifest: Mapping[str, Any]) -> float | None:
 
 def _container_env(container: Mapping[str, Any]) -> dict[str, str]:
     env: dict[str, str] = {}
-    for entry in _strings(container, "env"):
+    for entry in _list(container, "env"):
         if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
             raise RunnerError(
                 f"env of the primary container must list {{name: ..., value: ...}}, but got {entry!r}"

@@ -11,6 +11,7 @@ from hpo_kfp.tracking.base import (
     ExperimentSummary,
     Tracker,
     TrackingTarget,
+    check_store_file,
     open_tracker,
     resolve_target,
     resolve_type_prefix,
@@ -19,6 +20,7 @@ from hpo_kfp.tracking.base import (
 __all__ = [
     "ExperimentSummary",
     "Tracker",
+    "check_store_file",
     "TrackingTarget",
     "open_tracker",
     "resolve_target",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -16,6 +18,7 @@ from hpo_kfp.spec import Experiment
 __all__ = [
     "ExperimentSummary",
     "Tracker",
+    "check_store_file",
     "TrackingTarget",
     "open_tracker",
     "resolve_target",
@@ -120,3 +123,29 @@ def open_tracker(target: TrackingTarget | str, *, prefix: str = DEFAULT_PREFIX) 
     if not uri:
         raise TrackingError("no metadata store configured")
     return MlmdTracker(uri, prefix=prefix)
+
+
+def check_store_file(path: Path) -> None:
+    """Refuses a file that holds something else (ML Metadata would add its tables to it).
+
+    For a file a user names; a missing or empty file is left for the store to create.
+
+    Raises:
+        TrackingError: The file is not an SQLite database, or one without ML Metadata's tables.
+    """
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as error:
+        if "not a database" not in str(error):
+            return  # e.g. locked by a step writing to it: ML Metadata waits and retries
+        raise TrackingError(
+            f"{path}: must be an ML Metadata SQLite store, but it is not an SQLite database"
+        ) from None
+    if tables and "Type" not in tables:
+        raise TrackingError(
+            f"{path}: must be an ML Metadata SQLite store, but it is another database "
+            f"({len(tables)} other tables)"
+        )

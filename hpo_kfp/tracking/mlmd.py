@@ -12,9 +12,7 @@ second time updates the same nodes, so a retried step leaves no duplicates.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -364,7 +362,6 @@ def _connect(uri: str) -> Any:
     if uri.startswith("sqlite://"):
         path = Path(uri.removeprefix("sqlite://"))
         path.parent.mkdir(parents=True, exist_ok=True)
-        _check_sqlite_store(path)
         config = pb.ConnectionConfig()
         config.sqlite.filename_uri = str(path)
         config.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
@@ -375,26 +372,6 @@ def _connect(uri: str) -> Any:
             raise TrackingError(f"the store address must be grpc://HOST:PORT, but got {uri!r}")
         return metadata_store.MetadataStore(pb.MetadataStoreClientConfig(host=host, port=int(port)))
     raise TrackingError(f"the store must be sqlite:///PATH or grpc://HOST:PORT, but got {uri!r}")
-
-
-def _check_sqlite_store(path: Path) -> None:
-    """Refuses a file that holds something else (ML Metadata would add its tables to it)."""
-    if not path.is_file() or path.stat().st_size == 0:
-        return
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    except sqlite3.DatabaseError as error:
-        if "not a database" not in str(error):
-            return  # e.g. locked by a step writing to it: ML Metadata waits and retries
-        raise TrackingError(
-            f"{path}: must be an ML Metadata SQLite store, but it is not an SQLite database"
-        ) from None
-    if tables and "Type" not in tables:
-        raise TrackingError(
-            f"{path}: must be an ML Metadata SQLite store, but it is another database "
-            f"({len(tables)} other tables)"
-        )
 
 
 def _retry(action: Callable[[], _T], attempts: int = 6) -> _T:
