@@ -322,8 +322,8 @@ def pieces(experiment_doc: dict[str, Any], repeats: int) -> dict[str, float]:
             open_tracker(target).save_experiment(experiment, history, decide(experiment, history))
             samples.append(time.perf_counter() - start)
         out["open store + save_experiment (decide's write)"] = C.median(samples)
-        from pipelines.compact import compact_file
-        from pipelines.loop import build_pipeline, compile_pipeline
+        from hpo_kfp.pipeline.compact import compact_file
+        from hpo_kfp.pipeline.loop import build_pipeline, compile_pipeline
 
         start = time.perf_counter()
         compile_pipeline(build_pipeline(experiment, rounds=4), Path(tmp) / "p.yaml")

@@ -50,9 +50,9 @@ def main() -> int:
     args = p.parse_args()
     if args.quick:
         args.rounds = [2, 4, 8]
+    from hpo_kfp.pipeline.compact import compact_file
+    from hpo_kfp.pipeline.loop import build_pipeline, compile_pipeline
     from hpo_kfp.spec import load_experiment
-    from pipelines.compact import compact_file
-    from pipelines.loop import build_pipeline, compile_pipeline
 
     info = C.machine()
     started = time.monotonic()

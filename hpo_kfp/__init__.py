@@ -6,7 +6,7 @@ and no tuning operator on the cluster.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo_kfp.builder import algorithm, categorical, discrete, double, experiment, integer, objective
 from hpo_kfp.decide import Decision, decide
@@ -27,15 +27,18 @@ from hpo_kfp.spec import Experiment, load_experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.suggest import suggest
 
+if TYPE_CHECKING:
+    from hpo_kfp.pipeline.tune import tune
 
-def tune(*args: Any, **kwargs: Any) -> Any:
-    """Adds hyperparameter tuning to the KFP pipeline being defined; see :func:`pipelines.tune.tune`.
 
-    Imported on first use: everything else in ``hpo_kfp`` works without KFP.
-    """
-    from pipelines.tune import tune as build
+def __getattr__(name: str) -> Any:
+    # ``tune`` needs KFP: it is imported when first used, so that ``import hpo_kfp`` (in a
+    # training image calling ``report_metrics``, say) loads no KFP code.
+    if name == "tune":
+        from hpo_kfp.pipeline.tune import tune
 
-    return build(*args, **kwargs)
+        return tune
+    raise AttributeError(f"module 'hpo_kfp' has no attribute {name!r}")
 
 
 __all__ = [

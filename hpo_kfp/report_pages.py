@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import base64
 import html
+import importlib.util
 import io
-import sys
 from collections.abc import Callable
 from typing import Any
 
+from hpo_kfp.compat import import_optuna_importance_without_sklearn
 from hpo_kfp.decide import Decision
 from hpo_kfp.history import History
 from hpo_kfp.report import ranked
 from hpo_kfp.spec import Experiment
 from hpo_kfp.study_view import quiet_optuna, to_study
 
-__all__ = ["html_page", "markdown_summary"]
+__all__ = ["html_page", "markdown_summary", "plotting_available"]
 
 _TOP = 10
 
@@ -55,7 +56,7 @@ def markdown_summary(experiment: Experiment, history: History, decision: Decisio
 
 def html_page(experiment: Experiment, history: History, decision: Decision) -> str:
     """A self-contained page: the summary, the top trials and the plots."""
-    figures = _figures(experiment, history)
+    figures = _figures(experiment, history) if plotting_available() else None
     best = decision.best
     rows = []
     names = [p.name for p in experiment.parameters]
@@ -86,8 +87,10 @@ def html_page(experiment: Experiment, history: History, decision: Decision) -> s
     images = "".join(
         f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{data}"/>'
         f"<figcaption>{html.escape(title)}</figcaption></figure>"
-        for title, data in figures
+        for title, data in figures or ()
     )
+    if figures is None:
+        images = f"<p>{_NO_PLOTS}</p>"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(experiment.name)}: tuning report</title>
 <style>
@@ -108,24 +111,16 @@ def _show(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def _load_importance_without_sklearn() -> None:
-    """Imports ``optuna.importance`` with scikit-learn hidden, unless either is loaded already.
+_NO_PLOTS = "Plots need matplotlib: <code>pip install 'hpo-kfp[plot]'</code>."
 
-    The package imports scikit-learn eagerly for its fANOVA and impurity evaluators (3 to 4 s on
-    2 cores, most of the report step); the page uses the default PED-ANOVA evaluator, which
-    needs only numpy. Optuna treats scikit-learn as optional, so it loads fine without it.
-    """
-    if "optuna.importance" in sys.modules or "sklearn" in sys.modules:
-        return
-    sys.modules["sklearn"] = None  # type: ignore[assignment]  # makes `import sklearn...` fail
-    try:
-        import optuna.importance  # noqa: F401
-    finally:
-        del sys.modules["sklearn"]
+
+def plotting_available() -> bool:
+    """Whether the plot extra (matplotlib) is installed."""
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def _figures(experiment: Experiment, history: History) -> list[tuple[str, str]]:
-    _load_importance_without_sklearn()
+    import_optuna_importance_without_sklearn()
     import matplotlib
 
     matplotlib.use("Agg")

@@ -167,8 +167,8 @@ def every_seconds(duration: str | None) -> int:
 
 @contextlib.contextmanager
 def _compiled(experiment: Experiment, settings: StepSettings, image: str, rounds: int | None) -> Any:
-    from pipelines.compact import compact_file
-    from pipelines.loop import build_pipeline, compile_pipeline
+    from hpo_kfp.pipeline.compact import compact_file
+    from hpo_kfp.pipeline.loop import build_pipeline, compile_pipeline
 
     with tempfile.TemporaryDirectory(prefix="hpo-kfp-") as folder:
         package = Path(folder) / "pipeline.yaml"

@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from hpo_kfp.algorithms import build_sampler
+from hpo_kfp.compat import added_trial, set_study_system_attrs, study_system_attrs
 from hpo_kfp.history import ACTIVE, History, TrialRecord, jsonable
 from hpo_kfp.space import SearchSpace, grid_size
 from hpo_kfp.spec import Experiment
@@ -63,7 +64,7 @@ def suggest(experiment: Experiment, history: History, count: int) -> tuple[list[
         study = rebuild_study(experiment, history, space)
         asked = _ask_distinct(study, space, history, count, redraw=experiment.algorithm.name != "grid")
         stored = {t.number: t.system_attrs for t in study.get_trials(deepcopy=False)}
-        study_attrs = study._storage.get_study_system_attrs(study._study_id)
+        study_attrs = study_system_attrs(study)
     first = history.next_number
     created = [
         TrialRecord(
@@ -132,8 +133,6 @@ def rebuild_study(experiment: Experiment, history: History, space: SearchSpace) 
     import optuna
     from optuna.trial import TrialState
 
-    from hpo_kfp.added_trial import added_trial
-
     # A sequence that is continued call after call must keep its seed: the grid's order
     # (trial k takes the k-th point) and QMC's scrambling. Every other sampler gets a fresh
     # seed per call.
@@ -148,8 +147,7 @@ def rebuild_study(experiment: Experiment, history: History, space: SearchSpace) 
     study = optuna.create_study(
         directions=[term.direction for term in experiment.objective.terms], sampler=sampler
     )
-    for key, value in history.study_attrs.items():
-        study._storage.set_study_system_attr(study._study_id, key, value)
+    set_study_system_attrs(study, history.study_attrs)
     distributions = space.distributions()
     for record in history.trials:
         if not space.contains(record.parameters):

@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from hpo_kfp import report_pages
 from hpo_kfp.decide import decide
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.report_pages import html_page, markdown_summary
@@ -61,6 +64,7 @@ def test_importance_plot_does_not_load_scikit_learn() -> None:
     """Optuna's importance package imports scikit-learn eagerly (seconds); the page must not."""
     script = """
 import sys
+from hpo_kfp import report_pages
 from hpo_kfp.decide import decide
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.report_pages import html_page
@@ -88,3 +92,13 @@ def test_trials_outside_a_changed_search_space_are_left_out_of_the_plots() -> No
     page = html_page(changed, history, decide(changed, history))
     assert "<figcaption>Optimization history</figcaption>" in page
     assert markdown_summary(changed, history, decide(changed, history))
+
+
+def test_without_the_plot_extra_the_page_says_how_to_get_plots(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report_pages, "plotting_available", lambda: False)
+    experiment = parse_experiment(base_spec())
+    history = _history([(0.5,), (0.4,), (0.3,)])
+    page = html_page(experiment, history, decide(experiment, history))
+    assert "<img" not in page
+    assert "pip install 'hpo-kfp[plot]'" in page
+    assert "demo-0002" in page  # the table is still there

@@ -12,7 +12,7 @@ from typing import TextIO
 
 from hpo_kfp.decide import best_trial
 from hpo_kfp.history import FINISHED, History
-from hpo_kfp.launch import LocalRun
+from hpo_kfp.pipeline.launch import LocalRun
 from hpo_kfp.templates import format_value
 from hpo_kfp.tracking import open_tracker
 

@@ -13,7 +13,7 @@ from hpo_kfp.cli._common import UsageError, add_type_prefix_option, read_experim
 from hpo_kfp.cli._progress import Progress, parameters_text
 from hpo_kfp.decide import Decision
 from hpo_kfp.history import History
-from hpo_kfp.launch import outcome, prepare_local_run, run_prepared
+from hpo_kfp.pipeline.launch import outcome, prepare_local_run, run_prepared
 from hpo_kfp.report import result_document
 from hpo_kfp.runtime import RUNTIME_IMAGE
 from hpo_kfp.steps.settings import StepSettings
@@ -89,8 +89,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from pipelines.compact import compact_file
-    from pipelines.loop import build_pipeline, compile_pipeline, round_count
+    from hpo_kfp.pipeline.compact import compact_file
+    from hpo_kfp.pipeline.loop import build_pipeline, compile_pipeline, round_count
 
     experiment = read_experiment(args)
     output = Path(args.output)

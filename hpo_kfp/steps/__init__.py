@@ -1,6 +1,6 @@
 """What each pipeline step does, as plain functions on strings and file paths.
 
-The KFP components in ``components/`` are thin shims over these: they pass their
+The KFP components in :mod:`hpo_kfp.pipeline.components` are thin shims over these: they pass their
 parameters and artifact paths in and write the return values out. Nothing here imports KFP,
 so every step is tested directly.
 """

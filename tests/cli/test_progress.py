@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hpo_kfp.cli._progress import Progress, describe
 from hpo_kfp.history import History, TrialRecord
-from hpo_kfp.launch import LocalRun
+from hpo_kfp.pipeline.launch import LocalRun
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.steps import StepSettings
 from hpo_kfp.tracking import open_tracker

@@ -35,7 +35,14 @@ from typing import Any, Optional
 
 from kfp import compiler, dsl
 
-from components import RUNTIME_IMAGE, collect_metrics_op, decide_op, report_op, run_trial_op, suggest_op
+from hpo_kfp.pipeline.components import (
+    RUNTIME_IMAGE,
+    collect_metrics_op,
+    decide_op,
+    report_op,
+    run_trial_op,
+    suggest_op,
+)
 from hpo_kfp.planning import check_rounds, rounds_needed
 from hpo_kfp.runners.kubernetes import check_cluster_support
 from hpo_kfp.spec import Experiment

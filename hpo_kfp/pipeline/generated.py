@@ -1,28 +1,14 @@
-"""Lightweight components whose signature depends on the experiment.
-
-KFP builds a lightweight component from its function's source (``inspect.getsource``), so
-a component with, say, one output per hyperparameter cannot come from ``exec``: the
-source is written to a module file, imported, and decorated. KFP embeds the source in the
-component when it is decorated; the file is not needed afterwards.
-"""
+"""Lightweight components whose signature depends on the experiment (one output per
+hyperparameter), made from generated source by :func:`hpo_kfp.compat.component_from_source`."""
 
 # No `from __future__ import annotations`: KFP reads the components' annotations.
-import atexit
-import hashlib
-import importlib.util
 import keyword
 import re
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any, List, Tuple
 
-from kfp import dsl
+from hpo_kfp.compat import component_from_source
 
 __all__ = ["best_op", "identifier", "unpack_op"]
-
-_DIRECTORY = Path(tempfile.mkdtemp(prefix="hpo-kfp-components-"))
-atexit.register(shutil.rmtree, _DIRECTORY, ignore_errors=True)
 
 
 def identifier(name: str) -> str:
@@ -54,7 +40,7 @@ def unpack(trial: str) -> NamedTuple("Assignment", [{annotation}]):
     values = item["parameters"]
     return namedtuple("Assignment", {[name for name, _ in fields]!r})({values})
 """
-    return _component(source, "unpack", base_image)
+    return component_from_source(source, "unpack", base_image)
 
 
 def best_op(fields: List[Tuple[str, str, str]], base_image: str) -> Any:
@@ -91,15 +77,4 @@ def best(result: str, history: Output[Artifact]) -> NamedTuple("Best", [{annotat
     decision = json.dumps(data["decision"])
     return outputs(best["parameters"], float(best["objective"]), best["name"], decision{values})
 """
-    return _component(source, "best", base_image)
-
-
-def _component(source: str, function: str, base_image: str) -> Any:
-    digest = hashlib.sha256(f"{source}{base_image}".encode()).hexdigest()[:16]
-    path = _DIRECTORY / f"generated_{function}_{digest}.py"
-    path.write_text(source, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return dsl.component(base_image=base_image, install_kfp_package=False)(getattr(module, function))
+    return component_from_source(source, "best", base_image)

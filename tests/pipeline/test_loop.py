@@ -9,10 +9,10 @@ import pytest
 import yaml
 from kfp import components
 
+from hpo_kfp.pipeline.compact import compact_file, compact_spec
+from hpo_kfp.pipeline.loop import build_pipeline, compile_pipeline, round_count
 from hpo_kfp.spec import load_experiment
 from hpo_kfp.steps.settings import StepSettings
-from pipelines.compact import compact_file, compact_spec
-from pipelines.loop import build_pipeline, compile_pipeline, round_count
 
 _ROOT = Path(__file__).parents[2]
 _EXAMPLES = sorted(_ROOT.glob("examples/*/experiment.yaml"))

@@ -3,29 +3,24 @@
 Its ``spec`` run parameter takes any Katib Experiment YAML. The number of rounds and the
 largest number of trials at a time are fixed when it is compiled (stated in its
 description); an experiment that needs more fails at the first step with a message saying
-so. Regenerate the committed file with::
-
-    uv run python -m pipelines.generic
+so. The committed ``pipelines/hpo_experiment.yaml`` is written by
+:mod:`hpo_kfp.pipeline.publish`.
 """
 
 # No `from __future__ import annotations`: KFP reads the pipeline function's annotations.
-import sys
-from pathlib import Path
 from typing import Any
 
 from kfp import dsl
 
-from components import RUNTIME_IMAGE
+from hpo_kfp.pipeline.components import RUNTIME_IMAGE
+from hpo_kfp.pipeline.loop import add_rounds
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.tracking.base import DEFAULT_PORT, IN_CLUSTER_HOST
-from pipelines.compact import compact_file
-from pipelines.loop import add_rounds, compile_pipeline
 
-__all__ = ["CAPACITY_PARALLELISM", "CAPACITY_ROUNDS", "GENERIC_PIPELINE", "build_generic_pipeline", "write"]
+__all__ = ["CAPACITY_PARALLELISM", "CAPACITY_ROUNDS", "build_generic_pipeline"]
 
 CAPACITY_ROUNDS = 30
 CAPACITY_PARALLELISM = 10
-GENERIC_PIPELINE = Path(__file__).with_name("hpo_experiment.yaml")
 
 
 def build_generic_pipeline(
@@ -56,14 +51,3 @@ def build_generic_pipeline(
         )
 
     return hpo_experiment
-
-
-def write(path: Path = GENERIC_PIPELINE) -> int:
-    """Compiles and compacts the generic pipeline to ``path``; returns its size."""
-    compile_pipeline(build_generic_pipeline(), path)
-    return compact_file(path)
-
-
-if __name__ == "__main__":
-    size = write(Path(sys.argv[1]) if len(sys.argv) > 1 else GENERIC_PIPELINE)
-    print(f"{sys.argv[1] if len(sys.argv) > 1 else GENERIC_PIPELINE}: {size} bytes")

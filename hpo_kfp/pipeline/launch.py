@@ -58,8 +58,8 @@ def prepare_local_run(
     experiment: Experiment, spec_file: Path, *, workdir: Path, store: Path, type_prefix: str = DEFAULT_PREFIX
 ) -> LocalRun:
     """Creates the run folder and the store, and compiles the rounds still needed."""
-    from pipelines.compact import compact_file
-    from pipelines.loop import build_pipeline, compile_pipeline
+    from hpo_kfp.pipeline.compact import compact_file
+    from hpo_kfp.pipeline.loop import build_pipeline, compile_pipeline
 
     check_runs_locally(experiment)
     require_dependencies(experiment.algorithm.name)
@@ -94,7 +94,7 @@ def run_prepared(run: LocalRun) -> None:
     Raises:
         StepFailed: A step failed (the message names the log to read).
     """
-    from pipelines.local import run_pipeline_locally
+    from hpo_kfp.pipeline.local import run_pipeline_locally
 
     log_path = run.directory / "kfp-local.log"
     with log_path.open("w", encoding="utf-8") as log:

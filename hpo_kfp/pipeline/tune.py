@@ -27,18 +27,18 @@ recorded as ``MetricsUnavailable`` and the tuning goes on.
 """
 
 # No `from __future__ import annotations`: KFP reads the pipeline functions' annotations.
-import contextlib
 import functools
 import inspect
 import json
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from kfp import dsl
-from kfp.dsl import Artifact, Input, pipeline_context
-from kfp.dsl.types.artifact_types import _SCHEMA_TITLE_TO_TYPE
+from kfp.dsl import Artifact, Input
 
-from components import (
+from hpo_kfp.compat import artifact_class, outside_pipeline_definition
+from hpo_kfp.errors import BuildError
+from hpo_kfp.pipeline.components import (
     RUNTIME_IMAGE,
     collect_native_metrics_op,
     collect_native_value_op,
@@ -46,12 +46,11 @@ from components import (
     report_op,
     suggest_op,
 )
-from hpo_kfp.errors import BuildError
+from hpo_kfp.pipeline.generated import best_op, identifier, unpack_op
+from hpo_kfp.pipeline.loop import name_step, round_count, template_trial
 from hpo_kfp.planning import check_rounds
 from hpo_kfp.spec import Experiment, Parameter, load_experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
-from pipelines.generated import best_op, identifier, unpack_op
-from pipelines.loop import name_step, round_count, template_trial
 
 __all__ = ["tune"]
 
@@ -114,7 +113,7 @@ def tune(
             "earlyStopping, or run the trials from a trialTemplate"
         )
     plan = _Plan(spec, trial, dict(trial_arguments or {}), metrics_output, base_image)
-    with _outside_the_callers_pipeline():
+    with outside_pipeline_definition():
         total = rounds or round_count(spec)
         check_rounds(total)
         first = _round(plan, 1, total)
@@ -129,23 +128,6 @@ def tune(
     reported.set_caching_options(False)
     reported.set_display_name(f"{spec.name}-report")
     return best
-
-
-@contextlib.contextmanager
-def _outside_the_callers_pipeline() -> Iterator[None]:
-    """Lets the rounds' sub-pipelines be defined while the caller's pipeline is being defined.
-
-    KFP refuses to enter a pipeline definition inside another ("Nested pipelines are not
-    allowed"), which is what defining a sub-pipeline from within ``tune()`` does. The
-    caller's pipeline is set aside for that time; each definition restores the task
-    registration it found, and the caller's pipeline is put back afterwards.
-    """
-    caller = pipeline_context.Pipeline._default_pipeline
-    pipeline_context.Pipeline._default_pipeline = None
-    try:
-        yield
-    finally:
-        pipeline_context.Pipeline._default_pipeline = caller
 
 
 def _experiment(source: Union[str, Path, Mapping[str, Any], Experiment], native: bool) -> Experiment:
@@ -295,8 +277,7 @@ def _accepted_types(parameter: Parameter) -> Tuple[str, ...]:
 def _annotation(kfp_type: str) -> Any:
     if kfp_type in _PARAMETER_TYPES:
         return _PARAMETER_TYPES[kfp_type]
-    title = kfp_type.split("@", 1)[0]
-    return Input[_SCHEMA_TITLE_TO_TYPE.get(title, Artifact)]
+    return Input[artifact_class(kfp_type)]
 
 
 def _round(plan: _Plan, index: int, total: int) -> Any:

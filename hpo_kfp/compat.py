@@ -1,0 +1,303 @@
+"""Every private internal of KFP and Optuna that hpo-kfp relies on, and nothing else.
+
+Each function here hooks something the libraries do not promise to keep; each has a test in
+``tests/test_compat.py`` that fails when upstream changes what it hooks, so an upgrade shows
+at once which workaround to revisit. The supported version ranges (the same as
+``pyproject.toml``'s) are checked when the code that needs them is imported, with a
+one-line message instead of a failure deep inside a run.
+
+KFP and Optuna are imported inside the functions: this module sits below every other one
+(it imports only :mod:`hpo_kfp.errors`), and ``import hpo_kfp`` loads neither library.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime
+import enum
+import hashlib
+import importlib.util
+import re
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hpo_kfp.errors import HpoKfpError
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.distributions import BaseDistribution
+    from optuna.trial import FrozenTrial, TrialState
+
+__all__ = [
+    "SUPPORTED",
+    "UnsupportedDependency",
+    "added_trial",
+    "artifact_class",
+    "check_supported",
+    "component_from_source",
+    "import_optuna_importance_without_sklearn",
+    "kfp_local_fixes",
+    "outside_pipeline_definition",
+    "set_study_system_attrs",
+    "study_system_attrs",
+]
+
+SUPPORTED: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "kfp": ((2, 17, 0), (3,)),
+    "optuna": ((5,), (6,)),
+}
+"""Distribution -> (lowest supported version, first unsupported version)."""
+
+
+class UnsupportedDependency(HpoKfpError, ImportError):
+    """An installed library is outside the version range this release supports."""
+
+
+def check_supported(distribution: str) -> None:
+    """Refuses an installed ``distribution`` outside :data:`SUPPORTED`, in one line.
+
+    Raises:
+        UnsupportedDependency: Naming the range and the installed version.
+    """
+    low, high = SUPPORTED[distribution]
+    try:
+        installed = metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        raise UnsupportedDependency(
+            f"{distribution}: must be installed (>={_text(low)},<{_text(high)}), but it is not"
+        ) from None
+    if not low <= _release(installed) < high:
+        raise UnsupportedDependency(
+            f"{distribution}: hpo-kfp needs >={_text(low)},<{_text(high)}, but {installed} is installed; "
+            f"`pip install '{distribution}>={_text(low)},<{_text(high)}'`"
+        )
+
+
+def _release(version: str) -> tuple[int, ...]:
+    numbers = []
+    for part in version.split("."):
+        digits = re.match(r"\d+", part)
+        if digits is None:
+            break
+        numbers.append(int(digits.group()))
+        if digits.group() != part:
+            break
+    return tuple(numbers)
+
+
+def _text(version: tuple[int, ...]) -> str:
+    return ".".join(map(str, version))
+
+
+# --- KFP -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def kfp_local_fixes(max_parallelism: int) -> Iterator[None]:
+    """Works around two defects of kfp.local's orchestrator for the block, then restores.
+
+    * ``ParallelFor`` runs at most 2 iterations at once whatever the loop's ``parallelism``
+      (``ParallelExecutor.conservative_max = 2`` in
+      ``kfp/local/orchestrator/enhanced_dag_orchestrator.py``, a guard against thread
+      explosion in *nested* loops, which the tuning loop has none of). The cap is raised to
+      ``max_parallelism`` (= ``parallelTrialCount``), which is what a cluster honours.
+    * ``kfp.local.logging_utils.indented_print`` swaps ``builtins.print`` for an indenting
+      wrapper and back, which is not thread-safe: with two iterations at once the wrappers
+      leak and nest, every print calls the next layer twice, and a long run slows down
+      exponentially until it hangs (measured in ``benchmarks/RESULTS.md``). It becomes a
+      no-op: step logs lose their 4-space indent.
+    """
+    from kfp.local import logging_utils
+    from kfp.local.orchestrator import enhanced_dag_orchestrator as orchestrator
+
+    executor_class = orchestrator.ParallelExecutor
+    original_init = executor_class.__init__
+    original_indent = logging_utils.indented_print
+
+    def init(self: Any, max_workers: int | None = None) -> None:
+        original_init(self, max_workers)
+        self.conservative_max = max(max_parallelism, 1)
+        self.max_workers = (
+            self.conservative_max if max_workers is None else min(max_workers, self.conservative_max)
+        )
+
+    @contextlib.contextmanager
+    def no_indent(num_spaces: int = 4) -> Iterator[None]:
+        yield
+
+    executor_class.__init__ = init
+    logging_utils.indented_print = no_indent
+    try:
+        yield
+    finally:
+        executor_class.__init__ = original_init
+        logging_utils.indented_print = original_indent
+
+
+@contextlib.contextmanager
+def outside_pipeline_definition() -> Iterator[None]:
+    """Lets sub-pipelines be defined while the caller's pipeline is being defined.
+
+    KFP refuses to enter a pipeline definition inside another ("Nested pipelines are not
+    allowed"), which is what defining a sub-pipeline from within ``hpo_kfp.tune()`` does.
+    The caller's pipeline (``Pipeline._default_pipeline``) is set aside for that time and
+    put back afterwards.
+    """
+    from kfp.dsl import pipeline_context
+
+    caller = pipeline_context.Pipeline._default_pipeline
+    pipeline_context.Pipeline._default_pipeline = None
+    try:
+        yield
+    finally:
+        pipeline_context.Pipeline._default_pipeline = caller
+
+
+def artifact_class(type_name: str) -> Any:
+    """The artifact class of a component input's type (``system.Dataset@0.0.1`` -> Dataset);
+    ``Artifact`` for a title KFP has no class for."""
+    from kfp.dsl import Artifact
+    from kfp.dsl.types.artifact_types import _SCHEMA_TITLE_TO_TYPE
+
+    return _SCHEMA_TITLE_TO_TYPE.get(type_name.split("@", 1)[0], Artifact)
+
+
+_GENERATED: Path | None = None
+
+
+def component_from_source(source: str, function: str, base_image: str) -> Any:
+    """A lightweight component made from Python ``source`` that defines ``function``.
+
+    KFP embeds a lightweight component's code from ``inspect.getsource`` of its function, so
+    a function made by ``exec`` (no file behind it) cannot become one. The source is written
+    to a module file in a folder of this process's, imported, and decorated; KFP copies the
+    source into the component then, and the file is not needed afterwards.
+    """
+    global _GENERATED  # noqa: PLW0603 - one folder per process, made on first use
+    from kfp import dsl
+
+    if _GENERATED is None:
+        import atexit
+        import shutil
+
+        _GENERATED = Path(tempfile.mkdtemp(prefix="hpo-kfp-components-"))
+        atexit.register(shutil.rmtree, _GENERATED, ignore_errors=True)
+    digest = hashlib.sha256(f"{source}{base_image}".encode()).hexdigest()[:16]
+    path = _GENERATED / f"generated_{function}_{digest}.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dsl.component(base_image=base_image, install_kfp_package=False)(getattr(module, function))
+
+
+# --- Optuna ----------------------------------------------------------------------------
+
+
+def study_system_attrs(study: optuna.Study) -> dict[str, Any]:
+    """What the sampler stored on the study (QMC's counter, say); Optuna's public accessor
+    for these was removed, the storage still has them."""
+    return dict(study._storage.get_study_system_attrs(study._study_id))
+
+
+def set_study_system_attrs(study: optuna.Study, attrs: dict[str, Any]) -> None:
+    """Restores what :func:`study_system_attrs` returned, into a rebuilt study."""
+    for key, value in attrs.items():
+        study._storage.set_study_system_attr(study._study_id, key, value)
+
+
+def added_trial(
+    state: TrialState,
+    *,
+    params: dict[str, Any] | None = None,
+    distributions: dict[str, BaseDistribution] | None = None,
+    values: Sequence[float] | None = None,
+    system_attrs: dict[str, Any] | None = None,
+    intermediate_values: dict[int, float] | None = None,
+) -> FrozenTrial:
+    """A trial as ``optuna.trial.create_trial`` makes it (times: now), cheap to deep-copy.
+
+    The rebuilt study receives every trial of the history. Made by ``create_trial`` and
+    copied as Optuna's in-memory storage copies every trial it adds (``copy.deepcopy``),
+    each costs ~0.2 ms: most of a suggest call over 1000 trials. Here a trial is made with
+    ``FrozenTrial``'s own constructor (``Study.add_trial`` still validates it), and its deep
+    copy, which relies on a ``FrozenTrial`` keeping its fields in ``__dict__``, shares what
+    cannot change: the distributions (Optuna never alters one after it is made) and scalars.
+    """
+    from optuna.trial import TrialState
+
+    now = datetime.datetime.now()
+    trial: FrozenTrial = _added_trial_class()(
+        number=-1,
+        trial_id=-1,
+        state=state,
+        value=None,
+        values=values,
+        datetime_start=None if state == TrialState.WAITING else now,
+        datetime_complete=now if state.is_finished() else None,
+        params=params or {},
+        distributions=distributions or {},
+        user_attrs={},
+        system_attrs=system_attrs or {},
+        intermediate_values=intermediate_values or {},
+    )
+    return trial
+
+
+_ADDED_TRIAL: type[Any] | None = None
+
+
+def _added_trial_class() -> type[Any]:
+    global _ADDED_TRIAL  # noqa: PLW0603 - made once, on first use (it needs Optuna)
+    if _ADDED_TRIAL is not None:
+        return _ADDED_TRIAL
+    from optuna.distributions import BaseDistribution
+    from optuna.trial import FrozenTrial
+
+    atomic = frozenset({str, int, float, bool, type(None), datetime.datetime})
+    shared = (enum.Enum, BaseDistribution)
+
+    def share(value: Any, memo: dict[int, Any]) -> Any:
+        kind = type(value)
+        if kind in atomic:
+            return value
+        if kind is dict:
+            return {key: share(item, memo) for key, item in value.items()}
+        if kind is list:
+            return [share(item, memo) for item in value]
+        if isinstance(value, shared):
+            return value
+        return copy.deepcopy(value, memo)
+
+    class AddedTrial(FrozenTrial):
+        """A ``FrozenTrial`` whose deep copy shares immutable parts."""
+
+        def __deepcopy__(self, memo: dict[int, Any]) -> AddedTrial:
+            copied = AddedTrial.__new__(AddedTrial)
+            copied.__dict__.update({name: share(value, memo) for name, value in self.__dict__.items()})
+            return copied
+
+    _ADDED_TRIAL = AddedTrial
+    return AddedTrial
+
+
+def import_optuna_importance_without_sklearn() -> None:
+    """Imports ``optuna.importance`` with scikit-learn hidden, unless either is loaded already.
+
+    The package imports scikit-learn eagerly for its fANOVA and impurity evaluators (3 to 4 s
+    on 2 cores, most of the report step); the report uses the PED-ANOVA evaluator, which
+    needs only numpy. Optuna treats scikit-learn as optional, so it loads fine without it.
+    """
+    if "optuna.importance" in sys.modules or "sklearn" in sys.modules:
+        return
+    sys.modules["sklearn"] = None  # type: ignore[assignment]  # makes `import sklearn...` fail
+    try:
+        import optuna.importance  # noqa: F401
+    finally:
+        del sys.modules["sklearn"]

@@ -1,0 +1,160 @@
+"""The KFP components of a tuning loop: suggest, run_trial, collect_metrics, decide, and report.
+
+Each is a thin lightweight-Python component over :mod:`hpo_kfp.steps`; the runtime image
+(the ``Dockerfile`` at the root) already holds hpo-kfp and kfp, so the components do not
+pip-install anything when they start (``install_kfp_package=False``). No
+``from __future__ import annotations`` here: KFP reads the components' annotations.
+"""
+
+import functools
+from typing import Any, List, Optional
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Input, Markdown, Metrics, Output, OutputPath
+
+from hpo_kfp.runtime import RUNTIME_IMAGE
+
+__all__ = [
+    "RUNTIME_IMAGE",
+    "collect_metrics_op",
+    "collect_native_metrics_op",
+    "collect_native_value_op",
+    "decide_op",
+    "report_op",
+    "run_trial_op",
+    "suggest_op",
+]
+
+
+@functools.cache
+def suggest_op(base_image: str = RUNTIME_IMAGE) -> Any:
+    """The suggest component, running in ``base_image``."""
+
+    @dsl.component(base_image=base_image, install_kfp_package=False)
+    def suggest(
+        spec: str, settings: str, history: Output[Artifact], previous: Optional[Input[Artifact]] = None
+    ) -> List[str]:
+        """Proposes the round's trials from the history (the first round: from the store)."""
+        from hpo_kfp.steps import suggest_step
+
+        return suggest_step(spec, previous.path if previous else None, history.path, settings)
+
+    return suggest
+
+
+@functools.cache
+def run_trial_op(base_image: str = RUNTIME_IMAGE) -> Any:
+    """The run_trial component, running in ``base_image``."""
+
+    @dsl.component(base_image=base_image, install_kfp_package=False)
+    def run_trial(
+        spec: str, settings: str, trial: str, log: Output[Artifact], metrics_file: Output[Artifact]
+    ) -> str:
+        """Runs one trial of the experiment's trial template; keeps its log and metrics file."""
+        from hpo_kfp.steps import run_trial_step
+
+        return run_trial_step(spec, trial, log.path, metrics_file.path, settings)
+
+    return run_trial
+
+
+@functools.cache
+def collect_metrics_op(base_image: str = RUNTIME_IMAGE) -> Any:
+    """The collect_metrics component, running in ``base_image``."""
+
+    @dsl.component(base_image=base_image, install_kfp_package=False)
+    def collect_metrics(
+        spec: str,
+        settings: str,
+        run_id: str,
+        result: str,
+        log: Input[Artifact],
+        metrics_file: Input[Artifact],
+        metrics: Output[Metrics],
+    ) -> str:
+        """Reads a trial's metrics as Katib's collectors do and records the trial."""
+        from hpo_kfp.steps import collect_metrics_step
+
+        record, shown = collect_metrics_step(spec, result, log.path, metrics_file.path, settings, run_id)
+        for name, value in shown.items():
+            metrics.log_metric(name, value)
+        return record
+
+    return collect_metrics
+
+
+@functools.cache
+def decide_op(base_image: str = RUNTIME_IMAGE) -> Any:
+    """The decide component, running in ``base_image``. Its ``Output`` is the done flag, so a
+    ``dsl.If`` can test it (kfp.local evaluates conditions only on an output named ``Output``)."""
+
+    @dsl.component(base_image=base_image, install_kfp_package=False)
+    def decide(
+        spec: str,
+        settings: str,
+        previous: Input[Artifact],
+        results: List[str],
+        history: Output[Artifact],
+        decision: OutputPath(str),  # type: ignore[valid-type]
+    ) -> bool:
+        """Merges the round's trial records, applies Katib's stop rules; returns whether done."""
+        from hpo_kfp.steps import decide_step
+
+        return decide_step(spec, previous.path, results, history.path, settings, decision)
+
+    return decide
+
+
+@functools.cache
+def report_op(base_image: str = RUNTIME_IMAGE) -> Any:
+    """The report component, running in ``base_image``."""
+
+    @dsl.component(base_image=base_image, install_kfp_package=False)
+    def report(spec: str, history: Input[Artifact], summary: Output[Markdown], page: Output[HTML]) -> None:
+        """Writes the experiment's summary (Markdown) and page with plots (HTML)."""
+        from hpo_kfp.steps.report import report_step
+
+        report_step(spec, history.path, summary.path, page.path)
+
+    return report
+
+
+@functools.cache
+def collect_native_metrics_op(base_image: str = RUNTIME_IMAGE) -> Any:
+    """Records a KFP-native trial from its component's ``system.Metrics`` output."""
+
+    @dsl.component(base_image=base_image, install_kfp_package=False)
+    def collect_trial_metrics(
+        spec: str,
+        settings: str,
+        run_id: str,
+        trial: str,
+        trial_metrics: Input[Metrics],
+        metrics: Output[Metrics],
+    ) -> str:
+        from hpo_kfp.steps.native import native_trial_step
+
+        record, shown = native_trial_step(spec, trial, settings, run_id, metrics=trial_metrics.metadata)
+        for name, value in shown.items():
+            metrics.log_metric(name, value)
+        return record
+
+    return collect_trial_metrics
+
+
+@functools.cache
+def collect_native_value_op(base_image: str = RUNTIME_IMAGE) -> Any:
+    """Records a KFP-native trial from its component's float return value (the primary objective)."""
+
+    @dsl.component(base_image=base_image, install_kfp_package=False)
+    def collect_trial_value(
+        spec: str, settings: str, run_id: str, trial: str, value: float, metrics: Output[Metrics]
+    ) -> str:
+        from hpo_kfp.steps.native import native_trial_step
+
+        record, shown = native_trial_step(spec, trial, settings, run_id, value=value)
+        for name, reported in shown.items():
+            metrics.log_metric(name, reported)
+        return record
+
+    return collect_trial_value

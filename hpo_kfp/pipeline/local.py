@@ -1,0 +1,58 @@
+"""Running a compiled tuning pipeline on this machine with ``kfp.local``.
+
+The pipeline YAML is loaded with KFP's own loader and run by kfp.local's
+``SubprocessRunner``: each step is a process running the same component code a cluster
+runs. Two defects of kfp.local's orchestrator (its ParallelFor cap of 2 and a print wrapper
+that is not thread-safe) are worked around for the duration of the run only, without
+changing the pipeline: see :func:`hpo_kfp.compat.kfp_local_fixes`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from hpo_kfp.compat import kfp_local_fixes
+
+__all__ = ["run_pipeline_locally"]
+
+
+def run_pipeline_locally(
+    pipeline_yaml: str | Path,
+    arguments: Mapping[str, Any],
+    *,
+    pipeline_root: str | Path,
+    max_parallelism: int,
+    log: TextIO | None = None,
+) -> Any:
+    """Runs the pipeline in ``pipeline_yaml`` with kfp.local and returns its output.
+
+    Args:
+        pipeline_yaml: A compiled (and possibly compacted) pipeline.
+        arguments: The pipeline's parameters.
+        pipeline_root: Where kfp.local keeps the steps' artifacts.
+        max_parallelism: The largest loop parallelism to allow (``parallelTrialCount``).
+        log: Where kfp.local's own output goes (default: this process's stdout).
+
+    Raises:
+        RuntimeError: A step failed (kfp.local names it).
+    """
+    from kfp import components, local
+
+    pipeline = components.load_component_from_file(str(pipeline_yaml))
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(Path(pipeline_root).resolve()),
+        raise_on_error=True,
+    )
+    target = log or sys.stdout
+    with (
+        kfp_local_fixes(max_parallelism),
+        contextlib.redirect_stdout(target),
+        contextlib.redirect_stderr(target),
+    ):
+        task = pipeline(**arguments)
+    return task.output

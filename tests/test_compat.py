@@ -1,0 +1,230 @@
+"""The compat module: trials added to the rebuilt study, the version ranges, and a test per
+workaround that fails when upstream changes what it hooks."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState
+
+from hpo_kfp import compat
+from hpo_kfp.compat import (
+    UnsupportedDependency,
+    added_trial,
+    artifact_class,
+    check_supported,
+    component_from_source,
+    kfp_local_fixes,
+    outside_pipeline_definition,
+    set_study_system_attrs,
+    study_system_attrs,
+)
+
+_SPACE = {"x": FloatDistribution(0, 1), "kind": CategoricalDistribution(["sgd", "adam"])}
+
+
+def _fields(trial: optuna.trial.FrozenTrial) -> dict[str, object]:
+    """Everything but the times (create_trial stamps its own)."""
+    return {k: v for k, v in trial.__dict__.items() if "datetime" not in k}
+
+
+def test_made_as_create_trial_makes_it() -> None:
+    options = {
+        "params": {"x": 0.25, "kind": "adam"},
+        "distributions": _SPACE,
+        "values": [1.5],
+        "system_attrs": {"cma:generation": 2},
+        "intermediate_values": {0: 3.0},
+    }
+    ours = added_trial(TrialState.COMPLETE, **options)  # type: ignore[arg-type]
+    theirs = optuna.trial.create_trial(state=TrialState.COMPLETE, **options)  # type: ignore[arg-type]
+    assert _fields(ours) == _fields(theirs)
+    assert ours.datetime_complete == ours.datetime_start is not None
+    running = added_trial(TrialState.RUNNING, params={"x": 0.5}, distributions={"x": _SPACE["x"]})
+    assert running.datetime_start is not None and running.datetime_complete is None
+    assert _fields(added_trial(TrialState.FAIL)) == _fields(optuna.trial.create_trial(state=TrialState.FAIL))
+
+
+def test_a_copy_shares_the_distributions_but_not_what_can_change() -> None:
+    original = added_trial(
+        TrialState.COMPLETE,
+        params={"x": 0.25, "kind": "adam"},
+        distributions=_SPACE,
+        values=[1.5],
+        system_attrs={"chunks": ["a", "b"]},
+        intermediate_values={0: 3.0},
+    )
+    copied = copy.deepcopy(original)
+    assert copied == original and isinstance(copied, optuna.trial.FrozenTrial)
+    assert copied.distributions["x"] is original.distributions["x"]
+    copied.params["x"] = 0.75
+    copied.system_attrs["chunks"].append("c")
+    copied.intermediate_values[1] = 2.0
+    copied.values = [9.0]
+    assert original.params["x"] == 0.25
+    assert original.system_attrs["chunks"] == ["a", "b"]
+    assert original.intermediate_values == {0: 3.0}
+    assert original.values == [1.5]
+
+
+def test_a_study_of_added_trials_samples_as_one_of_created_trials() -> None:
+    def study_with(make: object) -> optuna.Study:
+        study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=3, n_startup_trials=2))
+        for i in range(6):
+            options = {
+                "params": {"x": i / 6},
+                "distributions": {"x": _SPACE["x"]},
+                "values": [(i / 6 - 0.4) ** 2],
+            }
+            if make is added_trial:
+                study.add_trial(added_trial(TrialState.COMPLETE, **options))  # type: ignore[arg-type]
+            else:
+                study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, **options))  # type: ignore[arg-type]
+        return study
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    created, added = study_with(None), study_with(added_trial)
+    space = {"x": _SPACE["x"]}
+    assert [created.ask(space).params for _ in range(3)] == [added.ask(space).params for _ in range(3)]
+    assert [_fields(t) for t in added.trials] == [_fields(t) for t in created.trials]
+
+
+# --- each workaround's hook, as upstream has it -------------------------------------------
+
+
+def test_the_supported_ranges_hold_for_what_is_installed() -> None:
+    check_supported("kfp")
+    check_supported("optuna")
+
+
+def test_a_version_outside_the_range_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(compat.SUPPORTED, "kfp", ((9, 0), (10,)))
+    with pytest.raises(UnsupportedDependency) as caught:
+        check_supported("kfp")
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("kfp: hpo-kfp needs >=9.0,<10, but ")
+    assert isinstance(caught.value, ImportError)
+
+
+@pytest.mark.parametrize(
+    ("text", "release"),
+    [("2.17.3", (2, 17, 3)), ("5.0.0rc1", (5, 0, 0)), ("2.18.0.dev0", (2, 18, 0)), ("3", (3,))],
+    ids=["plain", "rc", "dev", "major"],
+)
+def test_versions_compare_by_release(text: str, release: tuple[int, ...]) -> None:
+    assert compat._release(text) == release
+
+
+def test_kfp_local_still_caps_parallel_for_at_2_and_the_fix_lifts_it() -> None:
+    from kfp.local.orchestrator.enhanced_dag_orchestrator import ParallelExecutor
+
+    # When these two fail, kfp.local no longer caps loops: drop the ParallelExecutor patch.
+    assert ParallelExecutor().max_workers == 2
+    assert ParallelExecutor(8).max_workers == 2
+    with kfp_local_fixes(6):
+        assert ParallelExecutor(8).max_workers == 6
+        assert ParallelExecutor().max_workers == 6
+    assert ParallelExecutor(8).max_workers == 2  # restored
+
+
+def test_kfp_local_still_swaps_print_and_the_fix_stops_it() -> None:
+    import builtins
+
+    from kfp.local import logging_utils
+
+    original = builtins.print
+    with logging_utils.indented_print():
+        swapped = builtins.print is not original  # what leaks across threads
+    assert swapped, "kfp.local no longer replaces print: drop the indented_print patch"
+    with kfp_local_fixes(2), logging_utils.indented_print():
+        assert builtins.print is original
+    assert logging_utils.indented_print is not None and builtins.print is original
+
+
+def test_a_sub_pipeline_can_be_defined_inside_a_pipeline_definition() -> None:
+    from kfp import dsl
+
+    # No annotations: this module's are strings (`from __future__ import annotations`).
+    @dsl.component(base_image="python:3.11")
+    def noop():  # type: ignore[no-untyped-def]
+        pass
+
+    def body():  # type: ignore[no-untyped-def]
+        noop()
+
+    seen: list[str] = []
+
+    @dsl.pipeline(name="outer")
+    def outer():  # type: ignore[no-untyped-def]
+        try:
+            dsl.pipeline(name="refused")(body)
+        except Exception as error:  # KFP raises a bare exception here
+            seen.append(str(error))
+        with outside_pipeline_definition():
+            inner = dsl.pipeline(name="inner")(body)
+        inner()
+
+    assert seen and "Nested pipelines are not allowed" in seen[0]
+    assert "inner" in {c.split("comp-")[-1] for c in outer.pipeline_spec.components}
+
+
+def test_artifact_classes_by_schema_title() -> None:
+    from kfp.dsl import Artifact, Dataset, Metrics, Model
+
+    assert artifact_class("system.Dataset@0.0.1") is Dataset
+    assert artifact_class("system.Model") is Model
+    assert artifact_class("system.Metrics@0.0.1") is Metrics
+    assert artifact_class("acme.Thing@1.0.0") is Artifact
+
+
+def test_a_component_from_generated_source_has_its_typed_outputs() -> None:
+    source = (
+        "from typing import NamedTuple\n\n\n"
+        'def pair(text: str) -> NamedTuple("Pair", [("a", int), ("b", str)]):\n'
+        "    from collections import namedtuple\n\n"
+        '    return namedtuple("Pair", ["a", "b"])(len(text), text)\n'
+    )
+    component = component_from_source(source, "pair", "python:3.11")
+    outputs = component.component_spec.outputs
+    assert {name: spec.type for name, spec in outputs.items()} == {"a": "Integer", "b": "String"}
+    assert "len(text), text" in component.component_spec.implementation.container.command[-1]
+
+
+def test_sampler_state_on_the_study_survives_a_rebuild() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    distributions = {"x": FloatDistribution(0, 1), "y": FloatDistribution(0, 1)}
+    first = optuna.create_study(sampler=optuna.samplers.QMCSampler(seed=3, warn_independent_sampling=False))
+    first.tell(first.ask(distributions), 1.0)
+    first.ask(distributions)
+    stored = study_system_attrs(first)
+    assert stored, "QMC no longer stores its counter on the study"
+    second = optuna.create_study()
+    set_study_system_attrs(second, stored)
+    assert study_system_attrs(second) == stored
+
+
+def test_optuna_importance_loads_without_scikit_learn() -> None:
+    code = (
+        "import sys\n"
+        "from hpo_kfp.compat import import_optuna_importance_without_sklearn as load\n"
+        "load()\n"
+        "from optuna.importance import PedAnovaImportanceEvaluator\n"
+        "print('sklearn' in sys.modules)\n"
+        "import sklearn\n"  # hidden only while optuna.importance loaded
+        "print(sklearn.__name__)\n"
+    )
+    hidden = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert hidden.stdout.split() == ["False", "sklearn"]
+    plain = subprocess.run(
+        [sys.executable, "-c", "import sys, optuna.importance; print('sklearn' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # When this fails, Optuna stopped loading scikit-learn eagerly: the workaround can go.
+    assert plain.stdout.strip() == "True"
