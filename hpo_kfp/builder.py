@@ -16,11 +16,93 @@ mistake is reported with the same field path and rule::
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from hpo_kfp.spec import Experiment, parse_experiment
 
-__all__ = ["algorithm", "categorical", "discrete", "double", "experiment", "integer", "objective"]
+__all__ = [
+    "AlgorithmChoice",
+    "ObjectiveChoice",
+    "SearchParameter",
+    "algorithm",
+    "categorical",
+    "discrete",
+    "double",
+    "experiment",
+    "integer",
+    "objective",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchParameter:
+    """One hyperparameter and its feasible space, as Katib's ``spec.parameters[]``."""
+
+    name: str
+    type: Literal["double", "int", "discrete", "categorical"]
+    """Katib's ``parameterType``."""
+    low: float | None = None
+    """``feasibleSpace.min`` (double and int)."""
+    high: float | None = None
+    """``feasibleSpace.max`` (double and int)."""
+    step: float | None = None
+    distribution: str | None = None
+    """``uniform``, ``logUniform``, ``normal`` or ``logNormal`` (double and int)."""
+    values: tuple[str, ...] = ()
+    """``feasibleSpace.list`` (discrete and categorical)."""
+
+    def to_katib(self) -> dict[str, Any]:
+        """The ``spec.parameters[]`` entry."""
+        if self.values:
+            space: dict[str, Any] = {"list": list(self.values)}
+        else:
+            space = {"min": str(self.low), "max": str(self.high), "distribution": self.distribution}
+            if self.step is not None:
+                space["step"] = str(self.step)
+        return {"name": self.name, "parameterType": self.type, "feasibleSpace": space}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectiveChoice:
+    """The metric to optimise, as Katib's ``spec.objective``."""
+
+    metric: str
+    type: str = "minimize"
+    """``minimize`` or ``maximize``."""
+    goal: float | None = None
+    """A value that, once reached, ends the experiment."""
+    additional_metrics: tuple[str, ...] = ()
+    """Other metrics to record with each trial."""
+    strategies: Mapping[str, str] = field(default_factory=dict)
+    """Metric name -> ``min``, ``max`` or ``latest``."""
+
+    def to_katib(self) -> dict[str, Any]:
+        """The ``spec.objective`` document."""
+        document: dict[str, Any] = {"type": self.type, "objectiveMetricName": self.metric}
+        if self.goal is not None:
+            document["goal"] = self.goal
+        if self.additional_metrics:
+            document["additionalMetricNames"] = list(self.additional_metrics)
+        if self.strategies:
+            document["metricStrategies"] = [{"name": k, "value": v} for k, v in self.strategies.items()]
+        return document
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlgorithmChoice:
+    """A Katib algorithm name and its settings, as ``spec.algorithm``."""
+
+    name: str
+    settings: Mapping[str, str] = field(default_factory=dict)
+    """Katib's ``algorithmSettings``, values as strings."""
+
+    def to_katib(self) -> dict[str, Any]:
+        """The ``spec.algorithm`` document."""
+        document: dict[str, Any] = {"algorithmName": self.name}
+        if self.settings:
+            document["algorithmSettings"] = [{"name": k, "value": v} for k, v in self.settings.items()]
+        return document
 
 
 def double(
@@ -31,9 +113,10 @@ def double(
     step: float | None = None,
     log: bool = False,
     distribution: str | None = None,
-) -> dict[str, Any]:
+) -> SearchParameter:
     """A real-valued parameter in ``[low, high]`` (``log=True`` for a log-uniform one)."""
-    return _ranged(name, "double", low, high, step, distribution or ("logUniform" if log else "uniform"))
+    chosen = distribution or ("logUniform" if log else "uniform")
+    return SearchParameter(name=name, type="double", low=low, high=high, step=step, distribution=chosen)
 
 
 def integer(
@@ -44,19 +127,20 @@ def integer(
     step: int | None = None,
     log: bool = False,
     distribution: str | None = None,
-) -> dict[str, Any]:
+) -> SearchParameter:
     """An integer parameter in ``[low, high]``."""
-    return _ranged(name, "int", low, high, step, distribution or ("logUniform" if log else "uniform"))
+    chosen = distribution or ("logUniform" if log else "uniform")
+    return SearchParameter(name=name, type="int", low=low, high=high, step=step, distribution=chosen)
 
 
-def discrete(name: str, values: Iterable[float]) -> dict[str, Any]:
+def discrete(name: str, values: Iterable[float]) -> SearchParameter:
     """A parameter taking one of the given numbers."""
-    return {"name": name, "parameterType": "discrete", "feasibleSpace": {"list": [str(v) for v in values]}}
+    return SearchParameter(name=name, type="discrete", values=tuple(str(v) for v in values))
 
 
-def categorical(name: str, values: Iterable[str]) -> dict[str, Any]:
+def categorical(name: str, values: Iterable[str]) -> SearchParameter:
     """A parameter taking one of the given strings."""
-    return {"name": name, "parameterType": "categorical", "feasibleSpace": {"list": [str(v) for v in values]}}
+    return SearchParameter(name=name, type="categorical", values=tuple(str(v) for v in values))
 
 
 def objective(
@@ -66,47 +150,43 @@ def objective(
     goal: float | None = None,
     additional_metrics: Sequence[str] = (),
     strategies: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
+) -> ObjectiveChoice:
     """The metric to optimise, its direction, and an optional goal that stops the experiment."""
-    document: dict[str, Any] = {"type": type, "objectiveMetricName": metric}
-    if goal is not None:
-        document["goal"] = goal
-    if additional_metrics:
-        document["additionalMetricNames"] = list(additional_metrics)
-    if strategies:
-        document["metricStrategies"] = [{"name": k, "value": v} for k, v in strategies.items()]
-    return document
+    return ObjectiveChoice(
+        metric=metric,
+        type=type,
+        goal=goal,
+        additional_metrics=tuple(additional_metrics),
+        strategies=dict(strategies or {}),
+    )
 
 
-def algorithm(name: str, **settings: Any) -> dict[str, Any]:
+def algorithm(name: str, **settings: Any) -> AlgorithmChoice:
     """A Katib algorithm name and its settings (e.g. ``algorithm("tpe", n_startup_trials=5)``)."""
-    document: dict[str, Any] = {"algorithmName": name}
-    if settings:
-        document["algorithmSettings"] = [{"name": k, "value": str(v)} for k, v in settings.items()]
-    return document
+    return AlgorithmChoice(name=name, settings={k: str(v) for k, v in settings.items()})
 
 
 def experiment(
     name: str,
     *,
-    objective: Mapping[str, Any],
-    parameters: Sequence[Mapping[str, Any]],
+    objective: ObjectiveChoice | Mapping[str, Any],
+    parameters: Sequence[SearchParameter | Mapping[str, Any]],
     max_trials: int,
-    algorithm: Mapping[str, Any] | None = None,
+    algorithm: AlgorithmChoice | Mapping[str, Any] | None = None,
     parallel: int = 3,
     max_failed: int | None = None,
     trial_template: Mapping[str, Any] | None = None,
 ) -> Experiment:
     """A validated experiment; ``trial_template`` as Katib's ``spec.trialTemplate``, or
-    None when the trials are a KFP component.
+    None when the trials are a KFP component. The parts may also be Katib documents.
 
     Raises:
         SpecError: Something breaks a rule, reported as for a YAML file.
     """
     spec: dict[str, Any] = {
-        "objective": dict(objective),
-        "algorithm": dict(algorithm or {"algorithmName": "tpe"}),
-        "parameters": [dict(p) for p in parameters],
+        "objective": _document(objective),
+        "algorithm": _document(algorithm or AlgorithmChoice(name="tpe")),
+        "parameters": [_document(p) for p in parameters],
         "maxTrialCount": max_trials,
         "parallelTrialCount": parallel,
     }
@@ -123,10 +203,10 @@ def experiment(
     return parse_experiment(document, trial_template=trial_template is not None)
 
 
-def _ranged(
-    name: str, kind: str, low: float, high: float, step: float | None, distribution: str
-) -> dict[str, Any]:
-    space: dict[str, Any] = {"min": str(low), "max": str(high), "distribution": distribution}
-    if step is not None:
-        space["step"] = str(step)
-    return {"name": name, "parameterType": kind, "feasibleSpace": space}
+_Part = SearchParameter | ObjectiveChoice | AlgorithmChoice
+
+
+def _document(part: _Part | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(part, SearchParameter | ObjectiveChoice | AlgorithmChoice):
+        return part.to_katib()
+    return dict(part)

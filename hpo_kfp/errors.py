@@ -1,18 +1,27 @@
-"""The exception hierarchy: one base error, one subclass per kind of failure."""
+"""The exception hierarchy: one base error, one subclass per kind of failure.
+
+Two branches matter to a caller: :class:`InputError` (the user's input breaks a rule: a
+spec, a file, a flag, a pipeline argument; the CLI exits 2) and everything else (a trial
+could not be launched, the store failed, a step failed; the CLI exits 1).
+"""
 
 from __future__ import annotations
 
 __all__ = [
     "BuildError",
+    "ClusterError",
     "HistoryError",
     "HpoKfpError",
+    "InputError",
     "MetricsUnavailable",
     "RunnerError",
     "SamplerUnavailable",
     "SpecError",
+    "StoreInputError",
     "TemplateError",
     "TrackingError",
     "StepFailed",
+    "WireError",
 ]
 
 
@@ -20,7 +29,11 @@ class HpoKfpError(Exception):
     """Base class of every error hpo-kfp raises on purpose."""
 
 
-class SpecError(HpoKfpError):
+class InputError(HpoKfpError):
+    """The user's input breaks a rule; the message names where, what must hold, and the value."""
+
+
+class SpecError(InputError):
     """An experiment spec breaks a rule; names the field path, the rule and the value."""
 
     def __init__(self, path: str, must: str, got: str) -> None:
@@ -30,15 +43,15 @@ class SpecError(HpoKfpError):
         super().__init__(f"{path}: {must}, but got {got}")
 
 
-class TemplateError(HpoKfpError):
+class TemplateError(InputError):
     """A trial template cannot be rendered with the given assignment."""
 
 
-class BuildError(HpoKfpError):
+class BuildError(InputError):
     """A pipeline cannot be built as asked (e.g. a trial component that does not fit)."""
 
 
-class HistoryError(HpoKfpError):
+class HistoryError(InputError):
     """A history document is malformed or of a version this release does not read."""
 
 
@@ -46,7 +59,7 @@ class MetricsUnavailable(HpoKfpError):
     """The objective metric never appeared in a trial's output."""
 
 
-class SamplerUnavailable(HpoKfpError):
+class SamplerUnavailable(InputError):
     """An algorithm needs optional dependencies that are not installed."""
 
 
@@ -58,5 +71,18 @@ class TrackingError(HpoKfpError):
     """The metadata store could not be read or written."""
 
 
+class StoreInputError(TrackingError, InputError):
+    """A store the user named cannot be used as given (a file holding something else, a
+    malformed address or type prefix)."""
+
+
+class ClusterError(HpoKfpError):
+    """The KFP API could not be reached or failed a request (not a refused credential)."""
+
+
 class StepFailed(HpoKfpError):
     """A step of the pipeline failed (not a trial: a failed trial is recorded, not raised)."""
+
+
+class WireError(HpoKfpError):
+    """A message between steps is malformed, of another kind, or of a version this release does not read."""

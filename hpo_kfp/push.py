@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from hpo_kfp.errors import HpoKfpError
+from hpo_kfp.errors import InputError
 from hpo_kfp.runners.local import METRICS_FILE_ENV
 
 __all__ = ["report_metrics"]
@@ -21,16 +21,16 @@ def report_metrics(metrics: Mapping[str, float] | None = None, /, **named: float
     per epoch, say). Use it with ``metricsCollectorSpec: {collector: {kind: Push}}``.
 
     Raises:
-        HpoKfpError: Called outside a trial, or with a value that is not a number.
+        InputError: Called outside a trial, or with a value that is not a number.
     """
     path = os.environ.get(METRICS_FILE_ENV)
     if not path:
-        raise HpoKfpError(f"report_metrics() must run inside a trial, but {METRICS_FILE_ENV} is not set")
+        raise InputError(f"report_metrics() must run inside a trial, but {METRICS_FILE_ENV} is not set")
     values = {**(metrics or {}), **named}
     record: dict[str, object] = {"timestamp": datetime.now(UTC).isoformat()}
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise HpoKfpError(f"report_metrics(): {name} must be a number, but got {value!r}")
+            raise InputError(f"report_metrics(): {name} must be a number, but got {value!r}")
         record[name] = float(value) if math.isfinite(value) else str(value)
     with open(path, "a", encoding="utf-8") as stream:
         stream.write(json.dumps(record) + "\n")

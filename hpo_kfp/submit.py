@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpo_kfp.errors import HpoKfpError
+from hpo_kfp.errors import ClusterError, HpoKfpError, InputError
 from hpo_kfp.planning import check_rounds
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
@@ -74,10 +74,14 @@ class ClusterAccess:
                 if status
                 else str(error).splitlines()[0]
             )
-            raise HpoKfpError(
+            message = (
                 f"the KFP API at {self.host or self.kube_context} must accept the request, "
                 f"but it answered: {detail}"
-            ) from error
+            )
+            # A refused credential is the user's input; anything else is the cluster's failure.
+            if status in (401, 403):
+                raise InputError(message) from error
+            raise ClusterError(message) from error
 
     def run_url(self, run_id: str) -> str:
         return f"{(self.host or '').rstrip('/')}/#/runs/details/{run_id}"
@@ -118,10 +122,10 @@ def schedule(
     """Creates a recurring run that adds ``trials_per_run`` trials to the experiment each time.
 
     Raises:
-        HpoKfpError: Neither or both of ``cron`` and ``every``, or either malformed.
+        InputError: Neither or both of ``cron`` and ``every``, or either malformed.
     """
     if (cron is None) == (every is None):
-        raise HpoKfpError("give one of --cron and --every")
+        raise InputError("give one of --cron and --every")
     budgeted = StepSettings(**{**settings.__dict__, "run_budget": trials_per_run})
     rounds = math.ceil(trials_per_run / experiment.parallel_trial_count)
     check_rounds(rounds)
@@ -154,14 +158,14 @@ def six_field_cron(expression: str) -> str:
         return " ".join(["0", *fields])
     if len(fields) == 6:
         return expression
-    raise HpoKfpError(f"--cron: must have 5 fields (or 6 with seconds), but got {expression!r}")
+    raise InputError(f"--cron: must have 5 fields (or 6 with seconds), but got {expression!r}")
 
 
 def every_seconds(duration: str | None) -> int:
     """``30m``, ``6h``, ``1d``, ``1w`` or a number of seconds, as seconds."""
     match = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", duration or "")
     if match is None or int(match.group(1)) == 0:
-        raise HpoKfpError(f"--every: must be a positive duration like 30m, 6h or 1d, but got {duration!r}")
+        raise InputError(f"--every: must be a positive duration like 30m, 6h or 1d, but got {duration!r}")
     return int(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 

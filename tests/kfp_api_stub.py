@@ -29,6 +29,8 @@ class KfpApiStub:
     url: str = ""
     requests: list[Recorded] = field(default_factory=list)
     token: str | None = None
+    failing: str | None = None
+    """A path the stub answers with 500 (a cluster in trouble)."""
 
     def posted(self, prefix: str) -> list[Any]:
         return [r.body for r in self.requests if r.method == "POST" and r.path.startswith(prefix)]
@@ -51,7 +53,9 @@ def _handler(stub: KfpApiStub) -> type[http.server.BaseHTTPRequestHandler]:
                 self._send(401, {"error": "unauthenticated", "code": 16})
                 return
             path = self.path.split("?")[0]
-            if path.endswith("/healthz"):
+            if path == stub.failing:
+                self._send(500, {"error": "internal error", "code": 13})
+            elif path.endswith("/healthz"):
                 self._send(200, {"multi_user": False})
             elif path == "/apis/v2beta1/experiments" and self.command == "GET":
                 self._send(200, {"experiments": []})

@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from hpo_kfp.cli._common import UsageError, add_type_prefix_option, read_experiment, type_prefix
-from hpo_kfp.errors import HpoKfpError
+from hpo_kfp.errors import InputError
 from hpo_kfp.runtime import RUNTIME_IMAGE
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.submit import ClusterAccess, every_seconds, schedule, six_field_cron, submit
@@ -96,7 +96,7 @@ def _schedule(args: argparse.Namespace) -> int:
         raise UsageError(f"--trials-per-run: must be at least 1, but got {args.trials_per_run}")
     try:  # checked before the cluster is contacted
         six_field_cron(args.cron) if args.cron is not None else every_seconds(args.every)
-    except HpoKfpError as error:
+    except InputError as error:
         raise UsageError(str(error)) from None
     access = _access(args)
     args.error_source = "schedule"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hpo_kfp.errors import HistoryError, HpoKfpError, TrackingError
+from hpo_kfp.errors import HistoryError, InputError, TrackingError
 from hpo_kfp.history import History
 from hpo_kfp.spec import Experiment, load_experiment
 from hpo_kfp.tracking import resolve_type_prefix
@@ -14,7 +14,7 @@ from hpo_kfp.tracking.base import PREFIX_ENV
 __all__ = ["UsageError", "add_type_prefix_option", "read_experiment", "read_history", "type_prefix"]
 
 
-class UsageError(HpoKfpError):
+class UsageError(InputError):
     """A command-line mistake; the message is printed as it is."""
 
 

@@ -1,4 +1,6 @@
-"""Argument parsing and the one place where user errors become a line and exit code 2."""
+"""Argument parsing and the one place where errors become one line and an exit code:
+2 for the user's input (:class:`~hpo_kfp.errors.InputError`, a path that cannot be used),
+1 when the experiment, a step, a trial's launch, the store or the cluster failed."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from collections.abc import Sequence
 
 from hpo_kfp.cli import _cluster, _core, _run, _store
 from hpo_kfp.cli._common import UsageError
-from hpo_kfp.errors import HpoKfpError, StepFailed
+from hpo_kfp.errors import HpoKfpError, InputError, StepFailed
 
 __all__ = ["main"]
 
@@ -40,6 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(str(error), file=sys.stderr)
         return _USER_ERROR
+    except InputError as error:
+        where = getattr(args, "error_source", None) or getattr(args, "file", None) or "hpo-kfp"
+        print(f"{where}: {error}", file=sys.stderr)
+        return _USER_ERROR
     except OSError as error:  # a path the user gave: a missing folder, a file where a folder goes
         where = error.filename or getattr(args, "file", None) or "hpo-kfp"
         print(f"{where}: {error.strerror or error}", file=sys.stderr)
@@ -50,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HpoKfpError as error:
         where = getattr(args, "error_source", None) or getattr(args, "file", None) or "hpo-kfp"
         print(f"{where}: {error}", file=sys.stderr)
-        return _USER_ERROR
+        return _FAILED
     except KeyboardInterrupt:
         print("hpo-kfp: interrupted", file=sys.stderr)
         return 130

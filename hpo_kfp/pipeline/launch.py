@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hpo_kfp.algorithms import require_dependencies
 from hpo_kfp.decide import Decision, decide
-from hpo_kfp.errors import StepFailed
+from hpo_kfp.errors import InputError, RunnerError, StepFailed
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.planning import rounds_needed
 from hpo_kfp.runners import local_command
@@ -47,11 +47,15 @@ def check_runs_locally(experiment: Experiment) -> None:
     """Fails early, with the reason, when the trial template cannot run as a local process.
 
     Raises:
-        RunnerError: No inline trialSpec, no command, or env only a cluster can fill.
+        InputError: No inline trialSpec, no command, or env only a cluster can fill (the
+            experiment's trial template is the user's input here, not a launch that failed).
     """
     sample = {p.name: (p.values[0] if p.values else p.min) for p in experiment.parameters}
     trial = TrialRecord(name=f"{experiment.name}-check", number=0, parameters=sample)
-    local_command(experiment, trial, Path("metrics"))
+    try:
+        local_command(experiment, trial, Path("metrics"))
+    except RunnerError as error:
+        raise InputError(str(error)) from error
 
 
 def prepare_local_run(

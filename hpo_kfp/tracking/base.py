@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from hpo_kfp.decide import Decision
-from hpo_kfp.errors import TrackingError
+from hpo_kfp.errors import StoreInputError, TrackingError
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.spec import Experiment
 
@@ -101,11 +101,11 @@ def resolve_type_prefix(prefix: str | None = None) -> str:
     """The metadata type names' prefix: ``prefix``, else ``HPO_KFP_MLMD_TYPE_PREFIX``, else ``odh.``.
 
     Raises:
-        TrackingError: The prefix has characters other than letters, digits, ``.``, ``_``, ``-``.
+        StoreInputError: The prefix has characters other than letters, digits, ``.``, ``_``, ``-``.
     """
     chosen = prefix if prefix is not None else os.environ.get(PREFIX_ENV, DEFAULT_PREFIX)
     if not _PREFIX_PATTERN.fullmatch(chosen):
-        raise TrackingError(
+        raise StoreInputError(
             f"the metadata type prefix must be letters, digits, '.', '_' or '-', but got {chosen!r}"
         )
     return chosen
@@ -131,7 +131,7 @@ def check_store_file(path: Path) -> None:
     For a file a user names; a missing or empty file is left for the store to create.
 
     Raises:
-        TrackingError: The file is not an SQLite database, or one without ML Metadata's tables.
+        StoreInputError: The file is not an SQLite database, or one without ML Metadata's tables.
     """
     if not path.is_file() or path.stat().st_size == 0:
         return
@@ -141,11 +141,11 @@ def check_store_file(path: Path) -> None:
     except sqlite3.DatabaseError as error:
         if "not a database" not in str(error):
             return  # e.g. locked by a step writing to it: ML Metadata waits and retries
-        raise TrackingError(
+        raise StoreInputError(
             f"{path}: must be an ML Metadata SQLite store, but it is not an SQLite database"
         ) from None
     if tables and "Type" not in tables:
-        raise TrackingError(
+        raise StoreInputError(
             f"{path}: must be an ML Metadata SQLite store, but it is another database "
             f"({len(tables)} other tables)"
         )

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hpo_kfp.decide import Decision
-from hpo_kfp.errors import TrackingError
+from hpo_kfp.errors import StoreInputError, TrackingError
 from hpo_kfp.history import History, TrialRecord, TrialStatus, jsonable
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.tracking.base import ExperimentSummary
@@ -369,9 +369,9 @@ def _connect(uri: str) -> Any:
     if uri.startswith("grpc://"):
         host, _, port = uri.removeprefix("grpc://").rpartition(":")
         if not host or not port.isdigit():
-            raise TrackingError(f"the store address must be grpc://HOST:PORT, but got {uri!r}")
+            raise StoreInputError(f"the store address must be grpc://HOST:PORT, but got {uri!r}")
         return metadata_store.MetadataStore(pb.MetadataStoreClientConfig(host=host, port=int(port)))
-    raise TrackingError(f"the store must be sqlite:///PATH or grpc://HOST:PORT, but got {uri!r}")
+    raise StoreInputError(f"the store must be sqlite:///PATH or grpc://HOST:PORT, but got {uri!r}")
 
 
 def _retry(action: Callable[[], _T], attempts: int = 6) -> _T:

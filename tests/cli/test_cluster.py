@@ -134,6 +134,15 @@ def test_a_refused_token_is_one_line(kfp_api: KfpApiStub, capsys: pytest.Capture
     assert err.count("\n") == 1
 
 
+def test_a_failing_cluster_exits_1_not_2(kfp_api: KfpApiStub, capsys: pytest.CaptureFixture[str]) -> None:
+    """2 is for the user's input; a KFP API that fails a valid request is not that."""
+    kfp_api.failing = "/apis/v2beta1/runs"
+    assert main(["submit", str(_EXAMPLE), "--host", kfp_api.url]) == 1
+    err = capsys.readouterr().err
+    assert f"the KFP API at {kfp_api.url} must accept the request, but it answered: HTTP 500" in err
+    assert err.count("\n") == 1
+
+
 def test_duration_and_cron_helpers() -> None:
     assert every_seconds("45") == 45 and every_seconds("2w") == 2 * 604800
     assert six_field_cron("*/5 0 2 * * *") == "*/5 0 2 * * *"
