@@ -228,3 +228,17 @@ def test_optuna_importance_loads_without_scikit_learn() -> None:
     )
     # When this fails, Optuna stopped loading scikit-learn eagerly: the workaround can go.
     assert plain.stdout.strip() == "True"
+
+
+def test_the_kfp_layer_refuses_an_unsupported_kfp_at_import() -> None:
+    code = (
+        "import hpo_kfp.compat as compat\n"
+        "compat.SUPPORTED['kfp'] = ((9, 0), (10,))\n"
+        "try:\n"
+        "    import hpo_kfp.pipeline.loop\n"
+        "except compat.UnsupportedDependency as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.startswith("kfp: hpo-kfp needs >=9.0,<10, but ")
+    assert result.stdout.count("\n") == 1
