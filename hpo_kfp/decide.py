@@ -2,7 +2,7 @@
 
 Katib's order is kept: goal reached first; then failed trials (``Failed`` and
 ``MetricsUnavailable``) reaching ``maxFailedTrialCount``; then finished trials reaching
-``maxTrialCount``; then a search space with nothing left to suggest (grid). A run with its
+``maxTrialCount``; then an algorithm with nothing left to suggest (a grid, say). A run with its
 own trial budget (scheduled runs) also stops once that budget is spent, with the
 experiment still ``Running``.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from hpo_kfp.algorithms import get_algorithm
 from hpo_kfp.history import ACTIVE, History, TrialRecord
-from hpo_kfp.space import grid_size
 from hpo_kfp.spec import Experiment, Objective
 
 __all__ = ["Decision", "best_trial", "decide", "pareto_front", "trial_counts"]
@@ -80,7 +80,8 @@ def decide(experiment: Experiment, history: History) -> Decision:
     finished = counts["total"] - counts["active"]
     if finished >= experiment.max_trial_count:
         return end("Succeeded", "MaxTrialsReached")
-    if counts["active"] == 0 and _suggestions_exhausted(experiment, history, counts["total"]):
+    algorithm = get_algorithm(experiment.algorithm.name)
+    if counts["active"] == 0 and algorithm.exhausted(experiment, history, counts["total"]):
         return end("Succeeded", "SuggestionEndReached")
     if history.run_limit is not None and finished >= history.run_limit:
         # This run's share is spent; the experiment goes on in the next run.
@@ -88,16 +89,6 @@ def decide(experiment: Experiment, history: History) -> Decision:
             done=True, status="Running", reason="RunBudgetReached", best=best, pareto=pareto, counts=counts
         )
     return Decision(done=False, status="Running", best=best, pareto=pareto, counts=counts)
-
-
-def _suggestions_exhausted(experiment: Experiment, history: History, total: int) -> bool:
-    if experiment.algorithm.name == "grid":
-        return total >= grid_size(experiment.parameters)
-    if experiment.algorithm.name == "hyperband":
-        from hpo_kfp.hyperband import next_rung
-
-        return next_rung(experiment, history) is None
-    return False
 
 
 def best_trial(

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
+from hpo_kfp.algorithms import get_algorithm
 from hpo_kfp.decide import trial_counts
 from hpo_kfp.errors import SpecError
 from hpo_kfp.history import History
@@ -18,8 +17,8 @@ MAX_ROUNDS = 1000
 def rounds_needed(experiment: Experiment, history: History | None = None) -> int:
     """Rounds to run the trials ``maxTrialCount`` (and a run budget) still allows.
 
-    A round runs up to ``parallelTrialCount`` trials; with hyperband, a round is one rung of
-    the schedule, so it is the number of rungs still to run within the budget. At least 1.
+    A round runs up to ``parallelTrialCount`` trials; how many rounds the trials take is the
+    algorithm's to say (with hyperband, a round is one rung of the schedule). At least 1.
     """
     history = history or History(experiment=experiment.name)
     counts = trial_counts(history)
@@ -27,21 +26,7 @@ def rounds_needed(experiment: Experiment, history: History | None = None) -> int
     remaining = experiment.max_trial_count - finished
     if history.run_limit is not None:
         remaining = min(remaining, history.run_limit - finished)
-    if experiment.algorithm.name != "hyperband":
-        return max(math.ceil(remaining / experiment.parallel_trial_count), 1)
-    from hpo_kfp.hyperband import schedule
-
-    settings = experiment.algorithm.settings
-    done = {tuple(t.sampler_attrs.get("hyperband") or ()) for t in history.trials}
-    rounds, budget = 0, remaining
-    for rung in schedule(float(settings["r_l"]), int(settings.get("eta", 3))):
-        if (rung.bracket, rung.index) in done:
-            continue
-        if budget <= 0:
-            break
-        budget -= rung.size
-        rounds += 1
-    return max(rounds, 1)
+    return get_algorithm(experiment.algorithm.name).rounds_needed(experiment, history, remaining)
 
 
 def check_rounds(rounds: int) -> None:

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from hpo_kfp.algorithms.hyperband import schedule
 from hpo_kfp.decide import decide
 from hpo_kfp.errors import SpecError
 from hpo_kfp.history import History
-from hpo_kfp.hyperband import schedule
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.suggest import suggest
 from tests.conftest import base_spec, with_field

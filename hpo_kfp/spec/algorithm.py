@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpo_kfp.algorithms import ALGORITHMS, UNSUPPORTED_ALGORITHMS
+from hpo_kfp.algorithms import get_algorithm
 from hpo_kfp.errors import SpecError
 from hpo_kfp.spec._reader import Node, show
 
@@ -17,8 +17,9 @@ class Algorithm:
     """The search algorithm, by Katib's name, with its validated settings."""
 
     name: str
-    """``random``, ``grid``, ``tpe``, ``multivariate-tpe``, ``cmaes``, ``sobol``,
-    ``bayesianoptimization`` or (an hpo-kfp extension) ``nsga2``."""
+    """A key of :data:`hpo_kfp.algorithms.ALGORITHMS`: ``random``, ``grid``, ``tpe``,
+    ``multivariate-tpe``, ``cmaes``, ``sobol``, ``bayesianoptimization``, ``hyperband`` or
+    (an hpo-kfp extension) ``nsga2``."""
     settings: dict[str, Any] = field(default_factory=dict)
     """Parsed settings keyed by the sampler argument they set."""
     seed: int | None = None
@@ -41,11 +42,7 @@ def parse_algorithm(spec: Node) -> Algorithm:
     node = spec.required_child("algorithm", ("algorithmName", "algorithmSettings"))
     name = node.string("algorithmName", required=True)
     assert name is not None
-    if name in UNSUPPORTED_ALGORITHMS:
-        raise SpecError(node.at("algorithmName"), UNSUPPORTED_ALGORITHMS[name], show(name))
-    if name not in ALGORITHMS:
-        raise SpecError(node.at("algorithmName"), f"must be one of {', '.join(ALGORITHMS)}", show(name))
-    schema = ALGORITHMS[name].settings
+    schema = get_algorithm(name).settings
     settings: dict[str, Any] = {}
     seed = None
     for path, item in node.items("algorithmSettings"):

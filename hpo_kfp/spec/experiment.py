@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from hpo_kfp.algorithms import ALGORITHMS
+from hpo_kfp.algorithms import get_algorithm
 from hpo_kfp.errors import SpecError
 from hpo_kfp.spec._reader import Node, show
 from hpo_kfp.spec.algorithm import Algorithm, EarlyStopping, parse_algorithm, parse_early_stopping
@@ -36,8 +36,6 @@ _SPEC_FIELDS = (
     "trialTemplate",
     "resumePolicy",
 )
-
-MAX_GRID_POINTS = 1_000_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -213,61 +211,11 @@ def _counts(spec: Node) -> dict[str, Any]:
 
 
 def _check_algorithm_fits(spec: Node, experiment: Experiment) -> None:
-    from hpo_kfp.space import grid_size
-
-    algorithm = experiment.algorithm
-    path = "spec.algorithm.algorithmName"
-    if experiment.objective.is_multi and not ALGORITHMS[algorithm.name].multi_objective:
-        raise SpecError(path, "must be an algorithm that supports several objectives", show(algorithm.name))
-    if algorithm.name == "hyperband":
-        _check_hyperband(spec, experiment)
-    if algorithm.name == "cmaes":
-        ranged = sum(1 for p in experiment.parameters if p.is_numeric_range)
-        if ranged < 2:
-            raise SpecError(path, "cmaes needs at least two double or int parameters", f"{ranged}")
-    if algorithm.name == "grid":
-        for index, parameter in enumerate(experiment.parameters):
-            if parameter.type == "double" and parameter.step is None:
-                raise SpecError(
-                    f"spec.parameters[{index}].feasibleSpace.step",
-                    "must be set for every double parameter with grid",
-                    "nothing",
-                )
-        size = grid_size(experiment.parameters)
-        if size > MAX_GRID_POINTS:
-            raise SpecError(
-                "spec.parameters",
-                f"must make at most {MAX_GRID_POINTS:,} points with grid (Optuna lists them all)",
-                f"{size:,} points",
-            )
-        if experiment.max_trial_count > size:
-            raise SpecError(
-                spec.at("maxTrialCount"),
-                "`maxTrialCount <= number of grid points` must hold with grid",
-                f"maxTrialCount={experiment.max_trial_count}, grid points={size}",
-            )
-
-
-def _check_hyperband(spec: Node, experiment: Experiment) -> None:
-    from hpo_kfp.hyperband import s_max
-
-    settings = experiment.algorithm.settings
-    path = "spec.algorithm.algorithmSettings"
-    for required in ("resource_name", "r_l"):
-        if required not in settings:
-            raise SpecError(path, f"hyperband needs the setting {required}", "nothing")
-    names = [p.name for p in experiment.parameters]
-    resource = settings["resource_name"]
-    if resource not in names or experiment.parameter(resource).type not in ("int", "double"):
+    algorithm = get_algorithm(experiment.algorithm.name)
+    if experiment.objective.is_multi and not algorithm.multi_objective:
         raise SpecError(
-            path, f"resource_name must name an int or double parameter ({', '.join(names)})", show(resource)
+            spec.at("algorithm.algorithmName"),
+            "must be an algorithm that supports several objectives",
+            show(experiment.algorithm.name),
         )
-    eta = int(settings.get("eta", 3))
-    needed = eta ** s_max(float(settings["r_l"]), eta)
-    if experiment.parallel_trial_count < needed:
-        raise SpecError(
-            spec.at("parallelTrialCount"),
-            f"must be at least eta^s_max = {needed} with hyperband (r_l={settings['r_l']:g}, eta={eta}): "
-            "each rung runs in one round",
-            str(experiment.parallel_trial_count),
-        )
+    algorithm.validate(experiment, spec.at)

@@ -17,16 +17,105 @@ belongs to is stored with it, so suggest stays stateless.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
+from hpo_kfp.algorithms.base import SEED, Setting, call_seed, float_setting, int_setting, numbered
+from hpo_kfp.errors import SpecError
 from hpo_kfp.history import ACTIVE, History, TrialRecord
-from hpo_kfp.space import SearchSpace
-from hpo_kfp.spec import Experiment, Parameter
 
-__all__ = ["Rung", "next_rung", "schedule", "suggest_hyperband"]
+if TYPE_CHECKING:
+    from hpo_kfp.spec import Experiment, Parameter
+
+__all__ = ["Hyperband", "Rung", "next_rung", "s_max", "schedule", "suggest_hyperband"]
 
 _ATTR = "hyperband"
+
+_SETTINGS: Mapping[str, Setting] = MappingProxyType(
+    {
+        "resource_name": Setting(str, "must name a parameter", bool, "resource_name"),
+        "r_l": float_setting("must be a number > 0", lambda v: v > 0, "r_l"),
+        "eta": int_setting("must be an integer >= 2", lambda v: v >= 2, "eta"),
+        "random_state": SEED,
+        "seed": SEED,
+    }
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hyperband:
+    """Katib's ``hyperband``: the schedule of this module; its first rungs sample at random."""
+
+    name: str = "hyperband"
+    """The registry key."""
+    settings: Mapping[str, Setting] = field(default_factory=lambda: _SETTINGS)
+    """Katib's settings: ``resource_name`` and ``r_l`` are required, ``eta`` defaults to 3."""
+    multi_objective: bool = False
+    """Promotion ranks trials on one objective."""
+
+    def validate(self, experiment: Experiment, at: Callable[[str], str]) -> None:
+        """See :meth:`hpo_kfp.algorithms.Algorithm.validate`: the settings and Katib's constraint."""
+        settings = experiment.algorithm.settings
+        path = at("algorithm.algorithmSettings")
+        for required in ("resource_name", "r_l"):
+            if required not in settings:
+                raise SpecError(path, f"{self.name} needs the setting {required}", "nothing")
+        names = [p.name for p in experiment.parameters]
+        resource = settings["resource_name"]
+        if resource not in names or experiment.parameter(resource).type not in ("int", "double"):
+            raise SpecError(
+                path,
+                f"resource_name must name an int or double parameter ({', '.join(names)})",
+                repr(resource),
+            )
+        eta = int(settings.get("eta", 3))
+        needed = eta ** s_max(float(settings["r_l"]), eta)
+        if experiment.parallel_trial_count < needed:
+            raise SpecError(
+                at("parallelTrialCount"),
+                f"must be at least eta^s_max = {needed} with {self.name} "
+                f"(r_l={settings['r_l']:g}, eta={eta}): each rung runs in one round",
+                str(experiment.parallel_trial_count),
+            )
+
+    def rounds_needed(self, experiment: Experiment, history: History, budget: int) -> int:
+        """See :meth:`hpo_kfp.algorithms.Algorithm.rounds_needed`: the rungs still to run.
+
+        A rung is one round, so this counts the rungs not yet proposed that the budget
+        reaches (the last one may be cut short).
+        """
+        _, r_l, eta = _settings(experiment)
+        proposed = {_rung_of(t) for t in history.trials}
+        rounds = 0
+        for rung in schedule(r_l, eta):
+            if (rung.bracket, rung.index) in proposed:
+                continue
+            if budget <= 0:
+                break
+            budget -= rung.size
+            rounds += 1
+        return max(rounds, 1)
+
+    def exhausted(self, experiment: Experiment, history: History, total: int) -> bool:
+        """See :meth:`hpo_kfp.algorithms.Algorithm.exhausted`: every rung has been proposed."""
+        return next_rung(experiment, history) is None
+
+    def seed(self, experiment: Experiment, history: History) -> int:
+        """See :meth:`hpo_kfp.algorithms.Algorithm.seed`: fresh per call."""
+        return call_seed(experiment, len(history.trials))
+
+    def require_dependencies(self) -> None:
+        """See :meth:`hpo_kfp.algorithms.Algorithm.require_dependencies`: Optuna only."""
+
+    def suggest(
+        self, experiment: Experiment, history: History, count: int
+    ) -> tuple[list[TrialRecord], History]:
+        """See :meth:`hpo_kfp.algorithms.Algorithm.suggest`: the next rung, once the last one ended."""
+        proposals = suggest_hyperband(experiment, history, count, seed=self.seed(experiment, history))
+        created = numbered(experiment, history, proposals)
+        return created, history.upsert(created)
 
 
 @dataclass(frozen=True)
@@ -117,6 +206,7 @@ def _resource_value(parameter: Parameter, value: float) -> int | float:
 def _random(experiment: Experiment, size: int, seed: int) -> list[tuple[dict[str, Any], str]]:
     import optuna
 
+    from hpo_kfp.space import SearchSpace
     from hpo_kfp.study_view import quiet_optuna
 
     space = SearchSpace(experiment.parameters)
