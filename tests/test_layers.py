@@ -162,3 +162,30 @@ def test_tune_builds_next_to_the_users_own_pipelines_and_components_packages(tmp
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "built"
     assert (tmp_path / "mine.yaml").stat().st_size > 0
+
+
+def test_the_wheel_installs_hpo_kfp_and_nothing_else_at_the_top(tmp_path: Path) -> None:
+    import shutil
+    import zipfile
+
+    uv = shutil.which("uv")
+    assert uv is not None, "the README's commands install uv"
+    built = subprocess.run(
+        [uv, "build", "--wheel", "--out-dir", str(tmp_path), str(_ROOT)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {name.split("/")[0] for name in names} == {
+        "hpo_kfp",
+        wheel.name.split("-")[0] + "-0.1.0.dist-info",
+    }
+    assert "hpo_kfp/pipeline/components.py" in names and "hpo_kfp/compat.py" in names
+    metadata = zipfile.ZipFile(wheel).read(f"{wheel.name.split('-')[0]}-0.1.0.dist-info/METADATA").decode()
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    assert "Requires-Dist: kfp<3,>=2.17.0" in requires
+    core = [line for line in requires if "extra ==" not in line]
+    assert not any(name in line for line in core for name in ("matplotlib", "torch"))

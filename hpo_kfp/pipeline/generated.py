@@ -20,7 +20,8 @@ def identifier(name: str) -> str:
 
 
 def unpack_op(fields: List[Tuple[str, str]], base_image: str) -> Any:
-    """A component turning a loop item into one typed output per hyperparameter.
+    """A component turning a loop item (a :class:`~hpo_kfp.wire.TrialItem`) into one typed
+    output per hyperparameter.
 
     Args:
         fields: ``(name, python type name)`` per hyperparameter; names are identifiers.
@@ -31,13 +32,11 @@ def unpack_op(fields: List[Tuple[str, str]], base_image: str) -> Any:
 
 
 def unpack(trial: str) -> NamedTuple("Assignment", [{annotation}]):
-    import json
     from collections import namedtuple
 
-    item = json.loads(trial)
-    if item.get("skip"):
-        raise RuntimeError("this round has no trial to run")
-    values = item["parameters"]
+    from hpo_kfp.wire import TrialItem
+
+    values = TrialItem.from_json(trial).parameters
     return namedtuple("Assignment", {[name for name, _ in fields]!r})({values})
 """
     return component_from_source(source, "unpack", base_image)
@@ -45,7 +44,8 @@ def unpack(trial: str) -> NamedTuple("Assignment", [{annotation}]):
 
 def best_op(fields: List[Tuple[str, str, str]], base_image: str) -> Any:
     """A component exposing the best trial: its parameters as a dict and one by one, its
-    objective and name, the decision, and the history as an artifact.
+    objective and name, the decision, and the history as an artifact, from the
+    :class:`~hpo_kfp.wire.TuneResult` of the chain of rounds.
 
     Args:
         fields: ``(output name, parameter name, python type name)`` per hyperparameter.
@@ -57,24 +57,26 @@ def best_op(fields: List[Tuple[str, str, str]], base_image: str) -> Any:
         ("decision", "str"),
     ] + [(output, kind) for output, _, kind in fields]
     annotation = ", ".join(f'("{name}", {kind})' for name, kind in outputs)
-    values = "".join(f', {kind}(best["parameters"][{parameter!r}])' for _, parameter, kind in fields)
+    values = "".join(f", {kind}(best.parameters[{parameter!r}])" for _, parameter, kind in fields)
     source = f"""from typing import NamedTuple
 
 from kfp.dsl import Artifact, Output
 
 
 def best(result: str, history: Output[Artifact]) -> NamedTuple("Best", [{annotation}]):
-    import json
     from collections import namedtuple
 
-    data = json.loads(result)
+    from hpo_kfp.errors import StepFailed
+    from hpo_kfp.wire import TuneResult
+
+    outcome = TuneResult.from_json(result)
     with open(history.path, "w", encoding="utf-8") as stream:
-        stream.write(data["history"])
-    best = data["decision"]["best"]
+        stream.write(outcome.history)
+    decision = outcome.decision.to_json()
+    best = outcome.decision.best
     if best is None:
-        raise RuntimeError("no trial succeeded, so there is no best: " + json.dumps(data["decision"]))
+        raise StepFailed("no trial succeeded, so there is no best: " + decision)
     outputs = namedtuple("Best", {[name for name, _ in outputs]!r})
-    decision = json.dumps(data["decision"])
-    return outputs(best["parameters"], float(best["objective"]), best["name"], decision{values})
+    return outputs(best.parameters, best.objective, best.name, decision{values})
 """
     return component_from_source(source, "best", base_image)

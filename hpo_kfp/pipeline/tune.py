@@ -17,9 +17,10 @@ caller's: the assignment reaches its inputs by name, its metrics come from its
 Rounds here are nested: round k runs suggest -> ParallelFor(trial -> record) -> decide, then
 round k+1 only under ``dsl.If(not done)``. A finished experiment's later rounds are never
 entered, so a user's training component is never started for nothing (the flat rounds of
-``pipelines/loop.py`` would hand it a "skip" item: measured in its docstring). The history
-leaves the chain inside the decision's JSON string, because kfp.local cannot merge
-artifacts from ``dsl.If`` branches (``dsl.OneOf`` of artifacts fails there).
+``pipelines/loop.py`` would hand it a no-trial item: measured in its docstring). The history
+leaves the chain inside a :class:`~hpo_kfp.wire.TuneResult` string beside the decision,
+because kfp.local cannot merge artifacts from ``dsl.If`` branches (``dsl.OneOf`` of
+artifacts fails there).
 
 A KFP-native trial that *raises* fails the run: kfp.local does not honour
 ``ignore_upstream_failure``. A trial component that returns NaN (or logs no objective) is
@@ -68,10 +69,10 @@ _PARAMETER_TYPES = {
 def _carry_op(base_image: str) -> Any:
     @dsl.component(base_image=base_image, install_kfp_package=False)
     def carry(decision: str, history: Input[Artifact]) -> str:
-        import json
+        from hpo_kfp.wire import DecisionDocument, TuneResult
 
         with open(history.path, encoding="utf-8") as stream:
-            return json.dumps({"decision": json.loads(decision), "history": stream.read()})
+            return TuneResult(decision=DecisionDocument.from_json(decision), history=stream.read()).to_json()
 
     return carry
 

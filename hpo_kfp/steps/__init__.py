@@ -11,6 +11,6 @@ from hpo_kfp.steps.collect_metrics import collect_metrics_step
 from hpo_kfp.steps.decide import decide_step
 from hpo_kfp.steps.run_trial import run_trial_step
 from hpo_kfp.steps.settings import StepSettings
-from hpo_kfp.steps.suggest import SKIP, suggest_step
+from hpo_kfp.steps.suggest import suggest_step
 
-__all__ = ["SKIP", "StepSettings", "collect_metrics_step", "decide_step", "run_trial_step", "suggest_step"]
+__all__ = ["StepSettings", "collect_metrics_step", "decide_step", "run_trial_step", "suggest_step"]

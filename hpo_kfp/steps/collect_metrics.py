@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from hpo_kfp.collect import collect_trial
-from hpo_kfp.history import TrialRecord
-from hpo_kfp.runners.base import TrialRun
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.steps.settings import StepSettings
+from hpo_kfp.wire import NoTrial, RecordedTrial, RunResult, read
 
 __all__ = ["collect_metrics_step"]
 
@@ -19,27 +17,24 @@ def collect_metrics_step(
 ) -> tuple[str, dict[str, float]]:
     """Turns a run's result and outputs into the trial's record, saved to the store.
 
+    Args:
+        result: A :class:`~hpo_kfp.wire.RunResult` as JSON, or the round's
+            :class:`~hpo_kfp.wire.NoTrial` item, which is handed on as it is.
+
     Returns:
-        The record as JSON, and the values the trial's ``system.Metrics`` artifact shows.
+        A :class:`~hpo_kfp.wire.RecordedTrial` as JSON (or the NoTrial item), and the values
+        the trial's ``system.Metrics`` artifact shows.
     """
-    data = json.loads(result)
-    if data.get("skip"):
-        return result, {}
+    message = read(result, RunResult)
+    if isinstance(message, NoTrial):
+        return message.to_json(), {}
     experiment = parse_experiment(spec, trial_template=None)
-    item = data["trial"]
-    trial = TrialRecord(
-        name=item["name"],
-        number=int(item["number"]),
-        parameters=item["parameters"],
-        sampler_attrs=item.get("sampler_attrs") or {},
-    )
-    run = TrialRun(**data["run"])
     log = Path(log_path).read_text(encoding="utf-8", errors="replace")
     metrics = Path(metrics_path).read_text(encoding="utf-8", errors="replace")
-    record = collect_trial(experiment, trial, run, log, metrics)
+    record = collect_trial(experiment, message.trial.record(), message.run, log, metrics)
     tracker = StepSettings.from_json(settings).tracker()
     if tracker is not None:
         tracker.save_trial(experiment, record, run_id=run_id)
     shown = dict(record.metrics)
     shown["trial-number"] = float(record.number)
-    return json.dumps(record.to_dict()), shown
+    return RecordedTrial(record=record).to_json(), shown

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from hpo_kfp.decide import decide
-from hpo_kfp.history import History, TrialRecord
-from hpo_kfp.report import result_document
+from hpo_kfp.history import History
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.steps.settings import StepSettings
+from hpo_kfp.wire import DecisionDocument, RecordedTrial, read
 
 __all__ = ["decide_step"]
 
@@ -24,12 +23,16 @@ def decide_step(
 ) -> bool:
     """Merges the round's results and decides; returns whether the experiment is done.
 
-    The decision is written to ``decision_out`` as JSON: ``done``, ``status``, ``reason``,
-    ``trials`` (counts) and ``best``.
+    Args:
+        results: Each a :class:`~hpo_kfp.wire.RecordedTrial` as JSON, or the round's
+            :class:`~hpo_kfp.wire.NoTrial` item, which is left out.
+        decision_out: Where to write the :class:`~hpo_kfp.wire.DecisionDocument` (JSON:
+            ``done``, ``experiment``, ``status``, ``reason``, ``trials`` (counts) and ``best``).
     """
     experiment = parse_experiment(spec, trial_template=None)
     history = History.from_json(Path(history_in).read_text(encoding="utf-8"))
-    records = [TrialRecord.from_dict(data) for data in map(json.loads, results) if not data.get("skip")]
+    messages = [read(text, RecordedTrial) for text in results]
+    records = [message.record for message in messages if isinstance(message, RecordedTrial)]
     history = history.upsert(records)
     decision = decide(experiment, history)
     tracker = StepSettings.from_json(settings).tracker()
@@ -37,7 +40,6 @@ def decide_step(
         tracker.save_experiment(experiment, history, decision)
     Path(history_out).write_text(history.to_json(), encoding="utf-8")
     if decision_out:
-        document = {"done": decision.done, **result_document(experiment.name, decision)}
-        document["trials"] = decision.counts
-        Path(decision_out).write_text(json.dumps(document), encoding="utf-8")
+        document = DecisionDocument.of(experiment.name, decision)
+        Path(decision_out).write_text(document.to_json(), encoding="utf-8")
     return decision.done

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import replace
 
 from hpo_kfp.errors import MetricsUnavailable
-from hpo_kfp.history import TrialRecord
 from hpo_kfp.metrics import MetricLog, observe
 from hpo_kfp.runners.base import now
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.steps.settings import StepSettings
+from hpo_kfp.wire import RecordedTrial, TrialItem
 
 __all__ = ["native_trial_step"]
 
@@ -29,16 +28,17 @@ def native_trial_step(
     """Records a KFP-native trial from what its component reported.
 
     Args:
-        trial: The loop item the trial ran (JSON: name, number, parameters).
+        trial: The loop item the trial ran: a :class:`~hpo_kfp.wire.TrialItem` as JSON.
         metrics: The metadata of the component's ``system.Metrics`` output, if it has one.
         value: The component's float return value, taken as the primary objective.
 
     Returns:
-        The record as JSON (``Succeeded``, or ``MetricsUnavailable`` when the objective is
-        missing or not finite) and the metrics to show in the UI.
+        The record as a :class:`~hpo_kfp.wire.RecordedTrial` (JSON): ``Succeeded``, or
+        ``MetricsUnavailable`` when the objective is missing or not finite; and the metrics
+        to show in the UI.
     """
     experiment = parse_experiment(spec, trial_template=None)
-    item = json.loads(trial)
+    item = TrialItem.from_json(trial)
     logs = [
         MetricLog(str(name), float(v))
         for name, v in (metrics or {}).items()
@@ -46,14 +46,7 @@ def native_trial_step(
     ]
     if value is not None:
         logs.append(MetricLog(experiment.objective.metric, float(value)))
-    finished = now()
-    record = TrialRecord(
-        name=item["name"],
-        number=int(item["number"]),
-        parameters=item["parameters"],
-        finished=finished,
-        sampler_attrs=item.get("sampler_attrs") or {},
-    )
+    record = replace(item.record(), finished=now())
     try:
         observation = observe(logs, experiment.objective)
     except MetricsUnavailable as error:
@@ -70,4 +63,4 @@ def native_trial_step(
     if tracker is not None:
         tracker.save_trial(experiment, record, run_id=run_id)
     shown = {k: v for k, v in record.metrics.items() if math.isfinite(v)}
-    return json.dumps(record.to_dict()), shown
+    return RecordedTrial(record=record).to_json(), shown

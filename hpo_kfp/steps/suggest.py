@@ -3,7 +3,6 @@ stop when the experiment is done, otherwise propose the round's trials."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,11 +14,9 @@ from hpo_kfp.planning import rounds_needed
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.suggest import suggest
+from hpo_kfp.wire import NoTrial, TrialItem
 
-__all__ = ["SKIP", "check_capacity", "initial_history", "suggest_step"]
-
-SKIP = json.dumps({"skip": True})
-"""The one item of a round with nothing to run: KFP's ParallelFor must never get an empty list."""
+__all__ = ["check_capacity", "initial_history", "suggest_step"]
 
 
 def initial_history(experiment: Experiment, settings: StepSettings) -> History:
@@ -55,7 +52,9 @@ def check_capacity(experiment: Experiment, history: History, settings: StepSetti
 
 
 def suggest_step(spec: str, history_in: str | None, history_out: str, settings: str = "") -> list[str]:
-    """Proposes up to ``parallelTrialCount`` trials, as JSON strings, for the round's loop.
+    """Proposes up to ``parallelTrialCount`` trials for the round's loop: each a
+    :class:`~hpo_kfp.wire.TrialItem` as JSON, or one :class:`~hpo_kfp.wire.NoTrial` item
+    when the round has nothing to run.
 
     Args:
         spec: The Experiment YAML.
@@ -84,20 +83,6 @@ def suggest_step(spec: str, history_in: str | None, history_out: str, settings: 
         created, history = suggest(experiment, history, min(experiment.parallel_trial_count, budget))
     Path(history_out).write_text(history.to_json(), encoding="utf-8")
     if not created:
-        return [SKIP]
+        return [NoTrial().to_json()]
     rule = stop_rule(experiment, history)
-    extra = {"stop_rule": rule.to_dict()} if rule is not None else {}
-    # What the sampler stored on a trial travels with it, so the record that comes back to
-    # decide (and goes to the metadata store) still holds it.
-    return [
-        json.dumps(
-            {
-                "name": t.name,
-                "number": t.number,
-                "parameters": t.parameters,
-                "sampler_attrs": t.sampler_attrs,
-                **extra,
-            }
-        )
-        for t in created
-    ]
+    return [TrialItem.of(trial, stop_rule=rule).to_json() for trial in created]

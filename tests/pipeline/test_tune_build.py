@@ -201,3 +201,70 @@ def test_builder_helpers_validate_like_yaml() -> None:
     assert built.parameter("k").values == (1, 3, 5)
     assert built.algorithm.settings == {"n_startup_trials": 5}
     assert built.trial_template is None
+
+
+class _Path:
+    """What a component function sees of an artifact: its local path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+
+def _decision(best: bool) -> Any:
+    from hpo_kfp.wire import BestTrial, DecisionDocument
+
+    return DecisionDocument(
+        done=True,
+        experiment="demo",
+        status="Succeeded" if best else "Failed",
+        reason="GoalReached" if best else "MaxTrialsReached",
+        trials={"succeeded": int(best)},
+        best=BestTrial(name="demo-0001", parameters={"lr": 0.02, "layers": 3}, objective=0.25)
+        if best
+        else None,
+    )
+
+
+def test_unpack_reads_the_loop_item_through_the_wire_format() -> None:
+    from hpo_kfp.errors import WireError
+    from hpo_kfp.pipeline.generated import unpack_op
+    from hpo_kfp.wire import NoTrial, TrialItem
+
+    unpack = unpack_op([("lr", "float"), ("layers", "int")], "image").python_func
+    item = TrialItem(name="demo-0000", number=0, parameters={"lr": 0.02, "layers": 3})
+    assert tuple(unpack(trial=item.to_json())) == (0.02, 3)
+    with pytest.raises(
+        WireError, match=r"^trial-item: .*'no-trial' message \(the round has no trial to run\)$"
+    ):
+        unpack(trial=NoTrial().to_json())
+    with pytest.raises(WireError, match=r"^trial-item version 2: this release of hpo-kfp reads version 1"):
+        unpack(trial=item.to_json().replace('"version":1', '"version":2'))
+
+
+def test_carry_and_best_pass_the_decision_and_history_through_the_wire_format(tmp_path: Path) -> None:
+    from hpo_kfp.errors import StepFailed
+    from hpo_kfp.pipeline.generated import best_op
+    from hpo_kfp.pipeline.tune import _carry_op
+    from hpo_kfp.wire import DecisionDocument, TuneResult
+
+    (tmp_path / "history").write_text('{"version":1}')
+    result = _carry_op("image").python_func(
+        decision=_decision(True).to_json(), history=_Path(tmp_path / "history")
+    )
+    assert TuneResult.from_json(result) == TuneResult(decision=_decision(True), history='{"version":1}')
+    fields = [("best_lr", "lr", "float"), ("best_layers", "layers", "int")]
+    best = best_op(fields, "image").python_func
+    outputs = best(result=result, history=_Path(tmp_path / "out"))
+    assert outputs.best_parameters == {"lr": 0.02, "layers": 3}
+    assert (outputs.best_objective, outputs.best_trial, outputs.best_lr, outputs.best_layers) == (
+        0.25,
+        "demo-0001",
+        0.02,
+        3,
+    )
+    assert DecisionDocument.from_json(outputs.decision) == _decision(True)
+    assert (tmp_path / "out").read_text() == '{"version":1}'
+    failed = TuneResult(decision=_decision(False), history="{}").to_json()
+    with pytest.raises(StepFailed, match=r"^no trial succeeded, so there is no best: \{"):
+        best(result=failed, history=_Path(tmp_path / "out2"))
+    assert (tmp_path / "out2").read_text() == "{}"

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from hpo_kfp.errors import HpoKfpError
+from hpo_kfp.errors import WireError
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.spec import parse_experiment
-from hpo_kfp.steps import SKIP, StepSettings, collect_metrics_step, decide_step, run_trial_step, suggest_step
-from hpo_kfp.tracking import open_tracker
+from hpo_kfp.steps import StepSettings, collect_metrics_step, decide_step, run_trial_step, suggest_step
+from hpo_kfp.steps.native import native_trial_step
+from hpo_kfp.wire import DecisionDocument, NoTrial, RecordedTrial, RunResult, TrialItem, read
 from tests.conftest import base_spec
 
 _SPEC = yaml.safe_dump(base_spec())  # parallelTrialCount 2, maxTrialCount 8, minimize loss, goal 0.001
@@ -25,9 +27,10 @@ def _history(path: Path) -> History:
 
 def test_first_round_proposes_parallel_trials(tmp_path: Path) -> None:
     items = suggest_step(_SPEC, None, str(tmp_path / "h.json"))
-    trials = [json.loads(item) for item in items]
-    assert [t["name"] for t in trials] == ["demo-0000", "demo-0001"]
-    assert isinstance(trials[0]["parameters"]["layers"], int)
+    trials = [TrialItem.from_json(item) for item in items]
+    assert [t.name for t in trials] == ["demo-0000", "demo-0001"]
+    assert isinstance(trials[0].parameters["layers"], int)
+    assert all(t.stop_rule is None for t in trials)
     assert [t.status for t in _history(tmp_path / "h.json").trials] == ["Pending", "Pending"]
 
 
@@ -47,7 +50,7 @@ def test_budget_limits_the_last_round(tmp_path: Path) -> None:
     assert len(suggest_step(_SPEC, str(tmp_path / "in.json"), str(tmp_path / "out.json"))) == 1
 
 
-def test_a_done_experiment_gets_one_skip_item(tmp_path: Path) -> None:
+def test_a_done_experiment_gets_one_no_trial_item(tmp_path: Path) -> None:
     done = TrialRecord(
         name="demo-0000",
         number=0,
@@ -56,7 +59,8 @@ def test_a_done_experiment_gets_one_skip_item(tmp_path: Path) -> None:
         values=(0.0001,),
     )
     (tmp_path / "in.json").write_text(History(experiment="demo", trials=(done,)).to_json())
-    assert suggest_step(_SPEC, str(tmp_path / "in.json"), str(tmp_path / "out.json")) == [SKIP]
+    items = suggest_step(_SPEC, str(tmp_path / "in.json"), str(tmp_path / "out.json"))
+    assert [read(item, TrialItem) for item in items] == [NoTrial()]
     assert _history(tmp_path / "out.json").trials == (done,)
 
 
@@ -73,7 +77,7 @@ def test_first_round_warm_starts_from_the_store(tmp_path: Path) -> None:
     )
     tracker.save_trial(parse_experiment(_SPEC), prior)
     items = suggest_step(_SPEC, None, str(tmp_path / "h.json"), settings.to_json())
-    assert [json.loads(i)["name"] for i in items] == ["demo-0001", "demo-0002"]
+    assert [TrialItem.from_json(i).name for i in items] == ["demo-0001", "demo-0002"]
     assert _history(tmp_path / "h.json").trials[0] == prior
 
 
@@ -93,20 +97,21 @@ def test_run_collect_decide_for_one_local_trial(tmp_path: Path) -> None:
     items = suggest_step(spec, None, str(tmp_path / "h1.json"), settings)
     log, metrics = tmp_path / "log", tmp_path / "metrics"
     result = run_trial_step(spec, items[0], str(log), str(metrics), settings)
-    assert json.loads(result)["run"]["exit_code"] == 0
+    assert RunResult.from_json(result).run.exit_code == 0
     record, shown = collect_metrics_step(spec, result, str(log), str(metrics), settings, "run-1")
-    assert json.loads(record)["status"] == "Succeeded"
+    assert RecordedTrial.from_json(record).record.status == "Succeeded"
     assert shown == {"loss": 0.25, "accuracy": 0.9, "trial-number": 0.0}
     done = decide_step(
         spec,
         str(tmp_path / "h1.json"),
-        [record, SKIP],
+        [record, NoTrial().to_json()],
         str(tmp_path / "h2.json"),
         settings,
         str(tmp_path / "d"),
     )
-    decision = json.loads((tmp_path / "d").read_text())
+    decision = json.loads((tmp_path / "d").read_text())  # a pipeline output: people read its keys
     assert done is False and decision["done"] is False and decision["best"]["name"] == "demo-0000"
+    assert DecisionDocument.from_json((tmp_path / "d").read_text()).best is not None
     assert [t.status for t in _history(tmp_path / "h2.json").trials] == ["Succeeded", "Pending"]
     tracker = StepSettings.from_json(settings).tracker()
     assert tracker is not None
@@ -114,11 +119,60 @@ def test_run_collect_decide_for_one_local_trial(tmp_path: Path) -> None:
     assert (summary.best_trial, summary.trials) == ("demo-0000", 2)
 
 
-def test_skip_items_pass_through_run_and_collect(tmp_path: Path) -> None:
+def test_the_no_trial_item_passes_through_run_and_collect(tmp_path: Path) -> None:
     log, metrics = tmp_path / "log", tmp_path / "metrics"
-    assert run_trial_step(_SPEC, SKIP, str(log), str(metrics)) == SKIP
+    result = run_trial_step(_SPEC, NoTrial().to_json(), str(log), str(metrics))
+    assert read(result, RunResult) == NoTrial()
     assert log.read_text() == "" and metrics.read_text() == ""
-    assert collect_metrics_step(_SPEC, SKIP, str(log), str(metrics)) == (SKIP, {})
+    record, shown = collect_metrics_step(_SPEC, result, str(log), str(metrics))
+    assert (read(record, RecordedTrial), shown) == (NoTrial(), {})
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        (lambda p, text: run_trial_step(_SPEC, text, str(p / "log"), str(p / "m")), "trial-item version 9"),
+        (
+            lambda p, text: collect_metrics_step(_SPEC, text, str(p / "log"), str(p / "m")),
+            "run-result version 9",
+        ),
+        (
+            lambda p, text: decide_step(_SPEC, str(p / "in.json"), [text], str(p / "out.json")),
+            "trial-record version 9",
+        ),
+        (lambda p, text: native_trial_step(_SPEC, text), "trial-item version 9"),
+    ],
+    ids=["run_trial", "collect_metrics", "decide", "native"],
+)
+def test_a_step_refuses_a_message_of_an_unknown_version(tmp_path: Path, step: Any, message: str) -> None:
+    (tmp_path / "in.json").write_text(History(experiment="demo").to_json())
+    kind = message.split(maxsplit=1)[0]
+    text = json.dumps({"kind": kind, "version": 9})
+    with pytest.raises(WireError, match=f"^{message}: this release of hpo-kfp reads version 1;"):
+        step(tmp_path, text)
+
+
+def test_run_trial_refuses_a_hand_built_item(tmp_path: Path) -> None:
+    """An item of a release before the wire format (no kind, no version) is refused, not misread."""
+    text = json.dumps({"name": "demo-0000", "number": 0, "parameters": {"lr": 0.02}})
+    with pytest.raises(WireError, match=r"^trial-item: must be a JSON object with a kind and a version"):
+        run_trial_step(_SPEC, text, str(tmp_path / "log"), str(tmp_path / "m"))
+
+
+def test_native_step_records_the_reported_metrics(tmp_path: Path) -> None:
+    [item] = suggest_step(_SPEC, None, str(tmp_path / "h.json"))[:1]
+    record, shown = native_trial_step(_SPEC, item, metrics={"loss": 0.25, "accuracy": 0.9, "other": 1.0})
+    recorded = RecordedTrial.from_json(record).record
+    assert (recorded.name, recorded.status, recorded.values) == ("demo-0000", "Succeeded", (0.25,))
+    assert recorded.parameters == TrialItem.from_json(item).parameters
+    assert shown == {"loss": 0.25, "accuracy": 0.9}
+    missing, _ = native_trial_step(_SPEC, item, value=float("nan"))
+    assert RecordedTrial.from_json(missing).record.status == "MetricsUnavailable"
+
+
+def test_native_step_refuses_the_no_trial_item() -> None:
+    with pytest.raises(WireError, match=r"^trial-item: must be a trial-item message, but got a 'no-trial'"):
+        native_trial_step(_SPEC, NoTrial().to_json())
 
 
 def test_decide_reports_the_goal(tmp_path: Path) -> None:
@@ -126,9 +180,9 @@ def test_decide_reports_the_goal(tmp_path: Path) -> None:
         name="demo-0000", number=0, parameters={"lr": 0.02, "layers": 3, "optimizer": "sgd"}
     )
     (tmp_path / "in.json").write_text(History(experiment="demo", trials=(pending,)).to_json())
-    record = json.dumps(
-        replace(pending, status="Succeeded", values=(0.0005,), metrics={"loss": 0.0005}).to_dict()
-    )
+    record = RecordedTrial(
+        record=replace(pending, status="Succeeded", values=(0.0005,), metrics={"loss": 0.0005})
+    ).to_json()
     done = decide_step(
         _SPEC, str(tmp_path / "in.json"), [record], str(tmp_path / "out.json"), "", str(tmp_path / "d")
     )
@@ -136,26 +190,6 @@ def test_decide_reports_the_goal(tmp_path: Path) -> None:
     assert done is True
     assert (decision["done"], decision["status"], decision["reason"]) == (True, "Succeeded", "GoalReached")
     assert decision["trials"]["succeeded"] == 1
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ('{"runer": "local"}', r"settings: unknown keys \['runer'\]"),
-        ('{"runner": "docker"}', r"settings.runner: must be local or kubernetes, but got 'docker'"),
-    ],
-    ids=["unknown-key", "bad-runner"],
-)
-def test_settings_are_checked(text: str, message: str) -> None:
-    with pytest.raises(HpoKfpError, match=message):
-        StepSettings.from_json(text)
-
-
-def test_settings_round_trip() -> None:
-    settings = StepSettings(runner="kubernetes", tracking="grpc://m:8080", namespace="ns")
-    assert StepSettings.from_json(settings.to_json()) == settings
-    assert StepSettings.from_json("").tracker() is None
-    assert open_tracker is not None
 
 
 def test_sampler_state_survives_a_round_of_steps(tmp_path: Path) -> None:
