@@ -1,0 +1,553 @@
+"""The SQL store: SQLite (the embedded default), PostgreSQL and MySQL/MariaDB, through SQLAlchemy.
+
+Why a schema of its own rather than Optuna's RDB storage: Optuna's model has no trial names,
+folds ``MetricsUnavailable`` into ``FAIL``, keeps one value per step without the time it was
+reported, has no notion of an imported prior trial or of a namespace, and hands out trial
+numbers without a budget check; each would become attributes to encode and decode, and the
+claim (suggest + write, against ``maxTrialCount``) would still need a rule of its own. Two
+tables do it here. ``hpo-kfp export --optuna-storage URL`` still writes an Optuna study for
+optuna-dashboard.
+
+A trial row holds the trial's whole record as JSON, beside the columns a query needs. The
+claim rule (see :mod:`hpo_kfp.store.base`) is the unique key (experiment, number): an
+insert that loses the race fails as a whole and the claimer reads and suggests again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Connection, Engine
+
+from hpo_kfp.decide import Decision
+from hpo_kfp.errors import StoreInputError
+from hpo_kfp.history import ACTIVE, History, TrialRecord, jsonable
+from hpo_kfp.spec import Experiment, parse_experiment
+from hpo_kfp.store.base import (
+    ExperimentKey,
+    ExperimentSummary,
+    SearchSpaceChanged,
+    StoreError,
+    claimable,
+    import_key,
+    space_changes,
+    space_fingerprint,
+)
+
+__all__ = ["SqlStore"]
+
+_TEXT = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+_NAME = 253  # a Kubernetes name's longest
+_ATTEMPTS = 50
+"""Claims tried before giving up: each lost race means another claimer wrote trials."""
+
+_metadata = sa.MetaData()
+_experiments = sa.Table(
+    "hpo_experiments",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("namespace", sa.String(_NAME), nullable=False),
+    sa.Column("name", sa.String(_NAME), nullable=False),
+    sa.Column("spec", _TEXT, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False, default="Created"),
+    sa.Column("reason", sa.String(64), nullable=False, default=""),
+    sa.Column("best_trial", sa.String(_NAME + 16), nullable=False, default=""),
+    sa.Column("best_objective", sa.Double, nullable=True),
+    sa.Column("study_attrs", _TEXT, nullable=False, default="{}"),
+    sa.Column("updated", sa.String(40), nullable=False),
+    sa.UniqueConstraint("namespace", "name", name="hpo_experiments_identity"),
+)
+_trials = sa.Table(
+    "hpo_trials",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "experiment_id",
+        sa.Integer,
+        sa.ForeignKey("hpo_experiments.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(_NAME + 16), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("origin", sa.String(16), nullable=False),
+    sa.Column("record", _TEXT, nullable=False),
+    sa.Column("owner", sa.String(128), nullable=False, default=""),
+    sa.Column("heartbeat", sa.Double, nullable=True),
+    sa.Column("run_id", sa.String(128), nullable=False, default=""),
+    sa.Column("import_key", sa.String(64), nullable=True),
+    sa.UniqueConstraint("experiment_id", "number", name="hpo_trials_number"),
+    sa.UniqueConstraint("experiment_id", "import_key", name="hpo_trials_import"),
+)
+_RELEASED = ""
+"""The owner of a released trial: the next claim may take it."""
+
+
+class SqlStore:
+    """The store in an SQL database named by an SQLAlchemy URL.
+
+    ``sqlite:///PATH``, ``postgresql://USER@HOST/DB`` (psycopg), ``mysql+pymysql://USER@HOST/DB``
+    (also MariaDB). A password is never part of a compiled pipeline: give it in
+    ``HPO_KFP_STORE_PASSWORD`` (or a file named by ``HPO_KFP_STORE_PASSWORD_FILE``, e.g. a
+    mounted secret) and leave it out of the URL.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine = _engine(url)
+        for attempt in range(5):
+            try:
+                _metadata.create_all(self._engine, checkfirst=True)
+                break
+            except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError) as error:
+                # Steps starting at once race to create the tables; the loser finds them made.
+                if attempt < 4 and (
+                    "already exists" in str(error) or isinstance(error, sa.exc.IntegrityError)
+                ):
+                    continue
+                raise StoreError(
+                    f"the store at {_safe(url)} must be reachable, but {_first_line(error)}"
+                ) from error
+            except sa.exc.SQLAlchemyError as error:
+                raise StoreError(
+                    f"the store at {_safe(url)} must be reachable, but {_first_line(error)}"
+                ) from error
+
+    # --- experiments -----------------------------------------------------------------
+
+    def open_experiment(
+        self, experiment: Experiment, key: ExperimentKey, *, allow_space_change: bool = False
+    ) -> None:
+        spec = json.dumps(experiment.source, sort_keys=True)
+        fingerprint = space_fingerprint(experiment)
+        for _ in range(_ATTEMPTS):
+            with self._begin() as db:
+                row = self._experiment_row(db, key)
+                if row is None:
+                    try:
+                        db.execute(
+                            _experiments.insert().values(
+                                namespace=key.namespace,
+                                name=key.name,
+                                spec=spec,
+                                fingerprint=fingerprint,
+                                status="Created",
+                                reason="",
+                                best_trial="",
+                                study_attrs="{}",
+                                updated=_now(),
+                            )
+                        )
+                    except _LOST_RACE as error:
+                        _raise_unless_lost_race(error)
+                        continue  # created by another process meanwhile: check it
+                    return
+                if row.fingerprint != fingerprint and not allow_space_change:
+                    stored = parse_experiment(json.loads(row.spec), trial_template=None)
+                    changes = "; ".join(space_changes(stored, experiment)) or "the feasible spaces differ"
+                    raise SearchSpaceChanged(
+                        f"experiment {key}: its search space must be the one the store recorded, but "
+                        f"{changes}; start over (run --restart) or keep the old trials outside the "
+                        "new space (--allow-space-change)"
+                    )
+                if row.spec != spec:
+                    db.execute(
+                        _experiments.update()
+                        .where(_experiments.c.id == row.id)
+                        .values(spec=spec, fingerprint=fingerprint, updated=_now())
+                    )
+                return
+        raise StoreError(f"experiment {key}: could not be created in {_safe(self.url)}")
+
+    def load_experiment(self, key: ExperimentKey) -> Experiment | None:
+        with self._engine.connect() as db:
+            row = self._experiment_row(db, key)
+        if row is None:
+            return None
+        return parse_experiment(json.loads(row.spec), trial_template=None)
+
+    def experiments(self) -> list[ExperimentSummary]:
+        counts = (
+            sa.select(
+                _trials.c.experiment_id,
+                sa.func.count().label("trials"),
+                sa.func.sum(
+                    sa.case((_trials.c.status.in_(ACTIVE) & (_trials.c.owner == _RELEASED), 1), else_=0)
+                ).label("stale"),
+            )
+            .group_by(_trials.c.experiment_id)
+            .subquery()
+        )
+        query = (
+            sa.select(_experiments, counts.c.trials, counts.c.stale)
+            .select_from(_experiments.outerjoin(counts, counts.c.experiment_id == _experiments.c.id))
+            .order_by(_experiments.c.namespace, _experiments.c.name)
+        )
+        with self._engine.connect() as db:
+            rows = db.execute(query).all()
+        return [
+            ExperimentSummary(
+                namespace=row.namespace,
+                name=row.name,
+                status=row.status,
+                reason=row.reason,
+                trials=int(row.trials or 0),
+                best_trial=row.best_trial,
+                best_objective=row.best_objective,
+                updated=row.updated,
+                stale=int(row.stale or 0),
+            )
+            for row in rows
+        ]
+
+    def save_decision(self, key: ExperimentKey, decision: Decision, study_attrs: dict[str, Any]) -> None:
+        best = decision.best
+        with self._begin() as db:
+            db.execute(
+                _experiments.update()
+                .where(_experiments.c.namespace == key.namespace, _experiments.c.name == key.name)
+                .values(
+                    status=decision.status,
+                    reason=decision.reason or "",
+                    best_trial=best.name if best else "",
+                    best_objective=best.objective if best else None,
+                    study_attrs=_dumps(study_attrs),
+                    updated=_now(),
+                )
+            )
+
+    def delete(self, key: ExperimentKey) -> bool:
+        with self._begin() as db:
+            row = self._experiment_row(db, key)
+            if row is None:
+                return False
+            # Not every engine cascades (SQLite without its pragma): delete the trials first.
+            db.execute(_trials.delete().where(_trials.c.experiment_id == row.id))
+            db.execute(_experiments.delete().where(_experiments.c.id == row.id))
+        return True
+
+    # --- trials ----------------------------------------------------------------------
+
+    def history(self, key: ExperimentKey) -> History:
+        with self._engine.connect() as db:
+            return self._history(db, key)
+
+    def claim(
+        self,
+        experiment: Experiment,
+        key: ExperimentKey,
+        count: int,
+        *,
+        owner: str,
+        run_limit: int | None = None,
+    ) -> tuple[list[TrialRecord], History]:
+        from hpo_kfp.suggest import suggest
+
+        if not owner:
+            raise ValueError("a claim needs an owner")
+        for _ in range(_ATTEMPTS):
+            history = self.history(key)
+            experiment_id = self._experiment_id(key)
+            claimed = self._reclaim(experiment_id, count, owner)
+            if claimed:
+                return claimed, self.history(key)
+            new = claimable(experiment, history, count, run_limit)
+            if new == 0:
+                return [], history
+            created, updated = suggest(experiment, history, new)
+            if not created:
+                return [], history
+            try:
+                with self._begin() as db:
+                    stamp = time.time()
+                    db.execute(
+                        _trials.insert(),
+                        [_row(experiment_id, trial, owner=owner, heartbeat=stamp) for trial in created],
+                    )
+                    db.execute(
+                        _experiments.update()
+                        .where(_experiments.c.id == experiment_id)
+                        .values(study_attrs=_dumps(updated.study_attrs), status="Running", updated=_now())
+                    )
+            except _LOST_RACE as error:
+                _raise_unless_lost_race(error)
+                continue  # another claimer took these numbers: read again, suggest again
+            return created, updated
+        raise StoreError(f"experiment {key}: no claim succeeded in {_ATTEMPTS} attempts (too many claimers)")
+
+    def record(self, key: ExperimentKey, trial: TrialRecord, *, run_id: str = "") -> None:
+        experiment_id = self._experiment_id(key)
+        values = {
+            "name": trial.name,
+            "status": trial.status,
+            "origin": trial.origin,
+            "record": _dumps(trial.to_dict()),
+            "heartbeat": time.time(),
+        }
+        if run_id:
+            values["run_id"] = run_id
+        for _ in range(_ATTEMPTS):
+            try:
+                with self._begin() as db:
+                    updated = db.execute(
+                        _trials.update()
+                        .where(_trials.c.experiment_id == experiment_id, _trials.c.number == trial.number)
+                        .values(**values)
+                    )
+                    if not updated.rowcount:
+                        db.execute(
+                            _trials.insert().values(_row(experiment_id, trial, owner="", run_id=run_id))
+                        )
+            except _LOST_RACE as error:
+                _raise_unless_lost_race(error)
+                continue  # inserted meanwhile, or a deadlock victim: write again
+            return
+        raise StoreError(f"experiment {key}: trial {trial.name} could not be written")
+
+    def heartbeat(self, key: ExperimentKey, names: list[str]) -> None:
+        if not names:
+            return
+        experiment_id = self._experiment_id(key)
+        with self._begin() as db:
+            db.execute(
+                _trials.update()
+                .where(
+                    _trials.c.experiment_id == experiment_id,
+                    _trials.c.name.in_(names),
+                    _trials.c.status.in_(ACTIVE),
+                )
+                .values(heartbeat=time.time())
+            )
+
+    def release(self, key: ExperimentKey, *, older_than: float | None = None) -> list[str]:
+        try:
+            experiment_id = self._experiment_id(key)
+        except StoreError:
+            return []
+        condition = sa.and_(
+            _trials.c.experiment_id == experiment_id,
+            _trials.c.status.in_(ACTIVE),
+            _trials.c.owner != _RELEASED,
+        )
+        if older_than is not None:
+            condition = sa.and_(condition, _trials.c.heartbeat < time.time() - older_than)
+        with self._begin() as db:
+            names = [row.name for row in db.execute(sa.select(_trials.c.name).where(condition))]
+            if names:
+                db.execute(
+                    _trials.update().where(condition, _trials.c.name.in_(names)).values(owner=_RELEASED)
+                )
+        return names
+
+    def import_trials(self, experiment: Experiment, key: ExperimentKey, records: list[TrialRecord]) -> int:
+        from dataclasses import replace
+
+        from hpo_kfp.algorithms import trial_name
+
+        self.open_experiment(experiment, key)
+        experiment_id = self._experiment_id(key)
+        added = 0
+        for record in records:
+            identity = import_key(record)
+            for _ in range(_ATTEMPTS):
+                with self._engine.connect() as db:
+                    known = db.execute(
+                        sa.select(_trials.c.id).where(
+                            _trials.c.experiment_id == experiment_id, _trials.c.import_key == identity
+                        )
+                    ).first()
+                    number = db.execute(
+                        sa.select(sa.func.coalesce(sa.func.max(_trials.c.number) + 1, 0)).where(
+                            _trials.c.experiment_id == experiment_id
+                        )
+                    ).scalar_one()
+                if known is not None:
+                    break
+                trial = replace(
+                    record, number=number, name=trial_name(experiment.name, number), origin="import"
+                )
+                try:
+                    with self._begin() as db:
+                        db.execute(
+                            _trials.insert().values(_row(experiment_id, trial, owner="", key=identity))
+                        )
+                except _LOST_RACE as error:
+                    _raise_unless_lost_race(error)
+                    continue  # the number was taken, or the same trial imported meanwhile
+                added += 1
+                break
+        return added
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _reclaim(self, experiment_id: int, count: int, owner: str) -> list[TrialRecord]:
+        """Takes released trials (compare-and-set on their owner), oldest number first."""
+        with self._engine.connect() as db:
+            rows = db.execute(
+                sa.select(_trials.c.id, _trials.c.record)
+                .where(
+                    _trials.c.experiment_id == experiment_id,
+                    _trials.c.status.in_(ACTIVE),
+                    _trials.c.owner == _RELEASED,
+                )
+                .order_by(_trials.c.number)
+            ).all()
+        claimed: list[TrialRecord] = []
+        for row in rows:
+            if len(claimed) >= count:
+                break
+            with self._begin() as db:
+                taken = db.execute(
+                    _trials.update()
+                    .where(_trials.c.id == row.id, _trials.c.owner == _RELEASED)
+                    .values(owner=owner, heartbeat=time.time())
+                )
+            if taken.rowcount:
+                from dataclasses import replace
+
+                record = TrialRecord.from_dict(json.loads(row.record))
+                claimed.append(replace(record, status="Pending"))
+        return claimed
+
+    def _history(self, db: Connection, key: ExperimentKey) -> History:
+        row = self._experiment_row(db, key)
+        if row is None:
+            return History(experiment=key.name)
+        records = db.execute(
+            sa.select(_trials.c.record).where(_trials.c.experiment_id == row.id).order_by(_trials.c.number)
+        ).scalars()
+        trials = tuple(TrialRecord.from_dict(json.loads(text)) for text in records)
+        return History(experiment=key.name, trials=trials, study_attrs=json.loads(row.study_attrs))
+
+    def _experiment_row(self, db: Connection, key: ExperimentKey) -> Any:
+        return db.execute(
+            sa.select(_experiments).where(
+                _experiments.c.namespace == key.namespace, _experiments.c.name == key.name
+            )
+        ).first()
+
+    def _experiment_id(self, key: ExperimentKey) -> int:
+        with self._engine.connect() as db:
+            row = self._experiment_row(db, key)
+        if row is None:
+            raise StoreError(f"experiment {key}: must be in the store {_safe(self.url)}, but it is not")
+        return int(row.id)
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        with self._engine.begin() as db:
+            yield db
+
+
+_LOST_RACE = (sa.exc.IntegrityError, sa.exc.OperationalError)
+_DEADLOCKS = {1213, 1205, "40001", "40P01"}
+"""MySQL/MariaDB's deadlock and lock wait time-out, PostgreSQL's serialization failure and
+deadlock: InnoDB locks the gap before a unique key two inserts race for, and one of them is
+picked to fail. For a claim that is a lost race like any other."""
+
+
+def _raise_unless_lost_race(error: sa.exc.DBAPIError) -> None:
+    if isinstance(error, sa.exc.IntegrityError):
+        return
+    original = error.orig
+    code = getattr(original, "sqlstate", None) or (original.args[0] if original and original.args else None)
+    if code in _DEADLOCKS or "database is locked" in str(original):
+        return
+    raise StoreError(f"the store could not be written: {_first_line(error)}") from error
+
+
+def _row(
+    experiment_id: int,
+    trial: TrialRecord,
+    *,
+    owner: str,
+    heartbeat: float | None = None,
+    run_id: str = "",
+    key: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "experiment_id": experiment_id,
+        "number": trial.number,
+        "name": trial.name,
+        "status": trial.status,
+        "origin": trial.origin,
+        "record": _dumps(trial.to_dict()),
+        "owner": owner,
+        "heartbeat": heartbeat,
+        "run_id": run_id,
+        "import_key": key,
+    }
+
+
+def _engine(url: str) -> Engine:
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as error:
+        raise StoreInputError(f"the store URL must be an SQLAlchemy URL, but got {url!r}") from error
+    password = _password()
+    if password is not None and parsed.password is None and parsed.get_backend_name() != "sqlite":
+        parsed = parsed.set(password=password)
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() in ("mysql", "mariadb") and "+" not in parsed.drivername:
+        parsed = parsed.set(drivername=f"{parsed.get_backend_name()}+pymysql")
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if parsed.get_backend_name() == "sqlite":
+        # Steps of one run write at once: wait for the lock instead of failing at once.
+        options = {"connect_args": {"timeout": 60}}
+    try:
+        engine = sa.create_engine(parsed, **options)
+    except (ImportError, sa.exc.NoSuchModuleError) as error:
+        extra = "postgres" if parsed.get_backend_name() == "postgresql" else "mysql"
+        raise StoreInputError(
+            f"the store {_safe(url)} needs its database driver: pip install 'hpo-kfp[{extra}]'"
+        ) from error
+    if parsed.get_backend_name() == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    # WAL lets readers go on while a step writes; foreign keys make deletes cascade.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _password() -> str | None:
+    if os.environ.get("HPO_KFP_STORE_PASSWORD"):
+        return os.environ["HPO_KFP_STORE_PASSWORD"]
+    path = os.environ.get("HPO_KFP_STORE_PASSWORD_FILE")
+    if path:
+        with open(path, encoding="utf-8") as stream:
+            return stream.read().strip()
+    return None
+
+
+def _safe(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
+
+
+def _first_line(error: BaseException) -> str:
+    return str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=jsonable)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,249 @@
+"""The store contract, run over every backend (``store_url`` in conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from hpo_kfp.decide import decide
+from hpo_kfp.history import TrialRecord
+from hpo_kfp.spec import Experiment, parse_experiment
+from hpo_kfp.store import ExperimentKey, SearchSpaceChanged, Store, StoreError, open_store
+from tests.conftest import base_spec, with_field
+
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _experiment(max_trials: int = 8, low: str = "0.01") -> Experiment:
+    document = base_spec()
+    with_field(document, "spec.maxTrialCount", max_trials)
+    with_field(document, "spec.maxFailedTrialCount", max_trials)
+    with_field(document, "spec.objective.goal", -1.0)  # never reached
+    document["spec"]["parameters"][0]["feasibleSpace"]["min"] = low
+    del document["metadata"]["namespace"]
+    return parse_experiment(document)
+
+
+def _succeeded(trial: TrialRecord, loss: float) -> TrialRecord:
+    return replace(trial, status="Succeeded", values=(loss,), metrics={"loss": loss, "accuracy": 0.5})
+
+
+def test_every_backend_keeps_the_contract(store_url: str) -> None:
+    assert isinstance(open_store(store_url), Store)
+
+
+def test_an_experiment_is_recorded_and_read_back(store_url: str) -> None:
+    store = open_store(store_url)
+    experiment = _experiment()
+    key = ExperimentKey("team-a", experiment.name)
+    assert store.load_experiment(key) is None
+    assert store.history(key).trials == ()
+    store.open_experiment(experiment, key)
+    store.open_experiment(experiment, key)  # again: nothing changes
+    loaded = store.load_experiment(key)
+    assert loaded is not None and loaded.parameters == experiment.parameters
+    assert [(s.namespace, s.name, s.trials) for s in store.experiments()] == [("team-a", "demo", 0)]
+
+
+def test_one_name_in_two_namespaces_is_two_experiments(store_url: str) -> None:
+    store = open_store(store_url)
+    first, second = _experiment(), _experiment(low="0.02")
+    team_a, team_b = ExperimentKey("team-a", "demo"), ExperimentKey("team-b", "demo")
+    store.open_experiment(first, team_a)
+    store.open_experiment(second, team_b)  # another space: no conflict across namespaces
+    claimed, _ = store.claim(first, team_a, 3, owner="run-a")
+    assert len(claimed) == 3
+    assert store.history(team_b).trials == ()
+    assert [s.trials for s in store.experiments()] == [3, 0]
+
+
+def test_a_changed_search_space_is_refused_naming_the_change(store_url: str) -> None:
+    store = open_store(store_url)
+    key = ExperimentKey("", "demo")
+    store.open_experiment(_experiment(), key)
+    with pytest.raises(SearchSpaceChanged) as caught:
+        store.open_experiment(_experiment(low="0.02"), key)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "but parameter 'lr': feasibleSpace.min 0.01 -> 0.02; start over" in message
+    store.open_experiment(_experiment(low="0.02"), key, allow_space_change=True)
+    loaded = store.load_experiment(key)
+    assert loaded is not None and loaded.parameters[0].min == 0.02
+
+
+def test_claims_number_trials_densely_and_stop_at_the_budget(store_url: str) -> None:
+    store = open_store(store_url)
+    experiment = _experiment(max_trials=5)
+    key = ExperimentKey("", "demo")
+    store.open_experiment(experiment, key)
+    first, _ = store.claim(experiment, key, 3, owner="a")
+    second, history = store.claim(experiment, key, 3, owner="b")
+    assert [t.number for t in first + second] == [0, 1, 2, 3, 4]
+    assert {t.status for t in history.trials} == {"Pending"}
+    assert store.claim(experiment, key, 3, owner="c")[0] == []
+    names = [t.name for t in history.trials]
+    assert names == [f"demo-{n:04d}" for n in range(5)] and len(set(names)) == 5
+
+
+def test_a_run_limit_caps_a_claim(store_url: str) -> None:
+    store = open_store(store_url)
+    experiment = _experiment(max_trials=8)
+    key = ExperimentKey("", "demo")
+    store.open_experiment(experiment, key)
+    claimed, _ = store.claim(experiment, key, 4, owner="a", run_limit=2)
+    assert len(claimed) == 2
+
+
+def test_recording_is_idempotent(store_url: str) -> None:
+    store = open_store(store_url)
+    experiment = _experiment()
+    key = ExperimentKey("", "demo")
+    store.open_experiment(experiment, key)
+    (trial,), _ = store.claim(experiment, key, 1, owner="a")
+    done = _succeeded(trial, 0.25)
+    store.record(key, done, run_id="run-1")
+    once = store.history(key)
+    store.record(key, done, run_id="run-1")
+    assert store.history(key) == once
+    assert once.trials == (done,)
+
+
+def test_recording_an_unknown_experiment_is_an_error(store_url: str) -> None:
+    store = open_store(store_url)
+    with pytest.raises(StoreError, match="must be in the store"):
+        store.record(ExperimentKey("", "nobody"), TrialRecord(name="nobody-0000", number=0, parameters={}))
+
+
+def test_released_trials_are_claimed_again_before_new_ones(store_url: str) -> None:
+    store = open_store(store_url)
+    experiment = _experiment(max_trials=4)
+    key = ExperimentKey("", "demo")
+    store.open_experiment(experiment, key)
+    lost, _ = store.claim(experiment, key, 2, owner="killed-run")
+    assert sorted(store.release(key)) == [t.name for t in lost]
+    assert store.release(key) == []  # already released
+    assert store.experiments()[0].stale == 2
+    again, history = store.claim(experiment, key, 3, owner="next-run")
+    assert [(t.number, t.parameters) for t in again] == [(t.number, t.parameters) for t in lost]
+    assert len(history.trials) == 2  # nothing new while released trials were waiting
+    assert store.experiments()[0].stale == 0
+
+
+def test_release_by_heartbeat_age(store_url: str) -> None:
+    store = open_store(store_url)
+    experiment = _experiment()
+    key = ExperimentKey("", "demo")
+    store.open_experiment(experiment, key)
+    claimed, _ = store.claim(experiment, key, 2, owner="a")
+    store.heartbeat(key, [claimed[0].name])
+    assert store.release(key, older_than=3600) == []
+    assert sorted(store.release(key, older_than=-1)) == sorted(t.name for t in claimed)
+
+
+def test_imports_are_idempotent_and_spend_no_budget(store_url: str) -> None:
+    store = open_store(store_url)
+    experiment = _experiment(max_trials=2)
+    key = ExperimentKey("", "demo")
+    prior = [
+        _succeeded(
+            TrialRecord(name="x", number=0, parameters={"lr": 0.02, "layers": 3, "optimizer": "sgd"}), 0.5
+        ),
+        _succeeded(
+            TrialRecord(name="y", number=1, parameters={"lr": 0.03, "layers": 4, "optimizer": "adam"}), 0.4
+        ),
+    ]
+    assert store.import_trials(experiment, key, prior) == 2
+    assert store.import_trials(experiment, key, prior) == 0
+    history = store.history(key)
+    assert [(t.name, t.origin) for t in history.trials] == [("demo-0000", "import"), ("demo-0001", "import")]
+    claimed, _ = store.claim(experiment, key, 5, owner="a")
+    assert [t.number for t in claimed] == [2, 3]
+
+
+def test_the_decision_and_study_state_are_kept(store_url: str) -> None:
+    store = open_store(store_url)
+    experiment = _experiment(max_trials=2)
+    key = ExperimentKey("", "demo")
+    store.open_experiment(experiment, key)
+    claimed, _ = store.claim(experiment, key, 2, owner="a")
+    for trial, loss in zip(claimed, (0.3, 0.1), strict=True):
+        store.record(key, _succeeded(trial, loss))
+    history = store.history(key)
+    store.save_decision(key, decide(experiment, history), {"qmc:seed": 7})
+    (summary,) = store.experiments()
+    assert (summary.status, summary.reason, summary.best_trial, summary.best_objective) == (
+        "Succeeded",
+        "MaxTrialsReached",
+        "demo-0001",
+        0.1,
+    )
+    assert store.history(key).study_attrs == {"qmc:seed": 7}
+
+
+def test_delete_removes_the_experiment_and_its_trials(store_url: str) -> None:
+    store = open_store(store_url)
+    experiment = _experiment()
+    key = ExperimentKey("", "demo")
+    store.open_experiment(experiment, key)
+    store.claim(experiment, key, 2, owner="a")
+    assert store.delete(key) is True
+    assert store.delete(key) is False
+    assert store.experiments() == [] and store.history(key).trials == ()
+    store.open_experiment(experiment, key)
+    assert [t.number for t in store.claim(experiment, key, 1, owner="a")[0]] == [0]
+
+
+_WORKER = textwrap.dedent(
+    """
+    import json, sys
+    from dataclasses import replace
+    from hpo_kfp.spec import parse_experiment
+    from hpo_kfp.store import ExperimentKey, open_store
+
+    url, spec, owner = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+    experiment = parse_experiment(spec)
+    store = open_store(url)
+    key = ExperimentKey("", experiment.name)
+    store.open_experiment(experiment, key)
+    mine = []
+    while True:
+        claimed, _ = store.claim(experiment, key, 1, owner=owner)
+        if not claimed:
+            break
+        for trial in claimed:
+            loss = float(trial.number)
+            store.record(key, replace(trial, status="Succeeded", values=(loss,), metrics={"loss": loss}))
+            mine.append(trial.number)
+    print(json.dumps(mine))
+    """
+)
+
+
+def test_concurrent_claimers_share_the_budget_exactly(store_url: str) -> None:
+    """Four processes claim and record at once: no number twice, none lost, the budget exact."""
+    experiment = _experiment(max_trials=24)
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, store_url, json.dumps(experiment.source), f"worker-{index}"],
+            cwd=_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for index in range(4)
+    ]
+    numbers: list[int] = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err
+        numbers += json.loads(out)
+    assert sorted(numbers) == list(range(24))
+    history = open_store(store_url).history(ExperimentKey("", "demo"))
+    assert [t.number for t in history.trials] == list(range(24))
+    assert {t.status for t in history.trials} == {"Succeeded"}
