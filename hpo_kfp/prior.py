@@ -40,7 +40,8 @@ def read_prior_trials(path: str | Path, experiment: Experiment, history: History
     """
     source = Path(path)
     try:
-        text = source.read_text(encoding="utf-8")
+        # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark.
+        text = source.read_text(encoding="utf-8-sig")
     except OSError as error:
         raise InputError(f"the file must be readable, but got {error.strerror}") from None
     except UnicodeDecodeError as error:
@@ -74,7 +75,13 @@ def _json(text: str) -> list[tuple[str, Mapping[str, Any]]]:
 
 
 def _csv(text: str) -> list[tuple[str, Mapping[str, Any]]]:
-    reader = csv.DictReader(io.StringIO(text))
+    """Rows of a CSV file: a header of parameter names, metric names and an optional
+    ``status``; comma, semicolon or tab separated (a spreadsheet's locale may use either)."""
+    header = text.split("\n", 1)[0]
+    delimiter = max((",", ";", "\t"), key=header.count)
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    if reader.fieldnames:
+        reader.fieldnames = [name.strip() for name in reader.fieldnames]
     result: list[tuple[str, Mapping[str, Any]]] = []
     for row_number, row in enumerate(reader, start=2):  # row 1 is the header
         metrics = {k: v for k, v in row.items() if k not in ("status",) and v not in (None, "")}

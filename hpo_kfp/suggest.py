@@ -32,6 +32,8 @@ def suggest(experiment: Experiment, history: History, count: int) -> tuple[list[
     Raises:
         SamplerUnavailable: The algorithm needs a library that is not installed.
     """
+    if count <= 0:
+        return [], history
     return get_algorithm(experiment.algorithm.name).suggest(experiment, history, count)
 
 

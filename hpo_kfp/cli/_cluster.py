@@ -6,12 +6,12 @@ import argparse
 import os
 from typing import Any
 
-from hpo_kfp.cli._common import UsageError, add_type_prefix_option, read_experiment, type_prefix
+from hpo_kfp.cli._common import UsageError, add_store_options, read_experiment, store_url, type_prefix
 from hpo_kfp.errors import InputError
 from hpo_kfp.runtime import RUNTIME_IMAGE
 from hpo_kfp.steps.settings import StepSettings
+from hpo_kfp.store import CLUSTER_STORE
 from hpo_kfp.submit import ClusterAccess, every_seconds, schedule, six_field_cron, submit
-from hpo_kfp.tracking.base import DEFAULT_PORT, IN_CLUSTER_HOST
 
 __all__ = ["register"]
 
@@ -32,13 +32,7 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trial-namespace", default="", help="namespace of trial objects (default: the run's)"
     )
-    parser.add_argument(
-        "--mlmd-host", default=IN_CLUSTER_HOST, help=f"ML Metadata service (default: {IN_CLUSTER_HOST})"
-    )
-    parser.add_argument(
-        "--mlmd-port", type=int, default=DEFAULT_PORT, help=f"its port (default: {DEFAULT_PORT})"
-    )
-    add_type_prefix_option(parser)
+    add_store_options(parser, CLUSTER_STORE, namespace=False)
 
 
 def register(commands: Any) -> None:
@@ -75,7 +69,7 @@ def _access(args: argparse.Namespace) -> ClusterAccess:
 def _settings(args: argparse.Namespace) -> StepSettings:
     return StepSettings(
         runner="kubernetes",
-        tracking=f"grpc://{args.mlmd_host}:{args.mlmd_port}",
+        store=store_url(args),
         type_prefix=type_prefix(args),
         namespace=args.trial_namespace,
     )

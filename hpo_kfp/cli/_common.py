@@ -5,13 +5,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hpo_kfp.errors import HistoryError, InputError, TrackingError
+from hpo_kfp.errors import HistoryError, InputError
 from hpo_kfp.history import History
 from hpo_kfp.spec import Experiment, load_experiment
-from hpo_kfp.tracking import resolve_type_prefix
-from hpo_kfp.tracking.base import PREFIX_ENV
+from hpo_kfp.store import PREFIX_ENV, STORE_ENV, resolve_store, resolve_type_prefix
 
-__all__ = ["UsageError", "add_type_prefix_option", "read_experiment", "read_history", "type_prefix"]
+__all__ = [
+    "UsageError",
+    "add_store_options",
+    "add_type_prefix_option",
+    "read_experiment",
+    "read_history",
+    "store_url",
+    "type_prefix",
+]
 
 
 class UsageError(InputError):
@@ -29,8 +36,32 @@ def type_prefix(args: argparse.Namespace) -> str:
     """The ``--mlmd-type-prefix`` in effect (the flag, the environment, or ``odh.``)."""
     try:
         return resolve_type_prefix(args.mlmd_type_prefix)
-    except TrackingError as error:
+    except InputError as error:
         raise UsageError(f"--mlmd-type-prefix: {error}") from None
+
+
+def add_store_options(parser: argparse.ArgumentParser, default: str, *, namespace: bool = True) -> None:
+    """``--store URL`` (default ``$HPO_KFP_STORE``, else ``default``), ``--mlmd-type-prefix``,
+    and ``--namespace`` where an experiment is named."""
+    parser.add_argument(
+        "--store",
+        help=f"the experiment store: sqlite:///PATH, postgresql://USER@HOST/DB, mysql://USER@HOST/DB, "
+        f"grpc://HOST:PORT (ML Metadata) or mlmd+sqlite:///PATH (default: ${STORE_ENV}, else {default})",
+    )
+    parser.set_defaults(default_store=default)
+    if namespace:
+        parser.add_argument(
+            "--namespace", default="", help="the experiment's namespace in the store (default: none)"
+        )
+    add_type_prefix_option(parser)
+
+
+def store_url(args: argparse.Namespace) -> str:
+    """The ``--store`` in effect (the flag, ``$HPO_KFP_STORE``, or the command's default)."""
+    try:
+        return resolve_store(args.store, args.default_store)
+    except InputError as error:
+        raise UsageError(f"--store: {error}") from None
 
 
 def read_experiment(args: argparse.Namespace) -> Experiment:

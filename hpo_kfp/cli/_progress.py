@@ -13,8 +13,8 @@ from typing import TextIO
 from hpo_kfp.decide import best_trial
 from hpo_kfp.history import FINISHED, History
 from hpo_kfp.pipeline.launch import LocalRun
+from hpo_kfp.store import open_store
 from hpo_kfp.templates import format_value
-from hpo_kfp.tracking import open_tracker
 
 __all__ = ["Progress", "describe", "parameters_text"]
 
@@ -68,9 +68,8 @@ class Progress:
 
     def _report(self, *, final: bool) -> None:
         try:
-            history = open_tracker(
-                self._run.settings.tracking, prefix=self._run.settings.type_prefix
-            ).load_history(self._run.experiment.name)
+            settings = self._run.settings
+            history = open_store(settings.store, type_prefix=settings.type_prefix).history(self._run.key)
         except Exception:  # the store is busy with the steps' writes: try again next tick
             return
         finished = history.count(*FINISHED)

@@ -9,7 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hpo_kfp.cli._common import UsageError, add_type_prefix_option, read_experiment, type_prefix
+from hpo_kfp.cli._common import (
+    UsageError,
+    add_store_options,
+    add_type_prefix_option,
+    read_experiment,
+    store_url,
+    type_prefix,
+)
 from hpo_kfp.cli._progress import Progress, parameters_text
 from hpo_kfp.decide import Decision
 from hpo_kfp.history import History
@@ -17,7 +24,7 @@ from hpo_kfp.pipeline.launch import outcome, prepare_local_run, run_prepared
 from hpo_kfp.report import result_document
 from hpo_kfp.runtime import RUNTIME_IMAGE
 from hpo_kfp.steps.settings import StepSettings
-from hpo_kfp.tracking.base import DEFAULT_PORT, IN_CLUSTER_HOST
+from hpo_kfp.store import CLUSTER_STORE, STORE_ENV
 
 __all__ = ["register"]
 
@@ -27,7 +34,17 @@ def register(commands: Any) -> None:
     run.add_argument("file", help="Katib Experiment YAML")
     run.add_argument("--local", action="store_true", help="run with kfp.local, trials as local processes")
     run.add_argument("--workdir", default="hpo-kfp-runs", help="folder for runs (default: ./hpo-kfp-runs)")
-    run.add_argument("--mlmd", help="metadata store file (default: WORKDIR/mlmd.sqlite)")
+    run.add_argument(
+        "--store",
+        help=f"the experiment store (default: ${STORE_ENV}, else sqlite:///WORKDIR/hpo-kfp.sqlite); "
+        "see `hpo-kfp report --help` for the forms",
+    )
+    run.add_argument("--restart", action="store_true", help="delete what the store holds of it, start over")
+    run.add_argument(
+        "--allow-space-change",
+        action="store_true",
+        help="go on although the search space changed (old trials stay, outside the new space)",
+    )
     add_type_prefix_option(run)
     run.add_argument("--json", action="store_true", help="end with one JSON line describing the result")
     run.set_defaults(handler=_run)
@@ -47,14 +64,8 @@ def register(commands: Any) -> None:
         "--image", default=RUNTIME_IMAGE, help=f"image of every step (default: {RUNTIME_IMAGE})"
     )
     build.add_argument("--namespace", default="", help="namespace of trial objects (default: the step's own)")
-    build.add_argument(
-        "--mlmd-host", default=IN_CLUSTER_HOST, help=f"ML Metadata service (default: {IN_CLUSTER_HOST})"
-    )
-    build.add_argument(
-        "--mlmd-port", type=int, default=DEFAULT_PORT, help=f"its port (default: {DEFAULT_PORT})"
-    )
-    add_type_prefix_option(build)
-    build.add_argument("--no-tracking", action="store_true", help="record nothing in ML Metadata")
+    add_store_options(build, CLUSTER_STORE, namespace=False)
+    build.add_argument("--no-store", action="store_true", help="keep no store (the history lives in the run)")
     build.add_argument("--rounds", type=int, help="rounds to unroll (default: enough for maxTrialCount)")
     build.set_defaults(handler=_compile)
 
@@ -64,13 +75,27 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("run: --local is required (to run on a cluster, compile the pipeline and upload it)")
     experiment = read_experiment(args)
     workdir = Path(args.workdir)
-    store = Path(args.mlmd) if args.mlmd else workdir / "mlmd.sqlite"
+    args.default_store = f"sqlite:///{workdir / 'hpo-kfp.sqlite'}"
+    store = store_url(args)
     prepared = prepare_local_run(
-        experiment, Path(args.file), workdir=workdir, store=store, type_prefix=type_prefix(args)
+        experiment,
+        Path(args.file),
+        workdir=workdir,
+        store=store,
+        type_prefix=type_prefix(args),
+        restart=args.restart,
+        allow_space_change=args.allow_space_change,
     )
     out = sys.stdout
     if prepared.prior.trials:
-        out.write(f"{experiment.name}: continuing with {len(prepared.prior.trials)} trials from {store}\n")
+        again = (
+            f", {len(prepared.released)} left unfinished by a run that ended run again"
+            if prepared.released
+            else ""
+        )
+        out.write(
+            f"{experiment.name}: continuing with {len(prepared.prior.trials)} trials from {store}{again}\n"
+        )
     out.write(
         f"{experiment.name}: {prepared.rounds} rounds of up to {experiment.parallel_trial_count} trials; "
         f"run folder {prepared.directory}\n"
@@ -98,9 +123,11 @@ def _compile(args: argparse.Namespace) -> int:
         raise UsageError(f"-o: the pipeline file must end with .yaml, .yml or .json, but got {args.output}")
     if args.rounds is not None and args.rounds < 1:
         raise UsageError(f"--rounds: must be at least 1, but got {args.rounds}")
-    tracking = "" if args.no_tracking else f"grpc://{args.mlmd_host}:{args.mlmd_port}"
     settings = StepSettings(
-        runner=args.runner, tracking=tracking, type_prefix=type_prefix(args), namespace=args.namespace
+        runner=args.runner,
+        store="" if args.no_store else store_url(args),
+        type_prefix=type_prefix(args),
+        namespace=args.namespace,
     )
     rounds = args.rounds or round_count(experiment)
     compile_pipeline(

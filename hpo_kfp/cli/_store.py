@@ -1,4 +1,5 @@
-"""``report``, ``experiments`` and ``import``: what the metadata store holds."""
+"""``report``, ``experiments``, ``export``, ``import``, ``delete`` and ``migrate``: what the
+experiment store holds."""
 
 from __future__ import annotations
 
@@ -8,38 +9,29 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hpo_kfp.cli._common import UsageError, add_type_prefix_option, type_prefix
+from hpo_kfp.cli._common import UsageError, add_store_options, store_url, type_prefix
 from hpo_kfp.decide import decide
 from hpo_kfp.prior import read_prior_trials
 from hpo_kfp.report import result_document, trials_table
 from hpo_kfp.report_pages import html_page, markdown_summary
 from hpo_kfp.spec import Experiment, load_experiment
+from hpo_kfp.store import LOCAL_STORE, ExperimentKey, Store, open_store
 from hpo_kfp.study_view import to_study
-from hpo_kfp.tracking import Tracker, check_store_file, open_tracker, resolve_target
 
 __all__ = ["register"]
-
-_DEFAULT_STORE = "hpo-kfp-runs/mlmd.sqlite"
-
-
-def _store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mlmd", help=f"metadata store file (default: {_DEFAULT_STORE})")
-    parser.add_argument("--mlmd-host", help="ML Metadata gRPC service host (instead of a file)")
-    parser.add_argument("--mlmd-port", type=int, help="its port (default 8080)")
-    add_type_prefix_option(parser)
 
 
 def register(commands: Any) -> None:
     report = commands.add_parser("report", help="a table of an experiment's trials, best first")
     report.add_argument("experiment", help="experiment name")
-    _store_options(report)
+    add_store_options(report, LOCAL_STORE)
     report.add_argument("--json", action="store_true", help="end with one JSON line describing the result")
     report.add_argument("--html", help="also write the HTML report (with plots) to this file")
     report.add_argument("--markdown", help="also write the Markdown summary to this file")
     report.set_defaults(handler=_report)
 
     listing = commands.add_parser("experiments", help="list the experiments in the store")
-    _store_options(listing)
+    add_store_options(listing, LOCAL_STORE, namespace=False)
     listing.set_defaults(handler=_experiments)
 
     export = commands.add_parser("export", help="write an experiment's trials into an Optuna storage")
@@ -47,51 +39,85 @@ def register(commands: Any) -> None:
     export.add_argument("--optuna-storage", required=True, help="Optuna RDB URL, e.g. sqlite:///study.db")
     export.add_argument("--study-name", help="the study's name (default: the experiment's)")
     export.add_argument("--replace", action="store_true", help="replace a study of that name in the storage")
-    _store_options(export)
+    add_store_options(export, LOCAL_STORE)
     export.set_defaults(handler=_export)
 
     prior = commands.add_parser("import", help="add trials run elsewhere as prior data (JSON or CSV)")
     prior.add_argument(
         "experiment", help="an Experiment YAML file, or the name of an experiment in the store"
     )
-    prior.add_argument("trials", help="trials.json or trials.csv")
-    _store_options(prior)
+    prior.add_argument("trials", help="trials.json or trials.csv (see the README for the columns)")
+    add_store_options(prior, LOCAL_STORE)
     prior.set_defaults(handler=_import)
 
+    delete = commands.add_parser("delete", help="remove an experiment and its trials from the store")
+    delete.add_argument("experiment", help="experiment name")
+    add_store_options(delete, LOCAL_STORE)
+    delete.set_defaults(handler=_delete)
 
-def _tracker(args: argparse.Namespace, *, create: bool = False) -> Tracker:
-    if args.mlmd_host:
-        return open_tracker(
-            resolve_target(host=args.mlmd_host, port=args.mlmd_port), prefix=type_prefix(args)
-        )
-    path = Path(args.mlmd or _DEFAULT_STORE)
-    if not create and (not path.is_file() or path.stat().st_size == 0):
-        raise UsageError(
-            f"--mlmd: the metadata store must exist, but {path} does not (run an experiment first)"
-        )
-    check_store_file(path)
-    return open_tracker(resolve_target(str(path)), prefix=type_prefix(args))
+    migrate = commands.add_parser(
+        "migrate", help="copy every experiment of another store (e.g. an ML Metadata file) into this one"
+    )
+    migrate.add_argument(
+        "source", help="the store to copy from, e.g. mlmd+sqlite:///hpo-kfp-runs/mlmd.sqlite"
+    )
+    add_store_options(migrate, LOCAL_STORE, namespace=False)
+    migrate.set_defaults(handler=_migrate)
 
 
-def _experiment_named(tracker: Tracker, name: str) -> Experiment:
-    experiment = tracker.load_experiment(name)
+def _open(args: argparse.Namespace, *, create: bool = False) -> Store:
+    """The store ``--store`` names; a command that only reads refuses a missing SQLite file
+    rather than making an empty store."""
+    url = store_url(args)
+    for scheme in ("sqlite:///", "mlmd+sqlite:///"):
+        if url.startswith(scheme) and not create:
+            path = Path(url.removeprefix(scheme))
+            if not path.is_file() or path.stat().st_size == 0:
+                raise UsageError(
+                    f"--store: the store must exist, but {path} does not (run an experiment first)"
+                )
+    return open_store(url, type_prefix=type_prefix(args))
+
+
+def _experiment_named(store: Store, args: argparse.Namespace, name: str) -> tuple[Experiment, ExperimentKey]:
+    """The experiment ``name`` in ``--namespace``; without one, in whichever namespace holds
+    the only experiment of that name."""
+    key = _key(store, args, name)
+    experiment = store.load_experiment(key)
     if experiment is None:
-        known = ", ".join(s.name for s in tracker.experiments()) or "none"
-        raise UsageError(f"{name}: the store must hold this experiment, but it holds: {known}")
-    return experiment
+        known = ", ".join(str(ExperimentKey(s.namespace, s.name)) for s in store.experiments()) or "none"
+        raise UsageError(f"{key}: the store must hold this experiment, but it holds: {known}")
+    return experiment, key
+
+
+def _key(store: Store, args: argparse.Namespace, name: str) -> ExperimentKey:
+    if args.namespace:
+        return ExperimentKey(args.namespace, name)
+    namespaces = [s.namespace for s in store.experiments() if s.name == name]
+    if len(namespaces) > 1:
+        raise UsageError(
+            f"--namespace: must say which {name!r} is meant, as namespaces {', '.join(sorted(namespaces))} "
+            "each hold one, but got nothing"
+        )
+    return ExperimentKey(namespaces[0] if namespaces else "", name)
 
 
 def _report(args: argparse.Namespace) -> int:
-    tracker = _tracker(args)
-    experiment = _experiment_named(tracker, args.experiment)
-    history = tracker.load_history(experiment.name)
+    store = _open(args)
+    experiment, key = _experiment_named(store, args, args.experiment)
+    history = store.history(key)
     decision = decide(experiment, history)
     counts = decision.counts
     print(trials_table(experiment.objective, history))
+    stale = next(
+        (s.stale for s in store.experiments() if (s.namespace, s.name) == (key.namespace, key.name)), 0
+    )
     print(
         f"{experiment.name}: {decision.status}{f' ({decision.reason})' if decision.reason else ''}; "
         f"{counts['succeeded']} succeeded, {counts['failed']} failed, {counts['metricsUnavailable']} without "
-        f"metrics, {counts['imported']} imported; best: {decision.best.name if decision.best else 'none'}"
+        f"metrics, {counts['imported']} imported"
+        + (f", {stale} stale (left by a run that ended; the next run runs them)" if stale else "")
+        + f"; best: {decision.best.name if decision.best else 'none'}"
     )
     if args.html:
         Path(args.html).write_text(html_page(experiment, history, decision), encoding="utf-8")
@@ -105,7 +131,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _experiments(args: argparse.Namespace) -> int:
-    summaries = _tracker(args).experiments()
+    summaries = _open(args).experiments()
     if not summaries:
         print("no experiments")
     for s in summaries:
@@ -113,7 +139,10 @@ def _experiments(args: argparse.Namespace) -> int:
             f"best {s.best_trial} = {s.best_objective:.6g}" if s.best_objective is not None else "no result"
         )
         status = f"{s.status} ({s.reason})" if s.reason else s.status
-        print(f"{s.name}  {status}  {s.trials} trials  {best}  {s.updated}")
+        stale = f" ({s.stale} stale)" if s.stale else ""
+        print(
+            f"{ExperimentKey(s.namespace, s.name)}  {status}  {s.trials} trials{stale}  {best}  {s.updated}"
+        )
     return 0
 
 
@@ -121,9 +150,9 @@ def _export(args: argparse.Namespace) -> int:
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
-    tracker = _tracker(args)
-    experiment = _experiment_named(tracker, args.experiment)
-    history = tracker.load_history(experiment.name)
+    store = _open(args)
+    experiment, key = _experiment_named(store, args, args.experiment)
+    history = store.history(key)
     name = args.study_name or experiment.name
     args.error_source = args.optuna_storage
     try:
@@ -148,21 +177,40 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    tracker = _tracker(args, create=True)
+    store = _open(args, create=True)
     if Path(args.experiment).is_file():
         args.error_source = args.experiment
         experiment = load_experiment(args.experiment)
+        key = ExperimentKey.of(experiment, args.namespace)
     else:
-        experiment = _experiment_named(tracker, args.experiment)
-    history = tracker.load_history(experiment.name)
+        experiment, key = _experiment_named(store, args, args.experiment)
+    history = store.history(key)
     args.error_source = args.trials
     records = read_prior_trials(args.trials, experiment, history)
-    for record in records:
-        tracker.save_trial(experiment, record)
-    history = history.upsert(records)
-    tracker.save_experiment(experiment, history, decide(experiment, history))
+    added = store.import_trials(experiment, key, records)
+    total = len(store.history(key).trials)
+    skipped = f" ({len(records) - added} already there)" if added < len(records) else ""
     print(
-        f"{experiment.name}: imported {len(records)} trials from {args.trials}; "
-        f"the store now holds {len(history.trials)}"
+        f"{experiment.name}: imported {added} trials from {args.trials}{skipped}; the store now holds {total}"
     )
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    store = _open(args)
+    key = _key(store, args, args.experiment)
+    if not store.delete(key):
+        raise UsageError(f"{key}: the store must hold this experiment, but it does not")
+    print(f"{key}: deleted with its trials")
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from hpo_kfp.store.migrate import copy_store
+
+    target = _open(args, create=True)
+    source = open_store(args.source, type_prefix=type_prefix(args))
+    args.error_source = args.source
+    for key, added in copy_store(source, target):
+        print(f"{key}: {added} trials copied")
     return 0

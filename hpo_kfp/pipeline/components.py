@@ -32,12 +32,17 @@ def suggest_op(base_image: str = RUNTIME_IMAGE) -> Any:
 
     @dsl.component(base_image=base_image, install_kfp_package=False)
     def suggest(
-        spec: str, settings: str, history: Output[Artifact], previous: Optional[Input[Artifact]] = None
+        spec: str,
+        settings: str,
+        history: Output[Artifact],
+        previous: Optional[Input[Artifact]] = None,
+        run_id: str = "",
     ) -> List[str]:
-        """Proposes the round's trials from the history (the first round: from the store)."""
+        """Claims the round's trials from the experiment store (or, without one, suggests
+        them from the previous round's history)."""
         from hpo_kfp.steps import suggest_step
 
-        return suggest_step(spec, previous.path if previous else None, history.path, settings)
+        return suggest_step(spec, previous.path if previous else None, history.path, settings, run_id)
 
     return suggest
 

@@ -15,7 +15,7 @@ from kfp import dsl
 from hpo_kfp.pipeline.components import RUNTIME_IMAGE
 from hpo_kfp.pipeline.loop import add_rounds
 from hpo_kfp.steps.settings import StepSettings
-from hpo_kfp.tracking.base import DEFAULT_PORT, IN_CLUSTER_HOST
+from hpo_kfp.store import CLUSTER_STORE
 
 __all__ = ["CAPACITY_PARALLELISM", "CAPACITY_ROUNDS", "build_generic_pipeline"]
 
@@ -27,10 +27,11 @@ def build_generic_pipeline(
     rounds: int = CAPACITY_ROUNDS, parallelism: int = CAPACITY_PARALLELISM, base_image: str = RUNTIME_IMAGE
 ) -> Any:
     """The uploadable pipeline, for a cluster: trials as Kubernetes objects, recorded in the
-    in-cluster ML Metadata service (both can be changed through the ``settings`` parameter)."""
+    in-cluster ML Metadata service (both can be changed through the ``settings`` parameter:
+    ``"store"`` takes any store URL, e.g. an SQL database on a KFP without ML Metadata)."""
     settings = StepSettings(
         runner="kubernetes",
-        tracking=f"grpc://{IN_CLUSTER_HOST}:{DEFAULT_PORT}",
+        store=CLUSTER_STORE,
         capacity_rounds=rounds,
         capacity_parallelism=parallelism,
     ).to_json()

@@ -1,32 +1,47 @@
 """Running an experiment's pipeline on this machine: compile, compact, run with kfp.local.
 
-A run continues whatever the metadata store already holds of the experiment: the
-pipeline's first round warm-starts from it, ``maxTrialCount`` counts every trial the
-experiment ever ran, and only the rounds still needed are compiled. A run that was killed
-loses only the trials that had not finished; they are proposed again.
+A run continues whatever the experiment store already holds of the experiment: its trials
+are claimed from the store, ``maxTrialCount`` counts every trial the experiment ever ran,
+and only the rounds still needed are compiled. One local run of an experiment at a time per
+run folder: a second is refused while the first runs (a lock file it holds). A run that was
+killed leaves its unfinished trials claimed; the next run releases them, and they run again
+with the same numbers and parameters before anything new is suggested.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from hpo_kfp.algorithms import require_dependencies
 from hpo_kfp.decide import Decision, decide
-from hpo_kfp.errors import InputError, RunnerError, StepFailed
+from hpo_kfp.errors import HpoKfpError, InputError, RunnerError, StepFailed
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.planning import rounds_needed
 from hpo_kfp.runners import local_command
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
-from hpo_kfp.tracking import Tracker, check_store_file, open_tracker
-from hpo_kfp.tracking.base import DEFAULT_PREFIX
+from hpo_kfp.store import ExperimentKey, Store, open_store
 
-__all__ = ["LocalRun", "check_runs_locally", "outcome", "prepare_local_run", "run_prepared"]
+__all__ = [
+    "ExperimentBusy",
+    "LocalRun",
+    "check_runs_locally",
+    "outcome",
+    "prepare_local_run",
+    "run_prepared",
+]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours its messages
+
+
+class ExperimentBusy(HpoKfpError):
+    """Another local run of the experiment is running from the same run folder."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +56,12 @@ class LocalRun:
     settings: StepSettings
     prior: History
     """What the store held before this run."""
+    key: ExperimentKey
+    """The experiment's identity in the store."""
+    released: tuple[str, ...] = ()
+    """Trials a killed run had left claimed, to run again."""
+    lock: Any = None
+    """The open lock file this run holds (closed when the process ends)."""
 
 
 def check_runs_locally(experiment: Experiment) -> None:
@@ -59,25 +80,51 @@ def check_runs_locally(experiment: Experiment) -> None:
 
 
 def prepare_local_run(
-    experiment: Experiment, spec_file: Path, *, workdir: Path, store: Path, type_prefix: str = DEFAULT_PREFIX
+    experiment: Experiment,
+    spec_file: Path,
+    *,
+    workdir: Path,
+    store: str,
+    type_prefix: str = "odh.",
+    restart: bool = False,
+    allow_space_change: bool = False,
 ) -> LocalRun:
-    """Creates the run folder and the store, and compiles the rounds still needed."""
+    """Takes the experiment's run lock, prepares the store, and compiles the rounds still needed.
+
+    Args:
+        store: The store's URL (an SQLite path is made absolute: the steps run elsewhere).
+        restart: Delete what the store holds of the experiment first.
+        allow_space_change: Go on although the search space changed (old trials stay,
+            outside the new space).
+
+    Raises:
+        ExperimentBusy: Another run of the experiment holds the lock.
+        SearchSpaceChanged: The space changed and neither ``restart`` nor ``allow_space_change``.
+    """
     from hpo_kfp.pipeline.compact import compact_file
     from hpo_kfp.pipeline.loop import build_pipeline, compile_pipeline
 
     check_runs_locally(experiment)
     require_dependencies(experiment.algorithm.name)
+    settings = StepSettings(
+        store=_absolute(store),
+        type_prefix=type_prefix,
+        trial_cwd=str(spec_file.resolve().parent),
+        allow_space_change=allow_space_change,
+    )
+    key = settings.experiment_key(experiment)
+    lock = _take_lock(workdir / ".locks" / f"{key.namespace or '_'}.{key.name}.lock", key)
+    opened = open_store(settings.store, type_prefix=type_prefix)
+    if restart:
+        opened.delete(key)
+    opened.open_experiment(experiment, key, allow_space_change=allow_space_change)
+    # This run holds the lock, so no other local run is using the experiment: trials still
+    # claimed were left by a run that was killed.
+    released = tuple(opened.release(key))
+    prior = opened.history(key)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
     directory = (workdir / experiment.name / stamp).resolve()
     directory.mkdir(parents=True)
-    # Create the store and its types before parallel steps open it (SQLite creation races).
-    check_store_file(store)
-    settings = StepSettings(
-        tracking=f"sqlite://{store.resolve()}",
-        type_prefix=type_prefix,
-        trial_cwd=str(spec_file.resolve().parent),
-    )
-    prior = open_tracker(settings.tracking, prefix=type_prefix).load_history(experiment.name)
     rounds = rounds_needed(experiment, prior)
     pipeline = directory / "pipeline.yaml"
     compile_pipeline(build_pipeline(experiment, settings=settings, rounds=rounds), pipeline)
@@ -89,7 +136,51 @@ def prepare_local_run(
         rounds=rounds,
         settings=settings,
         prior=prior,
+        key=key,
+        released=released,
+        lock=lock,
     )
+
+
+def _absolute(url: str) -> str:
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        path = Path(url.removeprefix("sqlite:///")).expanduser().resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}"
+    return url
+
+
+def _take_lock(path: Path, key: ExperimentKey) -> Any:
+    """Holds ``path`` locked for the life of this process (the OS drops it if it dies).
+
+    Raises:
+        ExperimentBusy: Another process holds it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stream = path.open("a+", encoding="utf-8")
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            msvcrt.locking(stream.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        stream.seek(0)
+        holder = stream.read().strip() or "another process"
+        stream.close()
+        raise ExperimentBusy(
+            f"experiment {key}: another local run of it must not be running, but {holder} is; wait for "
+            "it to end or stop it (two runs of one experiment from different run folders share its "
+            "budget instead)"
+        ) from None
+    stream.seek(0)
+    stream.truncate()
+    stream.write(f"pid {os.getpid()} since {datetime.now(UTC).isoformat(timespec='seconds')}")
+    stream.flush()
+    return stream
 
 
 def run_prepared(run: LocalRun) -> None:
@@ -115,8 +206,8 @@ def run_prepared(run: LocalRun) -> None:
             raise StepFailed(f"the pipeline stopped: {plain}; see {log_path}") from None
 
 
-def outcome(run: LocalRun, tracker: Tracker | None = None) -> tuple[History, Decision]:
+def outcome(run: LocalRun, store: Store | None = None) -> tuple[History, Decision]:
     """The experiment's history and decision as the store holds them now."""
-    store = tracker or open_tracker(run.settings.tracking, prefix=run.settings.type_prefix)
-    history = store.load_history(run.experiment.name)
+    opened = store or open_store(run.settings.store, type_prefix=run.settings.type_prefix)
+    history = opened.history(run.key)
     return history, decide(run.experiment, history)

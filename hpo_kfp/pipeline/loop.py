@@ -110,7 +110,7 @@ def add_rounds(spec: Any, settings: Any, *, rounds: int, parallelism: int, base_
     decision = None
     for index in range(1, rounds + 1):
         previous: dict[str, Any] = {} if history is None else {"previous": history}
-        proposed = suggest(spec=spec, settings=settings, **previous)
+        proposed = suggest(spec=spec, settings=settings, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, **previous)
         name_step(proposed, f"round-{index}-suggest")
         with dsl.ParallelFor(proposed.outputs["Output"], parallelism=parallelism) as trial:
             record = template_trial(spec, settings, trial, f"round-{index}", base_image)

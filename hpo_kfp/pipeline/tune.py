@@ -294,7 +294,9 @@ def _round(plan: _Plan, index: int, total: int) -> Any:
         spec, settings = given["spec"], given["settings"]
         extra = {name: given[name] for name in extra_names}
         previous = {"previous": given["previous"]} if index > 1 else {}
-        proposed = suggest_op(base_image)(spec=spec, settings=settings, **previous)
+        proposed = suggest_op(base_image)(
+            spec=spec, settings=settings, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, **previous
+        )
         name_step(proposed, f"round-{index}-suggest")
         with dsl.ParallelFor(proposed.outputs["Output"], parallelism=experiment.parallel_trial_count) as item:
             record = plan.trial_tasks(spec, settings, item, extra, index)

@@ -32,9 +32,10 @@ def collect_metrics_step(
     log = Path(log_path).read_text(encoding="utf-8", errors="replace")
     metrics = Path(metrics_path).read_text(encoding="utf-8", errors="replace")
     record = collect_trial(experiment, message.trial.record(), message.run, log, metrics)
-    tracker = StepSettings.from_json(settings).tracker()
-    if tracker is not None:
-        tracker.save_trial(experiment, record, run_id=run_id)
+    options = StepSettings.from_json(settings)
+    store = options.open_store()
+    if store is not None:
+        store.record(options.experiment_key(experiment), record, run_id=run_id)
     shown = dict(record.metrics)
     shown["trial-number"] = float(record.number)
     return RecordedTrial(record=record).to_json(), shown

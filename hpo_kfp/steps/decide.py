@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from hpo_kfp.decide import decide
@@ -33,11 +34,17 @@ def decide_step(
     history = History.from_json(Path(history_in).read_text(encoding="utf-8"))
     messages = [read(text, RecordedTrial) for text in results]
     records = [message.record for message in messages if isinstance(message, RecordedTrial)]
-    history = history.upsert(records)
+    options = StepSettings.from_json(settings)
+    store = options.open_store()
+    if store is None:
+        history = history.upsert(records)
+    else:
+        # The store is the truth: it has this round's records, and other runs' trials too.
+        key = options.experiment_key(experiment)
+        history = replace(store.history(key), run_limit=history.run_limit)
     decision = decide(experiment, history)
-    tracker = StepSettings.from_json(settings).tracker()
-    if tracker is not None and records:
-        tracker.save_experiment(experiment, history, decision)
+    if store is not None:
+        store.save_decision(key, decision, history.study_attrs)
     Path(history_out).write_text(history.to_json(), encoding="utf-8")
     if decision_out:
         document = DecisionDocument.of(experiment.name, decision)

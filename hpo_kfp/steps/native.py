@@ -59,8 +59,9 @@ def native_trial_step(
             metrics=observation.metrics,
             series=observation.series,
         )
-    tracker = StepSettings.from_json(settings).tracker()
-    if tracker is not None:
-        tracker.save_trial(experiment, record, run_id=run_id)
+    options = StepSettings.from_json(settings)
+    store = options.open_store()
+    if store is not None:
+        store.record(options.experiment_key(experiment), record, run_id=run_id)
     shown = {k: v for k, v in record.metrics.items() if math.isfinite(v)}
     return RecordedTrial(record=record).to_json(), shown

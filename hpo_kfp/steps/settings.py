@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
-from hpo_kfp.errors import InputError, TrackingError
-from hpo_kfp.tracking import Tracker, resolve_type_prefix
+from hpo_kfp.errors import InputError
+from hpo_kfp.spec import Experiment
+from hpo_kfp.store import ExperimentKey, Store, check_store_url, open_store
 from hpo_kfp.wire import check_version
 
 __all__ = ["SETTINGS_VERSION", "SettingsError", "StepSettings"]
@@ -22,6 +24,8 @@ SETTINGS_VERSION = 1
 
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 """A Kubernetes namespace: an RFC 1123 label."""
+_PREFIX = re.compile(r"[A-Za-z0-9_.-]*")
+_POD_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 class SettingsError(InputError):
@@ -45,10 +49,13 @@ class StepSettings:
 
     runner: str = "local"
     """``local`` (processes on this machine) or ``kubernetes``."""
-    tracking: str = ""
-    """The metadata store: ``sqlite:///PATH``, ``grpc://HOST:PORT``, or "" for none."""
+    store: str = ""
+    """The experiment store's URL (see :mod:`hpo_kfp.store`), or "" for none (the history
+    then lives only in the run's artifacts)."""
+    allow_space_change: bool = False
+    """Go on with an experiment whose search space changed since the store recorded it."""
     type_prefix: str = "odh."
-    """Prefix of the metadata types (``odh.HPOTrial`` ...)."""
+    """Prefix of the ML Metadata types (``odh.HPOTrial`` ...), for an ML Metadata store."""
     trial_cwd: str = ""
     """Working folder of local trials (the experiment file's folder)."""
     namespace: str = ""
@@ -70,18 +77,16 @@ class StepSettings:
                 raise SettingsError(f"settings.{item.name}", "must be 0 or more", repr(value))
         if self.runner not in ("local", "kubernetes"):
             raise SettingsError("settings.runner", "must be local or kubernetes", repr(self.runner))
-        if self.tracking and not self.tracking.startswith(("sqlite://", "grpc://")):
-            raise SettingsError(
-                "settings.tracking",
-                'must be sqlite:///PATH, grpc://HOST:PORT or "" (no store)',
-                repr(self.tracking),
-            )
-        try:
-            resolve_type_prefix(self.type_prefix)
-        except TrackingError:
+        if self.store:
+            try:
+                check_store_url(self.store)
+            except InputError as error:
+                shown = re.sub(r"(://[^:/@]+:)[^@/]*@", r"\1***@", self.store)  # never echo a password
+                raise SettingsError("settings.store", str(error).split(", but ")[0], repr(shown)) from None
+        if not _PREFIX.fullmatch(self.type_prefix):
             raise SettingsError(
                 "settings.type_prefix", "must be letters, digits, '.', '_' or '-'", repr(self.type_prefix)
-            ) from None
+            )
         if self.namespace and not _NAMESPACE.fullmatch(self.namespace):
             raise SettingsError(
                 "settings.namespace",
@@ -117,10 +122,14 @@ class StepSettings:
             )
         return cls(**data)
 
-    def tracker(self) -> Tracker | None:
-        """The metadata store, or None when no store is configured."""
-        if not self.tracking:
-            return None
-        from hpo_kfp.tracking import open_tracker
+    def open_store(self) -> Store | None:
+        """The experiment store, or None when none is configured."""
+        return open_store(self.store, type_prefix=self.type_prefix) if self.store else None
 
-        return open_tracker(self.tracking, prefix=self.type_prefix)
+    def experiment_key(self, experiment: Experiment) -> ExperimentKey:
+        """The experiment's identity in the store: its own namespace, else the trials'
+        namespace, else the namespace the step runs in (a KFP profile's), else none."""
+        namespace = self.namespace
+        if not namespace and _POD_NAMESPACE.is_file():
+            namespace = _POD_NAMESPACE.read_text(encoding="utf-8").strip()
+        return ExperimentKey.of(experiment, namespace)

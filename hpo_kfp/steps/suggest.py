@@ -1,18 +1,22 @@
-"""The suggest step: read the history (or, in a run's first round, the metadata store),
-stop when the experiment is done, otherwise propose the round's trials."""
+"""The suggest step: claim the round's trials from the experiment store (or, with no store,
+suggest them from the history the previous round handed on), or none once it is done."""
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
-from hpo_kfp.decide import decide, trial_counts
+from hpo_kfp.decide import trial_counts
 from hpo_kfp.early_stopping import stop_rule
 from hpo_kfp.errors import SpecError
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.planning import rounds_needed
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
+from hpo_kfp.store.base import claimable
 from hpo_kfp.suggest import suggest
 from hpo_kfp.wire import NoTrial, TrialItem
 
@@ -20,11 +24,14 @@ __all__ = ["check_capacity", "initial_history", "suggest_step"]
 
 
 def initial_history(experiment: Experiment, settings: StepSettings) -> History:
-    """What the store already holds of this experiment (a warm start), or nothing."""
-    tracker = settings.tracker()
-    if tracker is None:
+    """What the store already holds of this experiment (a warm start), or nothing; records
+    the experiment in the store first (refusing a changed search space unless allowed)."""
+    store = settings.open_store()
+    if store is None:
         return History(experiment=experiment.name)
-    return tracker.load_history(experiment.name)
+    key = settings.experiment_key(experiment)
+    store.open_experiment(experiment, key, allow_space_change=settings.allow_space_change)
+    return store.history(key)
 
 
 def check_capacity(experiment: Experiment, history: History, settings: StepSettings) -> None:
@@ -51,22 +58,29 @@ def check_capacity(experiment: Experiment, history: History, settings: StepSetti
         )
 
 
-def suggest_step(spec: str, history_in: str | None, history_out: str, settings: str = "") -> list[str]:
+def suggest_step(
+    spec: str, history_in: str | None, history_out: str, settings: str = "", run_id: str = ""
+) -> list[str]:
     """Proposes up to ``parallelTrialCount`` trials for the round's loop: each a
     :class:`~hpo_kfp.wire.TrialItem` as JSON, or one :class:`~hpo_kfp.wire.NoTrial` item
     when the round has nothing to run.
+
+    With a store, the trials are claimed there (others' running trials count as pending,
+    and a trial a killed run left is handed out again first); without one, they are
+    suggested from the history file.
 
     Args:
         spec: The Experiment YAML.
         history_in: The previous round's history file; None in the first round.
         history_out: Where to write the history with the new trials (status Pending).
         settings: :class:`StepSettings` as JSON; the first round warm-starts from its store.
+        run_id: The pipeline run, as the trials' claimer in the store.
     """
     if not spec.strip():
         raise SpecError("spec", "must hold a Katib Experiment (YAML or JSON)", "nothing")
     experiment = parse_experiment(spec, trial_template=None)
+    options = StepSettings.from_json(settings)
     if history_in is None:
-        options = StepSettings.from_json(settings)
         history = initial_history(experiment, options)
         if options.run_budget:
             spent = trial_counts(history)["total"]
@@ -74,15 +88,25 @@ def suggest_step(spec: str, history_in: str | None, history_out: str, settings: 
         check_capacity(experiment, history, options)
     else:
         history = History.from_json(Path(history_in).read_text(encoding="utf-8"))
-    created: list[TrialRecord] = []
-    if not decide(experiment, history).done:
-        spent = trial_counts(history)["total"]
-        budget = experiment.max_trial_count - spent
-        if history.run_limit is not None:
-            budget = min(budget, history.run_limit - spent)
-        created, history = suggest(experiment, history, min(experiment.parallel_trial_count, budget))
+    run_limit = history.run_limit
+    count = experiment.parallel_trial_count
+    store = options.open_store()
+    created: list[TrialRecord]
+    if store is not None:
+        key = options.experiment_key(experiment)
+        created, history = store.claim(
+            experiment, key, count, owner=run_id or _process_owner(), run_limit=run_limit
+        )
+        history = replace(history, run_limit=run_limit)
+    else:
+        created, history = suggest(experiment, history, claimable(experiment, history, count, run_limit))
     Path(history_out).write_text(history.to_json(), encoding="utf-8")
     if not created:
         return [NoTrial().to_json()]
     rule = stop_rule(experiment, history)
     return [TrialItem.of(trial, stop_rule=rule).to_json() for trial in created]
+
+
+def _process_owner() -> str:
+    """A claimer's name when no run id is known: unique to this process."""
+    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"

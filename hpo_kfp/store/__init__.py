@@ -11,6 +11,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 from hpo_kfp.errors import StoreInputError
 from hpo_kfp.store.base import (
     ExperimentKey,
@@ -21,19 +24,81 @@ from hpo_kfp.store.base import (
 )
 
 __all__ = [
+    "CLUSTER_STORE",
+    "LOCAL_STORE",
+    "PREFIX_ENV",
     "STORE_ENV",
     "ExperimentKey",
     "ExperimentSummary",
     "SearchSpaceChanged",
     "Store",
     "StoreError",
+    "check_store_url",
     "open_store",
+    "resolve_store",
+    "resolve_type_prefix",
 ]
 
 STORE_ENV = "HPO_KFP_STORE"
 """The environment variable naming the store when no ``--store`` is given."""
 
+LOCAL_STORE = "sqlite:///hpo-kfp-runs/hpo-kfp.sqlite"
+"""The store of commands run on this machine when none is named: a file beside the runs."""
+CLUSTER_STORE = "grpc://metadata-grpc-service.kubeflow:8080"
+"""The store of compiled pipelines when none is named: KFP's in-cluster ML Metadata service
+(KFP up to 2.17, Open Data Hub). On a KFP without it, name an SQL store."""
+PREFIX_ENV = "HPO_KFP_MLMD_TYPE_PREFIX"
+"""The environment variable with the ML Metadata type names' prefix."""
+
 _SQL = ("sqlite", "postgresql", "mysql", "mariadb")
+_PREFIX = re.compile(r"[A-Za-z0-9_.-]*")
+
+
+def resolve_store(url: str | None, default: str) -> str:
+    """The store in effect: ``url``, else ``$HPO_KFP_STORE``, else ``default``; checked.
+
+    Raises:
+        StoreInputError: See :func:`check_store_url`.
+    """
+    chosen = url or os.environ.get(STORE_ENV) or default
+    check_store_url(chosen)
+    return chosen
+
+
+def resolve_type_prefix(prefix: str | None = None) -> str:
+    """The ML Metadata type names' prefix: ``prefix``, else ``$HPO_KFP_MLMD_TYPE_PREFIX``, else ``odh.``.
+
+    Raises:
+        StoreInputError: The prefix has characters other than letters, digits, ``.``, ``_``, ``-``.
+    """
+    chosen = prefix if prefix is not None else os.environ.get(PREFIX_ENV, "odh.")
+    if not _PREFIX.fullmatch(chosen):
+        raise StoreInputError(
+            f"the metadata type prefix must be letters, digits, '.', '_' or '-', but got {chosen!r}"
+        )
+    return chosen
+
+
+def check_store_url(url: str) -> None:
+    """Checks the form of a store URL without connecting.
+
+    Raises:
+        StoreInputError: No known kind of store, or a password in the URL (a URL travels in
+            pipeline arguments and compiled pipelines; the password belongs in
+            ``HPO_KFP_STORE_PASSWORD`` or a mounted secret).
+    """
+    scheme = url.split(":", 1)[0].split("+", 1)[0] if ":" in url else ""
+    if scheme not in _SQL and not url.startswith(("grpc://", "mlmd+sqlite://")):
+        raise StoreInputError(
+            "the store must be sqlite:///PATH, postgresql://..., mysql://..., grpc://HOST:PORT (ML Metadata) "
+            f"or mlmd+sqlite:///PATH, but got {url!r}"
+        )
+    authority = url.split("://", 1)[1].split("/", 1)[0] if "://" in url else ""
+    if "@" in authority and ":" in authority.rsplit("@", 1)[0]:
+        raise StoreInputError(
+            "the store URL must not hold a password (set HPO_KFP_STORE_PASSWORD, or "
+            "HPO_KFP_STORE_PASSWORD_FILE for a mounted secret), but it does"
+        )
 
 
 def open_store(url: str, *, type_prefix: str = "odh.") -> Store:
@@ -48,12 +113,8 @@ def open_store(url: str, *, type_prefix: str = "odh.") -> Store:
         from hpo_kfp.store.sql import SqlStore
 
         return SqlStore(url)
-    if url.startswith(("grpc://", "mlmd+sqlite://")):
-        from hpo_kfp.store.mlmd import MlmdStore
+    check_store_url(url)
+    from hpo_kfp.store.mlmd import MlmdStore
 
-        mlmd: Store = MlmdStore(url, prefix=type_prefix)
-        return mlmd
-    raise StoreInputError(
-        "the store must be sqlite:///PATH, postgresql://..., mysql://..., grpc://HOST:PORT (ML Metadata) "
-        f"or mlmd+sqlite:///PATH, but got {url!r}"
-    )
+    mlmd: Store = MlmdStore(url, prefix=type_prefix)
+    return mlmd

@@ -15,8 +15,10 @@ insert that loses the race fails as a whole and the claimer reads and suggests a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -502,6 +504,7 @@ def _engine(url: str) -> Engine:
         parsed = parsed.set(drivername=f"{parsed.get_backend_name()}+pymysql")
     options: dict[str, Any] = {"pool_pre_ping": True}
     if parsed.get_backend_name() == "sqlite":
+        _check_sqlite_file(parsed.database)
         # Steps of one run write at once: wait for the lock instead of failing at once.
         options = {"connect_args": {"timeout": 60}}
     try:
@@ -514,6 +517,31 @@ def _engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _check_sqlite_file(path: str | None) -> None:
+    """Refuses an SQLite file that holds something else: its tables are never added to it.
+    Read-only, before any connection could change the file (WAL mode is set on connect)."""
+    if not path or path == ":memory:" or not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as error:
+        if "not a database" not in str(error):
+            return  # locked by a step writing to it: SQLite waits and retries
+        raise StoreInputError(f"{path}: must be an hpo-kfp store, but it is not an SQLite database") from None
+    if not tables or _experiments.name in tables:
+        return
+    if "Type" in tables and "Context" in tables:
+        raise StoreInputError(
+            f"{path}: must be an hpo-kfp store, but it is an ML Metadata store (the previous release's); "
+            f"copy it into a store with `hpo-kfp migrate mlmd+sqlite:///{path}`, or name it as "
+            f"--store mlmd+sqlite:///{path}"
+        )
+    raise StoreInputError(
+        f"{path}: must be an hpo-kfp store, but it is another database ({len(tables)} other tables)"
+    )
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

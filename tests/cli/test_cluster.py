@@ -66,7 +66,7 @@ def test_submit_starts_one_run_and_prints_its_url(
     [run] = kfp_api.posted("/apis/v2beta1/runs")
     assert run["display_name"] == "digits-1" and run["experiment_id"] == "exp-1"
     settings = _check_pipeline_spec(run["pipeline_spec"])
-    assert (settings.runner, settings.tracking, settings.run_budget) == (
+    assert (settings.runner, settings.store, settings.run_budget) == (
         "kubernetes",
         "grpc://metadata-grpc-service.kubeflow:8080",
         0,

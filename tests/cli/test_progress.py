@@ -11,7 +11,7 @@ from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.pipeline.launch import LocalRun
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.steps import StepSettings
-from hpo_kfp.tracking import open_tracker
+from hpo_kfp.store import ExperimentKey, open_store
 from tests.conftest import base_spec
 
 
@@ -22,12 +22,14 @@ class _Terminal(io.StringIO):
 
 def _run(tmp_path: Path) -> LocalRun:
     experiment = parse_experiment(base_spec())  # 8 trials, 2 at a time
-    settings = StepSettings(tracking=f"sqlite://{tmp_path}/mlmd.sqlite")
-    tracker = open_tracker(settings.tracking)
+    settings = StepSettings(store=f"sqlite:///{tmp_path}/store.sqlite")
+    store = open_store(settings.store)
+    key = ExperimentKey("kubeflow", "demo")
+    store.open_experiment(experiment, key)
     for number, value in enumerate((0.5, 0.25, None)):
         status = "Succeeded" if value is not None else "Failed"
-        tracker.save_trial(
-            experiment,
+        store.record(
+            key,
             TrialRecord(
                 name=f"demo-{number:04d}",
                 number=number,
@@ -43,12 +45,13 @@ def _run(tmp_path: Path) -> LocalRun:
         rounds=4,
         settings=settings,
         prior=History(experiment="demo"),
+        key=key,
     )
 
 
 def test_describe_names_round_counts_best_and_time(tmp_path: Path) -> None:
     run = _run(tmp_path)
-    history = open_tracker(run.settings.tracking).load_history("demo")
+    history = open_store(run.settings.store).history(run.key)
     assert describe(run, history, 12.34) == (
         "round 2/4: 3/8 trials finished (2 ok, 1 failed), best loss=0.25 (demo-0001), 12.3 s"
     )

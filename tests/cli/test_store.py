@@ -13,7 +13,7 @@ from hpo_kfp.cli import main
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.suggest import suggest
-from hpo_kfp.tracking import open_tracker, resolve_target
+from hpo_kfp.store import ExperimentKey, open_store
 from tests.conftest import base_spec
 
 
@@ -25,7 +25,7 @@ def spec_file(tmp_path: Path) -> Path:
 
 
 def _store(tmp_path: Path) -> str:
-    return str(tmp_path / "mlmd.sqlite")
+    return f"sqlite:///{tmp_path / 'store.sqlite'}"
 
 
 def test_import_csv_then_report_ranks_and_counts(
@@ -38,9 +38,9 @@ def test_import_csv_then_report_ranks_and_counts(
         "0.03,4,sgd,0.20,0.9,\n"
         "0.04,2,ftrl,,,Failed\n"
     )
-    assert main(["import", str(spec_file), str(trials), "--mlmd", _store(tmp_path)]) == 0
+    assert main(["import", str(spec_file), str(trials), "--store", _store(tmp_path)]) == 0
     assert "imported 3 trials" in capsys.readouterr().out
-    assert main(["report", "demo", "--mlmd", _store(tmp_path), "--json"]) == 0
+    assert main(["report", "demo", "--store", _store(tmp_path), "--json"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["trial", "status", "lr", "layers", "optimizer", "loss", "seconds"]
     assert out[1].split()[:2] == ["demo-0001", "*"]  # best first: loss 0.20
@@ -57,8 +57,8 @@ def test_imported_trials_feed_suggest(tmp_path: Path, spec_file: Path) -> None:
     trials.write_text(
         json.dumps([{"parameters": {"lr": 0.02, "layers": 3, "optimizer": "adam"}, "metrics": {"loss": 0.5}}])
     )
-    assert main(["import", str(spec_file), str(trials), "--mlmd", _store(tmp_path)]) == 0
-    history = open_tracker(resolve_target(_store(tmp_path))).load_history("demo")
+    assert main(["import", str(spec_file), str(trials), "--store", _store(tmp_path)]) == 0
+    history = open_store(_store(tmp_path)).history(ExperimentKey("kubeflow", "demo"))
     assert [(t.origin, t.status, t.values) for t in history.trials] == [("import", "Succeeded", (0.5,))]
     created, _ = suggest(parse_experiment(base_spec()), history, 2)
     assert [t.name for t in created] == ["demo-0001", "demo-0002"]
@@ -121,18 +121,20 @@ def test_bad_prior_data_is_one_line_naming_the_file(
 ) -> None:
     trials = tmp_path / f"prior{suffix}"
     trials.write_text(content)
-    assert main(["import", str(spec_file), str(trials), "--mlmd", _store(tmp_path)]) == 2
+    assert main(["import", str(spec_file), str(trials), "--store", _store(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"{trials}: ") and err.count("\n") == 1
     assert re.search(message, err), err
-    assert open_tracker(resolve_target(_store(tmp_path))).load_history("demo").trials == ()
+    assert open_store(_store(tmp_path)).history(ExperimentKey("kubeflow", "demo")).trials == ()
 
 
 def test_experiments_lists_and_report_refuses_unknown(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    tracker = open_tracker(resolve_target(_store(tmp_path)))
+    store = open_store(_store(tmp_path))
     experiment = parse_experiment(base_spec())
+    key = ExperimentKey("kubeflow", "demo")
+    store.open_experiment(experiment, key)
     trial = TrialRecord(
         name="demo-0000",
         number=0,
@@ -141,21 +143,42 @@ def test_experiments_lists_and_report_refuses_unknown(
         values=(0.3,),
         metrics={"loss": 0.3},
     )
-    tracker.save_trial(experiment, trial)
+    store.record(key, trial)
     from hpo_kfp.decide import decide
 
     history = History(experiment="demo", trials=(trial,))
-    tracker.save_experiment(experiment, history, decide(experiment, history))
-    assert main(["experiments", "--mlmd", _store(tmp_path)]) == 0
-    assert capsys.readouterr().out.startswith("demo  Running  1 trials  best demo-0000 = 0.3")
-    assert main(["report", "other", "--mlmd", _store(tmp_path)]) == 2
-    assert capsys.readouterr().err == "other: the store must hold this experiment, but it holds: demo\n"
+    store.save_decision(key, decide(experiment, history), {})
+    assert main(["experiments", "--store", _store(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith("kubeflow/demo  Running  1 trials  best demo-0000 = 0.3")
+    assert main(["report", "other", "--store", _store(tmp_path)]) == 2
+    assert (
+        capsys.readouterr().err == "other: the store must hold this experiment, but it holds: kubeflow/demo\n"
+    )
+
+
+def test_one_name_in_two_namespaces_needs_the_namespace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = open_store(_store(tmp_path))
+    experiment = parse_experiment(base_spec())
+    for namespace in ("team-a", "team-b"):
+        store.open_experiment(experiment, ExperimentKey(namespace, "demo"))
+    assert main(["report", "demo", "--store", _store(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        "--namespace: must say which 'demo' is meant, as namespaces team-a, team-b each hold one, but got nothing\n"
+    )
+    assert main(["report", "demo", "--namespace", "team-b", "--store", _store(tmp_path)]) == 0
+    assert main(["delete", "demo", "--namespace", "team-a", "--store", _store(tmp_path)]) == 0
+    assert "team-a/demo: deleted" in capsys.readouterr().out
+    assert [s.namespace for s in store.experiments()] == ["team-b"]
+    assert main(["report", "demo", "--store", _store(tmp_path)]) == 0  # now the only one
 
 
 def test_report_without_a_store_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["report", "demo", "--mlmd", str(tmp_path / "missing.sqlite")]) == 2
-    assert "the metadata store must exist" in capsys.readouterr().err
-    assert not (tmp_path / "missing.sqlite").exists()
+    missing = tmp_path / "missing.sqlite"
+    assert main(["report", "demo", "--store", f"sqlite:///{missing}"]) == 2
+    assert "the store must exist" in capsys.readouterr().err
+    assert not missing.exists()
 
 
 def test_report_writes_the_html_page_and_markdown_summary(
@@ -163,10 +186,10 @@ def test_report_writes_the_html_page_and_markdown_summary(
 ) -> None:
     trials = tmp_path / "prior.csv"
     trials.write_text("lr,layers,optimizer,loss\n0.02,3,adam,0.40\n0.03,4,sgd,0.20\n0.04,2,ftrl,0.30\n")
-    assert main(["import", str(spec_file), str(trials), "--mlmd", _store(tmp_path)]) == 0
+    assert main(["import", str(spec_file), str(trials), "--store", _store(tmp_path)]) == 0
     page, summary = tmp_path / "r.html", tmp_path / "r.md"
     assert (
-        main(["report", "demo", "--mlmd", _store(tmp_path), "--html", str(page), "--markdown", str(summary)])
+        main(["report", "demo", "--store", _store(tmp_path), "--html", str(page), "--markdown", str(summary)])
         == 0
     )
     assert f"HTML report: {page}" in capsys.readouterr().out
@@ -186,9 +209,9 @@ def test_export_opens_in_optuna_with_the_same_trials_and_best(
     trials.write_text(
         "lr,layers,optimizer,loss,status\n0.02,3,adam,0.40,\n0.03,4,sgd,0.20,\n0.04,2,ftrl,,Failed\n"
     )
-    assert main(["import", str(spec_file), str(trials), "--mlmd", _store(tmp_path)]) == 0
+    assert main(["import", str(spec_file), str(trials), "--store", _store(tmp_path)]) == 0
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    assert main(["export", "demo", "--optuna-storage", storage, "--mlmd", _store(tmp_path)]) == 0
+    assert main(["export", "demo", "--optuna-storage", storage, "--store", _store(tmp_path)]) == 0
     assert "3 trials written to study 'demo'" in capsys.readouterr().out
     study = optuna.load_study(study_name="demo", storage=storage)
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "FAIL"]
@@ -197,13 +220,15 @@ def test_export_opens_in_optuna_with_the_same_trials_and_best(
     assert study.best_trial.user_attrs["name"] == "demo-0001"
     assert study.metric_names == ["loss"]
     # A second export refuses to overwrite, unless asked to.
-    assert main(["export", "demo", "--optuna-storage", storage, "--mlmd", _store(tmp_path)]) == 2
+    assert main(["export", "demo", "--optuna-storage", storage, "--store", _store(tmp_path)]) == 2
     assert "already has a study 'demo'" in capsys.readouterr().err
-    assert main(["export", "demo", "--optuna-storage", storage, "--mlmd", _store(tmp_path), "--replace"]) == 0
+    assert (
+        main(["export", "demo", "--optuna-storage", storage, "--store", _store(tmp_path), "--replace"]) == 0
+    )
     assert len(optuna.load_study(study_name="demo", storage=storage).trials) == 3
     # Storage URLs it cannot use are one line each.
     for bad in ("not-a-url", f"sqlite:///{tmp_path}/no-such-folder/s.db"):
-        assert main(["export", "demo", "--optuna-storage", bad, "--mlmd", _store(tmp_path)]) == 2
+        assert main(["export", "demo", "--optuna-storage", bad, "--store", _store(tmp_path)]) == 2
         err = capsys.readouterr().err
         assert (
             err.startswith(f"--optuna-storage: must be an Optuna RDB URL, but got {bad!r}")
@@ -217,7 +242,7 @@ def test_imported_metrics_that_are_not_an_object_are_one_line(
     trials = tmp_path / "prior.json"
     parameters = {"lr": 0.02, "layers": 3, "optimizer": "adam"}
     trials.write_text(json.dumps([{"parameters": parameters, "metrics": [1]}]))
-    assert main(["import", str(spec_file), str(trials), "--mlmd", _store(tmp_path)]) == 2
+    assert main(["import", str(spec_file), str(trials), "--store", _store(tmp_path)]) == 2
     assert capsys.readouterr().err.endswith("metrics: must be an object of name: value, but got [1]\n")
 
 
@@ -234,17 +259,36 @@ def test_a_file_that_is_not_a_store_is_refused_and_left_as_it_was(
     before = other.read_bytes()
     for store, reason in ((text, "it is not an SQLite database"), (other, "it is another database")):
         for command in (["report", "demo"], ["experiments"]):
-            assert main([*command, "--mlmd", str(store)]) == 2
+            assert main([*command, "--store", f"sqlite:///{store}"]) == 2
             err = capsys.readouterr().err
             assert err.endswith(
-                f"{store}: must be an ML Metadata SQLite store, but {reason} (1 other tables)\n"
+                f"{store}: must be an hpo-kfp store, but {reason} (1 other tables)\n"
                 if store == other
-                else f"{store}: must be an ML Metadata SQLite store, but {reason}\n"
+                else f"{store}: must be an hpo-kfp store, but {reason}\n"
             )
             assert err.count("\n") == 1
     assert other.read_bytes() == before and text.read_text() == "not a database\n"
     empty = tmp_path / "empty.sqlite"
     empty.touch()
-    assert main(["experiments", "--mlmd", str(empty)]) == 2
-    assert "the metadata store must exist" in capsys.readouterr().err
+    assert main(["experiments", "--store", f"sqlite:///{empty}"]) == 2
+    assert "the store must exist" in capsys.readouterr().err
     assert empty.stat().st_size == 0
+
+
+@pytest.mark.parametrize(
+    ("encoding", "delimiter"),
+    [("utf-8-sig", ","), ("utf-8", ";"), ("utf-8-sig", "\t")],
+    ids=["excel-bom", "semicolons", "tabs"],
+)
+def test_a_spreadsheets_csv_imports_once(
+    tmp_path: Path, spec_file: Path, capsys: pytest.CaptureFixture[str], encoding: str, delimiter: str
+) -> None:
+    rows = [["lr", "layers", "optimizer", "loss"], ["0.02", "3", "adam", "0.40"], ["0.03", "4", "sgd", "0.20"]]
+    trials = tmp_path / "prior.csv"
+    trials.write_text("\r\n".join(delimiter.join(row) for row in rows) + "\r\n", encoding=encoding)
+    assert main(["import", str(spec_file), str(trials), "--store", _store(tmp_path)]) == 0
+    assert "imported 2 trials" in capsys.readouterr().out
+    assert main(["import", str(spec_file), str(trials), "--store", _store(tmp_path)]) == 0
+    assert "imported 0 trials from" in capsys.readouterr().out  # the same file again adds nothing
+    history = open_store(_store(tmp_path)).history(ExperimentKey("kubeflow", "demo"))
+    assert [(t.parameters["lr"], t.values) for t in history.trials] == [(0.02, (0.4,)), (0.03, (0.2,))]

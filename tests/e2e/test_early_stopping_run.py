@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from hpo_kfp.history import History
-from hpo_kfp.tracking import open_tracker, resolve_target
+from hpo_kfp.store import ExperimentKey, open_store
 
 _HERE = Path(__file__).parent
 
@@ -33,7 +33,7 @@ def _run(tmp_path: Path, name: str, early_stopping: bool) -> History:
     finally:
         spec.unlink()
     assert result.returncode == 0, result.stdout + result.stderr
-    return open_tracker(resolve_target(str(tmp_path / "mlmd.sqlite"))).load_history(name)
+    return open_store(f"sqlite:///{tmp_path / 'hpo-kfp.sqlite'}").history(ExperimentKey("", name))
 
 
 def _seconds(history: History) -> float:

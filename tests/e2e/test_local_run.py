@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hpo_kfp.tracking import open_tracker, resolve_target
+from hpo_kfp.store import ExperimentKey, open_store
 
 _HERE = Path(__file__).parent
 
@@ -52,7 +52,7 @@ def test_parallel_trials_a_failure_and_an_early_goal(
     assert outcome["best"]["name"] == "scripted-0005" and outcome["best"]["objective"] == 5.0
     assert 0 <= outcome["best"]["parameters"]["x"] <= 1
 
-    history = open_tracker(resolve_target(str(tmp_path / "mlmd.sqlite"))).load_history("scripted")
+    history = open_store(f"sqlite:///{tmp_path / 'hpo-kfp.sqlite'}").history(ExperimentKey("", "scripted"))
     assert [t.status for t in history.trials] == [
         "Succeeded",
         "Failed",
@@ -72,37 +72,6 @@ def test_parallel_trials_a_failure_and_an_early_goal(
     logs = list(tmp_path.glob("scripted/*/artifacts/**/log"))
     assert any("simulated crash" in path.read_text() for path in logs)
     assert "round 2/4" in result.stdout
-
-
-def test_the_run_leaves_a_complete_metadata_graph(
-    scripted_run: tuple[Path, subprocess.CompletedProcess[str]],
-) -> None:
-    from ml_metadata.proto import metadata_store_pb2 as pb
-
-    from hpo_kfp.tracking.mlmd import MlmdTracker
-
-    tmp_path, _ = scripted_run
-    tracker = open_tracker(resolve_target(str(tmp_path / "mlmd.sqlite")))
-    assert isinstance(tracker, MlmdTracker)
-    store = tracker._store
-    [experiment] = store.get_contexts_by_type("odh.HPOExperiment")
-    assert experiment.properties["status"].string_value == "Succeeded"
-    assert experiment.properties["reason"].string_value == "GoalReached"
-    assert experiment.properties["best_trial"].string_value == "scripted-0005"
-    trials = store.get_contexts_by_type("odh.HPOTrial")
-    assert sorted(c.name for c in trials) == [f"scripted-{i:04d}" for i in range(6)]
-    assert {c.id for c in store.get_children_contexts_by_context(experiment.id)} == {c.id for c in trials}
-    executions = store.get_executions_by_type("odh.Train")
-    states = {e.properties["trial"].string_value: e.last_known_state for e in executions}
-    assert states["scripted-0001"] == pb.Execution.FAILED and states["scripted-0004"] == pb.Execution.FAILED
-    assert sum(s == pb.Execution.COMPLETE for s in states.values()) == 4
-    assert len(store.get_artifacts_by_type("odh.HPOConfig")) == 6
-    assert len(store.get_artifacts_by_type("odh.Metrics")) == 6
-    events = store.get_events_by_execution_ids([e.id for e in executions])
-    assert sorted(e.type for e in events) == [pb.Event.INPUT] * 6 + [pb.Event.OUTPUT] * 6
-    for context in trials:
-        assert len(store.get_executions_by_context(context.id)) == 1
-        assert len(store.get_artifacts_by_context(context.id)) == 2
 
 
 _CHROMIUM = shutil.which("chromium")
@@ -157,34 +126,46 @@ def test_the_html_report_renders_with_its_plots_offline(
     assert colored > 1_000  # the plots' lines and points drew: text and tables alone are grey (0)
 
 
-def test_type_prefix_names_the_metadata_types(tmp_path: Path) -> None:
-    from hpo_kfp.tracking.mlmd import MlmdTracker
+def test_an_ml_metadata_store_gets_the_odh_graph_under_a_type_prefix(tmp_path: Path) -> None:
+    """The same run with ``--store mlmd+sqlite:///...``: ML Metadata with the ODH types."""
+    pytest.importorskip("ml_metadata", reason="the mlmd extra is not installed")
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    from hpo_kfp.store.mlmd import MlmdStore
 
     document = yaml.safe_load((_HERE / "scripted.yaml").read_text())
-    document["spec"]["maxTrialCount"] = 2
-    document["spec"]["parallelTrialCount"] = 2
+    document["spec"]["maxTrialCount"] = 3
+    document["spec"]["parallelTrialCount"] = 3
     document["spec"]["maxFailedTrialCount"] = 2
     (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(document))
     shutil.copy(_HERE / "scripted_trial.py", tmp_path)
-    store = str(tmp_path / "mlmd.sqlite")
+    url = f"mlmd+sqlite:///{tmp_path / 'mlmd.sqlite'}"
     run = _cli(
-        "run", "experiment.yaml", "--local", "--mlmd", store, "--mlmd-type-prefix", "acme.", cwd=tmp_path
+        "run", "experiment.yaml", "--local", "--store", url, "--mlmd-type-prefix", "acme.", cwd=tmp_path
     )
     assert run.returncode == 0, run.stdout + run.stderr  # MaxTrialsReached (trial 1 crashes)
 
-    mlmd = MlmdTracker("sqlite://" + store, prefix="acme.")._store
+    mlmd = MlmdStore(url, prefix="acme.")._store
     names = {t.name for t in mlmd.get_context_types()} | {t.name for t in mlmd.get_artifact_types()}
     assert {"acme.HPOExperiment", "acme.HPOTrial", "acme.HPOConfig", "acme.Metrics"} <= names
     assert not any(name.startswith("odh.") for name in names)
-    assert len(mlmd.get_contexts_by_type("acme.HPOTrial")) == 2
+    [experiment] = mlmd.get_contexts_by_type("acme.HPOExperiment")
+    assert experiment.properties["status"].string_value == "Succeeded"
+    assert experiment.properties["reason"].string_value == "MaxTrialsReached"
+    trials = mlmd.get_contexts_by_type("acme.HPOTrial")
+    assert len(trials) == 3
+    assert {c.id for c in mlmd.get_children_contexts_by_context(experiment.id)} == {c.id for c in trials}
+    executions = mlmd.get_executions_by_type("acme.Train")
+    states = sorted(e.last_known_state for e in executions)
+    assert states == sorted([pb.Execution.COMPLETE, pb.Execution.COMPLETE, pb.Execution.FAILED])
 
     # Reading needs the same prefix: from the flag or from the environment.
-    assert _cli("report", "scripted", "--mlmd", store, cwd=tmp_path).returncode == 2
-    shown = _cli("report", "scripted", "--mlmd", store, "--mlmd-type-prefix", "acme.", cwd=tmp_path)
+    assert _cli("report", "scripted", "--store", url, cwd=tmp_path).returncode == 2
+    shown = _cli("report", "scripted", "--store", url, "--mlmd-type-prefix", "acme.", cwd=tmp_path)
     assert shown.returncode == 0 and "scripted-0001" in shown.stdout, shown.stderr
     environment = {**os.environ, "HPO_KFP_MLMD_TYPE_PREFIX": "acme."}
     listed = subprocess.run(
-        [sys.executable, "-m", "hpo_kfp", "experiments", "--mlmd", store],
+        [sys.executable, "-m", "hpo_kfp", "experiments", "--store", url],
         cwd=tmp_path,
         env=environment,
         capture_output=True,
@@ -193,8 +174,36 @@ def test_type_prefix_names_the_metadata_types(tmp_path: Path) -> None:
     )
     assert listed.returncode == 0 and "scripted" in listed.stdout, listed.stderr
 
-    bad = _cli("report", "scripted", "--mlmd", store, "--mlmd-type-prefix", "a b", cwd=tmp_path)
+    bad = _cli("report", "scripted", "--store", url, "--mlmd-type-prefix", "a b", cwd=tmp_path)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines() == [
         "--mlmd-type-prefix: the metadata type prefix must be letters, digits, '.', '_' or '-', but got 'a b'"
     ]
+
+
+def test_a_second_run_of_a_running_experiment_is_refused(tmp_path: Path) -> None:
+    """One local run of an experiment at a time per run folder: the second says who runs it."""
+    from hpo_kfp.pipeline.launch import prepare_local_run
+    from hpo_kfp.spec import load_experiment
+
+    experiment = load_experiment(_HERE / "scripted.yaml")
+    holder = prepare_local_run(
+        experiment, _HERE / "scripted.yaml", workdir=tmp_path, store=f"sqlite:///{tmp_path / 's.sqlite'}"
+    )
+    second = _cli("run", str(_HERE / "scripted.yaml"), "--local", "--workdir", str(tmp_path), cwd=tmp_path)
+    assert second.returncode == 1
+    [line] = second.stderr.strip().splitlines()
+    assert line.startswith(
+        f"{_HERE / 'scripted.yaml'}: experiment scripted: another local run of it must not be running, "
+        f"but pid {os.getpid()} since "
+    )
+    assert line.endswith(
+        "is; wait for it to end or stop it (two runs of one experiment from different "
+        "run folders share its budget instead)"
+    )
+    assert list(tmp_path.glob("scripted/*")) == [holder.directory]  # the refused run made no run folder
+    holder.lock.close()  # as when the first run's process ends
+    again = prepare_local_run(
+        experiment, _HERE / "scripted.yaml", workdir=tmp_path, store=f"sqlite:///{tmp_path / 's.sqlite'}"
+    )
+    assert again.lock is not None

@@ -1,5 +1,6 @@
-"""A run killed mid-round (kill -9 of the CLI) and started again loses no finished trial
-and repeats no succeeded one."""
+"""A run killed mid-round (kill -9 of the CLI) and started again loses no finished trial,
+repeats no succeeded one, and runs the trials the killed run had claimed with their own
+numbers and parameters."""
 
 from __future__ import annotations
 
@@ -11,27 +12,31 @@ import sys
 import time
 from pathlib import Path
 
-from hpo_kfp.history import History
-from hpo_kfp.tracking import open_tracker, resolve_target
+from hpo_kfp.history import ACTIVE, FINISHED, History
+from hpo_kfp.store import ExperimentKey, open_store
 
 _SPEC = Path(__file__).parent / "slow.yaml"
 
 
-def _finished(store: Path) -> History:
+def _all(store: Path) -> History:
     if not store.exists():
         return History(experiment="slow")
-    return open_tracker(resolve_target(str(store))).load_history("slow")
+    return open_store(f"sqlite:///{store}").history(ExperimentKey("", "slow"))
+
+
+def _finished(store: Path) -> list[str]:
+    return [t.name for t in _all(store).trials if t.status in FINISHED]
 
 
 def test_kill_9_then_resume(tmp_path: Path) -> None:
-    store = tmp_path / "mlmd.sqlite"
+    store = tmp_path / "hpo-kfp.sqlite"
     command = [sys.executable, "-m", "hpo_kfp", "run", str(_SPEC), "--local", "--workdir", str(tmp_path)]
     first = subprocess.Popen(
         command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     try:
         deadline = time.monotonic() + 180
-        while len(_finished(store).trials) < 3:
+        while len(_finished(store)) < 3:
             assert first.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline, "no trials finished in time"
             time.sleep(0.2)
@@ -41,19 +46,25 @@ def test_kill_9_then_resume(tmp_path: Path) -> None:
     finally:
         with contextlib.suppress(ProcessLookupError):  # no orphan left is fine too
             os.killpg(first.pid, signal.SIGKILL)
-    before = {t.name: t for t in _finished(store).trials}
+    left = _all(store)
+    before = {t.name: t for t in left.trials if t.status in FINISHED}
+    claimed = {t.name: t for t in left.trials if t.status in ACTIVE}
     assert 3 <= len(before) < 8
 
     second = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert f"slow: continuing with {len(before)} trials" in second.stdout
-    after = _finished(store)
+    again = f", {len(claimed)} left unfinished by a run that ended run again" if claimed else ""
+    assert f"slow: continuing with {len(left.trials)} trials from sqlite:///{store}{again}\n" in second.stdout
+    after = _all(store)
     by_name = {t.name: t for t in after.trials}
     # Nothing finished before the kill is lost or changed.
     for name, trial in before.items():
         assert by_name[name] == trial
+    # What the killed run had claimed ran under the same name, with the same parameters.
+    for name, trial in claimed.items():
+        assert by_name[name].parameters == trial.parameters and by_name[name].status == "Succeeded"
     # The experiment's total is honoured, and no succeeded configuration was run twice.
     assert len(after.trials) == 8 and all(t.status == "Succeeded" for t in after.trials)
     configurations = [t.parameters["x"] for t in after.trials]
     assert len(set(configurations)) == len(configurations)
-    assert len({t.number for t in after.trials}) == 8  # a trial lost mid-round leaves a gap, not a clash
+    assert [t.number for t in after.trials] == list(range(8))  # dense: nothing lost, nothing twice

@@ -104,7 +104,7 @@ def test_compile_for_a_cluster_uses_the_kubernetes_runner(tmp_path: Path, exampl
         spec["root"]["inputDefinitions"]["parameters"]["settings"]["defaultValue"]
     )
     assert settings.runner == "kubernetes"
-    assert settings.tracking == "grpc://metadata-grpc-service.kubeflow:8080"
+    assert settings.store == "grpc://metadata-grpc-service.kubeflow:8080"
     assert settings.type_prefix == "odh."
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert images == {"registry.example/hpo-kfp:1"}

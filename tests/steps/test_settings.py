@@ -17,8 +17,12 @@ from hpo_kfp.steps.settings import SETTINGS_VERSION, SettingsError, StepSettings
         ({"runner": "docker"}, r"^settings.runner: must be local or kubernetes, but got 'docker'$"),
         ({"runner": 1}, r"^settings.runner: must be str, but got 1$"),
         (
-            {"tracking": "mysql://m"},
-            r"^settings.tracking: must be sqlite:///PATH, grpc://HOST:PORT or .*'mysql://m'$",
+            {"store": "ftp://m"},
+            r"^settings.store: the store must be sqlite:///PATH, postgresql://.*, but got 'ftp://m'$",
+        ),
+        (
+            {"store": "postgresql://hpo:secret@db/hpo"},
+            r"^settings.store: the store URL must not hold a password .*, but got 'postgresql://hpo:\*\*\*@db/hpo'$",
         ),
         ({"type_prefix": "a b"}, r"^settings.type_prefix: must be letters, digits.*, but got 'a b'$"),
         (
@@ -33,7 +37,8 @@ from hpo_kfp.steps.settings import SETTINGS_VERSION, SettingsError, StepSettings
     ids=[
         "runner",
         "runner-type",
-        "tracking",
+        "store",
+        "store-password",
         "type-prefix",
         "namespace",
         "negative",
@@ -72,7 +77,7 @@ def test_settings_errors_are_the_users_input() -> None:
 
 
 def test_settings_round_trip_with_their_version() -> None:
-    settings = StepSettings(runner="kubernetes", tracking="grpc://m:8080", namespace="ns", run_budget=3)
+    settings = StepSettings(runner="kubernetes", store="grpc://m:8080", namespace="ns", run_budget=3)
     text = settings.to_json()
     assert json.loads(text)["version"] == SETTINGS_VERSION
     assert StepSettings.from_json(text) == settings
@@ -89,7 +94,7 @@ def test_settings_round_trip_with_their_version() -> None:
 )
 def test_settings_typed_by_hand_need_no_version(text: str, expected: StepSettings) -> None:
     assert StepSettings.from_json(text) == expected
-    assert StepSettings.from_json(text).tracker() is None
+    assert StepSettings.from_json(text).open_store() is None
 
 
 @pytest.mark.parametrize("version", [2, 0, "1", None], ids=["newer", "zero", "string", "null"])

@@ -15,6 +15,7 @@ from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.steps import StepSettings, collect_metrics_step, decide_step, run_trial_step, suggest_step
 from hpo_kfp.steps.native import native_trial_step
+from hpo_kfp.store import ExperimentKey
 from hpo_kfp.wire import DecisionDocument, NoTrial, RecordedTrial, RunResult, TrialItem, read
 from tests.conftest import base_spec
 
@@ -65,9 +66,9 @@ def test_a_done_experiment_gets_one_no_trial_item(tmp_path: Path) -> None:
 
 
 def test_first_round_warm_starts_from_the_store(tmp_path: Path) -> None:
-    settings = StepSettings(tracking=f"sqlite://{tmp_path}/mlmd.sqlite")
-    tracker = settings.tracker()
-    assert tracker is not None
+    settings = StepSettings(store=f"sqlite:///{tmp_path}/store.sqlite")
+    store = settings.open_store()
+    assert store is not None
     prior = TrialRecord(
         name="demo-0000",
         number=0,
@@ -75,7 +76,10 @@ def test_first_round_warm_starts_from_the_store(tmp_path: Path) -> None:
         status="Succeeded",
         values=(0.5,),
     )
-    tracker.save_trial(parse_experiment(_SPEC), prior)
+    experiment = parse_experiment(_SPEC)
+    key = settings.experiment_key(experiment)
+    store.open_experiment(experiment, key)
+    store.record(key, prior)
     items = suggest_step(_SPEC, None, str(tmp_path / "h.json"), settings.to_json())
     assert [TrialItem.from_json(i).name for i in items] == ["demo-0001", "demo-0002"]
     assert _history(tmp_path / "h.json").trials[0] == prior
@@ -93,7 +97,7 @@ def test_run_collect_decide_for_one_local_trial(tmp_path: Path) -> None:
         "${trialParameters.optimizer}",
     ]
     spec = yaml.safe_dump(document)
-    settings = StepSettings(tracking=f"sqlite://{tmp_path}/mlmd.sqlite", trial_cwd=str(tmp_path)).to_json()
+    settings = StepSettings(store=f"sqlite:///{tmp_path}/store.sqlite", trial_cwd=str(tmp_path)).to_json()
     items = suggest_step(spec, None, str(tmp_path / "h1.json"), settings)
     log, metrics = tmp_path / "log", tmp_path / "metrics"
     result = run_trial_step(spec, items[0], str(log), str(metrics), settings)
@@ -113,9 +117,9 @@ def test_run_collect_decide_for_one_local_trial(tmp_path: Path) -> None:
     assert done is False and decision["done"] is False and decision["best"]["name"] == "demo-0000"
     assert DecisionDocument.from_json((tmp_path / "d").read_text()).best is not None
     assert [t.status for t in _history(tmp_path / "h2.json").trials] == ["Succeeded", "Pending"]
-    tracker = StepSettings.from_json(settings).tracker()
-    assert tracker is not None
-    [summary] = tracker.experiments()
+    store = StepSettings.from_json(settings).open_store()
+    assert store is not None
+    [summary] = store.experiments()
     assert (summary.best_trial, summary.trials) == ("demo-0000", 2)
 
 
@@ -211,7 +215,7 @@ def test_sampler_state_survives_a_round_of_steps(tmp_path: Path) -> None:
         "${trialParameters.optimizer}",
     ]
     spec = yaml.safe_dump(document)
-    settings = StepSettings(tracking=f"sqlite://{tmp_path}/mlmd.sqlite", trial_cwd=str(tmp_path)).to_json()
+    settings = StepSettings(store=f"sqlite:///{tmp_path}/store.sqlite", trial_cwd=str(tmp_path)).to_json()
     previous = None
     for round_index in range(2):  # CMA-ES samples its first trial at random: look at round 2
         proposed_path, decided_path = tmp_path / f"p{round_index}.json", tmp_path / f"d{round_index}.json"
@@ -227,7 +231,7 @@ def test_sampler_state_survives_a_round_of_steps(tmp_path: Path) -> None:
     decided = _history(decided_path).trials
     assert all("cma:generation" in t.sampler_attrs for t in proposed[2:])
     assert [t.sampler_attrs for t in decided] == [t.sampler_attrs for t in proposed]
-    tracker = StepSettings.from_json(settings).tracker()
-    assert tracker is not None
-    stored = tracker.load_history("demo").trials
+    store = StepSettings.from_json(settings).open_store()
+    assert store is not None
+    stored = store.history(ExperimentKey("kubeflow", "demo")).trials
     assert [t.sampler_attrs for t in stored] == [t.sampler_attrs for t in proposed]
