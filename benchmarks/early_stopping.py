@@ -31,7 +31,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 
-from hpo_kfp.tracking import open_tracker, resolve_target
+from hpo_kfp.store import ExperimentKey, open_store
 
 _SIDES = ("tpe", "tpe+medianstop", "hyperband")
 
@@ -133,8 +133,8 @@ def _run(side: str, seed: int, workdir: Path) -> dict[str, Any]:
     wall = time.monotonic() - started
     if result.returncode != 0:
         raise RuntimeError(f"{side} seed {seed} failed:\n{result.stdout}\n{result.stderr}")
-    history = open_tracker(resolve_target(str(workdir / "mlmd.sqlite"))).load_history(
-        document["metadata"]["name"]
+    history = open_store(f"sqlite:///{workdir / 'hpo-kfp.sqlite'}").history(
+        ExperimentKey("", document["metadata"]["name"])
     )
     full = [
         t.objective for t in history.trials if t.objective is not None and t.parameters.get("epochs") == 9

@@ -268,8 +268,8 @@ def pieces(experiment_doc: dict[str, Any], repeats: int) -> dict[str, float]:
     from hpo_kfp.history import History
     from hpo_kfp.spec import parse_experiment
     from hpo_kfp.steps import suggest_step
+    from hpo_kfp.store import ExperimentKey, open_store
     from hpo_kfp.suggest import suggest
-    from hpo_kfp.tracking import open_tracker
 
     py = sys.executable
     out: dict[str, float] = {}
@@ -283,8 +283,8 @@ def pieces(experiment_doc: dict[str, Any], repeats: int) -> dict[str, float]:
     )
     out["import hpo_kfp.steps"] = time_command([py, "-c", "import hpo_kfp.steps"], repeats)
     out["import hpo_kfp.steps + optuna"] = time_command([py, "-c", "import hpo_kfp.steps, optuna"], repeats)
-    out["import hpo_kfp.tracking.mlmd + ml_metadata"] = time_command(
-        [py, "-c", "import hpo_kfp.tracking.mlmd, ml_metadata.metadata_store"], repeats
+    out["import hpo_kfp.store.sql (SQLAlchemy)"] = time_command(
+        [py, "-c", "import hpo_kfp.store.sql"], repeats
     )
     out["trial process (_trial.py --seconds 0)"] = time_command(
         [py, str(TRIAL_SCRIPT), "--x=0", "--y=0", "--seconds=0"], repeats
@@ -303,25 +303,26 @@ def pieces(experiment_doc: dict[str, Any], repeats: int) -> dict[str, float]:
             suggest_step(spec, str(history_in), str(Path(tmp) / f"out{i}.json"), "")
             samples.append(time.perf_counter() - start)
         out["suggest_step in-process (round 2, warm)"] = C.median(samples)
-        # MLMD writes on a fresh SQLite store.
-        target = f"sqlite://{Path(tmp) / 'mlmd.sqlite'}"
+        # Store writes on a fresh SQLite store.
+        target = f"sqlite:///{Path(tmp) / 'store.sqlite'}"
+        key = ExperimentKey("", experiment.name)
         start = time.perf_counter()
-        tracker = open_tracker(target)
-        tracker.load_history(experiment.name)
-        out["open MLMD store (create)"] = time.perf_counter() - start
+        store = open_store(target)
+        store.open_experiment(experiment, key)
+        out["open store (create)"] = time.perf_counter() - start
         finished = [t for t in history.trials]
         samples = []
         for t in finished:
             start = time.perf_counter()
-            open_tracker(target).save_trial(experiment, t, run_id="bench")
+            open_store(target).record(key, t, run_id="bench")
             samples.append(time.perf_counter() - start)
-        out["open store + save_trial (collect_metrics' write)"] = C.median(samples)
+        out["open store + record (collect_metrics' write)"] = C.median(samples)
         samples = []
         for _ in range(repeats):
             start = time.perf_counter()
-            open_tracker(target).save_experiment(experiment, history, decide(experiment, history))
+            open_store(target).save_decision(key, decide(experiment, history), history.study_attrs)
             samples.append(time.perf_counter() - start)
-        out["open store + save_experiment (decide's write)"] = C.median(samples)
+        out["open store + save_decision (decide's write)"] = C.median(samples)
         from hpo_kfp.pipeline.compact import compact_file
         from hpo_kfp.pipeline.loop import build_pipeline, compile_pipeline
 

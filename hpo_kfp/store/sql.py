@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -256,7 +257,7 @@ class SqlStore:
 
         if not owner:
             raise ValueError("a claim needs an owner")
-        for _ in range(_ATTEMPTS):
+        for attempt in range(_ATTEMPTS):
             history = self.history(key)
             experiment_id = self._experiment_id(key)
             claimed = self._reclaim(experiment_id, count, owner)
@@ -282,6 +283,7 @@ class SqlStore:
                     )
             except _LOST_RACE as error:
                 _raise_unless_lost_race(error)
+                _back_off(attempt)
                 continue  # another claimer took these numbers: read again, suggest again
             return created, updated
         raise StoreError(f"experiment {key}: no claim succeeded in {_ATTEMPTS} attempts (too many claimers)")
@@ -448,6 +450,12 @@ class SqlStore:
     def _begin(self) -> Iterator[Connection]:
         with self._engine.begin() as db:
             yield db
+
+
+def _back_off(attempt: int) -> None:
+    """Waits a random while before a claimer that lost a race tries again, longer after each
+    loss, so that many claimers do not all read, suggest and collide again in step."""
+    time.sleep(random.uniform(0, min(0.005 * 2**attempt, 0.5)))
 
 
 _LOST_RACE = (sa.exc.IntegrityError, sa.exc.OperationalError)

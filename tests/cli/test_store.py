@@ -12,8 +12,8 @@ import yaml
 from hpo_kfp.cli import main
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.spec import parse_experiment
-from hpo_kfp.suggest import suggest
 from hpo_kfp.store import ExperimentKey, open_store
+from hpo_kfp.suggest import suggest
 from tests.conftest import base_spec
 
 
@@ -283,7 +283,11 @@ def test_a_file_that_is_not_a_store_is_refused_and_left_as_it_was(
 def test_a_spreadsheets_csv_imports_once(
     tmp_path: Path, spec_file: Path, capsys: pytest.CaptureFixture[str], encoding: str, delimiter: str
 ) -> None:
-    rows = [["lr", "layers", "optimizer", "loss"], ["0.02", "3", "adam", "0.40"], ["0.03", "4", "sgd", "0.20"]]
+    rows = [
+        ["lr", "layers", "optimizer", "loss"],
+        ["0.02", "3", "adam", "0.40"],
+        ["0.03", "4", "sgd", "0.20"],
+    ]
     trials = tmp_path / "prior.csv"
     trials.write_text("\r\n".join(delimiter.join(row) for row in rows) + "\r\n", encoding=encoding)
     assert main(["import", str(spec_file), str(trials), "--store", _store(tmp_path)]) == 0

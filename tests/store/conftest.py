@@ -1,6 +1,7 @@
-"""Stores to run the contract suite on: an SQLite file, and fresh databases on the PostgreSQL
-and MariaDB servers of this machine (``.ci/run`` starts them). Without a server a test
-skips with the reason, except under CI, where it fails."""
+"""Stores to run the contract suite on: an SQLite file, fresh databases on the PostgreSQL
+and MariaDB servers of this machine (``.ci/run`` starts them), and an embedded ML Metadata
+file. Without a server (or without ml-metadata) a test skips with the reason, except under
+CI, where it fails."""
 
 from __future__ import annotations
 
@@ -52,10 +53,24 @@ def server_database(kind: str) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def _mlmd_unavailable(error: ImportError) -> None:
+    reason = f"ml-metadata cannot be imported ({str(error).strip().splitlines()[0]})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; CI installs the mlmd extra")
+    pytest.skip(reason)
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb", "mlmd"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of an empty store of each backend."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.sqlite'}"
+        return
+    if request.param == "mlmd":
+        try:
+            import ml_metadata  # noqa: F401
+        except ImportError as error:
+            _mlmd_unavailable(error)
+        yield f"mlmd+sqlite:///{tmp_path}/mlmd.sqlite"
         return
     yield from server_database(request.param)
