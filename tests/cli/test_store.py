@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -296,3 +297,22 @@ def test_a_spreadsheets_csv_imports_once(
     assert "imported 0 trials from" in capsys.readouterr().out  # the same file again adds nothing
     history = open_store(_store(tmp_path)).history(ExperimentKey("kubeflow", "demo"))
     assert [(t.parameters["lr"], t.values) for t in history.trials] == [(0.02, (0.4,)), (0.03, (0.2,))]
+
+
+def test_report_and_export_read_an_experiment_whose_trials_were_a_kfp_component(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """tune() with a KFP component records an experiment with no trialTemplate."""
+    document = base_spec()
+    del document["spec"]["trialTemplate"]
+    experiment = parse_experiment(document, trial_template=False)
+    store = open_store(_store(tmp_path))
+    key = ExperimentKey("kubeflow", "demo")
+    store.open_experiment(experiment, key)
+    (trial,), _ = store.claim(experiment, key, 1, owner="run-1")
+    store.record(key, replace(trial, status="Succeeded", values=(0.2,), metrics={"loss": 0.2}))
+    assert main(["report", "demo", "--store", _store(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["best"]["name"] == "demo-0000"
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    assert main(["export", "demo", "--optuna-storage", storage, "--store", _store(tmp_path)]) == 0
+    assert "1 trials written" in capsys.readouterr().out

@@ -207,3 +207,22 @@ def test_a_second_run_of_a_running_experiment_is_refused(tmp_path: Path) -> None
         experiment, _HERE / "scripted.yaml", workdir=tmp_path, store=f"sqlite:///{tmp_path / 's.sqlite'}"
     )
     assert again.lock is not None
+
+
+def test_restart_starts_the_experiment_over(tmp_path: Path) -> None:
+    from hpo_kfp.pipeline.launch import prepare_local_run
+    from hpo_kfp.spec import load_experiment
+    from hpo_kfp.store import ExperimentKey, open_store
+
+    experiment = load_experiment(_HERE / "scripted.yaml")
+    url = f"sqlite:///{tmp_path / 's.sqlite'}"
+    store = open_store(url)
+    key = ExperimentKey("", "scripted")
+    store.open_experiment(experiment, key)
+    store.claim(experiment, key, 2, owner="an-earlier-run")
+    kept = prepare_local_run(experiment, _HERE / "scripted.yaml", workdir=tmp_path, store=url)
+    assert len(kept.prior.trials) == 2 and len(kept.released) == 2
+    kept.lock.close()
+    fresh = prepare_local_run(experiment, _HERE / "scripted.yaml", workdir=tmp_path, store=url, restart=True)
+    assert fresh.prior.trials == () and fresh.released == ()
+    assert store.history(key).trials == () and store.experiments()[0].trials == 0
