@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from hpo_kfp.early_stopping import StopRule, StopWatch
+from hpo_kfp.errors import HpoKfpError
+from hpo_kfp.history import TrialRecord
+from hpo_kfp.runners.base import TrialRun
 from hpo_kfp.runners.follow import OutputFollower
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
@@ -44,27 +49,64 @@ def run_trial_step(
     experiment = parse_experiment(spec, trial_template=None)
     options = StepSettings.from_json(settings)
     record = item.record()
+    with _heartbeats(options, experiment, record.name):
+        run = _run(experiment, options, item, record, Path(log_path), Path(metrics_path))
+    return RunResult(trial=item, run=run).to_json()
+
+
+def _run(
+    experiment: Experiment,
+    options: StepSettings,
+    item: TrialItem,
+    record: TrialRecord,
+    log_path: Path,
+    metrics_path: Path,
+) -> TrialRun:
     if options.runner == "local":
         from hpo_kfp.runners import local_command, run_local
 
-        command = local_command(experiment, record, Path(metrics_path))
-        stop = _stopper(experiment, item.stop_rule, Path(log_path), Path(metrics_path))
-        run = run_local(
-            command, name=record.name, cwd=Path(options.trial_cwd or "."), log_path=Path(log_path), stop=stop
+        command = local_command(experiment, record, metrics_path)
+        stop = _stopper(experiment, item.stop_rule, log_path, metrics_path)
+        return run_local(
+            command, name=record.name, cwd=Path(options.trial_cwd or "."), log_path=log_path, stop=stop
         )
-    else:
-        from hpo_kfp.runners.kubernetes import KubernetesRunner, step_namespace
+    from hpo_kfp.runners.kubernetes import KubernetesRunner, step_namespace
 
-        output = KubernetesRunner.from_environment().run(
-            experiment,
-            record,
-            namespace=step_namespace(options.namespace or None, experiment),
-            stop_rule=item.stop_rule,
-        )
-        Path(log_path).write_text(output.log, encoding="utf-8")
-        Path(metrics_path).write_text(output.metrics, encoding="utf-8")
-        run = output.run
-    return RunResult(trial=item, run=run).to_json()
+    output = KubernetesRunner.from_environment().run(
+        experiment,
+        record,
+        namespace=step_namespace(options.namespace or None, experiment),
+        stop_rule=item.stop_rule,
+    )
+    log_path.write_text(output.log, encoding="utf-8")
+    metrics_path.write_text(output.metrics, encoding="utf-8")
+    return output.run
+
+
+@contextlib.contextmanager
+def _heartbeats(options: StepSettings, experiment: Experiment, name: str) -> Iterator[None]:
+    """Tells the store, while the trial runs, that its claimer is alive: a trial whose
+    heartbeats stop for ``settings.stale_seconds`` is handed out again by the next claim."""
+    store = options.open_store() if options.stale_seconds else None
+    if store is None:
+        yield
+        return
+    key = options.experiment_key(experiment)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(max(options.stale_seconds / 4, 1)):
+            with contextlib.suppress(HpoKfpError):  # a store busy for a moment: the next beat
+                store.heartbeat(key, [name])
+
+    store.heartbeat(key, [name])
+    thread = threading.Thread(target=beat, name=f"heartbeat-{name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def _stopper(

@@ -66,6 +66,9 @@ class StepSettings:
     """Largest loop parallelism the pipeline was compiled with (0: sized for the experiment)."""
     run_budget: int = 0
     """New trials this run may start (scheduled runs); 0: as many as ``maxTrialCount`` allows."""
+    stale_seconds: int = 600
+    """A claimed trial whose run step has sent no heartbeat for this long (its pod evicted,
+    its run stopped) is handed out again by a run's first claim; 0: never."""
 
     def __post_init__(self) -> None:
         for item in fields(self):

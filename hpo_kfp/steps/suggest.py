@@ -31,6 +31,9 @@ def initial_history(experiment: Experiment, settings: StepSettings) -> History:
         return History(experiment=experiment.name)
     key = settings.experiment_key(experiment)
     store.open_experiment(experiment, key, allow_space_change=settings.allow_space_change)
+    if settings.stale_seconds:
+        # Trials whose claimer went quiet (a run stopped, a pod lost) run again in this run.
+        store.release(key, older_than=settings.stale_seconds)
     return store.history(key)
 
 

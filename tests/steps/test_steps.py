@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -235,3 +236,46 @@ def test_sampler_state_survives_a_round_of_steps(tmp_path: Path) -> None:
     assert store is not None
     stored = store.history(ExperimentKey("kubeflow", "demo")).trials
     assert [t.sampler_attrs for t in stored] == [t.sampler_attrs for t in proposed]
+
+
+def test_a_runs_first_round_hands_out_trials_whose_claimer_went_quiet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = StepSettings(store=f"sqlite:///{tmp_path}/store.sqlite", stale_seconds=600).to_json()
+    first = suggest_step(_SPEC, None, str(tmp_path / "h1.json"), settings, run_id="run-1")
+    lost = [TrialItem.from_json(item) for item in first]
+    # run-1 is gone (its pods evicted): a later run starts within the grace period...
+    soon = suggest_step(_SPEC, None, str(tmp_path / "h2.json"), settings, run_id="run-2")
+    assert [TrialItem.from_json(item).number for item in soon] == [2, 3]
+    # ...and one an hour on, when run-1's trials have sent no heartbeat for that long.
+    later = time.time() + 3600
+    monkeypatch.setattr(time, "time", lambda: later)
+    again = suggest_step(_SPEC, None, str(tmp_path / "h3.json"), settings, run_id="run-3")
+    assert [(i.name, i.parameters) for i in map(TrialItem.from_json, again)] == [
+        (i.name, i.parameters) for i in lost
+    ]
+
+
+def test_a_running_trial_sends_heartbeats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    document = base_spec()
+    container = document["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = [
+        "python3",
+        "-c",
+        "print('loss=0.25')",
+        "${trialParameters.learningRate}",
+        "${trialParameters.numberLayers}",
+        "${trialParameters.optimizer}",
+    ]
+    spec = yaml.safe_dump(document)
+    settings = StepSettings(store=f"sqlite:///{tmp_path}/store.sqlite", trial_cwd=str(tmp_path)).to_json()
+    running, waiting = suggest_step(spec, None, str(tmp_path / "h.json"), settings, run_id="run-1")
+    later = time.time() + 3600
+    monkeypatch.setattr(time, "time", lambda: later)  # the trial runs an hour after its claim
+    run_trial_step(spec, running, str(tmp_path / "log"), str(tmp_path / "metrics"), settings)
+    store = StepSettings.from_json(settings).open_store()
+    assert store is not None
+    # Only the trial that never ran has gone quiet for the grace period.
+    assert store.release(ExperimentKey("kubeflow", "demo"), older_than=600) == [
+        TrialItem.from_json(waiting).name
+    ]
