@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 
@@ -10,6 +11,7 @@ from hpo_kfp.history import TrialRecord
 from hpo_kfp.metrics import MetricLog, observe, parse_json_lines, parse_text
 from hpo_kfp.runners.base import TrialRun
 from hpo_kfp.spec import Experiment
+from hpo_kfp.tfevents import ERROR_KEY
 
 __all__ = ["collect_trial", "metric_logs"]
 
@@ -22,7 +24,22 @@ def metric_logs(experiment: Experiment, log_text: str, metrics_text: str) -> lis
         return parse_text(log_text, names, collector.metrics_format)
     if collector.kind == "File" and collector.format == "TEXT":
         return parse_text(metrics_text, names, collector.metrics_format)
-    return parse_json_lines(metrics_text, names)  # File JSON, and Push
+    # File JSON, Push, and TensorFlowEvent (whose values the runner exports as JSON lines:
+    # see hpo_kfp.tfevents.EventExporter).
+    return parse_json_lines(metrics_text, names)
+
+
+def _event_file_error(experiment: Experiment, metrics_text: str) -> str | None:
+    """Why a TensorFlowEvent trial's event files could not be read, if they could not."""
+    if experiment.metrics_collector.kind != "TensorFlowEvent" or ERROR_KEY not in metrics_text:
+        return None
+    for line in metrics_text.splitlines():
+        if ERROR_KEY in line:
+            try:
+                return str(json.loads(line)[ERROR_KEY])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                return line
+    return None
 
 
 def collect_trial(
@@ -40,6 +57,9 @@ def collect_trial(
         return replace(ended, status="EarlyStopped", reason=run.reason, series=_series(logs))
     if not run.succeeded:
         return replace(ended, status="Failed", reason=run.reason, series=_series(logs))
+    corrupt = _event_file_error(experiment, metrics_text)
+    if corrupt is not None:
+        return replace(ended, status="MetricsUnavailable", reason=corrupt, series=_series(logs))
     try:
         observation = observe(logs, experiment.objective)
     except MetricsUnavailable as error:

@@ -16,9 +16,13 @@ from typing import Any
 from hpo_kfp.errors import TemplateError
 
 __all__ = [
+    "GO_ACTION",
+    "GO_FIELD",
     "META_KEYS",
     "PLACEHOLDER",
+    "find_go_actions",
     "find_placeholders",
+    "go_to_katib",
     "format_value",
     "meta_reference",
     "render",
@@ -29,6 +33,10 @@ PLACEHOLDER = re.compile(r"\$\{trialParameters\.(.+?)\}")
 _META = re.compile(r"^\$\{trialSpec\.(.+?)\}$")
 _INDEXED = re.compile(r"^(Labels|Annotations)\[(.+)\]$")
 META_KEYS = ("Name", "Namespace", "Kind", "APIVersion")
+GO_ACTION = re.compile(r"\{\{(.*?)\}\}")
+"""A Go template action, as an OptimizationJob's ``trainJobTemplate`` writes placeholders."""
+GO_FIELD = re.compile(r"^\s*\.([A-Za-z_][A-Za-z0-9_]*)\s*$")
+"""The one action form substituted: ``{{.name}}`` (spaces allowed inside the braces)."""
 
 
 def meta_reference(reference: str) -> tuple[str, str | None] | None:
@@ -76,6 +84,44 @@ def find_placeholders(document: Any, path: str = "") -> Iterator[tuple[str, str]
     elif isinstance(document, str):
         for match in PLACEHOLDER.finditer(document):
             yield path, match.group(1)
+
+
+def find_go_actions(document: Any, path: str = "") -> Iterator[tuple[str, str, str | None]]:
+    """Yields ``(field path, action, parameter name or None)`` for every ``{{...}}`` in values.
+
+    The name is None for an action that is not a plain ``{{.name}}``.
+
+    Raises:
+        TemplateError: An action sits in a mapping key, where it is never substituted.
+    """
+    if isinstance(document, Mapping):
+        for key, value in document.items():
+            if isinstance(key, str) and GO_ACTION.search(key):
+                raise TemplateError(
+                    f"{path}.{key}: placeholders are substituted in values only, but one is in a key"
+                )
+            yield from find_go_actions(value, f"{path}.{key}")
+    elif isinstance(document, list):
+        for index, item in enumerate(document):
+            yield from find_go_actions(item, f"{path}[{index}]")
+    elif isinstance(document, str):
+        for match in GO_ACTION.finditer(document):
+            field = GO_FIELD.match(match.group(1))
+            yield path, match.group(0), field.group(1) if field else None
+
+
+def go_to_katib(document: Any) -> Any:
+    """A copy of ``document`` with every ``{{.name}}`` written as ``${trialParameters.name}``.
+
+    The OptimizationJob's placeholders then go through the same value-level substitution
+    as Katib's (see :func:`render`): a value stays one string whatever the parameter holds.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        field = GO_FIELD.match(match.group(1))
+        return "${trialParameters." + field.group(1) + "}" if field else match.group(0)
+
+    return _map_strings(document, lambda text: GO_ACTION.sub(replace, text))
 
 
 def substitute(document: Any, values: Mapping[str, str]) -> Any:

@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 from hpo_kfp.cli._common import UsageError, read_experiment, read_history
+from hpo_kfp.spec.checks import check_startable
+from hpo_kfp.spec.collector import check_on_cluster
 from hpo_kfp.suggest import suggest
 
 __all__ = ["register"]
@@ -15,8 +17,20 @@ _MOST = 10_000  # suggestions in one call
 
 
 def register(commands: Any) -> None:
-    validate = commands.add_parser("validate", help="check an Experiment YAML and print a summary")
-    validate.add_argument("file", help="Katib kubeflow.org/v1beta1 Experiment YAML")
+    validate = commands.add_parser(
+        "validate", help="check an Experiment YAML as run and compile would, and print a summary"
+    )
+    validate.add_argument(
+        "file",
+        help="Katib kubeflow.org/v1beta1 Experiment or Trainer trainer.kubeflow.org/v1alpha1 "
+        "OptimizationJob YAML",
+    )
+    validate.add_argument(
+        "--runner",
+        choices=("local", "kubernetes"),
+        help="also check what this runner needs: local (run --local: a command to run as a process) "
+        "or kubernetes (compile's default: collectors and early stopping a cluster supports)",
+    )
     validate.set_defaults(handler=_validate)
 
     propose = commands.add_parser("suggest", help="print the next assignments as JSON")
@@ -28,6 +42,16 @@ def register(commands: Any) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     experiment = read_experiment(args)
+    check_startable(experiment)
+    if args.runner == "local":
+        from hpo_kfp.pipeline.launch import check_runs_locally
+
+        check_runs_locally(experiment)
+    elif args.runner == "kubernetes":
+        from hpo_kfp.runners.kubernetes import check_cluster_support
+
+        check_cluster_support(experiment)
+        check_on_cluster(experiment.metrics_collector)
     kind = experiment.template.kind or "configMap template"
     print(
         f"{args.file}: ok: experiment {experiment.name}, algorithm {experiment.algorithm.name}, "

@@ -6,6 +6,11 @@ deadline (``spec.activeDeadlineSeconds`` of the trial object, when set) ends the
 Output and errors go, merged as a container log, to the trial's log file. A File metrics
 collector's path is mapped to a per-trial file: wherever the collector's path appears in the
 command, args or env values it is replaced by that file, so parallel trials never share one.
+A TensorFlowEvent collector's directory is mapped the same way, to a per-trial directory
+beside the metrics file; the values of its event files are copied into the metrics file as
+they appear (:class:`hpo_kfp.tfevents.EventExporter`). A TrainJob (an OptimizationJob's
+trial) has no container in its template: its ``spec.trainer`` (``command``, ``args``,
+``env``) is the process.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from hpo_kfp.runners._containers import expand_variables, primary_container
 from hpo_kfp.runners.base import TrialRun, now
 from hpo_kfp.spec import Experiment
 from hpo_kfp.templates import render
+from hpo_kfp.tfevents import EventExporter
 
 __all__ = ["METRICS_FILE_ENV", "TRIAL_NAME_ENV", "LocalCommand", "local_command", "run_local"]
 
@@ -45,6 +51,11 @@ class LocalCommand:
     env: dict[str, str]
     deadline: float | None
     """Seconds the trial may run (``activeDeadlineSeconds``), or None."""
+    event_dir: Path | None = None
+    """The trial's own TensorFlowEvent directory, whose values go to ``metrics_file``."""
+    metrics_file: Path | None = None
+    metric_names: tuple[str, ...] = ()
+    """The metrics to take from the event files."""
 
 
 def local_command(experiment: Experiment, trial: TrialRecord, metrics_file: Path) -> LocalCommand:
@@ -63,7 +74,7 @@ def local_command(experiment: Experiment, trial: TrialRecord, metrics_file: Path
     manifest = render(
         template.trial_spec, template.references, trial.parameters, name=trial.name, namespace=None
     )
-    container = primary_container(manifest, template.primary_container_name)
+    container = _process_container(manifest, template.primary_container_name)
     command = [str(part) for part in _list(container, "command")]
     args = [str(part) for part in _list(container, "args")]
     if not command:
@@ -77,12 +88,39 @@ def local_command(experiment: Experiment, trial: TrialRecord, metrics_file: Path
         env = {k: v.replace(collector.path, str(metrics_file)) for k, v in env.items()}
         command = [part.replace(collector.path, str(metrics_file)) for part in command]
         args = [part.replace(collector.path, str(metrics_file)) for part in args]
+    event_dir = None
+    if collector.kind == "TensorFlowEvent" and collector.path:
+        event_dir = metrics_file.with_name(metrics_file.name + ".tfevents")
+        env = {k: v.replace(collector.path, str(event_dir)) for k, v in env.items()}
+        command = [part.replace(collector.path, str(event_dir)) for part in command]
+        args = [part.replace(collector.path, str(event_dir)) for part in args]
     env[METRICS_FILE_ENV] = str(metrics_file)
     env[TRIAL_NAME_ENV] = trial.name
     argv = [expand_variables(part, env) for part in command + args]
     if argv[0] in ("python", "python3"):
         argv[0] = sys.executable  # the interpreter hpo-kfp runs in, with its packages
-    return LocalCommand(argv=argv, env=env, deadline=_deadline(manifest))
+    return LocalCommand(
+        argv=argv,
+        env=env,
+        deadline=_deadline(manifest),
+        event_dir=event_dir,
+        metrics_file=metrics_file if event_dir is not None else None,
+        metric_names=experiment.objective.metrics,
+    )
+
+
+def _process_container(manifest: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """The container whose command runs: the primary container, or a TrainJob's trainer."""
+    if manifest.get("kind") == "TrainJob":
+        spec = manifest.get("spec")
+        trainer = spec.get("trainer") if isinstance(spec, Mapping) else None
+        if not isinstance(trainer, Mapping):
+            raise RunnerError(
+                "spec.trainer of the TrainJob must be specified to run locally: its command and args "
+                "are the trial's process"
+            )
+        return trainer
+    return primary_container(manifest, name)
 
 
 def _list(container: Mapping[str, Any], key: str) -> list[Any]:
@@ -139,6 +177,11 @@ def run_local(
     """
     started = now()
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    exporter = None
+    if command.event_dir is not None and command.metrics_file is not None:
+        command.event_dir.mkdir(parents=True, exist_ok=True)
+        exporter = EventExporter(command.event_dir, command.metric_names, command.metrics_file)
+        stop = _exporting(exporter, stop)
     with log_path.open("wb") as log:
         try:
             process = subprocess.Popen(  # argv from the trial template; no shell
@@ -172,6 +215,9 @@ def run_local(
         except BaseException:
             _kill_group(process)  # the step itself is stopping: take the trial down with it
             raise
+        finally:
+            if exporter is not None:
+                exporter.sync()
     if stopped is not None or code is None:
         return TrialRun(
             name=name,
@@ -183,6 +229,20 @@ def run_local(
         )
     reason = "" if code == 0 else _exit_reason(code)
     return TrialRun(name=name, exit_code=code, started=started, finished=now(), reason=reason)
+
+
+def _exporting(
+    exporter: EventExporter, stop: Callable[[], str | None] | None
+) -> Callable[[], str | None] | None:
+    """``stop``, after copying new event-file values (which early stopping reads) first."""
+    if stop is None:
+        return None
+
+    def check() -> str | None:
+        exporter.sync()
+        return stop()
+
+    return check
 
 
 def _wait(

@@ -9,9 +9,9 @@ from typing import Literal
 from hpo_kfp.errors import SpecError
 from hpo_kfp.spec._reader import Node, show
 
-__all__ = ["DEFAULT_FILE_PATH", "MetricsCollector", "parse_collector"]
+__all__ = ["DEFAULT_FILE_PATH", "MetricsCollector", "check_on_cluster", "parse_collector"]
 
-CollectorKind = Literal["StdOut", "File", "Push"]
+CollectorKind = Literal["StdOut", "File", "Push", "TensorFlowEvent"]
 FileFormat = Literal["TEXT", "JSON"]
 
 DEFAULT_FILE_PATH = "/var/log/katib/metrics.log"
@@ -19,10 +19,10 @@ DEFAULT_FILE_PATH = "/var/log/katib/metrics.log"
 
 _UNSUPPORTED = {
     "Custom": "a custom metrics collector is not supported by hpo-kfp",
-    "TensorFlowEvent": "the TensorFlowEvent collector is not supported by hpo-kfp",
     "PrometheusMetric": "the PrometheusMetric collector is not supported by hpo-kfp",
     "None": "collector kind None (no metrics) cannot drive a tuning",
 }
+_KINDS = ("StdOut", "File", "Push", "TensorFlowEvent")
 # Katib's rule: a filter has two top subexpressions, the metric name then its value.
 _TWO_GROUPS = re.compile(r".*\(.*\).*\(.*\).*")
 
@@ -32,9 +32,10 @@ class MetricsCollector:
     """How metrics are collected from a trial, with Katib's defaults applied."""
 
     kind: CollectorKind = "StdOut"
-    """``StdOut`` (the primary container's output), ``File`` or ``Push``."""
+    """``StdOut`` (the primary container's output), ``File``, ``Push`` or ``TensorFlowEvent``."""
     path: str | None = None
-    """The metrics file of a ``File`` collector."""
+    """The metrics file of a ``File`` collector; the event files' directory of a
+    ``TensorFlowEvent`` collector (read by :mod:`hpo_kfp.tfevents`; locally only)."""
     format: FileFormat = "TEXT"
     """``TEXT`` (parsed by the filters) or ``JSON`` (one object per line)."""
     metrics_format: tuple[str, ...] = ()
@@ -51,8 +52,8 @@ def parse_collector(spec: Node) -> MetricsCollector:
         kind = collector.string("kind") or "StdOut"
         if kind in _UNSUPPORTED:
             raise SpecError(collector.at("kind"), _UNSUPPORTED[kind], show(kind))
-        if kind not in ("StdOut", "File", "Push"):
-            raise SpecError(collector.at("kind"), "must be one of StdOut, File, Push", show(kind))
+        if kind not in _KINDS:
+            raise SpecError(collector.at("kind"), f"must be one of {', '.join(_KINDS)}", show(kind))
     source = node.child("source", ("fileSystemPath", "filter", "httpGet"))
     path: str | None = None
     file_format = "TEXT"
@@ -65,13 +66,15 @@ def parse_collector(spec: Node) -> MetricsCollector:
         filters = _filters(source)
         file_node = source.child("fileSystemPath", ("path", "kind", "format"))
         if file_node is not None:
-            file_node.string("kind", choices=("File",))
+            file_node.string("kind", choices=("Directory",) if kind == "TensorFlowEvent" else ("File",))
             path = file_node.string("path")
             file_format = file_node.string("format", choices=("TEXT", "JSON")) or "TEXT"
             if file_format == "JSON" and filters:
                 raise SpecError(
                     source.at("filter"), "must be omitted when the file format is JSON", "a filter"
                 )
+    if kind == "TensorFlowEvent":
+        _check_event_source(node, path, filters)
     if kind == "File":
         path = path or DEFAULT_FILE_PATH
         if not path.startswith("/"):
@@ -79,6 +82,40 @@ def parse_collector(spec: Node) -> MetricsCollector:
                 "spec.metricsCollectorSpec.source.fileSystemPath.path", "must be an absolute path", show(path)
             )
     return MetricsCollector(kind=kind, path=path, format=file_format, metrics_format=filters)  # type: ignore[arg-type]
+
+
+def _check_event_source(node: Node, path: str | None, filters: tuple[str, ...]) -> None:
+    where = node.at("source.fileSystemPath")
+    if path is None:
+        raise SpecError(
+            f"{where}.path", "must name the event files' directory for TensorFlowEvent", "nothing"
+        )
+    if not path.startswith("/"):
+        raise SpecError(f"{where}.path", "must be an absolute path", show(path))
+    if filters:
+        raise SpecError(
+            node.at("source.filter"), "must be omitted for TensorFlowEvent (tags are the names)", "a filter"
+        )
+    file_format = Node(node.data["source"]["fileSystemPath"], where).string("format")
+    if file_format is not None:
+        raise SpecError(f"{where}.format", "must be omitted for TensorFlowEvent", show(file_format))
+
+
+def check_on_cluster(collector: MetricsCollector) -> None:
+    """Refuses a collector the Kubernetes runner cannot read.
+
+    Raises:
+        SpecError: A TensorFlowEvent collector: its files stay in the trial's pod, and hpo-kfp
+            has no volume shared with the collect step (nor a sidecar) to read them from.
+    """
+    if collector.kind == "TensorFlowEvent":
+        raise SpecError(
+            "spec.metricsCollectorSpec.collector.kind",
+            "must not be TensorFlowEvent on a cluster (the event files stay in the trial's pod: no "
+            "volume is shared with the collect step; run with --runner local, or print name=value "
+            "lines for StdOut)",
+            show(collector.kind),
+        )
 
 
 def _filters(source: Node) -> tuple[str, ...]:

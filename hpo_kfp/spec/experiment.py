@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,8 @@ from hpo_kfp.spec._reader import Node, show
 from hpo_kfp.spec.algorithm import Algorithm, EarlyStopping, parse_algorithm, parse_early_stopping
 from hpo_kfp.spec.collector import MetricsCollector, parse_collector
 from hpo_kfp.spec.objective import Objective, parse_objective
+from hpo_kfp.spec.optimization_job import API_VERSION as JOB_API_VERSION
+from hpo_kfp.spec.optimization_job import KIND, is_optimization_job, job_path, katib_document
 from hpo_kfp.spec.parameters import Parameter, parse_parameters
 from hpo_kfp.spec.template import TrialTemplate, parse_template
 
@@ -105,7 +107,10 @@ def _undecodable(error: UnicodeDecodeError) -> str:
 
 
 def parse_experiment(source: str | Mapping[str, Any], *, trial_template: bool | None = True) -> Experiment:
-    """Validates an Experiment given as YAML text or as an already parsed mapping.
+    """Validates an Experiment (or a Trainer OptimizationJob) given as YAML text or as a mapping.
+
+    An OptimizationJob becomes the same :class:`Experiment`, its ``source`` the job itself
+    (see :mod:`hpo_kfp.spec.optimization_job`).
 
     Args:
         source: The document.
@@ -114,12 +119,30 @@ def parse_experiment(source: str | Mapping[str, Any], *, trial_template: bool | 
             either (None: the pipeline steps, which serve both).
     """
     document = _parse_yaml(source) if isinstance(source, str) else source
+    if is_optimization_job(document):
+        katib = katib_document(document, with_template=trial_template)
+        try:
+            experiment = _parse_katib(katib, trial_template)
+        except SpecError as error:
+            raise SpecError(job_path(error.path), error.must, error.got) from error
+        return replace(experiment, source=document)
+    return _parse_katib(document, trial_template)
+
+
+def _parse_katib(document: Any, trial_template: bool | None) -> Experiment:
     root = Node(document, "(document)")
     api_version = root.raw("apiVersion")
     if api_version != API_VERSION:
-        raise SpecError("apiVersion", f"must be {API_VERSION}", show(api_version))
+        raise SpecError(
+            "apiVersion",
+            f"must be {API_VERSION} (a Katib Experiment) or {JOB_API_VERSION} (a Trainer OptimizationJob)",
+            show(api_version),
+        )
     if root.raw("kind") != "Experiment":
-        raise SpecError("kind", "must be Experiment", show(root.raw("kind")))
+        rule = "must be Experiment"
+        if api_version == JOB_API_VERSION:
+            rule += f" (or {KIND} with {JOB_API_VERSION})"
+        raise SpecError("kind", rule, show(root.raw("kind")))
     metadata = Node(root.raw("metadata") or {}, "metadata")
     name = metadata.string("name", required=True)
     assert name is not None

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpo_kfp.errors import SpecError, TemplateError
+from hpo_kfp.errors import RunnerError, SpecError, TemplateError
 from hpo_kfp.spec._reader import Node, show
-from hpo_kfp.templates import find_placeholders, meta_reference
+from hpo_kfp.templates import PLACEHOLDER, find_placeholders, meta_reference
 
 __all__ = ["ConfigMapSource", "TrialParameter", "TrialTemplate", "default_conditions", "parse_template"]
 
@@ -111,6 +111,9 @@ def parse_template(spec: Node, parameter_names: tuple[str, ...]) -> TrialTemplat
     container = node.string("primaryContainerName", required=True)
     assert container is not None
     kind = str((trial_spec or {}).get("kind", ""))
+    if trial_spec is not None:
+        _check_primary_container(node, trial_spec, container)
+        _check_deadline(node, trial_spec)
     success = node.string("successCondition")
     failure = node.string("failureCondition")
     labels = node.string_map("primaryPodLabels")
@@ -151,6 +154,46 @@ def _trial_spec(node: Node) -> dict[str, Any]:
                     metadata.at(key), "must be omitted: the runner names each trial", show(metadata.raw(key))
                 )
     return dict(spec.data)
+
+
+def _check_primary_container(node: Node, trial_spec: Mapping[str, Any], name: str) -> None:
+    """Refuses a ``primaryContainerName`` that names no container of the trialSpec.
+
+    The runners find the container the same way (:func:`hpo_kfp.runners._containers.primary_container`),
+    so a template that passes here has one for them too. A TrainJob's pods come from its
+    runtime (Trainer names the trainer container ``node``), so its template holds none to check.
+    """
+    if kind_of(trial_spec) == "TrainJob" or "${" in name:
+        return
+    # Imported here: the runners package imports the spec, which is still loading at import time.
+    from hpo_kfp.runners._containers import primary_container
+
+    try:
+        primary_container(trial_spec, name)
+    except RunnerError:
+        raise SpecError(
+            node.at("primaryContainerName"),
+            "must name a container of the trialSpec (an Argo template's unnamed container is main)",
+            show(name),
+        ) from None
+
+
+def _check_deadline(node: Node, trial_spec: Mapping[str, Any]) -> None:
+    """``activeDeadlineSeconds`` of the trial object: a positive integer, as Kubernetes takes it."""
+    spec = trial_spec.get("spec")
+    if not isinstance(spec, Mapping) or spec.get("activeDeadlineSeconds") is None:
+        return
+    value = spec["activeDeadlineSeconds"]
+    if isinstance(value, str) and PLACEHOLDER.fullmatch(value.strip()):
+        return  # known once the trial's parameters are; the runner checks the rendered value
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise SpecError(
+            f"{node.at('trialSpec')}.spec.activeDeadlineSeconds", "must be a positive integer", show(value)
+        )
+
+
+def kind_of(trial_spec: Mapping[str, Any] | None) -> str:
+    return str((trial_spec or {}).get("kind", ""))
 
 
 def _config_map(node: Node) -> ConfigMapSource:

@@ -140,8 +140,8 @@ def test_an_experiment_too_long_for_one_pipeline_is_refused_quickly(
     document = with_field(base_spec(), "spec.maxTrialCount", 10**12)
     with_field(document, "spec.parallelTrialCount", 1)
     spec = _write(tmp_path, document)
-    assert main(["validate", str(spec)]) == 0  # the spec is fine; one pipeline cannot hold it
-    capsys.readouterr()
+    assert main(["validate", str(spec)]) == 2  # what compile refuses, validate refuses (issue 19)
+    assert capsys.readouterr().err.startswith(f"{spec}: spec.maxTrialCount: must need at most 1000 rounds")
     assert main(["compile", str(spec), "-o", str(tmp_path / "p.yaml")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"{spec}: spec.maxTrialCount: must need at most 1000 rounds")

@@ -297,7 +297,11 @@ def test_a_container_of_the_wrong_shape_is_a_clear_error(
 
 
 def test_a_deadline_that_is_not_a_positive_number_is_a_clear_error(tmp_path: Path) -> None:
-    experiment = _experiment(_PRINTER, **{"spec.trialTemplate.trialSpec.spec.activeDeadlineSeconds": "abc"})
+    # The spec reader refuses this already (with the field's path); the runner still guards
+    # against a template changed after it was read.
+    experiment = _experiment(_PRINTER)
+    assert experiment.trial_template is not None and experiment.trial_template.trial_spec is not None
+    experiment.trial_template.trial_spec["spec"]["activeDeadlineSeconds"] = "abc"
     with pytest.raises(
         RunnerError, match=r"activeDeadlineSeconds of the trial must be a positive number, but got 'abc'"
     ):

@@ -219,7 +219,8 @@ _CASES: list[tuple[str, str, Any, str]] = [
         "bad-collector",
         "spec.metricsCollectorSpec",
         {"collector": {"kind": "Stdout"}},
-        r"^spec.metricsCollectorSpec.collector.kind: must be one of StdOut, File, Push, but got 'Stdout'$",
+        r"^spec.metricsCollectorSpec.collector.kind: must be one of StdOut, File, Push, TensorFlowEvent, "
+        r"but got 'Stdout'$",
     ),
     (
         "filter-one-group",
