@@ -31,12 +31,30 @@ What is emulated (the rest is not):
 * finalizers: delete sets ``deletionTimestamp``; removing the last finalizer deletes the object;
 * optimistic concurrency: a stale ``metadata.resourceVersion`` in PUT/PATCH bodies or in delete
   preconditions answers 409;
-* pod logs: ``GET /api/v1/namespaces/{ns}/pods/{name}/log?container=...`` (``tailLines`` honoured).
+* pod logs: ``GET /api/v1/namespaces/{ns}/pods/{name}/log?container=...`` (``tailLines`` honoured);
+  like the kubelet, **400** while the container is waiting (its ``state.waiting`` in the pod's
+  status, or no status yet in a ``Pending`` pod), with the kubelet's message;
+* creation through the API drops ``status`` of kinds with a status subresource (as the API
+  server does; the harness may create with a status, playing the controllers);
+* validation (422 ``Invalid`` with ``details.causes``): ``metadata.name`` a DNS-1123 subdomain
+  (a Job's at most 63 characters, as its pods' ``job-name`` label), label keys and values,
+  annotation keys, ownerReferences (apiVersion, kind, name, uid);
+* field selectors limited to what a real server accepts (``metadata.name``/``metadata.namespace``;
+  pods also ``spec.nodeName``, ``status.phase``, ...): others answer 400;
+* garbage collection by ownerReference: deleting an owner deletes its dependents (``Background``,
+  the default; ``Foreground`` marks the owner with the ``foregroundDeletion`` finalizer until its
+  dependents are gone; ``Orphan`` — the default for ``batch/v1`` Jobs, as on a real server —
+  strips the reference); an object created with no live owner is collected at once;
+* the kubelet's termination-message limits on every pod status write: a message keeps its
+  *last* 4096 bytes (the file's tail), then the *first* 12 KiB / (containers + initContainers)
+  bytes (``normalizeStatus``), in ``state`` and ``lastState``;
+* stalls (:meth:`K8sEmulator.stall_next`): a request that never answers, or a watch that answers
+  200 and then stays silent past its ``timeoutSeconds`` (a half-open connection), until the
+  client gives up — so client-side timeouts are needed and tested.
 
-Not emulated: cascading deletion / garbage collection (``propagationPolicy`` is only recorded),
-graceful pod termination (pods vanish at once), watch bookmarks, ``limit``/``continue`` paging,
-server-side apply, admission/validation/defaulting, the ``namespaces`` resource itself (kmock's
-path parser cannot address it), authentication.
+Not emulated: graceful pod termination (pods vanish at once), watch bookmarks,
+``limit``/``continue`` paging, server-side apply, schema validation/defaulting, the
+``namespaces`` resource itself (kmock's path parser cannot address it), authentication.
 
 Why ``_Emulator`` replaces ``KubernetesEmulator._handle`` for resource URLs (kmock 0.8,
 ``kmock/_internal``): ``parsing.guess_k8s`` (l.113) sees a watch only for ``watch=true``, but the
@@ -114,6 +132,25 @@ _STATUS_REASONS = {
     504: "Timeout",
 }
 _WATCH_POLL_SECONDS = 0.2  # how often an idle watch re-checks shutdown / client disconnects
+_CONTAINER_MESSAGE_BYTES = 4096  # kubecontainer.MaxContainerTerminationMessageLength (file tail)
+_POD_MESSAGE_BYTES = 12 * 1024  # kubecontainer.MaxPodTerminationMessageLogLength (status_manager)
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_POD_FIELDS = frozenset(
+    {
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.podIPs",
+        "status.nominatedNodeName",
+    }
+)
+_PODS = kmock.resource("", "v1", "pods")
+_ORPHAN_BY_DEFAULT = frozenset({("batch", "jobs")})  # batch/v1 Job's DefaultGarbageCollectionPolicy
 
 
 # --------------------------------------------------------------------------------------------------
@@ -144,8 +181,12 @@ class CustomResource:
 CUSTOM_RESOURCES: tuple[CustomResource, ...] = (
     CustomResource("kubeflow.org", "v1", "tfjobs", "TFJob"),
     CustomResource("kubeflow.org", "v1", "pytorchjobs", "PyTorchJob"),
+    CustomResource("kubeflow.org", "v1", "xgboostjobs", "XGBoostJob"),
     CustomResource("argoproj.io", "v1alpha1", "workflows", "Workflow", subresources=(), shortnames=("wf",)),
     CustomResource("trainer.kubeflow.org", "v1alpha1", "trainjobs", "TrainJob"),
+    CustomResource("kubeflow.org", "v2beta1", "mpijobs", "MPIJob"),
+    CustomResource("tekton.dev", "v1", "pipelineruns", "PipelineRun", shortnames=("pr",)),
+    CustomResource("kueue.x-k8s.io", "v1beta1", "clusterqueues", "ClusterQueue", namespaced=False),
 )
 
 
@@ -205,6 +246,9 @@ class Fault:
     in_stream: bool = False
     reason: str | None = None
     message: str | None = None
+    stall: bool = False
+    """Never answer (a watch: answer 200, then send nothing and never end) until the client
+    disconnects or the emulator stops."""
     hits: int = 0
 
     def matches(self, rec: RecordedRequest) -> bool:
@@ -341,6 +385,95 @@ def match_field_selector(selector: str | None, obj: Mapping[str, Any]) -> bool:
     return True
 
 
+def _label_key_problem(key: str) -> str | None:
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
+        return "prefix part must be a lowercase RFC 1123 subdomain"
+    if not name or len(name) > 63 or not _LABEL_NAME.fullmatch(name):
+        return (
+            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end "
+            "with an alphanumeric character, at most 63 characters"
+        )
+    return None
+
+
+def validate_metadata(kind: str, plural: str, meta: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The API server's ``metadata`` validation: a list of ``details.causes`` (empty when valid)."""
+    causes: list[dict[str, str]] = []
+
+    def invalid(field: str, value: Any, message: str) -> None:
+        causes.append(
+            {
+                "reason": "FieldValueInvalid",
+                "message": f"Invalid value: {json.dumps(value)}: {message}",
+                "field": field,
+            }
+        )
+
+    name = meta.get("name")
+    if isinstance(name, str):
+        limit = 63 if plural == "jobs" else 253
+        if len(name) > limit:
+            invalid("metadata.name", name, f"must be no more than {limit} characters")
+        elif not _DNS_SUBDOMAIN.fullmatch(name):
+            invalid(
+                "metadata.name",
+                name,
+                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+                "'.', and must start and end with an alphanumeric character",
+            )
+    for key, value in (meta.get("labels") or {}).items():
+        problem = _label_key_problem(str(key))
+        if problem is not None:
+            invalid("metadata.labels", key, problem)
+        if not isinstance(value, str):
+            invalid("metadata.labels", value, "must be a string")
+        elif len(value) > 63:
+            invalid("metadata.labels", value, "must be no more than 63 characters")
+        elif value and not _LABEL_NAME.fullmatch(value):
+            invalid(
+                "metadata.labels",
+                value,
+                "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
+                "'.', and must start and end with an alphanumeric character",
+            )
+    for key, value in (meta.get("annotations") or {}).items():
+        problem = _label_key_problem(str(key))
+        if problem is not None:
+            invalid("metadata.annotations", key, problem)
+        if not isinstance(value, str):
+            invalid("metadata.annotations", value, "must be a string")
+    for index, ref in enumerate(meta.get("ownerReferences") or []):
+        for field in ("apiVersion", "kind", "name", "uid"):
+            if not isinstance(ref, Mapping) or not ref.get(field):
+                causes.append(
+                    {
+                        "reason": "FieldValueRequired",
+                        "message": "Required value",
+                        "field": f"metadata.ownerReferences[{index}].{field}",
+                    }
+                )
+    return causes
+
+
+def trim_termination_messages(pod: _Obj) -> None:
+    """The kubelet's limits on termination messages, in place: the file's last 4096 bytes, then
+    the first 12 KiB / (containers + initContainers + ephemeralContainers) bytes."""
+    spec = pod.get("spec") or {}
+    count = sum(len(spec.get(key) or []) for key in ("containers", "initContainers", "ephemeralContainers"))
+    budget = _POD_MESSAGE_BYTES // max(count, 1)
+    status = pod.get("status") or {}
+    for key in ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"):
+        for container in status.get(key) or []:
+            for which in ("state", "lastState"):
+                terminated = (
+                    (container.get(which) or {}).get("terminated") if isinstance(container, dict) else None
+                )
+                if isinstance(terminated, dict) and isinstance(terminated.get("message"), str):
+                    data = terminated["message"].encode()[-_CONTAINER_MESSAGE_BYTES:][:budget]
+                    terminated["message"] = data.decode("utf-8", errors="replace")
+
+
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch: dicts merge recursively, ``None`` deletes, anything else replaces."""
     if not isinstance(patch, Mapping):
@@ -357,6 +490,43 @@ def merge_patch(target: Any, patch: Any) -> Any:
 # --------------------------------------------------------------------------------------------------
 # The kmock subclass (lives in the emulator thread's event loop only)
 # --------------------------------------------------------------------------------------------------
+
+
+def _waiting_reason(pod: Mapping[str, Any], container: str | None) -> str | None:
+    """Why the kubelet refuses the container's log (it has not started), or None."""
+    status = pod.get("status") or {}
+    statuses = [
+        s
+        for key in ("containerStatuses", "initContainerStatuses")
+        for s in status.get(key) or []
+        if isinstance(s, Mapping) and s.get("name") == container
+    ]
+    if not statuses:
+        return "ContainerCreating" if status.get("phase") == "Pending" else None
+    state = statuses[0].get("state") or {}
+    if "running" in state or "terminated" in state:
+        return None
+    if "terminated" in (statuses[0].get("lastState") or {}):
+        return None  # the previous instance's log is served
+    reason = str((state.get("waiting") or {}).get("reason") or "")
+    if reason == "ErrImagePull":
+        return "image can't be pulled"
+    if reason == "ImagePullBackOff":
+        return "trying and failing to pull image"
+    return reason or "ContainerCreating"
+
+
+def _check_field_selector(res: kmock.resource, selector: str | None) -> None:
+    """A real API server accepts field selectors only on the fields each kind registers."""
+    allowed = {"metadata.name", "metadata.namespace"} | (_POD_FIELDS if res == _PODS else set())
+    for term in _split_terms(selector or ""):
+        field = re.split(r"!=|==?", term, maxsplit=1)[0].strip()
+        if field not in allowed:
+            raise _error(
+                400,
+                f"field label not supported: {field}",
+                reason="BadRequest",
+            )
 
 
 def _now() -> str:
@@ -574,6 +744,8 @@ class _Emulator(kmock.KubernetesEmulator):
     ) -> aiohttp.web.StreamResponse:
         message = fault.message or f"injected fault: HTTP {fault.status}"
         body = _status_body(fault.status, message, fault.reason)
+        if fault.stall and request._raw_request is not None:
+            return await self._stall(request._raw_request, record, record.data.verb == "watch")
         if fault.in_stream and record.data.verb == "watch" and request._raw_request is not None:
             response = aiohttp.web.StreamResponse(status=200)
             response.content_type = "application/json"
@@ -583,6 +755,21 @@ class _Emulator(kmock.KubernetesEmulator):
             await response.write_eof()
             return response
         return aiohttp.web.json_response(body, status=fault.status)
+
+    async def _stall(
+        self, raw: aiohttp.web.BaseRequest, record: _MutableRecord, as_watch: bool
+    ) -> aiohttp.web.StreamResponse:
+        """Hold the request open, silent, until the client leaves or the emulator stops."""
+        response = aiohttp.web.StreamResponse(status=200)
+        if as_watch:  # a half-open watch: headers arrive, then nothing, past any timeoutSeconds
+            response.content_type = "application/json"
+            self._set_status(record, 200)
+            await response.prepare(raw)
+        while not self._shutting_down and raw.transport is not None and not raw.transport.is_closing():
+            await asyncio.sleep(_WATCH_POLL_SECONDS)
+        if raw.transport is not None:
+            raw.transport.abort()
+        return response
 
     # ---- resources ------------------------------------------------------------------------------
 
@@ -674,7 +861,11 @@ class _Emulator(kmock.KubernetesEmulator):
             result.append(copy.deepcopy(raw))
         return result
 
-    def create_object(self, res: kmock.resource, namespace: str | None, body: Any) -> _Obj:
+    def create_object(
+        self, res: kmock.resource, namespace: str | None, body: Any, *, from_client: bool = False
+    ) -> _Obj:
+        """Store a new object; ``from_client``: an API request (its ``status`` is dropped for kinds
+        with a status subresource, as the API server does)."""
         info = self.info(res)
         if not isinstance(body, Mapping):
             raise _error(400, "the request body must be a JSON object")
@@ -711,12 +902,94 @@ class _Emulator(kmock.KubernetesEmulator):
         obj.setdefault("apiVersion", _api_version(res))
         if info.kind:
             obj.setdefault("kind", info.kind)
+        self._validate(res, info, obj)
+        if from_client and "status" in info.subresources:
+            obj.pop("status", None)
         for field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
             meta.pop(field, None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = _now()
         meta["generation"] = 1
-        return self._commit(res, "ADDED", obj, None)
+        if res == _PODS:
+            trim_termination_messages(obj)
+        created = self._commit(res, "ADDED", obj, None)
+        if meta.get("ownerReferences") and not self._has_live_owner(meta, namespace):
+            # The garbage collector removes a dependent whose owners do not exist (in its namespace).
+            asyncio.get_running_loop().call_soon(self._collect, res, namespace, name, meta["uid"])
+        return created
+
+    def _validate(self, res: kmock.resource, info: kmock.ResourceInfo, obj: _Obj) -> None:
+        meta = obj["metadata"]
+        causes = validate_metadata(str(info.kind or ""), str(res.plural), meta)
+        if causes:
+            group = f".{res.group}" if res.group else ""
+            shown = ", ".join(f"{c['field']}: {c['message']}" for c in causes)
+            raise _error(
+                422,
+                f'{info.kind}{group} "{meta.get("name")}" is invalid: '
+                + (f"[{shown}]" if len(causes) > 1 else shown),
+                details={"name": meta.get("name"), "group": res.group, "kind": info.kind, "causes": causes},
+            )
+
+    # ---- garbage collection ----------------------------------------------------------------------
+
+    def _live_uids(self, namespace: str | None) -> set[str]:
+        return {
+            str(obj.raw["metadata"].get("uid"))
+            for (_, key_ns, _), obj in self.objects.items()
+            if not obj.deleted and (key_ns is None or key_ns == namespace)
+        }
+
+    def _has_live_owner(self, meta: Mapping[str, Any], namespace: str | None) -> bool:
+        uids = self._live_uids(namespace)
+        return any(ref.get("uid") in uids for ref in meta.get("ownerReferences") or [])
+
+    def _collect(self, res: kmock.resource, namespace: str | None, name: str, uid: str) -> None:
+        obj = self._live((res, namespace, name))
+        if (
+            obj is not None
+            and obj["metadata"].get("uid") == uid
+            and not self._has_live_owner(obj["metadata"], namespace)
+        ):
+            self.delete_object(res, namespace, name, policy="Background")
+
+    def _dependents(self, uid: str, namespace: str | None) -> list[tuple[kmock.resource, str | None, str]]:
+        found = []
+        for (key_res, key_ns, key_name), obj in self.objects.items():
+            if obj.deleted or (namespace is not None and key_ns != namespace):
+                continue
+            if any(ref.get("uid") == uid for ref in obj.raw["metadata"].get("ownerReferences") or []):
+                found.append((key_res, key_ns, key_name))
+        return found
+
+    def _collect_dependents(self, owner: _Obj, policy: str) -> None:
+        meta = owner["metadata"]
+        uid = meta.get("uid")
+        for key_res, key_ns, key_name in self._dependents(str(uid), meta.get("namespace")):
+            if policy == "Orphan":
+                self.update_object(
+                    key_res,
+                    key_ns,
+                    key_name,
+                    lambda old: self._without_owner(old, str(uid)),
+                    scope="all",
+                )
+            else:
+                self._collect(
+                    key_res,
+                    key_ns,
+                    key_name,
+                    self.objects[(key_res, key_ns, key_name)].raw["metadata"]["uid"],
+                )
+
+    @staticmethod
+    def _without_owner(old: _Obj, uid: str) -> _Obj:
+        refs = [r for r in old["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
+        if refs:
+            old["metadata"]["ownerReferences"] = refs
+        else:
+            old["metadata"].pop("ownerReferences", None)
+        return old
 
     def update_object(
         self,
@@ -782,10 +1055,16 @@ class _Emulator(kmock.KubernetesEmulator):
         meta["resourceVersion"] = old_meta.get("resourceVersion")
         if new.get("spec") != old.get("spec"):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
+        if res == _PODS:
+            trim_termination_messages(new)
+        if scope == "http":
+            self._validate(res, info, new)
         if new == old:
             return old  # no-op: no new resourceVersion, no event (as the real API server)
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
-            return self._commit(res, "DELETED", new, old)
+            deleted = self._commit(res, "DELETED", new, old)
+            self._collect_dependents(deleted, "Background")
+            return deleted
         return self._commit(res, "MODIFIED", new, old)
 
     def delete_object(
@@ -794,8 +1073,17 @@ class _Emulator(kmock.KubernetesEmulator):
         namespace: str | None,
         name: str,
         preconditions: Mapping[str, Any] | None = None,
+        policy: str | None = None,
     ) -> tuple[_Obj, bool]:
-        """Delete (or mark for deletion if finalizers exist). Returns (object, actually_deleted)."""
+        """Delete (or mark for deletion if finalizers exist). Returns (object, actually_deleted).
+
+        ``policy`` is the ``propagationPolicy`` (None: the kind's default, ``Orphan`` for
+        ``batch/v1`` Jobs, else ``Background``); dependents are collected at once.
+        """
+        if policy is None:
+            policy = "Orphan" if (res.group, res.plural) in _ORPHAN_BY_DEFAULT else "Background"
+        if policy not in ("Orphan", "Background", "Foreground"):
+            raise _error(400, f"unsupported propagationPolicy {policy!r}")
         old = self.get_object(res, namespace, name)
         meta = old["metadata"]
         preconditions = preconditions or {}
@@ -808,12 +1096,45 @@ class _Emulator(kmock.KubernetesEmulator):
                 )
         if meta.get("deletionTimestamp"):
             return old, False
+        dependents = self._dependents(str(meta.get("uid")), namespace)
+        if policy == "Foreground" and dependents:
+            # The owner stays, marked, until the collector has deleted its dependents.
+            marked = copy.deepcopy(old)
+            marked["metadata"]["deletionTimestamp"] = _now()
+            marked["metadata"]["deletionGracePeriodSeconds"] = 0
+            marked["metadata"]["finalizers"] = [*(meta.get("finalizers") or []), "foregroundDeletion"]
+            marked = self._commit(res, "MODIFIED", marked, old)
+            asyncio.get_running_loop().call_soon(self._finish_foreground, res, namespace, name)
+            return marked, False
         if meta.get("finalizers"):
             new = copy.deepcopy(old)
             new["metadata"]["deletionTimestamp"] = _now()
             new["metadata"]["deletionGracePeriodSeconds"] = 0
             return self._commit(res, "MODIFIED", new, old), False
-        return self._commit(res, "DELETED", copy.deepcopy(old), old), True
+        deleted = self._commit(res, "DELETED", copy.deepcopy(old), old)
+        self._collect_dependents(deleted, policy)
+        return deleted, True
+
+    def _finish_foreground(self, res: kmock.resource, namespace: str | None, name: str) -> None:
+        owner = self._live((res, namespace, name))
+        if owner is None:
+            return
+        uid = str(owner["metadata"].get("uid"))
+        for key_res, key_ns, key_name in self._dependents(uid, namespace):
+            self.delete_object(key_res, key_ns, key_name, policy="Foreground")
+
+        def release(old: _Obj) -> _Obj:
+            old["metadata"]["finalizers"] = [
+                f for f in old["metadata"].get("finalizers") or [] if f != "foregroundDeletion"
+            ]
+            if not old["metadata"]["finalizers"]:
+                del old["metadata"]["finalizers"]
+            return old
+
+        if self._dependents(uid, namespace):  # dependents with finalizers of their own: try again
+            asyncio.get_running_loop().call_later(0.05, self._finish_foreground, res, namespace, name)
+            return
+        self.update_object(res, namespace, name, release, scope="all")
 
     def set_log(self, namespace: str, pod: str, container: str | None, text: str, append: bool) -> None:
         key = (namespace, pod, container)
@@ -859,6 +1180,8 @@ class _Emulator(kmock.KubernetesEmulator):
             if rec.verb == "get":
                 assert request.name is not None
                 return aiohttp.web.json_response(self.get_object(res, namespace, request.name))
+            if rec.verb in ("list", "deletecollection"):
+                _check_field_selector(res, params.get("fieldSelector"))
             if rec.verb == "list":
                 items = self.list_objects(
                     res, namespace, params.get("labelSelector"), params.get("fieldSelector")
@@ -867,7 +1190,9 @@ class _Emulator(kmock.KubernetesEmulator):
             if rec.verb == "create":
                 if sub is not None:
                     raise _error(405, "POST to a subresource is not emulated")
-                return aiohttp.web.json_response(self.create_object(res, namespace, request.data), status=201)
+                return aiohttp.web.json_response(
+                    self.create_object(res, namespace, request.data, from_client=True), status=201
+                )
             if rec.verb in ("update", "patch"):
                 assert request.name is not None
                 return aiohttp.web.json_response(
@@ -958,7 +1283,10 @@ class _Emulator(kmock.KubernetesEmulator):
         name: str,
     ) -> aiohttp.web.StreamResponse:
         options = request.data if isinstance(request.data, Mapping) else {}
-        obj, deleted = self.delete_object(res, namespace, name, options.get("preconditions"))
+        policy = request.params.get("propagationPolicy") or options.get("propagationPolicy")
+        if policy is None and "orphanDependents" in options:
+            policy = "Orphan" if options["orphanDependents"] else "Background"
+        obj, deleted = self.delete_object(res, namespace, name, options.get("preconditions"), policy)
         if not deleted:
             return aiohttp.web.json_response(obj, status=200)
         return aiohttp.web.json_response(
@@ -990,6 +1318,9 @@ class _Emulator(kmock.KubernetesEmulator):
             container = containers[0]
         if container is not None and containers and container not in containers:
             raise _error(400, f"container {container} is not valid for pod {pod_name}")
+        waiting = _waiting_reason(pod, container)
+        if waiting is not None:  # the kubelet's validateContainerLogStatus
+            raise _error(400, f'container "{container}" in pod "{pod_name}" is waiting to start: {waiting}')
         assert namespace is not None
         text = self._logs.get(
             (namespace, pod_name, container), self._logs.get((namespace, pod_name, None), "")
@@ -1012,6 +1343,7 @@ class _Emulator(kmock.KubernetesEmulator):
         try:  # validate the selectors before the stream starts (400 instead of a broken stream)
             match_label_selector(label_selector, {})
             match_field_selector(field_selector, {})
+            _check_field_selector(res, field_selector)
         except SelectorError as e:
             raise _error(400, str(e)) from e
 
@@ -1403,14 +1735,24 @@ class K8sEmulator:
 
         return self._call(self._em.update_object, res, namespace, name, change, scope="status")
 
-    def delete(self, group: str, version: str, plural: str, namespace: str | None, name: str) -> _Obj | None:
-        """Delete like the API would (finalizers -> deletionTimestamp only); None if it was absent."""
+    def delete(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str | None,
+        name: str,
+        *,
+        propagation: str | None = "Background",
+    ) -> _Obj | None:
+        """Delete like the API would (finalizers -> deletionTimestamp only; dependents collected
+        by ``propagation``, None for the kind's default); None if it was absent."""
         res = kmock.resource(group, version, plural)
 
         def delete() -> _Obj | None:
             if self._em.find_object(res, namespace, name) is None:
                 return None
-            return self._em.delete_object(res, namespace, name)[0]
+            return self._em.delete_object(res, namespace, name, policy=propagation)[0]
 
         return self._call(delete)
 
@@ -1424,6 +1766,33 @@ class K8sEmulator:
         return str(self._call(self._em.compact))
 
     # ---- pod logs -----------------------------------------------------------------------------
+
+    def set_container_state(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        state: Mapping[str, Any],
+        *,
+        last_state: Mapping[str, Any] | None = None,
+        restarts: int = 0,
+    ) -> _Obj:
+        """Play the kubelet: set one container's ``state`` (e.g. ``{"waiting": {"reason":
+        "ImagePullBackOff"}}`` or ``{"terminated": {"exitCode": 0, "message": <the file>}}``) in the
+        pod's status, keeping the other containers' entries. Messages are trimmed as the kubelet
+        trims them."""
+        res = kmock.resource("", "v1", "pods")
+
+        def change(old: _Obj) -> _Obj:
+            status = old.setdefault("status", {})
+            entries = [s for s in status.get("containerStatuses") or [] if s.get("name") != container]
+            entry: _Obj = {"name": container, "state": copy.deepcopy(dict(state)), "restartCount": restarts}
+            if last_state is not None:
+                entry["lastState"] = copy.deepcopy(dict(last_state))
+            status["containerStatuses"] = [*entries, entry]
+            return old
+
+        return self._call(self._em.update_object, res, namespace, pod, change, scope="status")
 
     def set_pod_log(self, namespace: str, pod: str, text: str, container: str | None = None) -> None:
         """Set the text served for ``pods/{pod}/log?container={container}`` (None: any container)."""
@@ -1469,6 +1838,32 @@ class K8sEmulator:
             in_stream=in_stream,
             reason=reason,
             message=message,
+        )
+        self._em.add_fault(fault)
+        return fault
+
+    def stall_next(
+        self,
+        *,
+        verb: str | None = None,
+        plural: str | None = None,
+        group: str | None = None,
+        name: str | None = None,
+        subresource: str | None = None,
+        times: int | None = 1,
+    ) -> Fault:
+        """Make the next ``times`` matching requests hang: a watch answers 200 and then stays silent
+        forever (ignoring ``timeoutSeconds``, like a half-open connection); any other request never
+        answers. Each ends only when the client gives up (or the emulator stops)."""
+        fault = Fault(
+            status=200,
+            verb=verb,
+            plural=plural,
+            group=group,
+            name=name,
+            subresource=subresource,
+            times=times,
+            stall=True,
         )
         self._em.add_fault(fault)
         return fault

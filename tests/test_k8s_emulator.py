@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -470,3 +472,159 @@ def test_field_selector_and_merge_patch() -> None:
         "a": {"c": 2, "d": 3},
         "l": [2],
     }
+
+
+# ---- kubelet and API-server behaviours the runner depends on ---------------------------------------
+
+
+def _pod_log_error(core: client.CoreV1Api, pod: str, container: str) -> str | None:
+    try:
+        core.read_namespaced_pod_log(pod, NS, container=container)
+    except ApiException as error:
+        assert error.status == 400
+        return str(error.body)
+    return None
+
+
+def test_pod_log_answers_400_while_the_container_waits(k8s: K8sEmulator) -> None:
+    core = client.CoreV1Api(k8s.api_client())
+    k8s.create_pod(NS, "p", containers=("main",), phase="Pending")
+    k8s.set_pod_log(NS, "p", "hello\n", container="main")
+    assert "is waiting to start: ContainerCreating" in str(_pod_log_error(core, "p", "main"))
+    k8s.set_container_state(NS, "p", "main", {"waiting": {"reason": "ImagePullBackOff"}})
+    assert "trying and failing to pull image" in str(_pod_log_error(core, "p", "main"))
+    k8s.set_container_state(NS, "p", "main", {"running": {"startedAt": "2026-01-01T00:00:00Z"}})
+    assert _pod_log_error(core, "p", "main") is None
+    assert core.read_namespaced_pod_log("p", NS, container="main") == "hello\n"
+    # Waiting again after a crash: the previous instance's log is served.
+    k8s.set_container_state(
+        NS,
+        "p",
+        "main",
+        {"waiting": {"reason": "CrashLoopBackOff"}},
+        last_state={"terminated": {"exitCode": 1}},
+    )
+    assert _pod_log_error(core, "p", "main") is None
+
+
+def test_status_sent_on_create_is_dropped_for_kinds_with_a_status_subresource(k8s: K8sEmulator) -> None:
+    custom = client.CustomObjectsApi(k8s.api_client())
+    job = {**_job("j"), "status": {"succeeded": 1}}
+    client.BatchV1Api(k8s.api_client()).create_namespaced_job(NS, job)
+    assert "status" not in (k8s.get("batch", "v1", "jobs", NS, "j") or {})
+    workflow = {**_body("argoproj.io/v1alpha1", "Workflow", "w"), "status": {"phase": "Succeeded"}}
+    custom.create_namespaced_custom_object("argoproj.io", "v1alpha1", NS, "workflows", workflow)
+    assert (k8s.get("argoproj.io", "v1alpha1", "workflows", NS, "w") or {})["status"] == {
+        "phase": "Succeeded"
+    }
+
+
+@pytest.mark.parametrize(
+    ("metadata", "field"),
+    [
+        ({"name": "Upper_Case"}, "metadata.name"),
+        ({"name": "j" * 64}, "metadata.name"),
+        ({"name": "ok", "labels": {"trial": "v" * 64}}, "metadata.labels"),
+        ({"name": "ok", "labels": {"bad key!": "v"}}, "metadata.labels"),
+        ({"name": "ok", "annotations": {"-x": "v"}}, "metadata.annotations"),
+        (
+            {"name": "ok", "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "p"}]},
+            "metadata.ownerReferences[0].uid",
+        ),
+    ],
+    ids=[
+        "name-not-dns",
+        "job-name-over-63",
+        "label-value-over-63",
+        "label-key",
+        "annotation-key",
+        "owner-uid",
+    ],
+)
+def test_invalid_metadata_is_422_with_causes(k8s: K8sEmulator, metadata: dict[str, Any], field: str) -> None:
+    body = {**_job("x"), "metadata": metadata}
+    with pytest.raises(ApiException) as exc:
+        client.BatchV1Api(k8s.api_client()).create_namespaced_job(NS, body)
+    assert exc.value.status == 422
+    status = json.loads(exc.value.body)
+    assert status["reason"] == "Invalid" and field in status["message"]
+    assert [c["field"] for c in status["details"]["causes"]] == [field]
+
+
+def test_field_selectors_are_limited_to_what_a_server_supports(k8s: K8sEmulator) -> None:
+    core = client.CoreV1Api(k8s.api_client())
+    k8s.create_pod(NS, "p", phase="Running")
+    assert [
+        p.metadata.name for p in core.list_namespaced_pod(NS, field_selector="status.phase=Running").items
+    ] == ["p"]
+    with pytest.raises(ApiException) as exc:
+        client.BatchV1Api(k8s.api_client()).list_namespaced_job(NS, field_selector="status.succeeded=1")
+    assert exc.value.status == 400 and "field label not supported" in str(exc.value.body)
+
+
+def test_a_stalled_watch_outlives_its_timeout_until_the_client_gives_up(k8s: K8sEmulator) -> None:
+    k8s.stall_next(verb="watch", plural="jobs")
+    batch = client.BatchV1Api(k8s.api_client())
+    started = time.monotonic()
+    with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+        for _ in watch.Watch().stream(
+            batch.list_namespaced_job, NS, timeout_seconds=1, _request_timeout=(2, 2.5)
+        ):
+            pass
+    assert time.monotonic() - started >= 2.4  # not ended by the server at timeoutSeconds=1
+
+
+def test_termination_messages_are_trimmed_as_the_kubelet_does(k8s: K8sEmulator) -> None:
+    k8s.create_pod(NS, "p", containers=("a", "b", "c", "d"))
+    text = "".join(f"line {i:05d}\n" for i in range(600))  # 6600 bytes
+    k8s.set_container_state(NS, "p", "a", {"terminated": {"exitCode": 0, "message": text}})
+    k8s.set_container_state(NS, "p", "b", {"waiting": {}}, last_state={"terminated": {"message": text}})
+    statuses = {
+        s["name"]: s for s in (k8s.get("", "v1", "pods", NS, "p") or {})["status"]["containerStatuses"]
+    }
+    kept = text.encode()[-4096:][: 12 * 1024 // 4].decode()
+    assert statuses["a"]["state"]["terminated"]["message"] == kept
+    assert statuses["b"]["lastState"]["terminated"]["message"] == kept
+    assert not kept.endswith("line 00599\n")  # four containers: the final lines are lost
+
+
+def _owned_pod(k8s: K8sEmulator, name: str, owner: dict[str, Any]) -> None:
+    k8s.create_pod(NS, name, owner=owner)
+
+
+@pytest.mark.parametrize("policy", ["Background", "Foreground"])
+def test_deleting_an_owner_collects_its_dependents(k8s: K8sEmulator, policy: str) -> None:
+    batch = client.BatchV1Api(k8s.api_client())
+    batch.create_namespaced_job(NS, _job("owner"))
+    _owned_pod(k8s, "owned", k8s.get("batch", "v1", "jobs", NS, "owner") or {})
+    k8s.create_pod(NS, "free")
+    batch.delete_namespaced_job("owner", NS, body=client.V1DeleteOptions(propagation_policy=policy))
+    deadline = time.monotonic() + 5
+    while k8s.get("batch", "v1", "jobs", NS, "owner") is not None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert k8s.get("", "v1", "pods", NS, "owned") is None
+    assert k8s.get("", "v1", "pods", NS, "free") is not None
+    if policy == "Foreground":  # the owner was marked while its dependents went
+        marks = [v for v in k8s.history("batch", "v1", "jobs", NS, "owner") if v is not None]
+        assert "foregroundDeletion" in marks[-1]["metadata"].get("finalizers", [])
+
+
+def test_a_job_deleted_without_a_policy_orphans_its_pods(k8s: K8sEmulator) -> None:
+    batch = client.BatchV1Api(k8s.api_client())
+    batch.create_namespaced_job(NS, _job("owner"))
+    _owned_pod(k8s, "owned", k8s.get("batch", "v1", "jobs", NS, "owner") or {})
+    batch.delete_namespaced_job("owner", NS)
+    pod = k8s.get("", "v1", "pods", NS, "owned")
+    assert pod is not None and "ownerReferences" not in pod["metadata"]
+
+
+def test_an_object_whose_owner_does_not_exist_is_collected(k8s: K8sEmulator) -> None:
+    ghost = {"apiVersion": "v1", "kind": "Pod", "name": "gone", "uid": "no-such-uid"}
+    body = _job("orphan")
+    body["metadata"]["ownerReferences"] = [ghost]
+    client.BatchV1Api(k8s.api_client()).create_namespaced_job(NS, body)
+    deadline = time.monotonic() + 5
+    while k8s.get("batch", "v1", "jobs", NS, "orphan") is not None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)

@@ -4,8 +4,13 @@ Metrics that a trial writes to a file (the File collector, and ``report_metrics(
 Push collector) must survive the container's exit and need no sidecar: the primary
 container's ``terminationMessagePath`` is pointed at that file, so the kubelet copies the
 file into the pod's status (``state.terminated.message``) when the container ends. The
-kubelet keeps the file's last 4096 bytes: the final values always arrive, but a very long
-file loses its oldest lines (documented in the README).
+kubelet keeps the file's *last* 4096 bytes, and the pod's status then keeps the *first*
+12 KiB / (containers + initContainers) of each message: a pod of four or more containers cuts
+the final lines of a long file (the runner warns when a message may have been trimmed).
+
+Pod templates also get ``sidecar.istio.io/inject: "false"`` unless they say otherwise: in
+Kubeflow profile namespaces Istio injects a sidecar that keeps running after the training
+container ends, so a Job with a classic sidecar never completes.
 """
 
 from __future__ import annotations
@@ -16,13 +21,15 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from hpo_kfp.runners._containers import primary_container
+from hpo_kfp.errors import RunnerError
+from hpo_kfp.runners._containers import find_primary
 from hpo_kfp.runners.local import METRICS_FILE_ENV, TRIAL_NAME_ENV
 from hpo_kfp.spec import Experiment
 
 __all__ = [
     "ASSIGNMENT_ANNOTATION",
     "EXPERIMENT_LABEL",
+    "ISTIO_INJECT",
     "PUSH_METRICS_PATH",
     "TRIAL_LABEL",
     "assignment_digest",
@@ -33,6 +40,7 @@ EXPERIMENT_LABEL = "hpo-kfp.kubeflow.org/experiment"
 TRIAL_LABEL = "hpo-kfp.kubeflow.org/trial"
 ASSIGNMENT_ANNOTATION = "hpo-kfp.kubeflow.org/assignment"
 PUSH_METRICS_PATH = "/tmp/hpo-kfp-metrics.jsonl"  # inside the trial's own container
+ISTIO_INJECT = "sidecar.istio.io/inject"
 
 
 def assignment_digest(parameters: Mapping[str, Any]) -> str:
@@ -48,21 +56,43 @@ def prepare_manifest(
     experiment: Experiment, manifest: Mapping[str, Any], trial: str, digest: str
 ) -> dict[str, Any]:
     """A copy of ``manifest`` with identity labels on the object and on its pod templates,
-    the assignment digest annotation, and the primary container's metrics plumbing."""
+    the assignment digest annotation, Istio's sidecar turned off in pod templates that do not
+    ask for it, and the primary container's metrics plumbing.
+
+    Raises:
+        RunnerError: A File or Push collector on a kind whose container cannot carry a
+            termination message file (TrainJob, Tekton step).
+    """
     prepared = copy.deepcopy(dict(manifest))
     labels = identity_labels(experiment.name, trial)
     metadata = prepared.setdefault("metadata", {})
     metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
     metadata["annotations"] = {**(metadata.get("annotations") or {}), ASSIGNMENT_ANNOTATION: digest}
-    for template_metadata in _pod_metadata(prepared):
+    pod_metadata = _pod_metadata(prepared)
+    if prepared.get("kind") == "PipelineRun":
+        pod_metadata.append(metadata)  # Tekton copies a PipelineRun's labels and annotations to its pods
+    for template_metadata in pod_metadata:
         template_metadata["labels"] = {**(template_metadata.get("labels") or {}), **labels}
-    container = primary_container(prepared, experiment.template.primary_container_name)
+        if ISTIO_INJECT not in (template_metadata.get("annotations") or {}) and ISTIO_INJECT not in (
+            template_metadata.get("labels") or {}
+        ):
+            template_metadata["annotations"] = {
+                **(template_metadata.get("annotations") or {}),
+                ISTIO_INJECT: "false",
+            }
+    primary = find_primary(prepared, experiment.template.primary_container_name)
+    container = primary.container
     env = [e for e in container.get("env") or [] if e.get("name") not in (METRICS_FILE_ENV, TRIAL_NAME_ENV)]
     collector = experiment.metrics_collector
     metrics_path = collector.path if collector.kind == "File" else PUSH_METRICS_PATH
     env += [{"name": TRIAL_NAME_ENV, "value": trial}, {"name": METRICS_FILE_ENV, "value": str(metrics_path)}]
     container["env"] = env
     if collector.kind in ("File", "Push"):
+        if primary.style in ("trainjob", "tekton"):
+            raise RunnerError(
+                f"metricsCollectorSpec: a {collector.kind} collector needs the primary container's "
+                f"termination message, which a {prepared.get('kind')} trial cannot set; use StdOut"
+            )
         container["terminationMessagePath"] = metrics_path
         container["terminationMessagePolicy"] = "File"
     return prepared

@@ -1,25 +1,29 @@
 """The Kubernetes runner: a trial as any Kubernetes object, watched to its end.
 
 For each trial it renders the template, labels the object and its pod templates with the
-experiment and trial, and creates it with the dynamic client in the step's namespace. A
-retried step that finds its trial's object already there (409) adopts it when the object
-carries the same trial label and assignment fingerprint. It then watches the object until
-Katib's failure or success condition holds, or a deadline passes, surviving dropped
-watches, 410 Gone and transient API errors with bounded retries and backoff. Metrics come
-from the primary pod: its container log, and the termination message that carries a
-metrics file (see :mod:`hpo_kfp.runners._k8s_manifest`). The object is deleted at the end
-unless ``retain`` is set, and always when the step itself is terminated.
+experiment and trial, gives it an ownerReference to the step's own pod (so the garbage
+collector removes it if the step's pod dies), and creates it with the dynamic client in the
+step's namespace. A retried step that finds its trial's object already there (409) adopts it
+when the object is live and carries the same experiment and trial labels and assignment
+fingerprint. It then watches the object until Katib's failure or success condition holds, a
+pod cannot start (image pull, configuration, unschedulable beyond a grace period), or the
+deadline passes, surviving dropped and silent watches, 410 Gone and transient API errors with
+client-side timeouts, bounded retries and backoff. Metrics come from the primary pod (see
+:func:`_primary_pod`): its container log, and the termination message that carries a metrics
+file (see :mod:`hpo_kfp.runners._k8s_manifest`). The object is deleted on every way out —
+errors and SIGTERM included; ``retain`` keeps only an object that reached its own end.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
+import logging
 import math
+import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,8 +35,10 @@ from hpo_kfp.conditions import JobState, job_state
 from hpo_kfp.early_stopping import StopRule, StopWatch
 from hpo_kfp.errors import RunnerError, SpecError
 from hpo_kfp.history import TrialRecord
+from hpo_kfp.runners._containers import find_primary
 from hpo_kfp.runners._k8s_manifest import (
     ASSIGNMENT_ANNOTATION,
+    EXPERIMENT_LABEL,
     TRIAL_LABEL,
     assignment_digest,
     identity_labels,
@@ -40,6 +46,7 @@ from hpo_kfp.runners._k8s_manifest import (
 )
 from hpo_kfp.runners.base import TrialRun, now
 from hpo_kfp.spec import Experiment
+from hpo_kfp.spec.collector import check_on_cluster
 from hpo_kfp.spec.template import default_conditions
 from hpo_kfp.templates import render
 
@@ -48,6 +55,19 @@ __all__ = ["KubernetesRunner", "KubernetesSettings", "TrialOutput", "check_clust
 _T = TypeVar("_T")
 _SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 _TRANSIENT = {429, 500, 502, 503, 504}
+_LOG = logging.getLogger(__name__)
+_DEFAULT_DEADLINE = 24 * 3600.0
+_WATCH_READ_MARGIN = 5.0  # a watch's read timeout beyond its server-side timeoutSeconds
+# Waiting reasons of a container that will not start without someone changing something.
+_FATAL_WAITING = frozenset(
+    {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError"}
+)
+_MESSAGE_FILE_BYTES = 4096  # the kubelet keeps the last 4096 bytes of a termination-message file
+_POD_MESSAGE_BYTES = 12 * 1024  # ... and a pod's status the first 12 KiB / containers of each
+_JOBSET_NAME = "jobset.sigs.k8s.io/jobset-name"
+_JOBSET_JOB_INDEX = "jobset.sigs.k8s.io/job-index"
+_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+_JOB_ROLE = "training.kubeflow.org/job-role"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,8 +76,10 @@ class KubernetesSettings:
 
     namespace: str | None = None
     """Where trials run; None: the step's own namespace (service-account file)."""
-    deadline_seconds: float = 24 * 3600
-    """A trial still running after this long is stopped and recorded as failed."""
+    deadline_seconds: float | None = None
+    """A trial still running after this long is stopped and recorded as failed; None: the
+    object's own ``activeDeadlineSeconds`` (``spec`` or ``spec.runPolicy``) and
+    ``deadline_grace_seconds``, else 24 h."""
     watch_seconds: int = 60
     """Length of one watch request before it is renewed."""
     max_retries: int = 6
@@ -66,6 +88,15 @@ class KubernetesSettings:
     """First wait after a transient error; doubles each time, at most 16 s."""
     check_seconds: float = 2.0
     """How often a running trial's log is read when an early-stopping rule applies."""
+    deadline_grace_seconds: float = 60.0
+    """Past the object's own ``activeDeadlineSeconds``, time for its controller to end it."""
+    request_timeout_seconds: float = 30.0
+    """Client-side timeout of every API request (connect, and each read); a watch reads for
+    its window and 5 s more."""
+    pod_check_seconds: float = 10.0
+    """How often the trial's pods are looked at for a container that cannot start."""
+    unschedulable_seconds: float = 300.0
+    """How long a pod may stay unschedulable before the trial fails (autoscalers need time)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,10 +108,73 @@ class TrialOutput:
     """The primary container's log."""
     metrics: str
     """The metrics file's content (File and Push collectors), from the termination message."""
+    warnings: tuple[str, ...] = ()
+    """What may be missing from ``metrics`` (a termination message trimmed by the kubelet)."""
 
 
 class _Terminated(BaseException):
     """The step received SIGTERM (the pipeline run was cancelled)."""
+
+
+class _SigtermGuard:
+    """While entered, turns the first SIGTERM into :class:`_Terminated` (swallowed on exit);
+    later ones are only noted, so that cleanup finishes before :meth:`restore`."""
+
+    def __init__(self) -> None:
+        self.received = False
+        self._armed = False
+        self._installed = False
+        self._previous: Any = signal.SIG_DFL
+
+    def __enter__(self) -> _SigtermGuard:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+            self._installed = self._armed = True
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = True
+        if self._armed:
+            self._armed = False
+            raise _Terminated
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> bool:
+        self._armed = False
+        return kind is _Terminated
+
+    def restore(self) -> None:
+        if self._installed:
+            signal.signal(signal.SIGTERM, self._previous if self._previous is not None else signal.SIG_DFL)
+            self._installed = False
+
+
+class _TimedApiClient:
+    """The caller's ``ApiClient`` with a client-side timeout on every request that sets none
+    (discovery included): without one, a half-open connection blocks forever."""
+
+    def __init__(self, api_client: Any, seconds: float) -> None:
+        self._client = api_client
+        self._timeout = (seconds, seconds)  # (connect, read); a bare float is ignored by the client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def call_api(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("_request_timeout") is None:
+            kwargs["_request_timeout"] = self._timeout
+        return self._client.call_api(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class _Pods:
+    """How to find a trial's pods."""
+
+    selector: str
+    """Label selector of the primary pod's candidates."""
+    trial_selector: str
+    """Label selector of all the trial's pods."""
+    container: str
+    """The primary container's name in the pod."""
 
 
 class _EarlyStopped(Exception):
@@ -102,9 +196,11 @@ def check_cluster_support(experiment: Experiment) -> None:
     """Refuses what the Kubernetes runner cannot do, before a pipeline is built for it.
 
     Raises:
-        SpecError: Median stopping with a File or Push collector: on a cluster a metrics
-            file reaches the runner only when the container ends, too late to stop it.
+        SpecError: A TensorFlowEvent collector (its files stay in the trial's pod); median
+            stopping with a File or Push collector: on a cluster a metrics file reaches the
+            runner only when the container ends, too late to stop it.
     """
+    check_on_cluster(experiment.metrics_collector)
     collector = experiment.metrics_collector.kind
     if experiment.early_stopping is not None and collector != "StdOut":
         raise SpecError(
@@ -128,13 +224,27 @@ def step_namespace(override: str | None = None, experiment: Experiment | None = 
 class KubernetesRunner:
     """Runs trials as Kubernetes objects through an API client."""
 
-    def __init__(self, api_client: Any, settings: KubernetesSettings | None = None) -> None:
+    def __init__(
+        self,
+        api_client: Any,
+        settings: KubernetesSettings | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        """
+        Args:
+            environ: Where the step's own pod is named (``KFP_POD_NAME``/``POD_NAME``, else
+                ``HOSTNAME`` inside a cluster; ``POD_NAMESPACE``; ``KFP_POD_UID``/``POD_UID``),
+                for the trial's ownerReference; ``os.environ`` by default.
+        """
         from kubernetes import client
         from kubernetes.dynamic import DynamicClient
 
         self._settings = settings or KubernetesSettings()
-        self._core = client.CoreV1Api(api_client)
-        self._dynamic = DynamicClient(api_client)
+        timed = _TimedApiClient(api_client, self._settings.request_timeout_seconds)
+        self._core = client.CoreV1Api(timed)
+        self._dynamic = DynamicClient(timed)
+        self._environ = os.environ if environ is None else environ
 
     @classmethod
     def from_environment(cls, settings: KubernetesSettings | None = None) -> KubernetesRunner:
@@ -152,6 +262,10 @@ class KubernetesRunner:
     ) -> TrialOutput:
         """Runs ``trial`` to its end; a trial that fails is a result, not an exception.
 
+        Whatever happens after the object is created (an error, SIGTERM, the deadline), the
+        object is deleted before this returns or raises; only an object that reached its own
+        end is kept, and only with ``retain``.
+
         Args:
             stop_rule: The early-stopping rule to apply to the primary container's log while
                 the trial runs (the object is deleted when it fires).
@@ -159,36 +273,56 @@ class KubernetesRunner:
         Raises:
             RunnerError: The cluster refused the trial's object or stayed unreachable.
         """
-        template = self._template(experiment, namespace)
-        conditions = _conditions(experiment, str(template.get("kind", "")))
-        digest = assignment_digest(trial.parameters)
-        manifest = render(
-            template,
-            experiment.template.references,
-            trial.parameters,
-            name=trial.name,
-            namespace=namespace,
-            labels=identity_labels(experiment.name, trial.name),
-        )
-        manifest = prepare_manifest(experiment, manifest, trial.name, digest)
-        resource = self._retry(
-            lambda: self._dynamic.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
-        )
-        started = now()
-        created = False
-        check = None
-        if stop_rule is not None:
-            check = self._log_check(experiment, trial.name, namespace, conditions[2], StopWatch(stop_rule))
+        from kubernetes.client.exceptions import ApiException
+
+        guard = _SigtermGuard()
+        resource: Any = None
+        owned = False
+        kept = False
         try:
-            with _terminate_on_sigterm():
-                self._create_or_adopt(resource, manifest, namespace, digest)
-                created = True
+            with guard:
+                template = self._template(experiment, namespace)
+                kind = str(template.get("kind", ""))
+                success, failure, pod_labels = _conditions(experiment, kind)
+                digest = assignment_digest(trial.parameters)
+                manifest = render(
+                    template,
+                    experiment.template.references,
+                    trial.parameters,
+                    name=trial.name,
+                    namespace=namespace,
+                    labels=identity_labels(experiment.name, trial.name),
+                )
+                manifest = prepare_manifest(experiment, manifest, trial.name, digest)
+                primary = find_primary(manifest, experiment.template.primary_container_name)
+                pods = _Pods(
+                    selector=_pod_selector(manifest, trial.name, pod_labels),
+                    trial_selector=_pod_selector(manifest, trial.name, {}),
+                    container=primary.pod_container,
+                )
+                resource = self._resource(manifest)
+                owner = self._step_owner(namespace)
+                if owner is not None:
+                    metadata = manifest["metadata"]
+                    metadata["ownerReferences"] = [*(metadata.get("ownerReferences") or []), owner]
+                started = now()
+                check = None
+                if stop_rule is not None:
+                    check = self._log_check(experiment, namespace, pods, StopWatch(stop_rule))
+                owned = self._create_or_adopt(resource, manifest, namespace, digest)
                 try:
-                    state = self._wait(resource, trial.name, namespace, conditions[:2], check)
+                    state, ended = self._wait(
+                        resource,
+                        trial.name,
+                        namespace,
+                        (success, failure),
+                        pods,
+                        _deadline(self._settings, manifest),
+                        check,
+                    )
                 except _EarlyStopped as stopped:
-                    # Stop the training itself, then keep what it printed as evidence.
-                    self._delete(resource, trial.name, namespace)
-                    log, metrics = self._outputs(experiment, trial.name, namespace, conditions[2])
+                    # Keep what it printed as evidence first: deleting the object removes its pods.
+                    output = self._outputs(experiment, namespace, pods)
                     run = TrialRun(
                         name=trial.name,
                         exit_code=None,
@@ -197,14 +331,16 @@ class KubernetesRunner:
                         reason=stopped.reason,
                         early_stopped=True,
                     )
-                    return TrialOutput(run=run, log=log, metrics=metrics)
-                log, metrics = self._outputs(experiment, trial.name, namespace, conditions[2])
-        except _Terminated:
-            if created:
+                    return TrialOutput(run=run, log=output[0], metrics=output[1], warnings=output[2])
+                log, metrics, warnings = self._outputs(experiment, namespace, pods)
+                kept = experiment.template.retain and ended
+        except ApiException as error:
+            raise RunnerError(f"trial {trial.name}: {_api_message(error)}") from error
+        finally:
+            if owned and not kept:
                 self._delete(resource, trial.name, namespace)
-            raise SystemExit(143) from None
-        if not experiment.template.retain:
-            self._delete(resource, trial.name, namespace)
+            if guard.received:
+                raise SystemExit(143)
         code = 0 if state.condition == "Succeeded" else None
         reason = (
             "" if code == 0 else ": ".join(p for p in (state.reason or state.condition, state.message) if p)
@@ -213,7 +349,50 @@ class KubernetesRunner:
             run=TrialRun(name=trial.name, exit_code=code, started=started, finished=now(), reason=reason),
             log=log,
             metrics=metrics,
+            warnings=warnings,
         )
+
+    def sweep(
+        self,
+        *,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        experiment: str,
+        keep: Collection[str] = (),
+    ) -> list[str]:
+        """Deletes the experiment's trial objects of one kind that are left in ``namespace``.
+
+        For a later step or a command to clean up after a step that died without doing so
+        (found by the experiment label; objects already being deleted are skipped).
+
+        Args:
+            keep: Names of trials whose objects stay (running trials of another step).
+
+        Returns:
+            The names of the objects deleted.
+
+        Raises:
+            RunnerError: The cluster refused the listing or stayed unreachable.
+        """
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            resource = self._resource({"apiVersion": api_version, "kind": kind})
+            listing = self._retry(
+                lambda: resource.get(namespace=namespace, label_selector=f"{EXPERIMENT_LABEL}={experiment}")
+            ).to_dict()
+        except ApiException as error:
+            raise RunnerError(f"listing the trials of {experiment}: {_api_message(error)}") from error
+        deleted = []
+        for item in listing.get("items") or []:
+            metadata = item.get("metadata") or {}
+            name = str(metadata.get("name"))
+            if name in keep or metadata.get("deletionTimestamp"):
+                continue
+            self._delete(resource, name, namespace)
+            deleted.append(name)
+        return deleted
 
     # -- create ------------------------------------------------------------------------------
 
@@ -229,25 +408,108 @@ class KubernetesRunner:
             raise RunnerError(f"ConfigMap {source.namespace}/{source.name} has no key {source.path!r}")
         return yaml.safe_load(text)  # type: ignore[no-any-return]
 
-    def _create_or_adopt(self, resource: Any, manifest: dict[str, Any], namespace: str, digest: str) -> None:
+    def _resource(self, manifest: Mapping[str, Any]) -> Any:
+        """The API resource of the manifest's kind; refuses kinds the cluster does not serve
+        and cluster-scoped kinds (a trial lives in a namespace, and its RBAC is a Role)."""
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+        api_version, kind = str(manifest.get("apiVersion")), str(manifest.get("kind"))
+        try:
+            resource = self._retry(lambda: self._dynamic.resources.get(api_version=api_version, kind=kind))
+        except ResourceNotFoundError:
+            raise RunnerError(
+                f"spec.trialTemplate: the cluster serves no kind {kind} in {api_version} "
+                "(is its operator installed?)"
+            ) from None
+        if not resource.namespaced:
+            raise RunnerError(
+                f"spec.trialTemplate: trials must be namespaced objects, but {kind} ({api_version}) "
+                "is cluster-scoped"
+            )
+        return resource
+
+    def _step_owner(self, namespace: str) -> dict[str, Any] | None:
+        """An ownerReference to the step's own pod, so that the garbage collector deletes the
+        trial when the step's pod goes (evicted, lost with its node); None outside a pod, or
+        when the pod is in another namespace (an owner must be in its dependent's namespace)."""
+        from kubernetes.client.exceptions import ApiException
+
+        env = self._environ
+        in_cluster = _SERVICE_ACCOUNT_NAMESPACE.exists()
+        name = env.get("KFP_POD_NAME") or env.get("POD_NAME") or (env.get("HOSTNAME") if in_cluster else None)
+        pod_namespace = env.get("POD_NAMESPACE") or (
+            _SERVICE_ACCOUNT_NAMESPACE.read_text().strip() if in_cluster else None
+        )
+        if not name or pod_namespace != namespace:
+            return None
+        uid = env.get("KFP_POD_UID") or env.get("POD_UID")
+        if not uid:
+            try:
+                response = self._retry(
+                    lambda: self._core.read_namespaced_pod(name, namespace, _preload_content=False)
+                )
+            except ApiException as error:
+                _LOG.warning(
+                    "trials will have no owner: reading the step's pod %s failed: %s",
+                    name,
+                    _api_message(error),
+                )
+                return None
+            uid = (json.loads(response.data).get("metadata") or {}).get("uid")
+            if not uid:
+                return None
+        return {"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid}
+
+    def _create_or_adopt(self, resource: Any, manifest: dict[str, Any], namespace: str, digest: str) -> bool:
+        """Creates the object, or adopts the live object a retried step left; True once owned.
+
+        An object of the same name that belongs to another trial or experiment is refused; one
+        being deleted is waited for and created anew.
+        """
         from kubernetes.client.exceptions import ApiException
 
         name = manifest["metadata"]["name"]
-        try:
-            self._retry(lambda: resource.create(body=manifest, namespace=namespace))
-            return
-        except ApiException as error:
-            if error.status != 409:
-                raise RunnerError(f"the cluster refused trial {name}: {_api_message(error)}") from None
-        existing = self._retry(lambda: resource.get(name=name, namespace=namespace)).to_dict()
-        metadata = existing.get("metadata") or {}
-        if (metadata.get("labels") or {}).get(TRIAL_LABEL) != name or (metadata.get("annotations") or {}).get(
-            ASSIGNMENT_ANNOTATION
-        ) != digest:
-            raise RunnerError(
-                f"a {manifest['kind']} named {name} already exists in {namespace} and is not this trial's; "
-                "delete it, or rename the experiment"
-            )
+        labels = manifest["metadata"]["labels"]
+        for _ in range(2):
+            try:
+                self._retry(lambda: resource.create(body=manifest, namespace=namespace))
+                return True
+            except ApiException as error:
+                if error.status != 409:
+                    raise RunnerError(f"the cluster refused trial {name}: {_api_message(error)}") from None
+            existing = self._retry(lambda: resource.get(name=name, namespace=namespace)).to_dict()
+            metadata = existing.get("metadata") or {}
+            found = metadata.get("labels") or {}
+            if (
+                found.get(TRIAL_LABEL) != name
+                or found.get(EXPERIMENT_LABEL) != labels[EXPERIMENT_LABEL]
+                or (metadata.get("annotations") or {}).get(ASSIGNMENT_ANNOTATION) != digest
+            ):
+                raise RunnerError(
+                    f"a {manifest['kind']} named {name} already exists in {namespace} and is not "
+                    "this trial's; delete it, or rename the experiment"
+                )
+            if not metadata.get("deletionTimestamp"):
+                return True
+            self._wait_gone(resource, name, namespace)
+        raise RunnerError(
+            f"the {manifest['kind']} {name} in {namespace} is still being deleted; retry the step"
+        )
+
+    def _wait_gone(self, resource: Any, name: str, namespace: str) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        end = time.monotonic() + self._settings.watch_seconds
+        pause = self._settings.backoff_seconds
+        while time.monotonic() < end:
+            try:
+                self._retry(lambda: resource.get(name=name, namespace=namespace))
+            except ApiException as error:
+                if error.status == 404:
+                    return
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 4.0)
 
     # -- watch -------------------------------------------------------------------------------
 
@@ -257,71 +519,108 @@ class KubernetesRunner:
         name: str,
         namespace: str,
         conditions: tuple[str, str],
+        pods: _Pods,
+        deadline_seconds: float,
         check: Callable[[], str | None] | None = None,
-    ) -> JobState:
+    ) -> tuple[JobState, bool]:
         """Watches the object until a condition holds; the deadline ends the trial.
 
-        With ``check``, watches in short windows and asks it after each one and each event;
-        when it returns a reason, raises :class:`_EarlyStopped`.
+        Between watch windows (and after each event) the trial's pods are looked at, and a
+        pod that cannot start (image, configuration, unschedulable beyond the grace period)
+        fails the trial. With ``check``, the windows are short and it is asked after each one
+        and each event; when it returns a reason, raises :class:`_EarlyStopped`.
+
+        Returns:
+            The state, and whether the object reached it by itself (a condition held).
         """
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
-        deadline = time.monotonic() + self._settings.deadline_seconds
-        errors = 0
+        settings = self._settings
+        deadline = time.monotonic() + deadline_seconds
+        errors = gone = 0
+        next_pod_check = time.monotonic() + settings.pod_check_seconds
+        unschedulable: dict[str, float] = {}
+
+        def inspect_pods() -> JobState | None:
+            nonlocal next_pod_check
+            if time.monotonic() < next_pod_check:
+                return None
+            next_pod_check = time.monotonic() + settings.pod_check_seconds
+            return _pod_failure(
+                self._list_pods(namespace, pods.trial_selector), unschedulable, settings.unschedulable_seconds
+            )
+
         while True:
             current = self._retry(lambda: resource.get(name=name, namespace=namespace)).to_dict()
             state = job_state(current, *conditions)
             if state.condition != "Running":
-                return state
+                return state, True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return JobState(
-                    "Failed", "DeadlineExceeded", f"still running after {self._settings.deadline_seconds:g} s"
-                )
+                    "Failed", "DeadlineExceeded", f"still running after {deadline_seconds:g} s"
+                ), False
+            failed = inspect_pods()
+            if failed is not None:
+                return failed, False
             version = current["metadata"].get("resourceVersion")
-            window = remaining if check is None else min(remaining, self._settings.check_seconds)
+            window = min(remaining, settings.pod_check_seconds)
+            if check is not None:
+                window = min(window, settings.check_seconds)
             try:
                 for event in self._events(resource, name, namespace, version, window):
                     if event["type"] == "DELETED":
-                        return JobState("Failed", "Deleted", "the trial's object was deleted before it ended")
+                        return JobState(
+                            "Failed", "Deleted", "the trial's object was deleted before it ended"
+                        ), False
                     state = job_state(event["raw_object"], *conditions)
                     if state.condition != "Running":
-                        return state
+                        return state, True
+                    failed = inspect_pods()
+                    if failed is not None:
+                        return failed, False
                     _raise_if_stopped(check)
-                errors = 0
+                errors = gone = 0
                 _raise_if_stopped(check)
             except ApiException as error:
-                if error.status != 410 and error.status not in _TRANSIENT:
+                if error.status == 410:
+                    # Start again from a fresh read, as the API asks; a server that keeps
+                    # answering 410 is asked again ever more slowly, not in a hot loop.
+                    gone += 1
+                    if gone > 1:
+                        time.sleep(min(settings.backoff_seconds * 2 ** (gone - 2), 16.0))
+                    continue
+                if error.status not in _TRANSIENT:
                     raise RunnerError(f"watching trial {name} failed: {_api_message(error)}") from None
-                errors = self._backoff(
-                    errors, f"watching trial {name}: {_api_message(error)}", error.status == 410
-                )
+                errors = self._backoff(errors, f"watching trial {name}: {_api_message(error)}")
             except (HTTPError, OSError) as error:
-                errors = self._backoff(errors, f"watching trial {name}: {error}", False)
+                errors = self._backoff(errors, f"watching trial {name}: {error}")
 
     def _events(
-        self, resource: Any, name: str, namespace: str, version: str | None, remaining: float
+        self, resource: Any, name: str, namespace: str, version: str | None, window: float
     ) -> Iterator[dict[str, Any]]:
-        from kubernetes.client.exceptions import ApiException
+        """One watch request of about ``window`` seconds; its read timeout goes a little past
+        the server's end, so a silent half-open connection cannot block beyond the deadline."""
+        from kubernetes import watch
 
-        timeout = max(1, min(math.ceil(remaining), self._settings.watch_seconds))
-        for event in resource.watch(
-            namespace=namespace,
-            field_selector=f"metadata.name={name}",
-            resource_version=version,
-            timeout=timeout,
-        ):
-            if event["type"] == "ERROR":
-                status = event["raw_object"] or {}
-                raise ApiException(
-                    status=int(status.get("code") or 500), reason=str(status.get("reason", ""))
-                )
-            yield event
+        timeout = max(1, min(math.ceil(window), self._settings.watch_seconds))
+        read_timeout = timeout + min(self._settings.request_timeout_seconds, _WATCH_READ_MARGIN)
+        watcher = watch.Watch()
+        try:
+            yield from watcher.stream(
+                resource.get,
+                namespace=namespace,
+                field_selector=f"metadata.name={name}",
+                resource_version=version,
+                serialize=False,
+                timeout_seconds=timeout,
+                _request_timeout=(self._settings.request_timeout_seconds, read_timeout),
+            )
+        finally:
+            watcher.stop()
 
-    def _backoff(self, errors: int, what: str, gone: bool) -> int:
-        if gone:
-            return errors  # 410 Gone: start again from a fresh read, as the API asks
+    def _backoff(self, errors: int, what: str) -> int:
         errors += 1
         if errors > self._settings.max_retries:
             raise RunnerError(f"{what} (gave up after {self._settings.max_retries} retries)")
@@ -347,67 +646,80 @@ class KubernetesRunner:
 
     # -- outputs and cleanup -----------------------------------------------------------------
 
-    def _outputs(
-        self, experiment: Experiment, name: str, namespace: str, pod_labels: Mapping[str, str]
-    ) -> tuple[str, str]:
-        """The primary container's log and termination message (empty when no pod is left)."""
-        template = experiment.template
-        selector = {**pod_labels, TRIAL_LABEL: name}
+    def _list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         # Raw JSON: the typed models reject statuses that miss fields some clusters omit.
-        selector_text = ",".join(f"{k}={v}" for k, v in selector.items())
         listing = self._retry(
-            lambda: self._core.list_namespaced_pod(
-                namespace, label_selector=selector_text, _preload_content=False
-            )
+            lambda: self._core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False)
         )
-        pods = json.loads(listing.data).get("items") or []
-        if not pods:
-            return "", ""
-        pod = max(pods, key=lambda p: str(p["metadata"].get("creationTimestamp") or ""))
-        container = template.primary_container_name
-        response = self._retry(
-            lambda: self._core.read_namespaced_pod_log(
-                pod["metadata"]["name"], namespace, container=container, _preload_content=False
+        return list(json.loads(listing.data).get("items") or [])
+
+    def _read_log(self, namespace: str, pod: str, container: str) -> str:
+        """The container's log; "" while it waits to start (the kubelet answers 400) or when
+        its pod is gone."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            response = self._retry(
+                lambda: self._core.read_namespaced_pod_log(
+                    pod, namespace, container=container, _preload_content=False
+                )
             )
-        )
-        log = response.data.decode("utf-8", errors="replace")
-        message = ""
-        for status in (pod.get("status") or {}).get("containerStatuses") or []:
-            terminated = (status.get("state") or {}).get("terminated")
-            if status.get("name") == container and terminated:
-                message = terminated.get("message") or ""
-        return log, message
+        except ApiException as error:
+            if error.status in (400, 404):
+                return ""
+            raise
+        return str(response.data.decode("utf-8", errors="replace"))
+
+    def _outputs(
+        self, experiment: Experiment, namespace: str, pods: _Pods
+    ) -> tuple[str, str, tuple[str, ...]]:
+        """The primary container's log and termination message (empty when no pod is left),
+        and warnings about what may be missing from them."""
+        pod = _primary_pod(self._list_pods(namespace, pods.selector), pods.container)
+        if pod is None:
+            return "", "", ()
+        name = pod["metadata"]["name"]
+        log = self._read_log(namespace, name, pods.container)
+        message, warnings = _termination_message(pod, pods.container)
+        if warnings and experiment.metrics_collector.kind not in ("File", "Push"):
+            warnings = ()
+        for warning in warnings:
+            _LOG.warning("%s", warning)
+        return log, message, warnings
 
     def _log_check(
-        self,
-        experiment: Experiment,
-        name: str,
-        namespace: str,
-        pod_labels: Mapping[str, str],
-        watch: StopWatch,
+        self, experiment: Experiment, namespace: str, pods: _Pods, watch: StopWatch
     ) -> Callable[[], str | None]:
         """Reads the primary container's log as it grows and feeds new lines to ``watch``."""
         seen = 0
 
         def check() -> str | None:
             nonlocal seen
-            log, _ = self._outputs(experiment, name, namespace, pod_labels)
+            pod = _primary_pod(self._list_pods(namespace, pods.selector), pods.container)
+            log = "" if pod is None else self._read_log(namespace, pod["metadata"]["name"], pods.container)
             lines = log.split("\n")[:-1]  # complete lines only
-            fresh, seen = lines[seen:], len(lines)
+            fresh, seen = lines[seen:], max(seen, len(lines))
             logs = metric_logs(experiment, "\n".join(fresh) + "\n", "") if fresh else []
             return watch.reason if watch.feed(logs) else None
 
         return check
 
     def _delete(self, resource: Any, name: str, namespace: str) -> None:
+        """Deletes the object and, through the garbage collector, its pods; never raises (the
+        step's outcome matters more; the label sweep catches what is left)."""
         from kubernetes.client.exceptions import ApiException
 
-        with contextlib.suppress(ApiException):
+        try:
             self._retry(
                 lambda: resource.delete(
                     name=name, namespace=namespace, body={"propagationPolicy": "Background"}
                 )
             )
+        except ApiException as error:
+            if error.status != 404:
+                _LOG.warning("deleting trial %s failed: %s", name, _api_message(error))
+        except RunnerError as error:
+            _LOG.warning("deleting trial %s failed: %s", name, error)
 
 
 def _conditions(experiment: Experiment, kind: str) -> tuple[str, str, Mapping[str, str]]:
@@ -429,21 +741,149 @@ def _conditions(experiment: Experiment, kind: str) -> tuple[str, str, Mapping[st
 
 
 def _api_message(error: Any) -> str:
-    return f"HTTP {error.status} {error.reason}".strip()
-
-
-@contextlib.contextmanager
-def _terminate_on_sigterm() -> Iterator[None]:
-    """Turns SIGTERM into an exception while a trial runs, so cleanup code runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise _Terminated
-
-    previous = signal.signal(signal.SIGTERM, handler)
+    """The server's own words: status, message and the fields a 422 names."""
+    text = f"HTTP {error.status} {error.reason}".strip()
     try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        body = json.loads(error.body or "")
+    except (TypeError, ValueError):
+        return text
+    if not isinstance(body, dict):
+        return text
+    message = str(body.get("message") or "")
+    causes = (body.get("details") or {}).get("causes") or []
+    fields = [
+        f"{c.get('field')}: {c.get('message')}" for c in causes if isinstance(c, dict) and c.get("field")
+    ]
+    missing = [f for f in fields if f not in message]
+    return ": ".join(p for p in (text, message) if p) + (f" [{'; '.join(missing)}]" if missing else "")
+
+
+def _deadline(settings: KubernetesSettings, manifest: Mapping[str, Any]) -> float:
+    """The trial's deadline: the setting, else the object's own and a grace, else 24 h."""
+    if settings.deadline_seconds is not None:
+        return settings.deadline_seconds
+    spec = manifest.get("spec") or {}
+    for holder in (spec, spec.get("runPolicy") or {}):
+        value = holder.get("activeDeadlineSeconds") if isinstance(holder, Mapping) else None
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            return float(value) + settings.deadline_grace_seconds
+    return _DEFAULT_DEADLINE
+
+
+def _pod_selector(manifest: Mapping[str, Any], trial: str, primary_labels: Mapping[str, str]) -> str:
+    """The label selector of a trial's pods (with ``primary_labels``: its primary pod's).
+
+    A TrainJob has no pod template: its pods come from a JobSet of the same name and carry
+    the JobSet's labels, never the trial's; the primary pod is replicated job index 0.
+    MPIJob v2beta1 (mpi-operator) labels its launcher ``job-role=launcher`` and has no
+    master, Katib's default.
+    """
+    kind, api_version = manifest.get("kind"), str(manifest.get("apiVersion", ""))
+    labels = dict(primary_labels)
+    if kind == "TrainJob":
+        base = {_JOBSET_NAME: trial}
+        if labels:
+            labels.setdefault(_JOBSET_JOB_INDEX, "0")
+    else:
+        base = {TRIAL_LABEL: trial}
+    if kind == "MPIJob" and api_version.startswith("kubeflow.org/v2") and labels == {_JOB_ROLE: "master"}:
+        labels = {_JOB_ROLE: "launcher"}
+    return ",".join(f"{k}={v}" for k, v in {**base, **labels}.items())
+
+
+def _primary_pod(pods: list[dict[str, Any]], container: str) -> dict[str, Any] | None:
+    """The primary pod among the candidates, the same one every time it is asked.
+
+    Only pods that run the primary container count (a Tekton task's pod holds its own steps
+    only). Preferred: a running or succeeded pod over a failed one (a Job's retry), over one
+    not started; then the lowest completion index (rank 0 of an indexed Job); then the oldest
+    pod, by name on a tie (creation times have a 1 s resolution).
+    """
+
+    def runs_container(pod: Mapping[str, Any]) -> bool:
+        spec = pod.get("spec") or {}
+        return any(
+            c.get("name") == container
+            for key in ("containers", "initContainers")
+            for c in spec.get(key) or []
+        )
+
+    def key(pod: Mapping[str, Any]) -> tuple[int, int, str, str]:
+        metadata = pod.get("metadata") or {}
+        phase = (pod.get("status") or {}).get("phase")
+        rank = 0 if phase in ("Running", "Succeeded") else 1 if phase == "Failed" else 2
+        index = (metadata.get("labels") or {}).get(_COMPLETION_INDEX) or (
+            metadata.get("annotations") or {}
+        ).get(_COMPLETION_INDEX)
+        number = int(str(index)) if str(index).isdigit() else 0
+        return rank, number, str(metadata.get("creationTimestamp") or ""), str(metadata.get("name") or "")
+
+    candidates = [
+        p for p in pods if runs_container(p) and not (p.get("metadata") or {}).get("deletionTimestamp")
+    ]
+    candidates = candidates or [p for p in pods if runs_container(p)]
+    return min(candidates, key=key) if candidates else None
+
+
+def _pod_failure(
+    pods: list[dict[str, Any]], unschedulable: dict[str, float], grace: float
+) -> JobState | None:
+    """A failed state when a pod cannot start: a container waiting for a reason that will not
+    pass by itself, or a pod unschedulable for longer than ``grace`` seconds (first seen times
+    are kept in ``unschedulable``, by pod uid)."""
+    for pod in sorted(pods, key=lambda p: str((p.get("metadata") or {}).get("name"))):
+        metadata, status = pod.get("metadata") or {}, pod.get("status") or {}
+        name = metadata.get("name")
+        for entry in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+            waiting = (entry.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in _FATAL_WAITING:
+                detail = f"pod {name}, container {entry.get('name')}"
+                message = f"{detail}: {waiting['message']}" if waiting.get("message") else detail
+                return JobState("Failed", str(waiting["reason"]), message)
+        uid = str(metadata.get("uid") or name)
+        blocked = next(
+            (
+                c
+                for c in status.get("conditions") or []
+                if c.get("type") == "PodScheduled"
+                and c.get("status") == "False"
+                and c.get("reason") == "Unschedulable"
+            ),
+            None,
+        )
+        if blocked is None:
+            unschedulable.pop(uid, None)
+            continue
+        first = unschedulable.setdefault(uid, time.monotonic())
+        if time.monotonic() - first >= grace:
+            return JobState(
+                "Failed", "Unschedulable", f"pod {name}: {blocked.get('message') or 'unschedulable'}"
+            )
+    return None
+
+
+def _termination_message(pod: Mapping[str, Any], container: str) -> tuple[str, tuple[str, ...]]:
+    """The container's termination message (its current or, after a restart, its last
+    instance's) and a warning when the kubelet may have trimmed it."""
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    message = None
+    for entry in status.get("containerStatuses") or []:
+        if entry.get("name") != container:
+            continue
+        for which in ("state", "lastState"):
+            terminated = (entry.get(which) or {}).get("terminated")
+            if terminated and terminated.get("message") is not None:
+                message = str(terminated["message"])
+                break
+    if message is None:
+        return "", ()
+    count = sum(len(spec.get(k) or []) for k in ("containers", "initContainers", "ephemeralContainers"))
+    limit = min(_MESSAGE_FILE_BYTES, _POD_MESSAGE_BYTES // max(count, 1))
+    if len(message.encode()) >= limit:
+        name = (pod.get("metadata") or {}).get("name")
+        return message, (
+            f"the metrics file of pod {name} reached the termination message limit ({limit} bytes: the "
+            f"kubelet keeps a file's last {_MESSAGE_FILE_BYTES} bytes, the pod's status the first "
+            f"{_POD_MESSAGE_BYTES} / {count} containers): earlier or final lines may be missing",
+        )
+    return message, ()

@@ -70,9 +70,11 @@ def _run(
         return run_local(
             command, name=record.name, cwd=Path(options.trial_cwd or "."), log_path=log_path, stop=stop
         )
-    from hpo_kfp.runners.kubernetes import KubernetesRunner, step_namespace
+    from hpo_kfp.runners.kubernetes import KubernetesRunner, KubernetesSettings, step_namespace
 
-    output = KubernetesRunner.from_environment().run(
+    deadline = float(options.trial_deadline_seconds) if options.trial_deadline_seconds else None
+    runner = KubernetesRunner.from_environment(KubernetesSettings(deadline_seconds=deadline))
+    output = runner.run(
         experiment,
         record,
         namespace=step_namespace(options.namespace or None, experiment),

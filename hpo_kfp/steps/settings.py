@@ -69,6 +69,10 @@ class StepSettings:
     stale_seconds: int = 600
     """A claimed trial whose run step has sent no heartbeat for this long (its pod evicted,
     its run stopped) is handed out again by a run's first claim; 0: never."""
+    trial_deadline_seconds: int = 0
+    """Kubernetes trials: one still running after this long is deleted and recorded as
+    failed (DeadlineExceeded); 0: the trial object's own ``activeDeadlineSeconds`` and a
+    minute for its controller, else 24 hours."""
 
     def __post_init__(self) -> None:
         for item in fields(self):

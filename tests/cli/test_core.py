@@ -174,3 +174,20 @@ def test_a_history_that_does_not_fit_the_experiment_is_one_line(
     err = capsys.readouterr().err
     assert err.startswith(f"{history}: the history's trials cannot inform this experiment's sampler")
     assert err.count("\n") == 1
+
+
+def test_compile_for_a_cluster_refuses_event_files_it_cannot_reach(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = base_spec()
+    document["spec"]["metricsCollectorSpec"] = {
+        "collector": {"kind": "TensorFlowEvent"},
+        "source": {"fileSystemPath": {"path": "/var/log/tb", "kind": "Directory"}},
+    }
+    spec = tmp_path / "tb.yaml"
+    spec.write_text(yaml.safe_dump(document))
+    assert main(["compile", str(spec), "-o", str(tmp_path / "p.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{spec}: spec.metricsCollectorSpec.collector.kind: ") and err.count("\n") == 1
+    assert not (tmp_path / "p.yaml").exists()
+    assert main(["compile", str(spec), "-o", str(tmp_path / "p.yaml"), "--runner", "local"]) == 0

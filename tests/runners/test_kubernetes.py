@@ -294,19 +294,36 @@ def test_500_then_success_creates_once(k8s: K8sEmulator) -> None:
     assert [r.status for r in k8s.requests(verb="create", plural="jobs")] == [500, 500, 201]
 
 
+def _leftover_in(
+    k8s: K8sEmulator, experiment: Experiment, trial: TrialRecord = _TRIAL, **metadata: Any
+) -> dict[str, Any]:
+    """The object a first attempt of the step created and left behind (as a retry finds it)."""
+    from hpo_kfp.runners._k8s_manifest import assignment_digest, identity_labels, prepare_manifest
+    from hpo_kfp.templates import render
+
+    assert experiment.template.trial_spec is not None
+    manifest = render(
+        experiment.template.trial_spec,
+        experiment.template.references,
+        trial.parameters,
+        name=trial.name,
+        namespace=_NS,
+        labels=identity_labels(experiment.name, trial.name),
+    )
+    manifest = prepare_manifest(experiment, manifest, trial.name, assignment_digest(trial.parameters))
+    manifest["metadata"].update(metadata)
+    return k8s.create(*_JOB, _NS, manifest)
+
+
 def test_409_adopts_the_trials_own_object(k8s: K8sEmulator) -> None:
-    # A first attempt that ended early and kept its object, as a retried step finds it.
-    kept = _job_experiment()
-    object.__setattr__(kept.trial_template, "retain", True)
-    _start(k8s, kept, KubernetesSettings(deadline_seconds=0.3, watch_seconds=1)).result(timeout=20)
-    assert k8s.get(*_JOB, _NS, _TRIAL.name) is not None
-    retry = _start(k8s, _job_experiment())
-    _wait_until(lambda: len(k8s.requests(verb="create", plural="jobs")) == 2)
-    job = _created(k8s, *_JOB)
-    _pod_for(k8s, job, job["spec"]["template"]["metadata"]["labels"], "training-container", _LOG)
+    experiment = _job_experiment()
+    left = _leftover_in(k8s, experiment)
+    retry = _start(k8s, experiment)
+    _wait_until(lambda: len(k8s.requests(verb="create", plural="jobs")) == 1)
+    _pod_for(k8s, left, left["spec"]["template"]["metadata"]["labels"], "training-container", _LOG)
     _finish(k8s, _JOB, _COMPLETE)
     assert retry.result(timeout=20).run.succeeded
-    assert [r.status for r in k8s.requests(verb="create", plural="jobs")] == [201, 409]
+    assert [r.status for r in k8s.requests(verb="create", plural="jobs")] == [409]
 
 
 def test_409_on_a_foreign_object_is_refused(k8s: K8sEmulator) -> None:

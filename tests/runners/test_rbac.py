@@ -1,34 +1,32 @@
-"""The Role in manifests/rbac.yaml allows every request the runner makes, and no more."""
+"""The Role in manifests/rbac.yaml allows every request the runner makes, and no more.
+
+Every trial kind the Role names is run (and swept), in the trials' namespace, by a step whose
+pod is found by name only (so its uid is read); the ConfigMap template sits in another
+namespace, which the Role cannot reach (the README says so).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-from hpo_kfp.spec import parse_experiment
+from hpo_kfp.runners.kubernetes import KubernetesRunner
+from hpo_kfp.spec import Experiment, parse_experiment
 from tests.conftest import base_spec
 from tests.k8s_emulator import K8sEmulator
-from tests.runners.test_kubernetes import (
-    _COMPLETE,
-    _JOB,
-    _LOG,
-    _NS,
-    _created,
-    _finish,
-    _pod_for,
-    _start,
-    _tfjob_experiment,
-    _workflow_experiment,
-)
+from tests.runners.test_kubernetes import _COMPLETE, _JOB, _LOG, _NS, _created, _finish, _pod_for
+from tests.runners.test_kubernetes_cluster import _ARGS, _QUICK, _SUCCEEDED, _experiment, _start
 
 _ROLE = next(
     d
     for d in yaml.safe_load_all((Path(__file__).parents[2] / "manifests/rbac.yaml").read_text())
     if d["kind"] == "Role"
 )
-_TRIAL_VERBS = {"create", "get", "watch", "delete"}
+_TRIAL_VERBS = {"create", "get", "watch", "delete", "list"}
+_TEMPLATES_NAMESPACE = "templates"
 
 
 def _allowed(group: str, resource: str, verb: str) -> bool:
@@ -38,90 +36,150 @@ def _allowed(group: str, resource: str, verb: str) -> bool:
     )
 
 
-def _used(k8s: K8sEmulator) -> set[tuple[str, str, str]]:
-    used = set()
-    for request in k8s.requests():
-        if request.verb is None:  # discovery: every authenticated user may read it
-            continue
-        resource = request.plural + (f"/{request.subresource}" if request.subresource else "")
-        used.add((request.group or "", str(resource), request.verb))
-    return used
+def _container(name: str) -> dict[str, Any]:
+    return {"name": name, "image": "train:1", "command": ["python", "train.py", *_ARGS]}
 
 
-def _run_job_with_configmap_template(k8s: K8sEmulator) -> None:
+def _replicas(*roles: str, container: str) -> dict[str, Any]:
+    return {
+        role: {"replicas": 1, "template": {"spec": {"containers": [_container(container)]}}} for role in roles
+    }
+
+
+_PHASE = {
+    "successCondition": 'status.[@this].#(phase=="Succeeded")#',
+    "failureCondition": 'status.[@this].#(phase=="Failed")#',
+}
+_TEKTON = {
+    "successCondition": 'status.conditions.#(type=="Succeeded")#|#(status=="True")#',
+    "failureCondition": 'status.conditions.#(type=="Succeeded")#|#(status=="False")#',
+}
+# (apiVersion, kind, plural, spec, primary container, template fields, finished status)
+_KINDS: list[tuple[str, str, str, dict[str, Any], str, dict[str, str], dict[str, Any]]] = [
+    (
+        "kubeflow.org/v1",
+        "TFJob",
+        "tfjobs",
+        {"tfReplicaSpecs": _replicas("Chief", "Worker", container="tensorflow")},
+        "tensorflow",
+        {},
+        _SUCCEEDED,
+    ),
+    (
+        "kubeflow.org/v1",
+        "PyTorchJob",
+        "pytorchjobs",
+        {"pytorchReplicaSpecs": _replicas("Master", container="pytorch")},
+        "pytorch",
+        {},
+        _SUCCEEDED,
+    ),
+    (
+        "kubeflow.org/v1",
+        "XGBoostJob",
+        "xgboostjobs",
+        {"xgbReplicaSpecs": _replicas("Master", container="xgboost")},
+        "xgboost",
+        {},
+        _SUCCEEDED,
+    ),
+    (
+        "kubeflow.org/v2beta1",
+        "MPIJob",
+        "mpijobs",
+        {"mpiReplicaSpecs": _replicas("Launcher", "Worker", container="mpi")},
+        "mpi",
+        {},
+        _SUCCEEDED,
+    ),
+    (
+        "trainer.kubeflow.org/v1alpha1",
+        "TrainJob",
+        "trainjobs",
+        {"trainer": {"image": "t:1", "command": _ARGS}},
+        "node",
+        {},
+        _COMPLETE,
+    ),
+    (
+        "argoproj.io/v1alpha1",
+        "Workflow",
+        "workflows",
+        {"entrypoint": "t", "templates": [{"name": "t", "container": _container("main")}]},
+        "main",
+        _PHASE,
+        {"phase": "Succeeded"},
+    ),
+    (
+        "tekton.dev/v1",
+        "PipelineRun",
+        "pipelineruns",
+        {"pipelineSpec": {"tasks": [{"name": "t", "taskSpec": {"steps": [_container("train")]}}]}},
+        "train",
+        _TEKTON,
+        _SUCCEEDED,
+    ),
+]
+
+
+def _configmap_experiment(k8s: K8sEmulator) -> Experiment:
     document = base_spec()
     template = document["spec"]["trialTemplate"]
     k8s.create(
         "",
         "v1",
         "configmaps",
-        "templates",
+        _TEMPLATES_NAMESPACE,
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {"name": "trial-templates", "namespace": "templates"},
+            "metadata": {"name": "trial-templates", "namespace": _TEMPLATES_NAMESPACE},
             "data": {"job.yaml": yaml.safe_dump(template.pop("trialSpec"))},
         },
     )
     template["configMap"] = {
         "configMapName": "trial-templates",
-        "configMapNamespace": "templates",
+        "configMapNamespace": _TEMPLATES_NAMESPACE,
         "templatePath": "job.yaml",
     }
-    future = _start(k8s, parse_experiment(document))
+    return parse_experiment(document)
+
+
+def _run_every_kind(k8s: K8sEmulator) -> None:
+    k8s.create_pod(_NS, "step-pod")
+    environ = {"KFP_POD_NAME": "step-pod", "POD_NAMESPACE": _NS}  # no uid: the runner reads the pod
+    runner = KubernetesRunner(k8s.api_client(), _QUICK)
+    future = _start(k8s, _configmap_experiment(k8s), environ=environ)
     job = _created(k8s, *_JOB)
     _pod_for(k8s, job, job["spec"]["template"]["metadata"]["labels"], "training-container", _LOG)
     _finish(k8s, _JOB, _COMPLETE)
-    output = future.result(timeout=20)
-    assert (
-        output.run.succeeded and "--lr=0.02" in job["spec"]["template"]["spec"]["containers"][0]["command"][2]
-    )
+    assert future.result(timeout=20).run.succeeded and "--lr=0.02" in str(job["spec"])
+    runner.sweep(api_version="batch/v1", kind="Job", namespace=_NS, experiment="demo")
+    for api_version, kind, plural, spec, container, fields, status in _KINDS:
+        template = {"apiVersion": api_version, "kind": kind, "spec": spec}
+        future = _start(k8s, _experiment(template, container, **fields), environ=environ)
+        address = (api_version.rpartition("/")[0], api_version.rpartition("/")[2], plural)
+        _created(k8s, *address)
+        _finish(k8s, address, status)
+        assert future.result(timeout=20).run.succeeded, kind
+        runner.sweep(api_version=api_version, kind=kind, namespace=_NS, experiment="demo")
 
 
-def _run(
-    k8s: K8sEmulator,
-    experiment: Any,
-    address: tuple[str, str, str],
-    status: dict[str, Any],
-    labels_at: list[str],
-    container: str,
-) -> None:
-    future = _start(k8s, experiment)
-    obj = _created(k8s, *address)
-    labels: Any = obj
-    for key in labels_at:
-        labels = labels[key]
-    _pod_for(k8s, obj, labels, container, _LOG)
-    _finish(k8s, address, status)
-    assert future.result(timeout=20).run.succeeded
+@pytest.fixture
+def used(k8s: K8sEmulator) -> set[tuple[str, str, str, str]]:
+    _run_every_kind(k8s)
+    found = set()
+    for request in k8s.requests():
+        if request.verb is None:  # discovery: every authenticated user may read it
+            continue
+        resource = str(request.plural) + (f"/{request.subresource}" if request.subresource else "")
+        found.add((str(request.namespace), request.group or "", resource, request.verb))
+    return found
 
 
-def test_every_request_is_allowed_and_every_rule_is_needed(k8s: K8sEmulator) -> None:
-    _run_job_with_configmap_template(k8s)
-    k8s.delete("", "v1", "pods", _NS, "demo-0001-pod")  # the emulator has no garbage collector
-    _run(
-        k8s,
-        _tfjob_experiment(),
-        ("kubeflow.org", "v1", "tfjobs"),
-        {"conditions": [{"type": "Succeeded", "status": "True"}]},
-        ["spec", "tfReplicaSpecs", "Chief", "template", "metadata", "labels"],
-        "tensorflow",
-    )
-    k8s.delete("", "v1", "pods", _NS, "demo-0001-pod")
-    _run(
-        k8s,
-        _workflow_experiment(),
-        ("argoproj.io", "v1alpha1", "workflows"),
-        {"phase": "Succeeded"},
-        ["spec", "podMetadata", "labels"],
-        "main",
-    )
-    used = _used(k8s)
-    for group, resource, verb in used:
+def test_every_request_is_allowed_and_every_rule_is_needed(used: set[tuple[str, str, str, str]]) -> None:
+    for _, group, resource, verb in used:
         assert _allowed(group, resource, verb), f"the Role does not allow {verb} {group}/{resource}"
-    # Trial kinds need exactly create/get/watch/delete; the rest exactly what was used.
-    for kind in (("batch", "jobs"), ("kubeflow.org", "tfjobs"), ("argoproj.io", "workflows")):
-        assert {verb for g, r, verb in used if (g, r) == kind} == _TRIAL_VERBS
     granted = {
         (g, r, v)
         for rule in _ROLE["rules"]
@@ -129,6 +187,14 @@ def test_every_request_is_allowed_and_every_rule_is_needed(k8s: K8sEmulator) -> 
         for r in rule["resources"]
         for v in rule["verbs"]
     }
-    others = {(g, r, v) for g, r, v in granted if v not in _TRIAL_VERBS or g == ""}
-    assert others == {g for g in used if g[0] == ""}
-    assert not any(v in ("update", "patch", "list", "*") for g, r, v in granted if g != "")
+    assert granted == {(g, r, v) for _, g, r, v in used}  # every rule exercised, none more
+    for group, resource in {(g, r) for g, r, _ in granted if g}:
+        assert {v for _, g, r, v in used if (g, r) == (group, resource)} == _TRIAL_VERBS, resource
+    assert not any(v in ("update", "patch", "*") for _, _, v in granted)
+
+
+def test_every_request_is_in_the_trials_namespace_but_the_template_configmap(
+    used: set[tuple[str, str, str, str]],
+) -> None:
+    outside = {(ns, g, r, v) for ns, g, r, v in used if ns != _NS}
+    assert outside == {(_TEMPLATES_NAMESPACE, "", "configmaps", "get")}

@@ -1,0 +1,572 @@
+"""The Kubernetes runner where a real cluster differs from the happy path: every way out
+cleans up, trials are owned by the step's pod, pods that cannot start fail fast, silent
+connections time out, and each kind's primary pod and container are found.
+
+The emulator plays the kubelet (400 on the log of a waiting container, trimmed termination
+messages), the garbage collector and the API server's validation.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import time
+from typing import Any
+
+import pytest
+
+from hpo_kfp.early_stopping import StopRule
+from hpo_kfp.errors import RunnerError
+from hpo_kfp.history import TrialRecord
+from hpo_kfp.runners.kubernetes import KubernetesRunner, KubernetesSettings, TrialOutput
+from hpo_kfp.spec import Experiment, parse_experiment
+from tests.conftest import base_spec
+from tests.k8s_emulator import K8sEmulator
+from tests.runners.test_kubernetes import (
+    _COMPLETE,
+    _JOB,
+    _LOG,
+    _NS,
+    _TRIAL,
+    _created,
+    _finish,
+    _job_experiment,
+    _leftover_in,
+    _pod_for,
+    _wait_until,
+)
+
+_QUICK = KubernetesSettings(
+    watch_seconds=5,
+    backoff_seconds=0.05,
+    deadline_seconds=30,
+    pod_check_seconds=0.2,
+    request_timeout_seconds=5,
+)
+_ISTIO = "sidecar.istio.io/inject"
+
+
+def _start(
+    k8s: K8sEmulator,
+    experiment: Experiment,
+    settings: KubernetesSettings = _QUICK,
+    *,
+    environ: dict[str, str] | None = None,
+    stop_rule: StopRule | None = None,
+    trial: TrialRecord = _TRIAL,
+) -> concurrent.futures.Future[TrialOutput]:
+    runner = KubernetesRunner(k8s.api_client(), settings, environ=environ or {})
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(runner.run, experiment, trial, namespace=_NS, stop_rule=stop_rule)
+    pool.shutdown(wait=False)
+    return future
+
+
+def _experiment(template: dict[str, Any], container: str, **fields: Any) -> Experiment:
+    document = base_spec()
+    trial_template = document["spec"]["trialTemplate"]
+    trial_template.update(fields)
+    trial_template["primaryContainerName"] = container
+    trial_template["trialSpec"] = template
+    return parse_experiment(document)
+
+
+def _gone(k8s: K8sEmulator, address: tuple[str, str, str] = _JOB, name: str = _TRIAL.name) -> None:
+    _wait_until(lambda: k8s.get(*address, _NS, name) is None)
+
+
+# ---- cleanup on every way out ------------------------------------------------------------------
+
+
+def test_a_403_on_the_watch_is_a_runner_error_and_the_job_is_deleted(k8s: K8sEmulator) -> None:
+    k8s.fail_next(403, verb="watch", plural="jobs", message='jobs.batch is forbidden: cannot "watch"')
+    future = _start(k8s, _job_experiment())
+    with pytest.raises(RunnerError, match=r"HTTP 403.*cannot \"watch\""):
+        future.result(timeout=20)
+    assert k8s.get(*_JOB, _NS, _TRIAL.name) is None
+    assert [d.name for d in k8s.requests(verb="delete", plural="jobs")] == [_TRIAL.name]
+
+
+def test_an_api_error_reading_outputs_is_a_runner_error_and_the_job_is_deleted(k8s: K8sEmulator) -> None:
+    k8s.fail_next(403, verb="list", plural="pods", times=None)
+    future = _start(k8s, _job_experiment())
+    _created(k8s, *_JOB)
+    _finish(k8s, _JOB, _COMPLETE)
+    with pytest.raises(RunnerError, match="HTTP 403"):
+        future.result(timeout=20)
+    assert k8s.get(*_JOB, _NS, _TRIAL.name) is None
+
+
+def test_retain_never_keeps_a_running_object(k8s: K8sEmulator) -> None:
+    experiment = _job_experiment()
+    object.__setattr__(experiment.trial_template, "retain", True)
+    settings = KubernetesSettings(watch_seconds=1, backoff_seconds=0.05, deadline_seconds=0.5)
+    assert _start(k8s, experiment, settings).result(timeout=20).run.reason.startswith("DeadlineExceeded")
+    assert k8s.get(*_JOB, _NS, _TRIAL.name) is None
+
+
+# ---- ownership ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("with_uid", [True, False], ids=["uid-from-env", "uid-read-from-the-pod"])
+def test_the_trial_is_owned_by_the_steps_pod_and_collected_with_it(k8s: K8sEmulator, with_uid: bool) -> None:
+    step = k8s.create_pod(_NS, "hpo-step-pod")
+    environ = {"KFP_POD_NAME": "hpo-step-pod", "POD_NAMESPACE": _NS}
+    if with_uid:
+        environ["KFP_POD_UID"] = step["metadata"]["uid"]
+    future = _start(k8s, _job_experiment(), environ=environ)
+    job = _created(k8s, *_JOB)
+    assert job["metadata"]["ownerReferences"] == [
+        {"apiVersion": "v1", "kind": "Pod", "name": "hpo-step-pod", "uid": step["metadata"]["uid"]}
+    ]
+    _pod_for(k8s, job, job["spec"]["template"]["metadata"]["labels"], "training-container", _LOG)
+    k8s.wait_for_watch("jobs")
+    k8s.delete("", "v1", "pods", _NS, "hpo-step-pod")  # the step's pod is evicted
+    _gone(k8s)
+    assert k8s.get("", "v1", "pods", _NS, f"{_TRIAL.name}-pod") is None  # and the trial's pods with it
+    assert future.result(timeout=20).run.reason.startswith("Deleted")
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [{}, {"KFP_POD_NAME": "hpo-step-pod", "POD_NAMESPACE": "elsewhere", "KFP_POD_UID": "u"}],
+    ids=["outside-a-pod", "pod-in-another-namespace"],
+)
+def test_no_owner_reference_without_a_pod_in_the_trials_namespace(
+    k8s: K8sEmulator, environ: dict[str, str]
+) -> None:
+    future = _start(k8s, _job_experiment(), environ=environ)
+    job = _created(k8s, *_JOB)
+    assert "ownerReferences" not in job["metadata"]
+    _finish(k8s, _JOB, _COMPLETE)
+    future.result(timeout=20)
+
+
+def test_sweep_deletes_the_experiments_leftovers_by_label(k8s: K8sEmulator) -> None:
+    experiment = _job_experiment()
+    for number in (1, 2, 3):
+        _leftover_in(
+            k8s,
+            experiment,
+            TrialRecord(name=f"demo-000{number}", number=number, parameters=dict(_TRIAL.parameters)),
+        )
+    k8s.create(*_JOB, _NS, {"metadata": {"name": "other", "labels": {"app": "x"}}, "spec": {}})
+    runner = KubernetesRunner(k8s.api_client(), _QUICK)
+    deleted = runner.sweep(
+        api_version="batch/v1", kind="Job", namespace=_NS, experiment="demo", keep=["demo-0003"]
+    )
+    assert sorted(deleted) == ["demo-0001", "demo-0002"]
+    assert sorted(j["metadata"]["name"] for j in k8s.list(*_JOB, _NS)) == ["demo-0003", "other"]
+
+
+# ---- adoption ----------------------------------------------------------------------------------
+
+
+def test_409_on_another_experiments_object_of_the_same_name_is_refused(k8s: K8sEmulator) -> None:
+    document = base_spec()
+    document["metadata"]["name"] = "other"
+    other = parse_experiment(document)
+    left = _leftover_in(k8s, other)
+    left_labels = left["metadata"]["labels"]
+    left_labels["hpo-kfp.kubeflow.org/trial"] = _TRIAL.name  # same trial name, another experiment
+    k8s.patch(*_JOB, _NS, _TRIAL.name, {"metadata": {"labels": left_labels}})
+    with pytest.raises(RunnerError, match="is not this trial's"):
+        _start(k8s, _job_experiment()).result(timeout=20)
+    assert k8s.get(*_JOB, _NS, _TRIAL.name) is not None  # not ours: left alone
+
+
+def test_409_on_the_trials_object_being_deleted_waits_and_creates_anew(k8s: K8sEmulator) -> None:
+    experiment = _job_experiment()
+    left = _leftover_in(k8s, experiment, finalizers=["test/hold"])
+    k8s.delete(*_JOB, _NS, _TRIAL.name)  # marked: deletionTimestamp, held by the finalizer
+    future = _start(k8s, experiment)
+    _wait_until(lambda: len(k8s.requests(verb="create", plural="jobs")) == 1)
+    time.sleep(0.3)
+    k8s.patch(*_JOB, _NS, _TRIAL.name, {"metadata": {"finalizers": None}})
+    _wait_until(lambda: len(k8s.requests(verb="create", plural="jobs")) == 2)
+    job = _created(k8s, *_JOB)
+    assert job["metadata"]["uid"] != left["metadata"]["uid"]
+    _finish(k8s, _JOB, _COMPLETE)
+    assert future.result(timeout=20).run.succeeded
+    assert [r.status for r in k8s.requests(verb="create", plural="jobs")] == [409, 201]
+
+
+# ---- fail fast ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "reason", ["ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError", "InvalidImageName"]
+)
+def test_a_container_that_cannot_start_fails_the_trial_with_the_kubelets_reason(
+    k8s: K8sEmulator, reason: str
+) -> None:
+    future = _start(k8s, _job_experiment())
+    job = _created(k8s, *_JOB)
+    pod = f"{_TRIAL.name}-pod"
+    k8s.create_pod(
+        _NS,
+        pod,
+        labels=job["spec"]["template"]["metadata"]["labels"],
+        containers=("training-container",),
+        phase="Pending",
+    )
+    k8s.set_container_state(
+        _NS, pod, "training-container", {"waiting": {"reason": reason, "message": "Back-off pulling image"}}
+    )
+    output = future.result(timeout=20)
+    assert output.run.reason == f"{reason}: pod {pod}, container training-container: Back-off pulling image"
+    assert output.log == ""  # the kubelet's 400 for a waiting container is "no output yet"
+    assert k8s.get(*_JOB, _NS, _TRIAL.name) is None
+
+
+def test_a_pod_unschedulable_beyond_the_grace_period_fails_the_trial(k8s: K8sEmulator) -> None:
+    settings = KubernetesSettings(
+        watch_seconds=5,
+        backoff_seconds=0.05,
+        deadline_seconds=30,
+        pod_check_seconds=0.1,
+        unschedulable_seconds=0.5,
+    )
+    future = _start(k8s, _job_experiment(), settings)
+    job = _created(k8s, *_JOB)
+    pod = f"{_TRIAL.name}-pod"
+    k8s.create_pod(_NS, pod, labels=job["spec"]["template"]["metadata"]["labels"], phase="Pending")
+    condition = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+    }
+    k8s.set_status("", "v1", "pods", _NS, pod, {"conditions": [condition]})
+    started = time.monotonic()
+    output = future.result(timeout=20)
+    assert time.monotonic() - started >= 0.4
+    assert (
+        output.run.reason
+        == f"Unschedulable: pod {pod}: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+    )
+    assert k8s.get(*_JOB, _NS, _TRIAL.name) is None
+
+
+def test_the_deadline_comes_from_the_objects_active_deadline_seconds(k8s: K8sEmulator) -> None:
+    document = base_spec()
+    document["spec"]["trialTemplate"]["trialSpec"]["spec"]["activeDeadlineSeconds"] = 1
+    settings = KubernetesSettings(watch_seconds=1, backoff_seconds=0.05, deadline_grace_seconds=0.5)
+    output = _start(k8s, parse_experiment(document), settings).result(timeout=20)
+    assert output.run.reason.startswith("DeadlineExceeded: still running after 1.5 s")
+
+
+def test_a_silent_watch_cannot_hold_the_trial_past_its_deadline(k8s: K8sEmulator) -> None:
+    k8s.stall_next(verb="watch", plural="jobs", times=None)
+    settings = KubernetesSettings(
+        watch_seconds=1, backoff_seconds=0.05, deadline_seconds=1, request_timeout_seconds=1
+    )
+    output = _start(k8s, _job_experiment(), settings).result(timeout=15)
+    assert output.run.reason.startswith("DeadlineExceeded")
+    assert k8s.get(*_JOB, _NS, _TRIAL.name) is None
+
+
+def test_a_request_that_never_answers_is_retried(k8s: K8sEmulator) -> None:
+    k8s.stall_next(verb="create", plural="jobs")
+    future = _start(
+        k8s, _job_experiment(), KubernetesSettings(backoff_seconds=0.05, request_timeout_seconds=1)
+    )
+    job = _created(k8s, *_JOB)
+    _pod_for(k8s, job, job["spec"]["template"]["metadata"]["labels"], "training-container", _LOG)
+    _finish(k8s, _JOB, _COMPLETE)
+    assert future.result(timeout=20).run.succeeded
+    assert [r.status for r in k8s.requests(verb="create", plural="jobs")][-1] in (201, 409)
+
+
+def test_a_server_that_keeps_answering_410_is_asked_with_backoff(k8s: K8sEmulator) -> None:
+    k8s.expire_next_watch("jobs", in_stream=True, times=10_000)
+    settings = KubernetesSettings(watch_seconds=1, backoff_seconds=0.1, deadline_seconds=2)
+    output = _start(k8s, _job_experiment(), settings).result(timeout=20)
+    assert output.run.reason.startswith("DeadlineExceeded")
+    assert len(k8s.requests(verb="watch", plural="jobs")) <= 8  # 0.1, 0.2, 0.4, 0.8 s ... not hundreds
+
+
+def test_early_stopping_waits_through_the_image_pull(k8s: K8sEmulator) -> None:
+    rule = StopRule(metric="loss", median=0.5, direction="minimize", start_step=2, trials=3)
+    settings = KubernetesSettings(watch_seconds=5, check_seconds=0.1, backoff_seconds=0.05)
+    future = _start(k8s, _job_experiment(), settings, stop_rule=rule)
+    job = _created(k8s, *_JOB)
+    pod = f"{_TRIAL.name}-pod"
+    k8s.create_pod(
+        _NS,
+        pod,
+        labels=job["spec"]["template"]["metadata"]["labels"],
+        containers=("training-container",),
+        phase="Pending",
+    )
+    k8s.set_pod_log(_NS, pod, "epoch=1 loss=0.9\n", container="training-container")
+    k8s.set_container_state(_NS, pod, "training-container", {"waiting": {"reason": "ContainerCreating"}})
+    _wait_until(
+        lambda: len(k8s.requests(plural="pods", path=f"/api/v1/namespaces/{_NS}/pods/{pod}/log")) >= 3
+    )
+    assert not future.done()
+    k8s.set_container_state(_NS, pod, "training-container", {"running": {}})
+    k8s.append_pod_log(_NS, pod, "epoch=2 loss=0.8\n", container="training-container")
+    output = future.result(timeout=20)
+    assert output.run.early_stopped and output.log == "epoch=1 loss=0.9\nepoch=2 loss=0.8\n"
+
+
+# ---- metrics from the termination message --------------------------------------------------------
+
+
+def test_metrics_from_the_last_terminated_instance_and_a_warning_when_trimmed(k8s: K8sEmulator) -> None:
+    document = base_spec()
+    document["spec"]["metricsCollectorSpec"] = {"collector": {"kind": "Push"}}
+    experiment = parse_experiment(document)
+    future = _start(k8s, experiment)
+    job = _created(k8s, *_JOB)
+    pod = f"{_TRIAL.name}-pod"
+    k8s.create_pod(
+        _NS, pod, labels=job["spec"]["template"]["metadata"]["labels"], containers=("training-container",)
+    )
+    text = "".join(json.dumps({"loss": 1 / (i + 1), "step": i}) + "\n" for i in range(300))
+    k8s.set_container_state(
+        _NS,
+        pod,
+        "training-container",
+        {"waiting": {"reason": "CrashLoopBackOff"}},
+        last_state={"terminated": {"exitCode": 1, "message": text}},
+    )
+    _finish(k8s, _JOB, _COMPLETE)
+    output = future.result(timeout=20)
+    assert output.metrics and text.endswith(output.metrics)
+    assert output.warnings and "4096 bytes" in output.warnings[0]
+
+
+# ---- server messages and kinds -------------------------------------------------------------------
+
+
+def test_a_422_names_the_field_the_server_refused(k8s: K8sEmulator) -> None:
+    trial = TrialRecord(name="demo-" + "x" * 60, number=1, parameters=dict(_TRIAL.parameters))
+    future = _start(k8s, _job_experiment(), trial=trial)
+    with pytest.raises(RunnerError, match=r"HTTP 422.*metadata\.name.*must be no more than 63 characters"):
+        future.result(timeout=20)
+
+
+def test_a_cluster_scoped_kind_is_refused_before_anything_is_created(k8s: K8sEmulator) -> None:
+    template = {
+        "apiVersion": "kueue.x-k8s.io/v1beta1",
+        "kind": "ClusterQueue",
+        "spec": {
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "i",
+                    "command": [
+                        "${trialParameters.learningRate}",
+                        "${trialParameters.numberLayers}",
+                        "${trialParameters.optimizer}",
+                    ],
+                }
+            ]
+        },
+    }
+    experiment = _experiment(template, "c", successCondition="status.done", failureCondition="status.failed")
+    with pytest.raises(RunnerError, match="must be namespaced objects, but ClusterQueue"):
+        _start(k8s, experiment).result(timeout=20)
+    assert k8s.requests(verb="create") == []
+
+
+# ---- the primary pod and container of each kind ---------------------------------------------------
+
+_ARGS = [
+    "--lr=${trialParameters.learningRate}",
+    "--layers=${trialParameters.numberLayers}",
+    "--opt=${trialParameters.optimizer}",
+]
+_SUCCEEDED = {"conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}]}
+
+
+def _pod(
+    k8s: K8sEmulator, name: str, labels: dict[str, str], container: str, log: str, **metadata: Any
+) -> None:
+    k8s.create_pod(_NS, name, labels=labels, containers=(container,), phase="Succeeded", **metadata)
+    k8s.set_pod_log(_NS, name, log, container=container)
+
+
+def test_trainjob_pods_are_found_by_the_jobsets_labels_and_index_0(k8s: K8sEmulator) -> None:
+    template = {
+        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "kind": "TrainJob",
+        "spec": {
+            "runtimeRef": {"name": "torch-distributed"},
+            "trainer": {"numNodes": 2, "image": "train:1", "command": ["python", "train.py", *_ARGS]},
+        },
+    }
+    address = ("trainer.kubeflow.org", "v1alpha1", "trainjobs")
+    future = _start(k8s, _experiment(template, "node"))
+    trainjob = _created(k8s, *address)
+    assert {"name": "HPO_KFP_TRIAL_NAME", "value": _TRIAL.name} in trainjob["spec"]["trainer"]["env"]
+    for index, log in ((1, "loss=99\n"), (0, _LOG)):  # rank 1 first: it is the newest pod
+        labels = {
+            "jobset.sigs.k8s.io/jobset-name": _TRIAL.name,
+            "jobset.sigs.k8s.io/replicatedjob-name": "node",
+            "jobset.sigs.k8s.io/job-index": "0",
+            "batch.kubernetes.io/job-completion-index": str(index),
+        }
+        _pod(k8s, f"{_TRIAL.name}-node-0-{index}", labels, "node", log)
+    _finish(k8s, address, _COMPLETE)
+    output = future.result(timeout=20)
+    assert output.run.succeeded and output.log == _LOG
+
+
+def test_mpijob_v2beta1_metrics_come_from_the_launcher(k8s: K8sEmulator) -> None:
+    def replica(name: str, replicas: int) -> dict[str, Any]:
+        container = {"name": name, "image": "mpi:1", "command": ["mpirun", "python", "train.py", *_ARGS]}
+        return {"replicas": replicas, "template": {"spec": {"containers": [container]}}}
+
+    template = {
+        "apiVersion": "kubeflow.org/v2beta1",
+        "kind": "MPIJob",
+        "spec": {"mpiReplicaSpecs": {"Launcher": replica("mpi", 1), "Worker": replica("mpi", 2)}},
+    }
+    address = ("kubeflow.org", "v2beta1", "mpijobs")
+    future = _start(k8s, _experiment(template, "mpi"))
+    mpijob = _created(k8s, *address)
+    launcher = mpijob["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]
+    assert {"name": "HPO_KFP_TRIAL_NAME", "value": _TRIAL.name} in launcher["spec"]["containers"][0]["env"]
+    labels = launcher["metadata"]["labels"]
+    _pod(k8s, f"{_TRIAL.name}-worker-0", {**labels, "training.kubeflow.org/job-role": "worker"}, "mpi", "x\n")
+    _pod(
+        k8s, f"{_TRIAL.name}-launcher", {**labels, "training.kubeflow.org/job-role": "launcher"}, "mpi", _LOG
+    )
+    _finish(k8s, address, _SUCCEEDED)
+    output = future.result(timeout=20)
+    assert output.run.succeeded and output.log == _LOG
+
+
+def test_argo_script_template_runs_in_the_main_container(k8s: K8sEmulator) -> None:
+    template = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "spec": {
+            "entrypoint": "train",
+            "templates": [
+                {
+                    "name": "train",
+                    "script": {"image": "python:3.12", "command": ["python", *_ARGS], "source": "print(1)"},
+                }
+            ],
+        },
+    }
+    experiment = _experiment(
+        template,
+        "main",
+        successCondition='status.[@this].#(phase=="Succeeded")#',
+        failureCondition='status.[@this].#(phase=="Failed")#',
+    )
+    address = ("argoproj.io", "v1alpha1", "workflows")
+    future = _start(k8s, experiment)
+    workflow = _created(k8s, *address)
+    script = workflow["spec"]["templates"][0]["script"]
+    assert {"name": "HPO_KFP_TRIAL_NAME", "value": _TRIAL.name} in script["env"]
+    assert workflow["spec"]["podMetadata"]["annotations"] == {_ISTIO: "false"}
+    _pod(k8s, f"{_TRIAL.name}-train", workflow["spec"]["podMetadata"]["labels"], "main", _LOG)
+    k8s.wait_for_watch("workflows")
+    k8s.set_status(*address, _NS, _TRIAL.name, {"phase": "Succeeded"})
+    output = future.result(timeout=20)
+    assert output.run.succeeded and output.log == _LOG
+
+
+@pytest.mark.parametrize("container", ["train", "step-train"])
+def test_tekton_step_is_read_from_its_own_tasks_pod(k8s: K8sEmulator, container: str) -> None:
+    template = {
+        "apiVersion": "tekton.dev/v1",
+        "kind": "PipelineRun",
+        "spec": {
+            "pipelineSpec": {
+                "tasks": [
+                    {
+                        "name": "fetch",
+                        "taskSpec": {"steps": [{"name": "fetch", "image": "busybox", "script": "true"}]},
+                    },
+                    {
+                        "name": "train",
+                        "runAfter": ["fetch"],
+                        "taskSpec": {
+                            "steps": [{"name": "train", "image": "train:1", "command": ["python", *_ARGS]}]
+                        },
+                    },
+                ]
+            }
+        },
+    }
+    experiment = _experiment(
+        template,
+        container,
+        successCondition='status.conditions.#(type=="Succeeded")#|#(status=="True")#',
+        failureCondition='status.conditions.#(type=="Succeeded")#|#(status=="False")#',
+    )
+    address = ("tekton.dev", "v1", "pipelineruns")
+    future = _start(k8s, experiment)
+    run = _created(k8s, *address)
+    assert run["metadata"]["annotations"][_ISTIO] == "false"  # Tekton copies them to its pods
+    labels = run["metadata"]["labels"]
+    _pod(k8s, f"{_TRIAL.name}-train-pod", labels, "step-train", _LOG)
+    _pod(k8s, f"{_TRIAL.name}-fetch-pod", labels, "step-fetch", "fetched\n")  # the newest pod
+    _finish(k8s, address, _SUCCEEDED)
+    output = future.result(timeout=20)
+    assert output.run.succeeded and output.log == _LOG
+
+
+def test_an_indexed_job_reads_completion_index_0_not_the_newest_pod(k8s: K8sEmulator) -> None:
+    future = _start(k8s, _job_experiment())
+    job = _created(k8s, *_JOB)
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    _pod(
+        k8s,
+        "demo-0001-0-abcde",
+        {**labels, "batch.kubernetes.io/job-completion-index": "0"},
+        "training-container",
+        _LOG,
+    )
+    _pod(
+        k8s,
+        "demo-0001-1-fghij",
+        {**labels, "batch.kubernetes.io/job-completion-index": "1"},
+        "training-container",
+        "x\n",
+    )
+    _finish(k8s, _JOB, _COMPLETE)
+    assert future.result(timeout=20).log == _LOG
+
+
+# ---- Istio ----------------------------------------------------------------------------------------
+
+
+def test_istio_sidecars_are_off_unless_the_template_says_otherwise(k8s: K8sEmulator) -> None:
+    future = _start(k8s, _job_experiment())
+    job = _created(k8s, *_JOB)
+    assert job["spec"]["template"]["metadata"]["annotations"] == {_ISTIO: "false"}
+    _finish(k8s, _JOB, _COMPLETE)
+    future.result(timeout=20)
+    _gone(k8s)
+
+    document = base_spec()
+    document["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["metadata"] = {
+        "annotations": {_ISTIO: "true"}
+    }
+    future = _start(k8s, parse_experiment(document))
+    job = _created(k8s, *_JOB)
+    assert job["spec"]["template"]["metadata"]["annotations"] == {_ISTIO: "true"}
+    _finish(k8s, _JOB, _COMPLETE)
+    future.result(timeout=20)
+
+
+def test_file_metrics_are_refused_for_a_trainjob(k8s: K8sEmulator) -> None:
+    template = {
+        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "kind": "TrainJob",
+        "spec": {"trainer": {"image": "train:1", "command": ["python", *_ARGS]}},
+    }
+    document = base_spec()
+    document["spec"]["metricsCollectorSpec"] = {"collector": {"kind": "Push"}}
+    document["spec"]["trialTemplate"].update(primaryContainerName="node", trialSpec=template)
+    with pytest.raises(RunnerError, match="Push collector needs the primary container's termination message"):
+        _start(k8s, parse_experiment(document)).result(timeout=20)
+    assert k8s.requests(verb="create") == []
