@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import Any
 
 from hpo_kfp.cli._common import UsageError, add_store_options, read_experiment, store_url, type_prefix
 from hpo_kfp.errors import InputError
 from hpo_kfp.runtime import RUNTIME_IMAGE
 from hpo_kfp.steps.settings import StepSettings
-from hpo_kfp.store import CLUSTER_STORE
+from hpo_kfp.store import CLUSTER_STORE, LOCAL_STORE
 from hpo_kfp.submit import ClusterAccess, every_seconds, schedule, six_field_cron, submit
 
 __all__ = ["register"]
@@ -51,6 +52,76 @@ def register(commands: Any) -> None:
     recurring.add_argument("--trials-per-run", type=int, required=True, help="new trials each run adds")
     recurring.add_argument("--name", help="the recurring run's name")
     recurring.set_defaults(handler=_schedule)
+
+    sweep = commands.add_parser(
+        "sweep", help="delete trial objects a dead step left on the cluster (by the experiment's label)"
+    )
+    sweep.add_argument("file", help="Katib Experiment YAML")
+    sweep.add_argument(
+        "--namespace", default="", help="the trials' namespace (default: the spec's, else the kube context's)"
+    )
+    sweep.add_argument("--kube-context", help="reach the cluster with this kube config context's credentials")
+    sweep.add_argument(
+        "--all", action="store_true", help="also delete objects of trials the store says are still running"
+    )
+    add_store_options(sweep, LOCAL_STORE, namespace=False)
+    sweep.set_defaults(handler=_sweep)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from hpo_kfp.history import ACTIVE
+    from hpo_kfp.runners.kubernetes import KubernetesRunner
+    from hpo_kfp.store import ExperimentKey, open_store
+
+    experiment = read_experiment(args)
+    template = experiment.trial_template
+    if template is None or template.trial_spec is None:
+        raise UsageError(
+            f"{args.file}: spec.trialTemplate.trialSpec: must be inline to know the trials' kind, "
+            "but got nothing"
+        )
+    namespace = args.namespace or experiment.namespace or _kube_namespace(args.kube_context)
+    keep: list[str] = []
+    if not args.all:
+        store = open_store(store_url(args), type_prefix=type_prefix(args))
+        history = store.history(ExperimentKey.of(experiment, namespace))
+        keep = [trial.name for trial in history.trials if trial.status in ACTIVE]
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not args.kube_context:
+        runner = KubernetesRunner.from_environment()
+    else:
+        from kubernetes import client, config
+
+        # Read $KUBECONFIG now: the client reads it once, when it is first imported.
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), context=args.kube_context)
+        runner = KubernetesRunner(client.ApiClient())
+    args.error_source = "sweep"
+    deleted = runner.sweep(
+        api_version=str(template.trial_spec.get("apiVersion", "")),
+        kind=str(template.trial_spec.get("kind", "")),
+        namespace=namespace,
+        experiment=experiment.name,
+        keep=keep,
+    )
+    kept = f"; kept {len(keep)} of trials still running" if keep else ""
+    print(f"{experiment.name}: deleted {len(deleted)} trial objects in {namespace}{kept}")
+    for name in sorted(deleted):
+        print(f"  {name}")
+    return 0
+
+
+def _kube_namespace(context: str | None) -> str:
+    """The namespace of the kube config context (or of this pod, inside a cluster)."""
+    from kubernetes import config
+
+    pod = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and pod.is_file():
+        return pod.read_text(encoding="utf-8").strip()
+    try:
+        contexts, current = config.list_kube_config_contexts(config_file=os.environ.get("KUBECONFIG"))
+    except config.ConfigException:
+        return "default"
+    chosen = next((c for c in contexts if c["name"] == context), current) or {}
+    return str(chosen.get("context", {}).get("namespace") or "default")
 
 
 def _access(args: argparse.Namespace) -> ClusterAccess:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import time
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -570,3 +572,54 @@ def test_file_metrics_are_refused_for_a_trainjob(k8s: K8sEmulator) -> None:
     with pytest.raises(RunnerError, match="Push collector needs the primary container's termination message"):
         _start(k8s, parse_experiment(document)).result(timeout=20)
     assert k8s.requests(verb="create") == []
+
+
+def test_the_sweep_command_keeps_what_the_store_says_still_runs(
+    k8s: K8sEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`hpo-kfp sweep FILE`: through a kube config, as a user runs it."""
+    import yaml
+
+    from hpo_kfp.cli import main
+    from hpo_kfp.store import ExperimentKey, open_store
+
+    experiment = _job_experiment()
+    for number in (1, 2):
+        _leftover_in(
+            k8s,
+            experiment,
+            TrialRecord(name=f"demo-000{number}", number=number, parameters=dict(_TRIAL.parameters)),
+        )
+    spec = tmp_path / "experiment.yaml"
+    spec.write_text(yaml.safe_dump(dict(experiment.source or {})))
+    store = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    opened = open_store(store)
+    key = ExperimentKey.of(experiment, _NS)
+    opened.open_experiment(experiment, key)
+    claimed, _ = opened.claim(experiment, key, 3, owner="a-live-run")  # demo-0000..0002 are running
+    opened.record(key, replace(claimed[1], status="Failed"))  # demo-0001 ended; its object was left
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "emulator", "cluster": {"server": k8s.base_url}}],
+                "users": [{"name": "me", "user": {}}],
+                "contexts": [
+                    {"name": "here", "context": {"cluster": "emulator", "user": "me", "namespace": _NS}}
+                ],
+                "current-context": "here",
+            }
+        )
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert main(["sweep", str(spec), "--store", store, "--namespace", _NS]) == 0
+    assert (
+        capsys.readouterr().out.splitlines()[0]
+        == f"demo: deleted 1 trial objects in {_NS}; kept 2 of trials still running"
+    )
+    assert [j["metadata"]["name"] for j in k8s.list(*_JOB, _NS)] == ["demo-0002"]
+    assert main(["sweep", str(spec), "--store", store, "--all", "--namespace", _NS]) == 0
+    assert k8s.list(*_JOB, _NS) == []
