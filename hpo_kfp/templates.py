@@ -71,19 +71,8 @@ def find_placeholders(document: Any, path: str = "") -> Iterator[tuple[str, str]
     Raises:
         TemplateError: A placeholder sits in a mapping key, where it is never substituted.
     """
-    if isinstance(document, Mapping):
-        for key, value in document.items():
-            if isinstance(key, str) and PLACEHOLDER.search(key):
-                raise TemplateError(
-                    f"{path}.{key}: placeholders are substituted in values only, but one is in a key"
-                )
-            yield from find_placeholders(value, f"{path}.{key}")
-    elif isinstance(document, list):
-        for index, item in enumerate(document):
-            yield from find_placeholders(item, f"{path}[{index}]")
-    elif isinstance(document, str):
-        for match in PLACEHOLDER.finditer(document):
-            yield path, match.group(1)
+    for where, match in _matches(document, PLACEHOLDER, path):
+        yield where, match.group(1)
 
 
 def find_go_actions(document: Any, path: str = "") -> Iterator[tuple[str, str, str | None]]:
@@ -94,20 +83,26 @@ def find_go_actions(document: Any, path: str = "") -> Iterator[tuple[str, str, s
     Raises:
         TemplateError: An action sits in a mapping key, where it is never substituted.
     """
+    for where, match in _matches(document, GO_ACTION, path):
+        field = GO_FIELD.match(match.group(1))
+        yield where, match.group(0), field.group(1) if field else None
+
+
+def _matches(document: Any, pattern: re.Pattern[str], path: str) -> Iterator[tuple[str, re.Match[str]]]:
+    """Every match of ``pattern`` in the string values of ``document``, with its field path."""
     if isinstance(document, Mapping):
         for key, value in document.items():
-            if isinstance(key, str) and GO_ACTION.search(key):
+            if isinstance(key, str) and pattern.search(key):
                 raise TemplateError(
                     f"{path}.{key}: placeholders are substituted in values only, but one is in a key"
                 )
-            yield from find_go_actions(value, f"{path}.{key}")
+            yield from _matches(value, pattern, f"{path}.{key}")
     elif isinstance(document, list):
         for index, item in enumerate(document):
-            yield from find_go_actions(item, f"{path}[{index}]")
+            yield from _matches(item, pattern, f"{path}[{index}]")
     elif isinstance(document, str):
-        for match in GO_ACTION.finditer(document):
-            field = GO_FIELD.match(match.group(1))
-            yield path, match.group(0), field.group(1) if field else None
+        for match in pattern.finditer(document):
+            yield path, match
 
 
 def go_to_katib(document: Any) -> Any:
