@@ -10,6 +10,7 @@ from kfp import compiler, dsl, local
 from kfp.dsl import Metrics, Output
 
 import hpo_kfp
+from hpo_kfp.compat import kfp_local_fixes
 
 
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
@@ -64,7 +65,10 @@ def test_tune_then_train_compiles_and_runs_locally(tmp_path: Path) -> None:
         pipeline_root=str(tmp_path / "root"),
         raise_on_error=True,
     )
-    result = json.loads(tune_then_train(data="digits").output)
+    # kfp.local's print wrapper is not thread-safe: with loops of 2 it leaks into this process
+    # (every later print indented) unless its fix is on, as run_pipeline_locally puts it.
+    with kfp_local_fixes(2):
+        result = json.loads(tune_then_train(data="digits").output)
     assert result["data"] == "digits"
     assert 0.01 <= result["lr"] <= 0.05 and isinstance(result["layers"], int)
     assert result["dict"] == {
