@@ -18,7 +18,9 @@ import datetime
 import enum
 import hashlib
 import importlib.util
+import os
 import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -42,6 +44,7 @@ __all__ = [
     "component_from_source",
     "import_optuna_importance_without_sklearn",
     "kfp_local_fixes",
+    "kfp_local_task_folders",
     "outside_pipeline_definition",
     "set_study_system_attrs",
     "study_system_attrs",
@@ -137,6 +140,31 @@ def kfp_local_fixes(max_parallelism: int) -> Iterator[None]:
     finally:
         executor_class.__init__ = original_init
         logging_utils.indented_print = original_indent
+
+
+@contextlib.contextmanager
+def kfp_local_task_folders(parent: Path) -> Iterator[Path]:
+    """Keeps the folder every kfp.local task makes out of ``/tmp``, and removes them all.
+
+    A lightweight component's command starts ``program_path=$(mktemp -d)`` and writes its
+    code there (``kfp/dsl/component_factory.py``); nothing removes it, and kfp.local's
+    ``SubprocessRunner`` runs the command with this process's environment
+    (``run_local_subprocess`` in ``kfp/local/subprocess_task_handler.py``): one
+    ``/tmp/tmp.XXXX/`` per task, 403 from one 2-trial run. For the block, ``TMPDIR`` points
+    ``mktemp`` at a new folder under ``parent``, which is removed afterwards with all in it.
+    """
+    parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="kfp-local-tasks-", dir=parent))
+    previous = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(folder)
+    try:
+        yield folder
+    finally:
+        if previous is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = previous
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager

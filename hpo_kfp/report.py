@@ -1,15 +1,40 @@
-"""What people read about an experiment: a ranked table of trials and a summary document."""
+"""What people read about an experiment: counts that add up, every trial with its status,
+reason, duration and log, the Pareto front, and one JSON document of it all."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from hpo_kfp.decide import Decision
+from hpo_kfp.errors import HpoKfpError
 from hpo_kfp.history import History, TrialRecord
-from hpo_kfp.spec import Objective
+from hpo_kfp.spec import Experiment, Objective
 from hpo_kfp.templates import format_value
+from hpo_kfp.wire import RunResult, read
 
-__all__ = ["ranked", "result_document", "trials_table"]
+__all__ = [
+    "FAILURES",
+    "best_text",
+    "counts_text",
+    "log_tail",
+    "metric_names",
+    "pareto_text",
+    "ranked",
+    "report_document",
+    "result_document",
+    "shown_metrics",
+    "trial_logs",
+    "trials_table",
+]
+
+FAILURES = frozenset({"Failed", "MetricsUnavailable"})
+"""Statuses whose log tail is shown: the trial ended without a result."""
+
+_TAIL_LINES = 8
+_TAIL_CHARS = 1500
 
 
 def ranked(objective: Objective, trials: tuple[TrialRecord, ...] | list[TrialRecord]) -> list[TrialRecord]:
@@ -21,20 +46,106 @@ def ranked(objective: Objective, trials: tuple[TrialRecord, ...] | list[TrialRec
     return scored + rest
 
 
-def trials_table(objective: Objective, history: History) -> str:
-    """A plain-text table: name, status, parameters, objective, duration."""
-    trials = ranked(objective, history.trials)
+def counts_text(counts: Mapping[str, int]) -> str:
+    """``N trials: a succeeded, b early-stopped, c failed, d without metrics`` (plus running and
+    imported trials when there are any): the parts add up to N, the experiment's own trials."""
+    parts = [
+        f"{counts['succeeded']} succeeded",
+        f"{counts['earlyStopped']} early-stopped",
+        f"{counts['failed']} failed",
+        f"{counts['metricsUnavailable']} without metrics",
+    ]
+    if counts.get("active"):
+        parts.append(f"{counts['active']} running")
+    text = f"{counts['total']} trials: " + ", ".join(parts)
+    if counts.get("imported"):
+        text += f" (and {counts['imported']} imported)"
+    return text
+
+
+def trial_logs(artifacts: Path) -> dict[str, Path]:
+    """Trial name -> the log its run-trial step kept, in a local run's artifacts folder.
+
+    kfp.local keeps each task's outputs in ``<task>/executor_output.json`` beside its
+    output files; the run-trial step's ``Output`` names the trial it ran.
+    """
+    logs: dict[str, Path] = {}
+    for output in sorted(artifacts.glob("**/run-trial/executor_output.json")):
+        try:
+            document = json.loads(output.read_text(encoding="utf-8"))
+            result = read(str(document["parameterValues"]["Output"]), RunResult)
+        except (OSError, ValueError, KeyError, TypeError, HpoKfpError):
+            continue  # a task that did not finish, or a round's no-trial item
+        log = output.parent / "log"
+        if isinstance(result, RunResult) and log.is_file():
+            logs[result.trial.name] = log
+    return logs
+
+
+def log_tail(path: Path | None, lines: int = _TAIL_LINES) -> str:
+    """The last ``lines`` non-empty lines of a log (at most ~1500 characters); "" without one."""
+    if path is None:
+        return ""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    kept = [line.rstrip() for line in text.splitlines() if line.strip()][-lines:]
+    return "\n".join(kept)[-_TAIL_CHARS:]
+
+
+def metric_names(experiment: Experiment, history: History) -> list[str]:
+    """Every metric to show: the objectives first, then the additional metrics, then any
+    other the trials recorded."""
+    names = list(dict.fromkeys(t.metric for t in experiment.objective.terms))
+    names += [n for n in experiment.objective.metrics if n not in names]
+    for trial in history.trials:
+        names += [n for n in (*trial.metrics, *trial.series) if n not in names]
+    return names
+
+
+def shown_metrics(experiment: Experiment, trial: TrialRecord) -> dict[str, float]:
+    """The trial's metrics; for a trial stopped early (which has no result), the best its
+    series reached before it stopped, reduced by each metric's strategy."""
+    if trial.metrics or trial.status != "EarlyStopped":
+        return dict(trial.metrics)
+    shown: dict[str, float] = {}
+    for name, points in trial.series.items():
+        values = [v for _, v in points]
+        if not values:
+            continue
+        strategy = experiment.objective.strategies.get(name, "latest")
+        shown[name] = min(values) if strategy == "min" else max(values) if strategy == "max" else values[-1]
+    return shown
+
+
+def _seconds(trial: TrialRecord) -> str:
+    return "" if trial.duration is None else f"{trial.duration:.1f}"
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+def trials_table(experiment: Experiment, history: History, logs: Mapping[str, Path] | None = None) -> str:
+    """A plain-text table of every trial, best first: status, parameters, every metric,
+    seconds and reason; then, for each trial that failed, its log and the log's last lines."""
+    logs = logs or {}
+    trials = ranked(experiment.objective, history.trials)
     parameters = list(dict.fromkeys(name for t in trials for name in t.parameters))
-    header = ["trial", "status", *parameters, objective.metric, "seconds"]
+    metrics = metric_names(experiment, history)
+    header = ["trial", "status", *parameters, *metrics, "seconds", "reason"]
     rows = [header]
     for trial in trials:
+        values = shown_metrics(experiment, trial)
         rows.append(
             [
                 trial.name + (" *" if trial.origin == "import" else ""),
                 trial.status,
                 *(format_value(trial.parameters.get(name, "")) for name in parameters),
-                "" if trial.objective is None else f"{trial.objective:.6g}",
-                "" if trial.duration is None else f"{trial.duration:.1f}",
+                *(_number(values.get(name)) for name in metrics),
+                _seconds(trial),
+                trial.reason,
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -43,18 +154,87 @@ def trials_table(objective: Objective, history: History) -> str:
     ]
     if any(t.origin == "import" for t in trials):
         lines.append("* imported prior data")
+    for trial in sorted((t for t in trials if t.status in FAILURES), key=lambda t: t.number):
+        log = logs.get(trial.name)
+        lines.append(f"{trial.name} {trial.status}: {trial.reason or 'no reason recorded'}")
+        if log is not None:
+            lines.append(f"  log: {log}")
+            lines += [f"  | {line}" for line in log_tail(log).splitlines()]
     return "\n".join(lines)
 
 
+def best_text(experiment: Experiment, decision: Decision) -> str:
+    """``best trial NAME: metric=value ...; parameters`` with ``(imported)`` for prior data."""
+    best = decision.best
+    if best is None:
+        return "best trial: none (no trial has succeeded yet)"
+    imported = " (imported prior data)" if best.origin == "import" else ""
+    metrics = " ".join(f"{k}={v:.6g}" for k, v in best.metrics.items())
+    parameters = " ".join(f"{k}={format_value(v)}" for k, v in best.parameters.items())
+    return f"best trial {best.name}{imported}: {metrics}; {parameters}"
+
+
+def pareto_text(experiment: Experiment, decision: Decision) -> str:
+    """The Pareto front as a table, every objective a column; "" for one objective."""
+    if not experiment.objective.is_multi:
+        return ""
+    terms = experiment.objective.terms
+    header = ["trial", *(f"{t.metric} ({t.direction[:3]})" for t in terms), "parameters"]
+    rows = [header]
+    for trial in decision.pareto:
+        rows.append(
+            [
+                trial.name + (" *" if trial.origin == "import" else ""),
+                *(_number(v) for v in trial.values or ()),
+                " ".join(f"{k}={format_value(v)}" for k, v in trial.parameters.items()),
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [f"Pareto front: {len(decision.pareto)} trials"]
+    lines += [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def _trial_document(
+    experiment: Experiment, trial: TrialRecord, log: Path | None, pareto: set[str]
+) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "name": trial.name,
+        "number": trial.number,
+        "status": trial.status,
+        "reason": trial.reason,
+        "imported": trial.origin == "import",
+        "parameters": trial.parameters,
+        "objectives": dict(
+            zip((t.metric for t in experiment.objective.terms), trial.values or (), strict=False)
+        ),
+        "metrics": shown_metrics(experiment, trial),
+        "started": trial.started,
+        "finished": trial.finished,
+        "seconds": trial.duration,
+        "log": None if log is None else str(log),
+    }
+    if experiment.objective.is_multi:
+        document["pareto"] = trial.name in pareto
+    if trial.status in FAILURES:
+        document["logTail"] = log_tail(log)
+    return document
+
+
 def result_document(name: str, decision: Decision) -> dict[str, Any]:
-    """The experiment's outcome as one JSON-ready object: status, reason, counts, best."""
+    """The experiment's outcome as one JSON-ready object: status, reason, counts per status
+    (``succeeded + earlyStopped + failed + metricsUnavailable + active == total``; imported
+    trials apart) and the best trial (``bestImported`` when it is prior data)."""
     best = decision.best
     counts = decision.counts
+    keys = ("succeeded", "earlyStopped", "failed", "metricsUnavailable", "active", "total", "imported")
     return {
         "experiment": name,
         "status": decision.status,
         "reason": decision.reason,
-        "trials": {key: counts[key] for key in ("succeeded", "failed", "metricsUnavailable")},
+        "trials": {key: counts[key] for key in keys},
         "best": None
         if best is None
         else {
@@ -63,4 +243,35 @@ def result_document(name: str, decision: Decision) -> dict[str, Any]:
             "objective": best.objective,
             "metrics": best.metrics,
         },
+        "bestImported": best is not None and best.origin == "import",
     }
+
+
+def report_document(
+    experiment: Experiment,
+    history: History,
+    decision: Decision,
+    logs: Mapping[str, Path] | None = None,
+) -> dict[str, Any]:
+    """:func:`result_document` plus the Pareto front (several objectives: each trial's
+    objectives by name) and every trial best first (``results``: status, reason, seconds,
+    metrics, its log and, for a failure, the log's last lines)."""
+    logs = logs or {}
+    document = result_document(experiment.name, decision)
+    pareto = {t.name for t in decision.pareto}
+    if experiment.objective.is_multi:
+        terms = [t.metric for t in experiment.objective.terms]
+        document["pareto"] = [
+            {
+                "name": t.name,
+                "imported": t.origin == "import",
+                "objectives": dict(zip(terms, t.values or (), strict=False)),
+                "parameters": t.parameters,
+            }
+            for t in decision.pareto
+        ]
+    document["results"] = [
+        _trial_document(experiment, t, logs.get(t.name), pareto)
+        for t in ranked(experiment.objective, history.trials)
+    ]
+    return document

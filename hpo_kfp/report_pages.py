@@ -1,9 +1,12 @@
 """The report people read in the KFP UI: a Markdown summary and a self-contained HTML page.
 
-The page's plots are Optuna's own (``optuna.visualization.matplotlib``: optimization
-history, parallel coordinates, parameter importance, and the Pareto front when there are
-several objectives), embedded as PNG images: no script, no network access (a cluster may be
-air-gapped), a few hundred KB.
+The page holds every trial in a table that sorts when a column's header is clicked, the
+reasons and log tails of failed trials, the experiment's settings and search space, and
+charts drawn as inline SVG from the history (learning curves from the recorded series,
+optimization history with the goal line, a timeline of trials), followed by Optuna's own
+plots (``optuna.visualization.matplotlib``: optimization history, parallel coordinates,
+parameter importance, the Pareto front) as PNG images. Its one script is inline and it
+loads nothing (a cluster may be air-gapped): a few hundred KB.
 """
 
 from __future__ import annotations
@@ -12,99 +15,548 @@ import base64
 import html
 import importlib.util
 import io
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from hpo_kfp.compat import import_optuna_importance_without_sklearn
 from hpo_kfp.decide import Decision
-from hpo_kfp.history import History
-from hpo_kfp.report import ranked
-from hpo_kfp.spec import Experiment
+from hpo_kfp.history import History, TrialRecord
+from hpo_kfp.report import FAILURES, counts_text, log_tail, metric_names, ranked, shown_metrics
+from hpo_kfp.spec import Experiment, Parameter
 from hpo_kfp.study_view import quiet_optuna, to_study
 
 __all__ = ["html_page", "markdown_summary", "plotting_available"]
 
-_TOP = 10
+_COLORS = {
+    "Succeeded": "#1f77b4",
+    "EarlyStopped": "#ff7f0e",
+    "Failed": "#d62728",
+    "MetricsUnavailable": "#9467bd",
+    "Running": "#7f7f7f",
+    "Pending": "#bbbbbb",
+}
 
 
 def markdown_summary(experiment: Experiment, history: History, decision: Decision) -> str:
-    """Best trial, counts, reason, and the top trials as a table."""
-    counts = decision.counts
+    """Status and counts, the best trial, the Pareto front (several objectives) and every
+    trial with its status, reason, every metric and duration."""
     lines = [f"# {experiment.name}", ""]
     reason = f" ({decision.reason})" if decision.reason else ""
-    lines.append(
-        f"**{decision.status}**{reason}: {counts['total']} trials — {counts['succeeded']} succeeded, "
-        f"{counts['failed']} failed, {counts['metricsUnavailable']} without metrics"
-        + (f", {counts['imported']} imported" if counts["imported"] else "")
-        + "."
-    )
-    lines.append("")
+    lines += [f"**{decision.status}**{reason}: {counts_text(decision.counts)}.", ""]
     best = decision.best
     metric = experiment.objective.metric
     if best is not None:
         parameters = ", ".join(f"`{k}={_show(v)}`" for k, v in best.parameters.items())
-        lines += [f"Best trial **{best.name}**: {metric} = **{best.objective:.6g}** with {parameters}.", ""]
+        imported = " (imported prior data)" if best.origin == "import" else ""
+        lines += [
+            f"Best trial **{best.name}**{imported}: {metric} = **{best.objective:.6g}** with {parameters}.",
+            "",
+        ]
+    terms = experiment.objective.terms
+    if experiment.objective.is_multi:
+        lines += [f"## Pareto front ({len(decision.pareto)} trials)", ""]
+        lines.append("| trial | " + " | ".join(f"{t.metric} ({t.direction})" for t in terms) + " |")
+        lines.append("|---" * (len(terms) + 1) + "|")
+        for trial in decision.pareto:
+            objectives = " | ".join(_show(v) for v in trial.values or ())
+            lines.append(f"| {_cell(_marked(trial))} | {objectives} |")
+        lines.append("")
     names = [p.name for p in experiment.parameters]
-    lines.append("| trial | status | " + " | ".join(names) + f" | {metric} |")
-    lines.append("|---" * (len(names) + 3) + "|")
-    for trial in ranked(experiment.objective, history.trials)[:_TOP]:
-        values = " | ".join(_show(trial.parameters.get(n, "")) for n in names)
-        objective = "" if trial.objective is None else f"{trial.objective:.6g}"
-        lines.append(f"| {trial.name} | {trial.status} | {values} | {objective} |")
+    metrics = metric_names(experiment, history)
+    lines += ["## Trials", ""]
+    lines.append("| trial | status | " + " | ".join([*names, *metrics]) + " | seconds | reason |")
+    lines.append("|---" * (len(names) + len(metrics) + 4) + "|")
+    for trial in ranked(experiment.objective, history.trials):
+        values = shown_metrics(experiment, trial)
+        cells = [
+            _marked(trial),
+            trial.status,
+            *(_show(trial.parameters.get(n, "")) for n in names),
+            *("" if values.get(m) is None else f"{values[m]:.6g}" for m in metrics),
+            "" if trial.duration is None else f"{trial.duration:.1f}",
+            trial.reason,
+        ]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def html_page(experiment: Experiment, history: History, decision: Decision) -> str:
-    """A self-contained page: the summary, the top trials and the plots."""
+def _marked(trial: TrialRecord) -> str:
+    return trial.name + (" (imported)" if trial.origin == "import" else "")
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def html_page(
+    experiment: Experiment,
+    history: History,
+    decision: Decision,
+    *,
+    logs: Mapping[str, Path] | None = None,
+    folder: Path | None = None,
+) -> str:
+    """A self-contained page: summary, settings, every trial, failures, charts and plots.
+
+    Args:
+        logs: Trial name -> its log (a local run's), to link and to quote for failures.
+        folder: Where the page will be, for links to the logs relative to it.
+    """
+    logs = logs or {}
     figures = _figures(experiment, history) if plotting_available() else None
-    best = decision.best
-    rows = []
-    names = [p.name for p in experiment.parameters]
-    for trial in ranked(experiment.objective, history.trials)[:_TOP]:
-        cells = [
-            trial.name,
-            trial.status,
-            *(_show(trial.parameters.get(n, "")) for n in names),
-            "" if trial.objective is None else f"{trial.objective:.6g}",
-        ]
-        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-    header = "".join(
-        f"<th>{html.escape(h)}</th>" for h in ["trial", "status", *names, experiment.objective.metric]
-    )
+    e = html.escape
     counts = decision.counts
-    reason = f" ({html.escape(decision.reason)})" if decision.reason else ""
-    summary = (
-        f"{html.escape(decision.status)}{reason}"
-        f" &middot; {counts['total']} trials: {counts['succeeded']} succeeded, {counts['failed']} failed, "
-        f"{counts['metricsUnavailable']} without metrics"
-    )
-    best_text = "no trial has succeeded yet"
+    reason = f" ({e(decision.reason)})" if decision.reason else ""
+    best = decision.best
+    best_html = "no trial has succeeded yet"
     if best is not None:
-        best_text = (
-            f"best trial <b>{html.escape(best.name)}</b>: {html.escape(experiment.objective.metric)} = "
-            f"<b>{best.objective:.6g}</b>"
+        imported = ' <span class="imported">(imported prior data)</span>' if best.origin == "import" else ""
+        best_html = (
+            f'best trial <b id="best-trial">{e(best.name)}</b>{imported}: '
+            f"{e(experiment.objective.metric)} = <b>{best.objective:.6g}</b>"
         )
     images = "".join(
-        f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{data}"/>'
-        f"<figcaption>{html.escape(title)}</figcaption></figure>"
+        f'<figure><img alt="{e(title)}" src="data:image/png;base64,{data}"/>'
+        f"<figcaption>{e(title)}</figcaption></figure>"
         for title, data in figures or ()
     )
     if figures is None:
         images = f"<p>{_NO_PLOTS}</p>"
+    sections = [
+        f'<section id="summary"><p id="status"><b>{e(decision.status)}</b>{reason} &middot; '
+        f"{e(counts_text(counts))}</p><p>{best_html}</p></section>",
+        _settings_section(experiment, history, decision),
+        _pareto_section(experiment, decision),
+        _trials_section(experiment, history, logs, folder),
+        _failures_section(history, logs, folder),
+        _curves_section(experiment, history, decision),
+        _history_section(experiment, history),
+        _timeline_section(history),
+        f'<section id="plots"><h2>Plots</h2>{images or "<p>Not enough finished trials to plot.</p>"}'
+        "</section>",
+    ]
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(experiment.name)}: tuning report</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-td, th {{ border: 1px solid #ccc; padding: 0.3em 0.6em; }}
-th {{ background: #f0f0f0; }} figure {{ display: inline-block; margin: 0.5em; }} img {{ max-width: 640px; }}
-</style></head>
-<body><h1>{html.escape(experiment.name)}</h1>
-<p>{summary}</p><p>{best_text}</p>
-<h2>Top trials</h2><table><tr>{header}</tr>{"".join(rows)}</table>
-<h2>Plots</h2>{images or "<p>Not enough finished trials to plot.</p>"}
+<html lang="en"><head><meta charset="utf-8"><title>{e(experiment.name)}: tuning report</title>
+<style>{_STYLE}</style></head>
+<body><h1>{e(experiment.name)}</h1>
+{"".join(sections)}
+<script>{_SORT_SCRIPT}</script>
 </body></html>
 """
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+td, th { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
+th { background: #f0f0f0; } table.sortable th { cursor: pointer; user-select: none; }
+th[aria-sort=ascending]::after { content: " \\25B2"; } th[aria-sort=descending]::after { content: " \\25BC"; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.partial { font-style: italic; color: #a55; }
+tr.status-Failed td.status, tr.status-MetricsUnavailable td.status { color: #d62728; font-weight: bold; }
+tr.status-EarlyStopped td.status { color: #c60; } .imported { color: #777; font-style: italic; }
+pre.log-tail { background: #f7f7f7; border: 1px solid #ddd; padding: 0.5em; max-height: 14em;
+  overflow: auto; }
+figure { display: inline-block; margin: 0.5em; } img { max-width: 640px; }
+svg.chart { background: #fff; border: 1px solid #ddd; margin: 0.5em; } svg.chart text { font-size: 11px; }
+.legend span { display: inline-block; margin-right: 1em; } .legend i { display: inline-block; width: 1em;
+  height: 0.6em; margin-right: 0.3em; }
+"""
+
+# Sorts a table.sortable by the clicked column: numbers by data-sort (blank cells last),
+# text by its content; a second click reverses.
+_SORT_SCRIPT = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  var headers = table.tHead.rows[0].cells;
+  Array.prototype.forEach.call(headers, function (th, column) {
+    th.addEventListener("click", function () {
+      var ascending = th.getAttribute("aria-sort") !== "ascending";
+      Array.prototype.forEach.call(headers, function (other) { other.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+      var numeric = th.getAttribute("data-type") === "number";
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      function key(row) {
+        var cell = row.cells[column];
+        var text = cell.hasAttribute("data-sort") ? cell.getAttribute("data-sort") : cell.textContent;
+        return numeric ? (text === "" ? null : parseFloat(text)) : text;
+      }
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        if (x === null || y === null) { return x === y ? 0 : (x === null ? 1 : -1); }
+        var order = numeric ? x - y : String(x).localeCompare(String(y));
+        return ascending ? order : -order;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    });
+  });
+});
+"""
+
+
+def _settings_section(experiment: Experiment, history: History, decision: Decision) -> str:
+    e = html.escape
+    algorithm = experiment.algorithm
+    settings = ", ".join(f"{k}={_show(v)}" for k, v in algorithm.settings.items()) or "defaults"
+    objectives = "; ".join(
+        f"{t.direction} {t.metric}"
+        + (
+            f" (goal {experiment.objective.goal:g})"
+            if i == 0 and experiment.objective.goal is not None
+            else ""
+        )
+        for i, t in enumerate(experiment.objective.terms)
+    )
+    stopping = "none"
+    if experiment.early_stopping is not None:
+        rule = experiment.early_stopping
+        stopping = (
+            f"{rule.algorithm} (min_trials_required={rule.min_trials_required}, start_step={rule.start_step})"
+        )
+    failures = experiment.max_failed_trial_count
+    budget = (
+        f"{experiment.max_trial_count} trials, {experiment.parallel_trial_count} at a time, "
+        f"failure limit {'none' if failures is None else failures}"
+    )
+    if history.run_limit is not None:
+        budget += f"; this run: up to {history.run_limit} trials"
+    rows = [
+        (
+            "algorithm",
+            f"{algorithm.name} ({settings})"
+            + (f", seed {algorithm.seed}" if algorithm.seed is not None else ""),
+        ),
+        ("objective", objectives),
+        ("additional metrics", ", ".join(experiment.objective.additional_metrics) or "none"),
+        ("early stopping", stopping),
+        ("budget", budget),
+        ("stop reason", decision.reason or ("still running" if not decision.done else "")),
+    ]
+    table = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
+    space = "".join(
+        f"<tr><td>{e(p.name)}</td><td>{e(p.type)}</td><td>{e(_space(p))}</td></tr>"
+        for p in experiment.parameters
+    )
+    return (
+        f'<section id="experiment"><h2>Experiment</h2><table class="settings">{table}</table>'
+        '<h3>Search space</h3><table id="space"><thead><tr><th>parameter</th><th>type</th>'
+        f"<th>values</th></tr></thead><tbody>{space}</tbody></table></section>"
+    )
+
+
+def _space(parameter: Parameter) -> str:
+    if parameter.values:
+        return ", ".join(_show(v) for v in parameter.values)
+    text = f"[{_show(parameter.min)}, {_show(parameter.max)}] {parameter.distribution}"
+    return text + (f", step {_show(parameter.step)}" if parameter.step is not None else "")
+
+
+def _pareto_section(experiment: Experiment, decision: Decision) -> str:
+    if not experiment.objective.is_multi:
+        return ""
+    e = html.escape
+    terms = experiment.objective.terms
+    header = "".join(f'<th data-type="number">{e(t.metric)} ({e(t.direction)})</th>' for t in terms)
+    names = [p.name for p in experiment.parameters]
+    header += "".join(f"<th>{e(n)}</th>" for n in names)
+    rows = []
+    for trial in decision.pareto:
+        cells = "".join(f'<td class="num" data-sort="{v!r}">{v:.6g}</td>' for v in trial.values or ())
+        cells += "".join(f"<td>{e(_show(trial.parameters.get(n, '')))}</td>" for n in names)
+        rows.append(f'<tr data-trial="{e(trial.name)}"><td>{e(_marked(trial))}</td>{cells}</tr>')
+    return (
+        f'<section id="pareto"><h2>Pareto front ({len(decision.pareto)} trials)</h2>'
+        f'<table id="pareto-table" class="sortable"><thead><tr><th>trial</th>{header}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></section>"
+    )
+
+
+def _link(log: Path | None, folder: Path | None) -> str:
+    if log is None:
+        return ""
+    target = Path(os.path.relpath(log, folder)).as_posix() if folder is not None else log.as_uri()
+    return f'<a class="log" href="{html.escape(target)}">log</a>'
+
+
+def _trials_section(
+    experiment: Experiment, history: History, logs: Mapping[str, Path], folder: Path | None
+) -> str:
+    e = html.escape
+    names = [p.name for p in experiment.parameters]
+    metrics = metric_names(experiment, history)
+    number = ' data-type="number"'
+    header = (
+        f"<th{number}>#</th><th>trial</th><th>status</th><th>reason</th>"
+        + "".join(f"<th>{e(n)}</th>" for n in names)
+        + "".join(f"<th{number}>{e(m)}</th>" for m in metrics)
+        + f"<th{number}>seconds</th><th>started</th>"
+        + ("<th>log</th>" if logs else "")
+    )
+    rows = []
+    for trial in ranked(experiment.objective, history.trials):
+        values = shown_metrics(experiment, trial)
+        partial = trial.status == "EarlyStopped" and not trial.metrics
+        cells = [
+            f'<td class="num">{trial.number}</td>',
+            f"<td>{e(_marked(trial))}</td>",
+            f'<td class="status">{e(trial.status)}</td>',
+            f'<td class="reason">{e(trial.reason)}</td>',
+        ]
+        for n in names:
+            value = trial.parameters.get(n, "")
+            sort = f' data-sort="{value!r}"' if isinstance(value, int | float) else ""
+            cells.append(f"<td{sort}>{e(_show(value))}</td>")
+        for m in metrics:
+            value = values.get(m)
+            if value is None:
+                cells.append('<td class="num" data-sort=""></td>')
+                continue
+            kind = ' partial" title="the best it reached before it was stopped' if partial else ""
+            cells.append(f'<td class="num{kind}" data-sort="{value!r}">{value:.6g}</td>')
+        seconds = trial.duration
+        cells.append(
+            f'<td class="num" data-sort="{"" if seconds is None else repr(seconds)}">'
+            f"{'' if seconds is None else f'{seconds:.1f}'}</td>"
+        )
+        cells.append(f"<td>{e(trial.started or '')}</td>")
+        if logs:
+            cells.append(f"<td>{_link(logs.get(trial.name), folder)}</td>")
+        rows.append(
+            f'<tr class="status-{e(trial.status)}" data-trial="{e(trial.name)}">{"".join(cells)}</tr>'
+        )
+    return (
+        f'<section id="trials"><h2>Trials ({len(history.trials)})</h2>'
+        "<p>Best first; click a column's header to sort by it. Italic values of early-stopped trials "
+        "are the best they reached before they were stopped.</p>"
+        f'<table id="trials-table" class="sortable"><thead><tr>{header}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></section>"
+    )
+
+
+def _failures_section(history: History, logs: Mapping[str, Path], folder: Path | None) -> str:
+    e = html.escape
+    failed = [t for t in history.trials if t.status in FAILURES]
+    if not failed:
+        return ""
+    items = []
+    for trial in failed:
+        log = logs.get(trial.name)
+        tail = log_tail(log)
+        body = f'<pre class="log-tail">{e(tail)}</pre>' if tail else ""
+        items.append(
+            f'<li data-trial="{e(trial.name)}"><b>{e(trial.name)}</b> {e(trial.status)}: '
+            f'<span class="reason">{e(trial.reason or "no reason recorded")}</span> '
+            f"{_link(log, folder)}{body}</li>"
+        )
+    return f'<section id="failures"><h2>Failed trials ({len(failed)})</h2><ul>{"".join(items)}</ul></section>'
+
+
+# --- charts as inline SVG ---------------------------------------------------------------
+
+_WIDTH, _HEIGHT = 640, 300
+_LEFT, _RIGHT, _TOP, _BOTTOM = 60, 15, 25, 40
+
+
+class _Frame:
+    """Maps data coordinates onto a chart's plot area and draws its axes."""
+
+    def __init__(self, xs: Sequence[float], ys: Sequence[float], *, height: int = _HEIGHT) -> None:
+        self.height = height
+        self.x0, self.x1 = _span(xs)
+        self.y0, self.y1 = _span(ys)
+
+    def x(self, value: float) -> float:
+        return _LEFT + (value - self.x0) / (self.x1 - self.x0) * (_WIDTH - _LEFT - _RIGHT)
+
+    def y(self, value: float) -> float:
+        return (
+            self.height - _BOTTOM - (value - self.y0) / (self.y1 - self.y0) * (self.height - _TOP - _BOTTOM)
+        )
+
+    def axes(self, title: str, x_label: str, y_label: str, *, y_ticks: bool = True) -> str:
+        e = html.escape
+        bottom, right = self.height - _BOTTOM, _WIDTH - _RIGHT
+        parts = [
+            f'<text x="{_LEFT}" y="15" font-weight="bold">{e(title)}</text>',
+            f'<line x1="{_LEFT}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="#333"/>',
+            f'<line x1="{_LEFT}" y1="{_TOP}" x2="{_LEFT}" y2="{bottom}" stroke="#333"/>',
+            f'<text x="{(_LEFT + right) / 2}" y="{self.height - 5}" text-anchor="middle">{e(x_label)}</text>',
+            f'<text x="12" y="{(_TOP + bottom) / 2}" text-anchor="middle" '
+            f'transform="rotate(-90 12 {(_TOP + bottom) / 2})">{e(y_label)}</text>',
+        ]
+        for i in range(5):
+            xv = self.x0 + (self.x1 - self.x0) * i / 4
+            parts.append(
+                f'<text x="{self.x(xv):.1f}" y="{bottom + 14}" text-anchor="middle">{_tick(xv)}</text>'
+            )
+            if y_ticks:
+                yv = self.y0 + (self.y1 - self.y0) * i / 4
+                parts.append(
+                    f'<text x="{_LEFT - 4}" y="{self.y(yv) + 4:.1f}" text-anchor="end">{_tick(yv)}</text>'
+                )
+        return "".join(parts)
+
+
+def _span(values: Sequence[float]) -> tuple[float, float]:
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    if high == low:
+        pad = abs(low) * 0.1 or 1.0
+        return low - pad, high + pad
+    pad = (high - low) * 0.05
+    return low - pad, high + pad
+
+
+def _tick(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def _svg(chart_id: str, content: str, height: int = _HEIGHT) -> str:
+    return (
+        f'<svg class="chart" id="{html.escape(chart_id)}" '
+        f'width="{_WIDTH}" height="{height}" viewBox="0 0 {_WIDTH} {height}">{content}</svg>'
+    )
+
+
+def _legend(statuses: Sequence[str]) -> str:
+    return (
+        '<div class="legend">'
+        + "".join(f'<span><i style="background:{_COLORS[s]}"></i>{s}</span>' for s in statuses)
+        + "</div>"
+    )
+
+
+def _curves_section(experiment: Experiment, history: History, decision: Decision) -> str:
+    """One chart per metric with a recorded series: each trial's values step by step, an
+    early-stopped trial's line ending in a cross where it was stopped."""
+    e = html.escape
+    charts = []
+    best = decision.best.name if decision.best is not None else None
+    for metric in metric_names(experiment, history):
+        trials = [t for t in history.trials if t.series.get(metric)]
+        if not trials:
+            continue
+        values = [v for t in trials for _, v in t.series[metric]]
+        steps = [float(len(t.series[metric])) for t in trials] + [1.0]
+        frame = _Frame(steps, values)
+        parts = [frame.axes(f"Learning curves: {metric}", "step (reported value)", metric)]
+        for trial in trials:
+            points = [(frame.x(i + 1), frame.y(v)) for i, (_, v) in enumerate(trial.series[metric])]
+            color = _COLORS.get(trial.status, "#777")
+            width = 3 if trial.name == best else 1.3
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+            label = f"{trial.name} ({trial.status})"
+            parts.append(
+                f'<polyline class="curve status-{e(trial.status)}" data-trial="{e(trial.name)}" '
+                f'points="{path}" fill="none" stroke="{color}" stroke-width="{width}" opacity="0.8">'
+                f"<title>{e(label)}</title></polyline>"
+            )
+            if trial.status == "EarlyStopped":
+                x, y = points[-1]
+                parts.append(
+                    f'<g class="stopped-marker" data-trial="{e(trial.name)}" stroke="{color}" '
+                    'stroke-width="2">'
+                    f"<title>{e(trial.name)} stopped after step {len(points)}: {e(trial.reason)}</title>"
+                    f'<line x1="{x - 4:.1f}" y1="{y - 4:.1f}" x2="{x + 4:.1f}" y2="{y + 4:.1f}"/>'
+                    f'<line x1="{x - 4:.1f}" y1="{y + 4:.1f}" x2="{x + 4:.1f}" y2="{y - 4:.1f}"/></g>'
+                )
+        charts.append(_svg(f"curves-{metric}", "".join(parts)))
+    if not charts:
+        return (
+            '<section id="curves"><h2>Learning curves</h2><p>No trial reported a series of values.</p>'
+            "</section>"
+        )
+    statuses = [s for s in _COLORS if any(t.status == s and t.series for t in history.trials)]
+    return (
+        '<section id="curves"><h2>Learning curves</h2><p>Every value each trial reported; '
+        "&times; marks where a trial was stopped early; the best trial's line is thick.</p>"
+        f"{_legend(statuses)}{''.join(charts)}</section>"
+    )
+
+
+def _history_section(experiment: Experiment, history: History) -> str:
+    """The primary objective of each trial by trial number, the best so far, and the goal."""
+    e = html.escape
+    objective = experiment.objective
+    done = sorted((t for t in history.trials if t.objective is not None), key=lambda t: t.number)
+    if not done:
+        return ""
+    ys = [t.objective for t in done if t.objective is not None]
+    if objective.goal is not None:
+        ys.append(objective.goal)
+    frame = _Frame([float(t.number) for t in done], ys)
+    parts = [
+        frame.axes(
+            f"Optimization history: {objective.metric} ({objective.type})", "trial number", objective.metric
+        )
+    ]
+    best: float | None = None
+    steps = []
+    for trial in done:
+        assert trial.objective is not None
+        if best is None or objective.is_better(trial.objective, best):
+            best = trial.objective
+        steps.append((frame.x(trial.number), frame.y(best)))
+        color = _COLORS["Succeeded"] if trial.origin != "import" else "#999"
+        parts.append(
+            f'<circle class="point" data-trial="{e(trial.name)}" cx="{frame.x(trial.number):.1f}" '
+            f'cy="{frame.y(trial.objective):.1f}" r="3.5" fill="{color}">'
+            f"<title>{e(_marked(trial))}: {trial.objective:.6g}</title></circle>"
+        )
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in steps)
+    parts.append(
+        f'<polyline class="best-so-far" points="{path}" fill="none" stroke="#d62728" stroke-width="2"/>'
+    )
+    if objective.goal is not None:
+        y = frame.y(objective.goal)
+        parts.append(
+            f'<line class="goal-line" x1="{_LEFT}" y1="{y:.1f}" x2="{_WIDTH - _RIGHT}" y2="{y:.1f}" '
+            'stroke="#2ca02c" stroke-dasharray="6 4" stroke-width="1.5">'
+            f"<title>goal {objective.goal:g}</title></line>"
+            f'<text x="{_WIDTH - _RIGHT - 4}" y="{y - 4:.1f}" text-anchor="end" fill="#2ca02c">'
+            f"goal {objective.goal:g}</text>"
+        )
+    return (
+        '<section id="history"><h2>Optimization history</h2><p>Each succeeded trial\'s '
+        f"{e(objective.metric)}, the best so far (red) and the goal (dashed green, when set).</p>"
+        f"{_svg('history-chart', ''.join(parts))}</section>"
+    )
+
+
+def _timeline_section(history: History) -> str:
+    """A bar per trial from its start to its end: shows how many ran at once, and the gaps
+    between lockstep rounds."""
+    e = html.escape
+    timed = []
+    for trial in sorted(history.trials, key=lambda t: t.number):
+        if trial.started and trial.finished:
+            timed.append(
+                (trial, datetime.fromisoformat(trial.started), datetime.fromisoformat(trial.finished))
+            )
+    if not timed:
+        return ""
+    origin = min(start for _, start, _ in timed)
+    spans = [(t, (s - origin).total_seconds(), (f - origin).total_seconds()) for t, s, f in timed]
+    row = 14
+    height = _TOP + _BOTTOM + row * len(spans)
+    frame = _Frame([0.0, max(end for _, _, end in spans)], [0.0, 1.0], height=height)
+    parts = [frame.axes("Timeline", "seconds since the first trial started", "trials", y_ticks=False)]
+    for index, (trial, start, end) in enumerate(spans):
+        x0, x1 = frame.x(start), frame.x(end)
+        parts.append(
+            f'<rect class="span status-{e(trial.status)}" data-trial="{e(trial.name)}" x="{x0:.1f}" '
+            f'y="{_TOP + index * row + 2}" width="{max(x1 - x0, 1.0):.1f}" height="{row - 4}" '
+            f'fill="{_COLORS.get(trial.status, "#777")}"><title>{e(trial.name)} {e(trial.status)}: '
+            f"{start:.1f} s to {end:.1f} s</title></rect>"
+        )
+    statuses = [s for s in _COLORS if any(t.status == s for t, _, _ in spans)]
+    return (
+        '<section id="timeline"><h2>Timeline</h2>'
+        "<p>Each trial from its start to its end, by trial number.</p>"
+        f"{_legend(statuses)}{_svg('timeline-chart', ''.join(parts), height)}</section>"
+    )
 
 
 def _show(value: Any) -> str:

@@ -2,7 +2,8 @@
 
 Unlike the study suggest rebuilds (which samples in its internal value space), this one
 holds the values each trial received, with distributions that show them on their natural
-scale (log for logUniform/logNormal), and each trial's name, status and reason as user
+scale (log for logUniform/logNormal), each trial's start and end times, the primary
+objective's series as intermediate values, and its name, status, origin and reason as user
 attributes.
 """
 
@@ -12,6 +13,7 @@ import contextlib
 import logging
 import warnings
 from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from hpo_kfp.history import FINISHED, History, TrialRecord
@@ -46,18 +48,27 @@ def to_study(
         study.set_metric_names([term.metric for term in experiment.objective.terms])
         distributions = {p.name: _distribution(p) for p in experiment.parameters}
         space = SearchSpace(experiment.parameters)
+        now = datetime.now()
         states = {"Succeeded": TrialState.COMPLETE, "EarlyStopped": TrialState.PRUNED}
         for trial in history.trials:
             if trial.status not in FINISHED or not space.contains(trial.parameters):
                 continue  # unfinished, or tried under a search space since changed
             state = states.get(trial.status, TrialState.FAIL)
             study.add_trial(
-                optuna.trial.create_trial(
+                # Not create_trial, which stamps every trial with the present time.
+                optuna.trial.FrozenTrial(
+                    number=-1,
+                    trial_id=-1,
                     state=state,
+                    value=None,
+                    values=list(trial.values) if state == TrialState.COMPLETE and trial.values else None,
+                    datetime_start=_time(trial.started) or now,
+                    datetime_complete=_time(trial.finished) or now,
                     params=trial.parameters,
                     distributions=distributions,
-                    values=list(trial.values) if state == TrialState.COMPLETE and trial.values else None,
                     user_attrs=_attributes(trial),
+                    system_attrs={},
+                    intermediate_values=_intermediate(experiment, trial),
                 )
             )
     return study
@@ -73,6 +84,21 @@ def _distribution(parameter: Parameter) -> BaseDistribution:
     if parameter.type == "int":
         return IntDistribution(int(parameter.min), int(parameter.max), log=log)
     return FloatDistribution(parameter.min, parameter.max, log=log)
+
+
+def _time(text: str | None) -> datetime | None:
+    """An ISO 8601 time as Optuna keeps them: naive, in local time."""
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text)
+    return moment.astimezone().replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _intermediate(experiment: Experiment, trial: TrialRecord) -> dict[int, float]:
+    """The primary objective's series, step by step from 1: Optuna's intermediate values."""
+    return {
+        step: value for step, (_, value) in enumerate(trial.series.get(experiment.objective.metric, ()), 1)
+    }
 
 
 def _attributes(trial: TrialRecord) -> dict[str, Any]:

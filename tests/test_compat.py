@@ -4,8 +4,10 @@ workaround that fails when upstream changes what it hooks."""
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import optuna
 import pytest
@@ -20,6 +22,7 @@ from hpo_kfp.compat import (
     check_supported,
     component_from_source,
     kfp_local_fixes,
+    kfp_local_task_folders,
     outside_pipeline_definition,
     set_study_system_attrs,
     study_system_attrs,
@@ -144,6 +147,32 @@ def test_kfp_local_still_swaps_print_and_the_fix_stops_it() -> None:
     with kfp_local_fixes(2), logging_utils.indented_print():
         assert builtins.print is original
     assert logging_utils.indented_print is not None and builtins.print is original
+
+
+def test_kfp_local_tasks_still_make_a_mktemp_folder_and_the_fix_keeps_and_removes_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kfp import dsl
+    from kfp.local.subprocess_task_handler import run_local_subprocess
+
+    @dsl.component
+    def noop():  # type: ignore[no-untyped-def]  # annotated, "None" (a string here) reads as an artifact type
+        pass
+
+    # When this fails, components no longer make a folder with mktemp: drop the TMPDIR fix.
+    assert any("$(mktemp -d)" in part for part in noop.component_spec.implementation.container.command)
+    with kfp_local_task_folders(tmp_path) as folder:
+        # kfp.local's subprocesses inherit this process's environment, TMPDIR included.
+        assert run_local_subprocess(["sh", "-c", 'printf "made %s\\n" "$(mktemp -d)"']) == 0
+        [made] = [
+            line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("made ")
+        ]
+        assert Path(made).parent == folder and Path(made).is_dir()
+    assert list(tmp_path.iterdir()) == []  # removed with what the tasks left in it
+    assert os.environ.get("TMPDIR") == _TMPDIR  # restored
+
+
+_TMPDIR = os.environ.get("TMPDIR")
 
 
 def test_a_sub_pipeline_can_be_defined_inside_a_pipeline_definition() -> None:

@@ -56,8 +56,8 @@ def test_summary_and_page_without_any_success() -> None:
     decision = decide(experiment, history)
     assert "no trial has succeeded yet" in html_page(experiment, history, decision)
     summary = markdown_summary(experiment, history, decision)
-    assert "**Running**: 1 trials — 0 succeeded, 1 failed" in summary
-    assert summary.splitlines()[-1] == "| demo-0000 | Failed | 0.02 | 3 | sgd |  |"
+    assert "**Running**: 1 trials: 0 succeeded, 0 early-stopped, 1 failed, 0 without metrics." in summary
+    assert summary.splitlines()[-1] == "| demo-0000 | Failed | 0.02 | 3 | sgd |  |  |  |  |"
 
 
 def test_importance_plot_does_not_load_scikit_learn() -> None:

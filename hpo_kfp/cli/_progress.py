@@ -10,7 +10,7 @@ import threading
 import time
 from typing import TextIO
 
-from hpo_kfp.decide import best_trial
+from hpo_kfp.decide import best_trial, trial_counts
 from hpo_kfp.history import FINISHED, History
 from hpo_kfp.pipeline.launch import LocalRun
 from hpo_kfp.store import open_store
@@ -24,15 +24,22 @@ def describe(run: LocalRun, history: History, elapsed: float) -> str:
     experiment = run.experiment
     new = [t for t in history.trials if t.number >= run.prior.next_number and t.status in FINISHED]
     round_index = min(run.rounds, len(new) // experiment.parallel_trial_count + 1)
-    finished = history.count(*FINISHED)
-    failed = history.count("Failed", "MetricsUnavailable")
+    counts = trial_counts(history)  # the experiment's own trials, as the summary counts them
+    finished = counts["total"] - counts["active"]
+    outcomes = [f"{counts['succeeded']} ok"]
+    if counts["earlyStopped"]:
+        outcomes.append(f"{counts['earlyStopped']} early-stopped")
+    outcomes.append(f"{counts['failed']} failed")
+    if counts["metricsUnavailable"]:
+        outcomes.append(f"{counts['metricsUnavailable']} without metrics")
     best = best_trial(experiment.objective, history.trials)
     best_text = "no result yet"
     if best is not None and best.objective is not None:
-        best_text = f"best {experiment.objective.metric}={best.objective:.6g} ({best.name})"
+        imported = ", imported" if best.origin == "import" else ""
+        best_text = f"best {experiment.objective.metric}={best.objective:.6g} ({best.name}{imported})"
     return (
         f"round {round_index}/{run.rounds}: {finished}/{experiment.max_trial_count} trials finished "
-        f"({finished - failed} ok, {failed} failed), {best_text}, {elapsed:.1f} s"
+        f"({', '.join(outcomes)}), {best_text}, {elapsed:.1f} s"
     )
 
 

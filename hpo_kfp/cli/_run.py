@@ -17,12 +17,14 @@ from hpo_kfp.cli._common import (
     store_url,
     type_prefix,
 )
-from hpo_kfp.cli._progress import Progress, parameters_text
+from hpo_kfp.cli._progress import Progress
 from hpo_kfp.decide import Decision
 from hpo_kfp.history import History
 from hpo_kfp.pipeline.launch import outcome, prepare_local_run, run_prepared
-from hpo_kfp.report import result_document
+from hpo_kfp.report import best_text, counts_text, pareto_text, report_document, trial_logs, trials_table
+from hpo_kfp.report_pages import html_page
 from hpo_kfp.runtime import RUNTIME_IMAGE
+from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.store import CLUSTER_STORE, STORE_ENV
 
@@ -105,11 +107,18 @@ def _run(args: argparse.Namespace) -> int:
     with Progress(prepared, out):
         run_prepared(prepared)
     history, decision = outcome(prepared)
-    _summary(out, experiment.name, history, decision, time.monotonic() - started)
-    for page in prepared.directory.glob("artifacts/**/report/page"):
-        out.write(f"report: {page} (HTML)\n")
+    logs = trial_logs(prepared.directory / "artifacts")
+    _summary(out, experiment, history, decision, logs, time.monotonic() - started)
+    if any(prepared.directory.glob("artifacts/**/report/page")):
+        # The report step's page has no .html suffix (a browser shows it as text) and knows
+        # nothing of the logs: the page beside them links each trial's log.
+        page = prepared.directory / "report.html"
+        page.write_text(
+            html_page(experiment, history, decision, logs=logs, folder=page.parent), encoding="utf-8"
+        )
+        out.write(f"report: {page}\n")
     if args.json:
-        out.write(json.dumps(result_document(experiment.name, decision)) + "\n")
+        out.write(json.dumps(report_document(experiment, history, decision, logs)) + "\n")
     return 0 if decision.status == "Succeeded" else 1
 
 
@@ -141,15 +150,20 @@ def _compile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(out: Any, name: str, history: History, decision: Decision, elapsed: float) -> None:
-    counts = decision.counts
+def _summary(
+    out: Any,
+    experiment: Experiment,
+    history: History,
+    decision: Decision,
+    logs: dict[str, Path],
+    elapsed: float,
+) -> None:
     reason = f" ({decision.reason})" if decision.reason else ""
     out.write(
-        f"{name}: {decision.status}{reason} with {counts['total']} "
-        f"trials: {counts['succeeded']} succeeded, {counts['failed']} failed, "
-        f"{counts['metricsUnavailable']} without metrics; {elapsed:.1f} s\n"
+        f"{experiment.name}: {decision.status}{reason} with {counts_text(decision.counts)}; {elapsed:.1f} s\n"
     )
-    best = decision.best
-    if best is not None:
-        metrics = " ".join(f"{k}={v:.6g}" for k, v in best.metrics.items())
-        out.write(f"best trial {best.name}: {metrics}; {parameters_text(best.parameters)}\n")
+    out.write(best_text(experiment, decision) + "\n")
+    front = pareto_text(experiment, decision)
+    if front:
+        out.write(front + "\n")
+    out.write(trials_table(experiment, history, logs) + "\n")

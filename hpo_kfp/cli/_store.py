@@ -12,7 +12,7 @@ from typing import Any
 from hpo_kfp.cli._common import UsageError, add_store_options, store_url, type_prefix
 from hpo_kfp.decide import decide
 from hpo_kfp.prior import read_prior_trials
-from hpo_kfp.report import result_document, trials_table
+from hpo_kfp.report import best_text, counts_text, pareto_text, report_document, trials_table
 from hpo_kfp.report_pages import html_page, markdown_summary
 from hpo_kfp.spec import Experiment, load_experiment
 from hpo_kfp.store import LOCAL_STORE, ExperimentKey, Store, open_store
@@ -107,18 +107,19 @@ def _report(args: argparse.Namespace) -> int:
     experiment, key = _experiment_named(store, args, args.experiment)
     history = store.history(key)
     decision = decide(experiment, history)
-    counts = decision.counts
-    print(trials_table(experiment.objective, history))
+    print(trials_table(experiment, history))
+    front = pareto_text(experiment, decision)
+    if front:
+        print(front)
     stale = next(
         (s.stale for s in store.experiments() if (s.namespace, s.name) == (key.namespace, key.name)), 0
     )
     print(
         f"{experiment.name}: {decision.status}{f' ({decision.reason})' if decision.reason else ''}; "
-        f"{counts['succeeded']} succeeded, {counts['failed']} failed, {counts['metricsUnavailable']} without "
-        f"metrics, {counts['imported']} imported"
-        + (f", {stale} stale (left by a run that ended; the next run runs them)" if stale else "")
-        + f"; best: {decision.best.name if decision.best else 'none'}"
+        + counts_text(decision.counts)
+        + (f"; {stale} stale (left by a run that ended; the next run runs them)" if stale else "")
     )
+    print(best_text(experiment, decision))
     if args.html:
         Path(args.html).write_text(html_page(experiment, history, decision), encoding="utf-8")
         print(f"HTML report: {args.html}")
@@ -126,7 +127,7 @@ def _report(args: argparse.Namespace) -> int:
         Path(args.markdown).write_text(markdown_summary(experiment, history, decision), encoding="utf-8")
         print(f"Markdown summary: {args.markdown}")
     if args.json:
-        print(json.dumps(result_document(experiment.name, decision)))
+        print(json.dumps(report_document(experiment, history, decision)))
     return 0
 
 

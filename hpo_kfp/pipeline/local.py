@@ -4,7 +4,9 @@ The pipeline YAML is loaded with KFP's own loader and run by kfp.local's
 ``SubprocessRunner``: each step is a process running the same component code a cluster
 runs. Two defects of kfp.local's orchestrator (its ParallelFor cap of 2 and a print wrapper
 that is not thread-safe) are worked around for the duration of the run only, without
-changing the pipeline: see :func:`hpo_kfp.compat.kfp_local_fixes`.
+changing the pipeline: see :func:`hpo_kfp.compat.kfp_local_fixes`; the folder each task
+makes for its code goes under the pipeline root and is removed at the end
+(:func:`hpo_kfp.compat.kfp_local_task_folders`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from hpo_kfp.compat import kfp_local_fixes
+from hpo_kfp.compat import kfp_local_fixes, kfp_local_task_folders
 
 __all__ = ["run_pipeline_locally"]
 
@@ -51,6 +53,7 @@ def run_pipeline_locally(
     target = log or sys.stdout
     with (
         kfp_local_fixes(max_parallelism),
+        kfp_local_task_folders(Path(pipeline_root).resolve()),
         contextlib.redirect_stdout(target),
         contextlib.redirect_stderr(target),
     ):

@@ -73,3 +73,35 @@ def test_a_pipe_gets_a_plain_line_per_change(tmp_path: Path) -> None:
     lines = stream.getvalue().splitlines()
     assert "\r" not in stream.getvalue()
     assert len(lines) == 1 and lines[0].startswith("round 2/4: 3/8 trials finished")
+
+
+def test_describe_counts_early_stopped_apart_and_agrees_with_the_summary(tmp_path: Path) -> None:
+    """The line's counts are the summary's: early-stopped trials are not "ok", and trials
+    without metrics are not counted as failed; imported trials are no trials of this run."""
+    from hpo_kfp.decide import decide
+    from hpo_kfp.report import counts_text
+
+    run = _run(tmp_path)
+    parameters = {"lr": 0.02, "layers": 3, "optimizer": "sgd"}
+    trials = [
+        TrialRecord(name="demo-0000", number=0, parameters=parameters, status="Succeeded", values=(0.5,)),
+        TrialRecord(name="demo-0001", number=1, parameters=parameters, status="EarlyStopped"),
+        TrialRecord(name="demo-0002", number=2, parameters=parameters, status="Failed"),
+        TrialRecord(name="demo-0003", number=3, parameters=parameters, status="MetricsUnavailable"),
+        TrialRecord(
+            name="demo-0004",
+            number=4,
+            parameters=parameters,
+            status="Succeeded",
+            values=(0.1,),
+            origin="import",
+        ),
+    ]
+    history = History(experiment="demo", trials=tuple(trials))
+    assert describe(run, history, 1.0) == (
+        "round 3/4: 4/8 trials finished (1 ok, 1 early-stopped, 1 failed, 1 without metrics), "
+        "best loss=0.1 (demo-0004, imported), 1.0 s"
+    )
+    assert counts_text(decide(run.experiment, history).counts) == (
+        "4 trials: 1 succeeded, 1 early-stopped, 1 failed, 1 without metrics (and 1 imported)"
+    )

@@ -43,14 +43,39 @@ def test_import_csv_then_report_ranks_and_counts(
     assert "imported 3 trials" in capsys.readouterr().out
     assert main(["report", "demo", "--store", _store(tmp_path), "--json"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["trial", "status", "lr", "layers", "optimizer", "loss", "seconds"]
+    assert out[0].split() == [
+        "trial",
+        "status",
+        "lr",
+        "layers",
+        "optimizer",
+        "loss",
+        "accuracy",
+        "seconds",
+        "reason",
+    ]
     assert out[1].split()[:2] == ["demo-0001", "*"]  # best first: loss 0.20
     assert out[3].split()[:3] == ["demo-0002", "*", "Failed"]
     document = json.loads(out[-1])
     assert document["best"]["name"] == "demo-0001" and document["best"]["parameters"]["layers"] == 4
+    assert document["bestImported"] is True
     # Imported trials spend none of the budget.
-    assert document["trials"] == {"succeeded": 0, "failed": 0, "metricsUnavailable": 0}
-    assert "3 imported" in out[-2]
+    assert document["trials"] == {
+        "succeeded": 0,
+        "earlyStopped": 0,
+        "failed": 0,
+        "metricsUnavailable": 0,
+        "active": 0,
+        "total": 0,
+        "imported": 3,
+    }
+    assert [(r["name"], r["status"], r["imported"]) for r in document["results"]] == [
+        ("demo-0001", "Succeeded", True),
+        ("demo-0000", "Succeeded", True),
+        ("demo-0002", "Failed", True),
+    ]
+    assert "0 trials: 0 succeeded, 0 early-stopped, 0 failed, 0 without metrics (and 3 imported)" in out[-3]
+    assert out[-2].startswith("best trial demo-0001 (imported prior data): loss=0.2")
 
 
 def test_imported_trials_feed_suggest(tmp_path: Path, spec_file: Path) -> None:
@@ -195,10 +220,10 @@ def test_report_writes_the_html_page_and_markdown_summary(
     )
     assert f"HTML report: {page}" in capsys.readouterr().out
     html = page.read_text()
-    assert html.count("data:image/png;base64,") == 3 and "<td>demo-0001</td>" in html
+    assert html.count("data:image/png;base64,") == 3 and 'data-trial="demo-0001"' in html
     markdown = summary.read_text()
-    assert "Best trial **demo-0001**: loss = **0.2**" in markdown
-    assert markdown.splitlines()[-3].startswith("| demo-0001 | Succeeded | 0.03 | 4 | sgd | 0.2 |")
+    assert "Best trial **demo-0001** (imported prior data): loss = **0.2**" in markdown
+    assert markdown.splitlines()[-3].startswith("| demo-0001 (imported) | Succeeded | 0.03 | 4 | sgd | 0.2 |")
 
 
 def test_export_opens_in_optuna_with_the_same_trials_and_best(
@@ -316,3 +341,48 @@ def test_report_and_export_read_an_experiment_whose_trials_were_a_kfp_component(
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     assert main(["export", "demo", "--optuna-storage", storage, "--store", _store(tmp_path)]) == 0
     assert "1 trials written" in capsys.readouterr().out
+
+
+def test_export_keeps_start_and_end_times_and_the_series_as_intermediate_values(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import optuna
+
+    experiment = parse_experiment(base_spec())
+    store = open_store(_store(tmp_path))
+    key = ExperimentKey("kubeflow", "demo")
+    store.open_experiment(experiment, key)
+    parameters = {"lr": 0.02, "layers": 3, "optimizer": "sgd"}
+    for record in (
+        TrialRecord(
+            name="demo-0000",
+            number=0,
+            parameters=parameters,
+            status="Succeeded",
+            values=(0.3,),
+            metrics={"loss": 0.3},
+            series={"loss": [(None, 0.9), (None, 0.5), (None, 0.3)]},
+            started="2026-01-01T12:00:00+00:00",
+            finished="2026-01-01T12:00:12.5+00:00",
+        ),
+        TrialRecord(
+            name="demo-0001",
+            number=1,
+            parameters=parameters,
+            status="EarlyStopped",
+            series={"loss": [(None, 0.95), (None, 0.8)]},
+            reason="EarlyStopped: worse than the median",
+            started="2026-01-01T12:00:13+00:00",
+            finished="2026-01-01T12:00:16+00:00",
+        ),
+    ):
+        store.record(key, record)
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    assert main(["export", "demo", "--optuna-storage", storage, "--store", _store(tmp_path)]) == 0
+    capsys.readouterr()
+    done, stopped = optuna.load_study(study_name="demo", storage=storage).trials
+    assert done.duration is not None and done.duration.total_seconds() == 12.5
+    assert stopped.datetime_start is not None and done.datetime_start is not None
+    assert (stopped.datetime_start - done.datetime_start).total_seconds() == 13
+    assert done.intermediate_values == {1: 0.9, 2: 0.5, 3: 0.3}
+    assert (stopped.state.name, stopped.intermediate_values) == ("PRUNED", {1: 0.95, 2: 0.8})

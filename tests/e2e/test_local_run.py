@@ -48,7 +48,15 @@ def test_parallel_trials_a_failure_and_an_early_goal(
     # Round 1: trials 0-2, trial 1 crashes. Round 2: trials 3-5, trial 4 reports nothing and
     # trial 5 meets the goal; rounds 3 and 4 then run as no-ops.
     assert outcome["status"] == "Succeeded" and outcome["reason"] == "GoalReached"
-    assert outcome["trials"] == {"succeeded": 4, "failed": 1, "metricsUnavailable": 1}
+    assert outcome["trials"] == {
+        "succeeded": 4,
+        "earlyStopped": 0,
+        "failed": 1,
+        "metricsUnavailable": 1,
+        "active": 0,
+        "total": 6,
+        "imported": 0,
+    }
     assert outcome["best"]["name"] == "scripted-0005" and outcome["best"]["objective"] == 5.0
     assert 0 <= outcome["best"]["parameters"]["x"] <= 1
 

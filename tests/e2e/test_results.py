@@ -1,0 +1,79 @@
+"""End to end: what ``run`` shows of a real local run (every trial, its reason, its log and
+the log's tail, counts that add up, the page as ``.html``), and that kfp.local's tasks leave
+no temporary folder behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+_HERE = Path(__file__).parent
+
+
+def test_run_shows_every_trial_with_reason_and_log_and_leaves_no_temporary_folder(tmp_path: Path) -> None:
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hpo_kfp",
+            "run",
+            str(_HERE / "scripted.yaml"),
+            "--local",
+            "--json",
+            "--workdir",
+            str(tmp_path / "runs"),
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(temporary)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    # Trial 1 crashes (exit 3), trial 4 prints no loss, trial 5 meets the goal.
+    assert (
+        "scripted: Succeeded (GoalReached) with 6 trials: 4 succeeded, 0 early-stopped, 1 failed, "
+        "1 without metrics; "
+    ) in result.stdout
+    assert any(line.startswith("best trial scripted-0005: loss=5; x=") for line in lines)
+    rows: dict[str, str] = {}
+    for line in lines:  # the table's rows, before the failures' details
+        if line.startswith("scripted-000"):
+            rows.setdefault(line.split()[0], line)
+    assert rows["scripted-0001"].split()[1] == "Failed" and rows["scripted-0001"].endswith("exit code 3")
+    assert rows["scripted-0004"].split()[1] == "MetricsUnavailable"
+    failed = lines.index("scripted-0001 Failed: exit code 3")
+    assert lines[failed + 1].startswith("  log: ") and lines[failed + 1].endswith("/run-trial/log")
+    assert Path(lines[failed + 1].removeprefix("  log: ")).read_text().strip() == "simulated crash"
+    assert lines[failed + 2] == "  | simulated crash"
+
+    [page] = [line.removeprefix("report: ") for line in lines if line.startswith("report: ")]
+    assert page.endswith(".html") and 'id="trials-table"' in Path(page).read_text()
+    assert 'href="artifacts/' in Path(page).read_text()  # each trial's log, beside the page
+
+    document = json.loads(lines[-1])
+    assert document["trials"] == {
+        "succeeded": 4,
+        "earlyStopped": 0,
+        "failed": 1,
+        "metricsUnavailable": 1,
+        "active": 0,
+        "total": 6,
+        "imported": 0,
+    }
+    results = {r["name"]: r for r in document["results"]}
+    assert results["scripted-0001"]["reason"] == "exit code 3"
+    assert results["scripted-0001"]["logTail"] == "simulated crash"
+    assert results["scripted-0001"]["seconds"] > 0.9  # it sleeps 1 s before it crashes
+    assert all(r["log"] and r["log"].endswith("/run-trial/log") for r in results.values())
+
+    # Every kfp.local task made a folder with mktemp (69 in this run): all removed.
+    assert list(temporary.iterdir()) == []
+    assert not list((tmp_path / "runs").glob("scripted/*/artifacts/kfp-local-tasks-*"))

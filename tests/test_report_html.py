@@ -1,0 +1,392 @@
+"""What people read about trials: counts that add up, reasons, durations, logs, learning
+curves, the Pareto front, in the text table, the JSON, the Markdown and the HTML page (the
+latter also rendered in headless Chromium, from its DOM)."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hpo_kfp.decide import decide
+from hpo_kfp.history import History, TrialRecord
+from hpo_kfp.report import counts_text, log_tail, report_document, trial_logs, trials_table
+from hpo_kfp.report_pages import html_page, markdown_summary
+from hpo_kfp.runners.base import TrialRun
+from hpo_kfp.spec import Experiment, parse_experiment
+from hpo_kfp.wire import NoTrial, RunResult, TrialItem
+from tests.conftest import base_spec, with_field
+
+_START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def _at(seconds: float) -> str:
+    return (_START + timedelta(seconds=seconds)).isoformat()
+
+
+def _trial(number: int, status: str, *, start: float, seconds: float, **fields: object) -> TrialRecord:
+    return TrialRecord(
+        name=f"demo-{number:04d}",
+        number=number,
+        parameters={"lr": 0.01 + 0.004 * number, "layers": 2 + number % 4, "optimizer": "sgd"},
+        status=status,  # type: ignore[arg-type]
+        started=_at(start),
+        finished=_at(start + seconds),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def _series(values: list[float]) -> list[tuple[str | None, float]]:
+    return [(None, v) for v in values]
+
+
+def single() -> tuple[Experiment, History]:
+    """Minimize loss (goal 0.001), accuracy recorded: 2 succeeded, 1 early-stopped, 1 failed,
+    1 without metrics, 1 imported."""
+    experiment = parse_experiment(base_spec())
+    trials = (
+        _trial(
+            0,
+            "Succeeded",
+            start=0,
+            seconds=10,
+            values=(0.30,),
+            metrics={"loss": 0.30, "accuracy": 0.81},
+            series={"loss": _series([0.9, 0.6, 0.4, 0.3]), "accuracy": _series([0.5, 0.7, 0.8, 0.81])},
+        ),
+        _trial(
+            1,
+            "Succeeded",
+            start=0,
+            seconds=12,
+            values=(0.20,),
+            metrics={"loss": 0.20, "accuracy": 0.9},
+            series={"loss": _series([0.8, 0.5, 0.3, 0.2]), "accuracy": _series([0.6, 0.8, 0.85, 0.9])},
+        ),
+        _trial(
+            2,
+            "EarlyStopped",
+            start=13,
+            seconds=5,
+            reason="EarlyStopped: best loss=0.7 is worse than the median",
+            series={"loss": _series([0.95, 0.8, 0.7]), "accuracy": _series([0.4, 0.5, 0.52])},
+        ),
+        _trial(3, "Failed", start=13, seconds=1, reason="exit code 3"),
+        _trial(4, "MetricsUnavailable", start=20, seconds=2, reason="no loss in the trial's output"),
+        TrialRecord(
+            name="demo-0005",
+            number=5,
+            parameters={"lr": 0.04, "layers": 3, "optimizer": "adam"},
+            status="Succeeded",
+            values=(0.1,),
+            metrics={"loss": 0.1},
+            origin="import",
+        ),
+    )
+    return experiment, History(experiment="demo", trials=trials)
+
+
+def multi() -> tuple[Experiment, History]:
+    """Minimize loss, maximize accuracy: trials 0, 1 and 3 on the front, 2 dominated."""
+    document = with_field(
+        base_spec(), "spec.objective.additionalObjectives", [{"metricName": "accuracy", "type": "maximize"}]
+    )
+    with_field(document, "spec.objective.additionalMetricNames", ...)
+    with_field(document, "spec.algorithm.algorithmName", "nsga2")
+    experiment = parse_experiment(document)
+    points = [(0.5, 0.9), (0.2, 0.6), (0.6, 0.5), (0.3, 0.8)]
+    trials = tuple(
+        _trial(
+            i,
+            "Succeeded",
+            start=i * 3,
+            seconds=4,
+            values=p,
+            metrics={"loss": p[0], "accuracy": p[1]},
+            series={"loss": _series([p[0] + 0.3, p[0]]), "accuracy": _series([p[1] - 0.2, p[1]])},
+        )
+        for i, p in enumerate(points)
+    )
+    return experiment, History(experiment="demo", trials=trials)
+
+
+def _logs(tmp_path: Path) -> dict[str, Path]:
+    log = tmp_path / "demo-0003.log"
+    log.write_text("epoch 1\n" + "".join(f"line {i}\n" for i in range(20)) + "Traceback: simulated crash\n")
+    return {"demo-0003": log}
+
+
+def test_counts_add_up_with_early_stopped_trials_apart() -> None:
+    experiment, history = single()
+    decision = decide(experiment, history)
+    assert counts_text(decision.counts) == (
+        "5 trials: 2 succeeded, 1 early-stopped, 1 failed, 1 without metrics (and 1 imported)"
+    )
+    trials = report_document(experiment, history, decision)["trials"]
+    assert trials == {
+        "succeeded": 2,
+        "earlyStopped": 1,
+        "failed": 1,
+        "metricsUnavailable": 1,
+        "active": 0,
+        "total": 5,
+        "imported": 1,
+    }
+    parts = ("succeeded", "earlyStopped", "failed", "metricsUnavailable", "active")
+    assert sum(trials[k] for k in parts) == trials["total"]
+
+
+def test_the_text_table_shows_every_trial_with_reason_seconds_and_failed_logs(tmp_path: Path) -> None:
+    experiment, history = single()
+    table = trials_table(experiment, history, _logs(tmp_path))
+    lines = table.splitlines()
+    assert lines[0].split() == [
+        "trial",
+        "status",
+        "lr",
+        "layers",
+        "optimizer",
+        "loss",
+        "accuracy",
+        "seconds",
+        "reason",
+    ]
+    rows = {line.split()[0]: line for line in lines[1:7]}
+    assert rows["demo-0001"].split()[-1] == "12.0"
+    # An early-stopped trial shows the best it reached and why it stopped.
+    assert rows["demo-0002"].split()[5:8] == [
+        "0.7",
+        "0.4",
+        "5.0",
+    ]  # accuracy: min, the strategy of this objective
+    assert rows["demo-0002"].endswith("EarlyStopped: best loss=0.7 is worse than the median")
+    assert rows["demo-0003"].split()[-4:] == ["1.0", "exit", "code", "3"]
+    assert f"  log: {tmp_path / 'demo-0003.log'}" in lines
+    assert "  | Traceback: simulated crash" in lines
+    assert "  | line 9" not in lines  # only the tail
+    assert "demo-0004 MetricsUnavailable: no loss in the trial's output" in lines
+
+
+def test_the_json_lists_every_trial_with_reason_duration_log_and_tail(tmp_path: Path) -> None:
+    experiment, history = single()
+    document = report_document(experiment, history, decide(experiment, history), _logs(tmp_path))
+    json.dumps(document)  # JSON-ready
+    results = {r["name"]: r for r in document["results"]}
+    assert [r["name"] for r in document["results"]][:3] == ["demo-0005", "demo-0001", "demo-0000"]
+    assert results["demo-0003"]["reason"] == "exit code 3" and results["demo-0003"]["seconds"] == 1.0
+    assert results["demo-0003"]["log"] == str(tmp_path / "demo-0003.log")
+    assert results["demo-0003"]["logTail"].endswith("Traceback: simulated crash")
+    assert results["demo-0002"]["metrics"] == {"loss": 0.7, "accuracy": 0.4}
+    assert results["demo-0005"]["imported"] is True
+    assert document["best"]["name"] == "demo-0005" and document["bestImported"] is True
+
+
+def test_several_objectives_list_the_pareto_front_in_text_json_and_markdown() -> None:
+    from hpo_kfp.report import pareto_text
+
+    experiment, history = multi()
+    decision = decide(experiment, history)
+    text = pareto_text(experiment, decision).splitlines()
+    assert text[0] == "Pareto front: 3 trials"
+    assert text[1].split()[:5] == ["trial", "loss", "(min)", "accuracy", "(max)"]
+    assert [line.split()[:3] for line in text[2:]] == [
+        ["demo-0000", "0.5", "0.9"],
+        ["demo-0001", "0.2", "0.6"],
+        ["demo-0003", "0.3", "0.8"],
+    ]
+    document = report_document(experiment, history, decision)
+    assert [(p["name"], p["objectives"]) for p in document["pareto"]] == [
+        ("demo-0000", {"loss": 0.5, "accuracy": 0.9}),
+        ("demo-0001", {"loss": 0.2, "accuracy": 0.6}),
+        ("demo-0003", {"loss": 0.3, "accuracy": 0.8}),
+    ]
+    assert [r["pareto"] for r in document["results"]] == [True, True, True, False]  # best first by loss
+    summary = markdown_summary(experiment, history, decision)
+    assert "## Pareto front (3 trials)" in summary
+    assert "| trial | loss (minimize) | accuracy (maximize) |" in summary
+    assert "| demo-0003 | 0.3 | 0.8 |" in summary
+
+
+def test_markdown_lists_every_trial_with_status_reason_and_every_metric() -> None:
+    experiment, history = single()
+    summary = markdown_summary(experiment, history, decide(experiment, history))
+    assert "5 trials: 2 succeeded, 1 early-stopped, 1 failed, 1 without metrics (and 1 imported)" in summary
+    assert "Best trial **demo-0005** (imported prior data)" in summary
+    assert "| trial | status | lr | layers | optimizer | loss | accuracy | seconds | reason |" in summary
+    assert "| demo-0003 | Failed | 0.022 | 5 | sgd |  |  | 1.0 | exit code 3 |" in summary
+    assert "| demo-0002 | EarlyStopped | 0.018 | 4 | sgd | 0.7 | 0.4 | 5.0 | EarlyStopped: best" in summary
+
+
+def test_the_page_has_every_trial_curves_goal_timeline_and_settings(tmp_path: Path) -> None:
+    experiment, history = single()
+    page = html_page(experiment, history, decide(experiment, history), logs=_logs(tmp_path), folder=tmp_path)
+    rows = re.findall(r'<tr class="status-(\w+)" data-trial="([\w-]+)"', page)
+    assert len(rows) == 6 and ("EarlyStopped", "demo-0002") in rows
+    assert '<td class="reason">exit code 3</td>' in page
+    assert '<a class="log" href="demo-0003.log">log</a>' in page
+    assert "Traceback: simulated crash</pre>" in page
+    assert page.count('class="curve status-') == 2 * 3  # loss and accuracy of the 3 trials with series
+    assert page.count('<g class="stopped-marker" data-trial="demo-0002"') == 2
+    assert 'class="goal-line"' in page and "goal 0.001" in page
+    assert page.count('<rect class="span status-') == 5  # the imported trial has no times
+    assert "random (defaults)" in page and "[0.01, 0.05] uniform" in page
+    assert "8 trials, 2 at a time, failure limit 3" in page
+    assert "<script" in page and "src=" not in page.replace('src="data:image/png', "")
+    assert "http://" not in page and "https://" not in page
+
+
+def test_trial_logs_maps_trial_names_to_the_run_trial_logs(tmp_path: Path) -> None:
+    item = TrialItem(name="demo-0003", number=3, parameters={"lr": 0.02}, sampler_attrs={}, stop_rule=None)
+    run = TrialRun(name="demo-0003", exit_code=3, started=_at(0), finished=_at(1), reason="exit code 3")
+    for folder, output in (
+        ("for-loop-1-iteration-0", RunResult(trial=item, run=run).to_json()),
+        ("for-loop-2-iteration-0", NoTrial().to_json()),
+    ):
+        task = tmp_path / "hpo-demo-1" / folder / "run-trial"
+        task.mkdir(parents=True)
+        (task / "executor_output.json").write_text(json.dumps({"parameterValues": {"Output": output}}))
+        (task / "log").write_text("simulated crash\n")
+    logs = trial_logs(tmp_path)
+    assert logs == {"demo-0003": tmp_path / "hpo-demo-1/for-loop-1-iteration-0/run-trial/log"}
+    assert log_tail(logs["demo-0003"]) == "simulated crash"
+
+
+_CHROMIUM = shutil.which("chromium")
+
+# Runs in the page after its own script: reads the DOM into one JSON object.
+_FACTS = """
+function texts(selector, read) {
+  return Array.prototype.map.call(document.querySelectorAll(selector), read || function (node) {
+    return node.textContent;
+  });
+}
+function rows(table) {
+  return texts("#" + table + " tbody tr", function (row) {
+    return {
+      trial: row.getAttribute("data-trial"),
+      status: (row.querySelector("td.status") || {}).textContent,
+      reason: (row.querySelector("td.reason") || {}).textContent
+    };
+  });
+}
+var facts = {
+  status: document.getElementById("status").textContent,
+  trials: rows("trials-table"),
+  headers: texts("#trials-table thead th"),
+  curves: texts("svg.chart polyline.curve", function (n) {
+    return n.closest("svg").id + ":" + n.getAttribute("data-trial");
+  }),
+  stopped: texts("svg.chart g.stopped-marker", function (n) {
+    return n.closest("svg").id + ":" + n.getAttribute("data-trial");
+  }),
+  goal: document.querySelectorAll("#history-chart line.goal-line").length,
+  timeline: document.querySelectorAll("#timeline-chart rect").length,
+  failures: texts("#failures li", function (li) {
+    return [li.getAttribute("data-trial"), li.querySelector(".reason").textContent,
+            (li.querySelector("pre.log-tail") || {}).textContent || ""];
+  }),
+  paretoHeaders: texts("#pareto-table thead th"),
+  pareto: texts("#pareto-table tbody tr", function (row) { return row.getAttribute("data-trial"); }),
+  figures: texts("figcaption")
+};
+var seconds = Array.prototype.find.call(
+  document.querySelectorAll("#trials-table thead th"), function (th) { return th.textContent === "seconds"; });
+seconds.click();
+seconds.click();
+facts.bySecondsDescending = rows("trials-table").map(function (r) { return r.trial; });
+facts.sorted = texts("#trials-table th[aria-sort=descending]");
+var out = document.createElement("pre");
+out.id = "facts";
+out.textContent = JSON.stringify(facts);
+document.body.appendChild(out);
+"""
+
+
+def _facts(page: str, tmp_path: Path) -> dict[str, Any]:
+    """What the page's DOM shows once headless Chromium has run its scripts."""
+    assert _CHROMIUM is not None
+    path = tmp_path / "page.html"
+    path.write_text(page.replace("</body>", f"<script>{_FACTS}</script></body>"))
+    result = subprocess.run(
+        [
+            _CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--log-level=0",
+            "--dump-dom",
+            path.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert [line for line in result.stderr.splitlines() if "Uncaught" in line] == []
+    found = re.search(r'<pre id="facts">(.*?)</pre>', result.stdout, re.DOTALL)
+    assert found, result.stdout[-2000:] + result.stderr[-2000:]
+    facts: dict[str, Any] = json.loads(html.unescape(found.group(1)))
+    return facts
+
+
+@pytest.mark.skipif(_CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_chromium_renders_failed_and_early_stopped_trials_with_curves_and_reasons(tmp_path: Path) -> None:
+    experiment, history = single()
+    page = html_page(experiment, history, decide(experiment, history), logs=_logs(tmp_path), folder=tmp_path)
+    facts = _facts(page, tmp_path)
+    assert facts["status"].endswith(
+        "5 trials: 2 succeeded, 1 early-stopped, 1 failed, 1 without metrics (and 1 imported)"
+    )
+    trials = {row["trial"]: (row["status"], row["reason"]) for row in facts["trials"]}
+    assert len(trials) == 6
+    assert trials["demo-0003"] == ("Failed", "exit code 3")
+    assert trials["demo-0004"] == ("MetricsUnavailable", "no loss in the trial's output")
+    assert trials["demo-0002"][0] == "EarlyStopped" and trials["demo-0002"][1].startswith(
+        "EarlyStopped: best"
+    )
+    assert {"lr", "layers", "optimizer", "loss", "accuracy", "seconds", "reason"} <= set(facts["headers"])
+    # Two clicks on "seconds": longest first, the imported trial (no times) last.
+    assert facts["bySecondsDescending"] == [
+        "demo-0001",
+        "demo-0000",
+        "demo-0002",
+        "demo-0004",
+        "demo-0003",
+        "demo-0005",
+    ]
+    assert facts["sorted"] == ["seconds"]
+    assert sorted(c for c in facts["curves"] if c.startswith("curves-loss:")) == [
+        f"curves-loss:demo-000{i}" for i in range(3)
+    ]
+    assert facts["stopped"] == ["curves-loss:demo-0002", "curves-accuracy:demo-0002"]
+    assert facts["goal"] == 1 and facts["timeline"] == 5
+    assert [f[:2] for f in facts["failures"]] == [
+        ["demo-0003", "exit code 3"],
+        ["demo-0004", "no loss in the trial's output"],
+    ]
+    assert facts["failures"][0][2].endswith("Traceback: simulated crash")
+    assert facts["pareto"] == []
+
+
+@pytest.mark.skipif(_CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_chromium_renders_the_pareto_front_of_several_objectives(tmp_path: Path) -> None:
+    experiment, history = multi()
+    facts = _facts(html_page(experiment, history, decide(experiment, history)), tmp_path)
+    assert facts["paretoHeaders"][:3] == ["trial", "loss (minimize)", "accuracy (maximize)"]
+    assert facts["pareto"] == ["demo-0000", "demo-0001", "demo-0003"]
+    assert {"loss", "accuracy"} <= set(facts["headers"])
+    assert len([c for c in facts["curves"] if c.startswith("curves-accuracy:")]) == 4
+    assert "Pareto front" in facts["figures"]
