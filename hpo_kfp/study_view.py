@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,20 +24,24 @@ if TYPE_CHECKING:
     import optuna
     from optuna.distributions import BaseDistribution
 
-__all__ = ["quiet_optuna", "to_study"]
+__all__ = ["add_finished_trials", "quiet_optuna", "to_study"]
 
 
 def to_study(
-    experiment: Experiment, history: History, *, storage: str | None = None, study_name: str | None = None
+    experiment: Experiment,
+    history: History,
+    *,
+    storage: str | optuna.storages.BaseStorage | None = None,
+    study_name: str | None = None,
 ) -> optuna.Study:
     """An Optuna study of the finished trials that fit the experiment's search space (one that
-    was changed since leaves the older trials out), in memory or in ``storage`` (an RDB URL).
+    was changed since leaves the older trials out), in memory or in ``storage`` (an RDB URL
+    or a storage object).
 
     Raises:
         optuna.exceptions.DuplicatedStudyError: ``storage`` already has a study of that name.
     """
     import optuna
-    from optuna.trial import TrialState
 
     with quiet_optuna():
         study = optuna.create_study(
@@ -46,11 +50,27 @@ def to_study(
             directions=[term.direction for term in experiment.objective.terms],
         )
         study.set_metric_names([term.metric for term in experiment.objective.terms])
-        distributions = {p.name: _distribution(p) for p in experiment.parameters}
-        space = SearchSpace(experiment.parameters)
-        now = datetime.now()
-        states = {"Succeeded": TrialState.COMPLETE, "EarlyStopped": TrialState.PRUNED}
-        for trial in history.trials:
+    add_finished_trials(study, experiment, history.trials)
+    return study
+
+
+def add_finished_trials(
+    study: optuna.Study, experiment: Experiment, trials: Iterable[TrialRecord]
+) -> list[str]:
+    """Adds the finished trials among ``trials`` that fit the search space; returns their names.
+
+    A finished trial never changes again, so a live view adds each one once.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    distributions = {p.name: _distribution(p) for p in experiment.parameters}
+    space = SearchSpace(experiment.parameters)
+    now = datetime.now()
+    states = {"Succeeded": TrialState.COMPLETE, "EarlyStopped": TrialState.PRUNED}
+    added = []
+    with quiet_optuna():
+        for trial in trials:
             if trial.status not in FINISHED or not space.contains(trial.parameters):
                 continue  # unfinished, or tried under a search space since changed
             state = states.get(trial.status, TrialState.FAIL)
@@ -71,7 +91,8 @@ def to_study(
                     intermediate_values=_intermediate(experiment, trial),
                 )
             )
-    return study
+            added.append(trial.name)
+    return added
 
 
 def _distribution(parameter: Parameter) -> BaseDistribution:

@@ -1,0 +1,100 @@
+"""``hpo-kfp dashboard``: optuna-dashboard on loopback, following the store while a run goes on."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hpo_kfp.cli import main
+from hpo_kfp.spec import parse_experiment
+from hpo_kfp.store import ExperimentKey, open_store
+from tests.conftest import base_spec
+
+pytest.importorskip("optuna_dashboard", reason="the dashboard extra is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return json.loads(answer.read())
+
+
+def _until(check: Any, deadline: float, what: str) -> Any:
+    """Polls ``check`` until it returns something truthy, failing at the deadline."""
+    while True:
+        try:
+            value = check()
+        except (urllib.error.URLError, ConnectionError):
+            value = None
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_the_dashboard_shows_trials_as_they_finish(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    store = open_store(url)
+    experiment = parse_experiment(base_spec())
+    key = ExperimentKey("kubeflow", "demo")
+    store.open_experiment(experiment, key)
+    claimed, _ = store.claim(experiment, key, 2, owner="run-1")
+    store.record(key, replace(claimed[0], status="Succeeded", values=(0.3,), metrics={"loss": 0.3}))
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hpo_kfp",
+            "dashboard",
+            "demo",
+            "--store",
+            url,
+            "--port",
+            str(port),
+            "--refresh",
+            "0.2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        studies = _until(lambda: _get(f"http://127.0.0.1:{port}/api/studies"), deadline, "the dashboard")
+        [study] = studies["study_summaries"]
+        assert study["study_name"] == "kubeflow/demo"
+        detail = f"http://127.0.0.1:{port}/api/studies/{study['study_id']}"
+        [first] = _get(detail)["trials"]  # the running trial is not shown until it finishes
+        assert {"key": "name", "value": "demo-0000"} in first["user_attrs"]
+        # The run goes on: the second trial finishes and the dashboard shows it.
+        store.record(key, replace(claimed[1], status="Failed", reason="exit code 3"))
+        trials = _until(
+            lambda: (found := _get(detail)["trials"]) and len(found) == 2 and found,
+            deadline,
+            "the second trial",
+        )
+        assert [t["state"] for t in trials] == ["Complete", "Fail"]
+    finally:
+        server.terminate()
+        server.communicate(timeout=10)
+
+
+def test_the_dashboard_refuses_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dashboard", "demo", "--port", "0"]) == 2
+    assert capsys.readouterr().err == "--port: must be between 1 and 65535, but got 0\n"
