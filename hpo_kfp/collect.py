@@ -22,6 +22,10 @@ def metric_logs(experiment: Experiment, log_text: str, metrics_text: str) -> lis
     names = experiment.objective.metrics
     if collector.kind == "StdOut":
         return parse_text(log_text, names, collector.metrics_format)
+    if collector.kind == "TrainJobStatus":
+        # The TrainJob's published metrics (the runner writes each status it saw as a JSON
+        # line); a trial that published none (or ran locally) is read from its output.
+        return parse_json_lines(metrics_text, names) or parse_text(log_text, names, collector.metrics_format)
     if collector.kind == "File" and collector.format == "TEXT":
         return parse_text(metrics_text, names, collector.metrics_format)
     # File JSON, Push, and TensorFlowEvent (whose values the runner exports as JSON lines:

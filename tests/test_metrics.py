@@ -112,3 +112,17 @@ def test_several_objectives_come_back_in_term_order() -> None:
         parse_text("latency=12 accuracy=0.7\nlatency=9 accuracy=0.6", ["accuracy", "latency"]), objective
     )
     assert observation.values == (0.7, 9.0)
+
+
+def test_trainjob_status_falls_back_to_the_trainers_output() -> None:
+    """A TrainJobStatus trial that published nothing (or ran locally) is read from its output."""
+    from hpo_kfp.collect import metric_logs
+    from hpo_kfp.spec import parse_experiment
+    from tests.conftest import base_spec
+
+    document = base_spec()
+    document["spec"]["metricsCollectorSpec"] = {"collector": {"kind": "TrainJobStatus"}}
+    experiment = parse_experiment(document)
+    published = '{"loss": 0.2, "timestamp": "2026-12-01T10:00:00Z"}\n'
+    assert [(m.name, m.value) for m in metric_logs(experiment, "loss=0.7\n", published)] == [("loss", 0.2)]
+    assert [(m.name, m.value) for m in metric_logs(experiment, "loss=0.7\n", "")] == [("loss", 0.7)]

@@ -21,7 +21,7 @@ class OutputFollower:
         self._experiment = experiment
         self._path = path
         self._offset = 0
-        self._is_log = experiment.metrics_collector.kind == "StdOut"
+        self._is_log = experiment.metrics_collector.kind in ("StdOut", "TrainJobStatus")
 
     def new_logs(self) -> list[MetricLog]:
         try:

@@ -202,7 +202,7 @@ def check_cluster_support(experiment: Experiment) -> None:
     """
     check_on_cluster(experiment.metrics_collector)
     collector = experiment.metrics_collector.kind
-    if experiment.early_stopping is not None and collector != "StdOut":
+    if experiment.early_stopping is not None and collector not in ("StdOut", "TrainJobStatus"):
         raise SpecError(
             "spec.earlyStopping",
             "on a cluster median stopping reads the trial's log while it runs: use the StdOut collector",
@@ -306,6 +306,9 @@ class KubernetesRunner:
                     metadata = manifest["metadata"]
                     metadata["ownerReferences"] = [*(metadata.get("ownerReferences") or []), owner]
                 started = now()
+                published = (
+                    _PublishedMetrics() if experiment.metrics_collector.kind == "TrainJobStatus" else None
+                )
                 check = None
                 if stop_rule is not None:
                     check = self._log_check(experiment, namespace, pods, StopWatch(stop_rule))
@@ -319,6 +322,7 @@ class KubernetesRunner:
                         pods,
                         _deadline(self._settings, manifest),
                         check,
+                        published.see if published is not None else None,
                     )
                 except _EarlyStopped as stopped:
                     # Keep what it printed as evidence first: deleting the object removes its pods.
@@ -333,6 +337,8 @@ class KubernetesRunner:
                     )
                     return TrialOutput(run=run, log=output[0], metrics=output[1], warnings=output[2])
                 log, metrics, warnings = self._outputs(experiment, namespace, pods)
+                if published is not None and published.lines:
+                    metrics = published.text()
                 kept = experiment.template.retain and ended
         except ApiException as error:
             raise RunnerError(f"trial {trial.name}: {_api_message(error)}") from error
@@ -522,13 +528,15 @@ class KubernetesRunner:
         pods: _Pods,
         deadline_seconds: float,
         check: Callable[[], str | None] | None = None,
+        observe: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> tuple[JobState, bool]:
         """Watches the object until a condition holds; the deadline ends the trial.
 
         Between watch windows (and after each event) the trial's pods are looked at, and a
         pod that cannot start (image, configuration, unschedulable beyond the grace period)
         fails the trial. With ``check``, the windows are short and it is asked after each one
-        and each event; when it returns a reason, raises :class:`_EarlyStopped`.
+        and each event; when it returns a reason, raises :class:`_EarlyStopped`. With
+        ``observe``, every version of the object seen is handed to it first.
 
         Returns:
             The state, and whether the object reached it by itself (a condition held).
@@ -553,6 +561,8 @@ class KubernetesRunner:
 
         while True:
             current = self._retry(lambda: resource.get(name=name, namespace=namespace)).to_dict()
+            if observe is not None:
+                observe(current)
             state = job_state(current, *conditions)
             if state.condition != "Running":
                 return state, True
@@ -574,6 +584,8 @@ class KubernetesRunner:
                         return JobState(
                             "Failed", "Deleted", "the trial's object was deleted before it ended"
                         ), False
+                    if observe is not None:
+                        observe(event["raw_object"])
                     state = job_state(event["raw_object"], *conditions)
                     if state.condition != "Running":
                         return state, True
@@ -860,6 +872,39 @@ def _pod_failure(
                 "Failed", "Unschedulable", f"pod {name}: {blocked.get('message') or 'unschedulable'}"
             )
     return None
+
+
+class _PublishedMetrics:
+    """The metrics a TrainJob publishes in ``status.trainerStatus`` (Kubeflow Trainer's
+    progress API, KEP-2779: ``metrics[{name, value}]`` with values as strings, and
+    ``lastUpdatedTime``), kept as JSON lines, one per distinct report seen while it ran: the
+    last is the final value, the rest its series."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._seen: set[str] = set()
+
+    def see(self, trainjob: Mapping[str, Any]) -> None:
+        status = (trainjob.get("status") or {}).get("trainerStatus") or {}
+        values: dict[str, Any] = {}
+        for metric in status.get("metrics") or ():
+            if isinstance(metric, Mapping) and isinstance(metric.get("name"), str):
+                try:
+                    values[metric["name"]] = float(str(metric.get("value")))
+                except ValueError:
+                    continue  # not a number: progress text, say
+        if not values:
+            return
+        stamp = status.get("lastUpdatedTime")
+        line = json.dumps(
+            {**values, **({"timestamp": stamp} if isinstance(stamp, str) else {})}, sort_keys=True
+        )
+        if line not in self._seen:
+            self._seen.add(line)
+            self.lines.append(line)
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
 
 
 def _termination_message(pod: Mapping[str, Any], container: str) -> tuple[str, tuple[str, ...]]:

@@ -11,7 +11,7 @@ from hpo_kfp.spec._reader import Node, show
 
 __all__ = ["DEFAULT_FILE_PATH", "MetricsCollector", "check_on_cluster", "parse_collector"]
 
-CollectorKind = Literal["StdOut", "File", "Push", "TensorFlowEvent"]
+CollectorKind = Literal["StdOut", "File", "Push", "TensorFlowEvent", "TrainJobStatus"]
 FileFormat = Literal["TEXT", "JSON"]
 
 DEFAULT_FILE_PATH = "/var/log/katib/metrics.log"
@@ -22,7 +22,7 @@ _UNSUPPORTED = {
     "PrometheusMetric": "the PrometheusMetric collector is not supported by hpo-kfp",
     "None": "collector kind None (no metrics) cannot drive a tuning",
 }
-_KINDS = ("StdOut", "File", "Push", "TensorFlowEvent")
+_KINDS = ("StdOut", "File", "Push", "TensorFlowEvent", "TrainJobStatus")
 # Katib's rule: a filter has two top subexpressions, the metric name then its value.
 _TWO_GROUPS = re.compile(r".*\(.*\).*\(.*\).*")
 
@@ -32,7 +32,10 @@ class MetricsCollector:
     """How metrics are collected from a trial, with Katib's defaults applied."""
 
     kind: CollectorKind = "StdOut"
-    """``StdOut`` (the primary container's output), ``File``, ``Push`` or ``TensorFlowEvent``."""
+    """``StdOut`` (the primary container's output), ``File``, ``Push``, ``TensorFlowEvent``, or
+    ``TrainJobStatus`` (an hpo-kfp extension: the metrics Kubeflow Trainer publishes in a
+    TrainJob's ``status.trainerStatus.metrics``, KEP-2779; where a trial publishes none, its
+    trainer's output as for StdOut)."""
     path: str | None = None
     """The metrics file of a ``File`` collector; the event files' directory of a
     ``TensorFlowEvent`` collector (read by :mod:`hpo_kfp.tfevents`; locally only)."""
@@ -75,6 +78,12 @@ def parse_collector(spec: Node) -> MetricsCollector:
                 )
     if kind == "TensorFlowEvent":
         _check_event_source(node, path, filters)
+    if kind == "TrainJobStatus" and source is not None and source.has("fileSystemPath"):
+        raise SpecError(
+            node.at("source.fileSystemPath"),
+            "must be omitted for TrainJobStatus (it reads the status)",
+            "a path",
+        )
     if kind == "File":
         path = path or DEFAULT_FILE_PATH
         if not path.startswith("/"):

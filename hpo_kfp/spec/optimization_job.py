@@ -12,8 +12,10 @@ errors name the OptimizationJob's own field paths.
 What phase 1 of the KEP leaves open, hpo-kfp decides so:
 
 - each objective's value is the *last* one the trial reports (the KEP's "final metrics");
-- metrics are read from the trial's output (``name=value`` lines, Katib's StdOut collector):
-  locally the process's output, on a cluster the TrainJob's ``node`` container log;
+- metrics are those the TrainJob publishes in ``status.trainerStatus.metrics`` (Trainer's
+  progress API, KEP-2779: the TrainJobStatus collector); a trial that publishes none is read
+  from its output (``name=value`` lines): locally the process's, on a cluster the TrainJob's
+  ``node`` container log;
 - ``searchSpace`` also takes hpo-kfp's ``step`` and ``distribution`` (as Katib's feasibleSpace);
 - placeholders are substituted in parsed values, as Katib's are: a value stays a string
   whatever the parameter holds (the TrainJob spec is typed, so a placeholder can sit only in a
@@ -73,6 +75,7 @@ def katib_document(document: Mapping[str, Any], *, with_template: bool | None = 
         "objective": _objective(spec),
         "algorithm": _algorithm(spec),
         "parameters": parameters,
+        "metricsCollectorSpec": {"collector": {"kind": "TrainJobStatus"}},
         **_trial_config(spec),
     }
     stopping = spec.child("earlyStopping", ("name", "settings"))

@@ -118,7 +118,7 @@ def _stopper(
     if rule is None:
         return None
     watch = StopWatch(rule)
-    source = log_path if experiment.metrics_collector.kind == "StdOut" else metrics_path
+    source = log_path if experiment.metrics_collector.kind in ("StdOut", "TrainJobStatus") else metrics_path
     follower = OutputFollower(experiment, source)
 
     def stop() -> str | None:

@@ -623,3 +623,42 @@ def test_the_sweep_command_keeps_what_the_store_says_still_runs(
     assert [j["metadata"]["name"] for j in k8s.list(*_JOB, _NS)] == ["demo-0002"]
     assert main(["sweep", str(spec), "--store", store, "--all", "--namespace", _NS]) == 0
     assert k8s.list(*_JOB, _NS) == []
+
+
+def test_trainjob_status_metrics_are_the_trials_metrics(k8s: K8sEmulator) -> None:
+    """TrainJobStatus: what Kubeflow Trainer publishes in status.trainerStatus (KEP-2779)."""
+    from hpo_kfp.collect import collect_trial
+
+    template = {
+        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "kind": "TrainJob",
+        "spec": {
+            "runtimeRef": {"name": "torch-distributed"},
+            "trainer": {"numNodes": 1, "image": "train:1", "command": ["python", "train.py", *_ARGS]},
+        },
+    }
+    document = base_spec()
+    document["spec"]["trialTemplate"]["primaryContainerName"] = "node"
+    document["spec"]["trialTemplate"]["trialSpec"] = template
+    document["spec"]["metricsCollectorSpec"] = {"collector": {"kind": "TrainJobStatus"}}
+    experiment = parse_experiment(document)
+    address = ("trainer.kubeflow.org", "v1alpha1", "trainjobs")
+    future = _start(k8s, experiment)
+    _created(k8s, *address)
+    k8s.wait_for_watch(address[2])
+
+    def report(loss: str, accuracy: str, at: str) -> dict[str, Any]:
+        metrics = [{"name": "loss", "value": loss}, {"name": "accuracy", "value": accuracy}]
+        return {"trainerStatus": {"progressPercentage": 50, "metrics": metrics, "lastUpdatedTime": at}}
+
+    k8s.set_status(*address, _NS, _TRIAL.name, report("0.9", "0.5", "2026-12-01T10:00:00Z"))
+    k8s.set_status(*address, _NS, _TRIAL.name, report("0.4", "0.7", "2026-12-01T10:01:00Z"))
+    k8s.set_status(*address, _NS, _TRIAL.name, {**_COMPLETE, **report("0.35", "0.8", "2026-12-01T10:02:00Z")})
+    output = future.result(timeout=20)
+    assert output.run.succeeded
+    record = collect_trial(experiment, _TRIAL, output.run, output.log, output.metrics)
+    # Katib's default strategy for a minimized objective is min, for every metric.
+    assert record.status == "Succeeded" and record.metrics == {"loss": 0.35, "accuracy": 0.5}
+    # Each report the runner saw is a point of the series (reports between two reads of the
+    # object coalesce), stamped with Trainer's time; the last one is always there.
+    assert record.series["loss"][-1] == ("2026-12-01T10:02:00+00:00", 0.35)

@@ -220,7 +220,7 @@ _CASES: list[tuple[str, str, Any, str]] = [
         "spec.metricsCollectorSpec",
         {"collector": {"kind": "Stdout"}},
         r"^spec.metricsCollectorSpec.collector.kind: must be one of StdOut, File, Push, TensorFlowEvent, "
-        r"but got 'Stdout'$",
+        r"TrainJobStatus, but got 'Stdout'$",
     ),
     (
         "filter-one-group",
