@@ -191,3 +191,18 @@ def test_compile_for_a_cluster_refuses_event_files_it_cannot_reach(
     assert err.startswith(f"{spec}: spec.metricsCollectorSpec.collector.kind: ") and err.count("\n") == 1
     assert not (tmp_path / "p.yaml").exists()
     assert main(["compile", str(spec), "-o", str(tmp_path / "p.yaml"), "--runner", "local"]) == 0
+
+
+def test_an_optimization_job_compiles_for_a_cluster_and_keeps_its_own_document(tmp_path: Path) -> None:
+    """The compiled steps receive the OptimizationJob as written: each step reads it again."""
+    job = Path(__file__).parents[2] / "examples" / "optimization-job" / "job.yaml"
+    output = tmp_path / "p.yaml"
+    assert main(["compile", str(job), "-o", str(output)]) == 0
+    spec_default = yaml.safe_load(output.read_text())["root"]["inputDefinitions"]["parameters"]["spec"]
+    document = json.loads(spec_default["defaultValue"])
+    assert document["kind"] == "OptimizationJob"
+    from hpo_kfp.spec import parse_experiment
+
+    experiment = parse_experiment(document)
+    assert experiment.metrics_collector.kind == "TrainJobStatus"
+    assert experiment.trial_template is not None and experiment.trial_template.kind == "TrainJob"
