@@ -268,3 +268,25 @@ def test_carry_and_best_pass_the_decision_and_history_through_the_wire_format(tm
     with pytest.raises(StepFailed, match=r"^no trial succeeded, so there is no best: \{"):
         best(result=failed, history=_Path(tmp_path / "out2"))
     assert (tmp_path / "out2").read_text() == "{}"
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def _score_x(x: float) -> float:
+    return (x - 0.3) ** 2
+
+
+def test_tune_takes_an_optimization_job_with_its_template_or_a_kfp_trial(tmp_path: Path) -> None:
+    job_file = Path(__file__).parents[2] / "examples" / "optimization-job" / "job.yaml"
+    job = yaml.safe_load(job_file.read_text())
+    without_template = {**job, "spec": {k: v for k, v in job["spec"].items() if k != "trainJobTemplate"}}
+    without_template["spec"].pop("earlyStopping")  # a KFP-native trial cannot be stopped while it runs
+
+    @dsl.pipeline(name="optimization-jobs")
+    def both() -> None:
+        hpo_kfp.tune(job_file, rounds=2)
+        hpo_kfp.tune(without_template, _score_x, rounds=2)
+
+    compiler.Compiler().compile(both, str(tmp_path / "p.yaml"))
+    compiled = yaml.safe_load((tmp_path / "p.yaml").read_text())
+    assert "comp-collect-trial-value" in compiled["components"]  # the KFP trial's record
+    assert "comp-run-trial" in compiled["components"]  # the TrainJob template's trials
