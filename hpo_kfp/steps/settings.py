@@ -7,6 +7,7 @@ document without a ``version`` is read as the current version.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import asdict, dataclass, fields
@@ -37,6 +38,11 @@ class SettingsError(InputError):
         self.must = must
         self.got = got
         super().__init__(f"{path}: {must}, but got {got}")
+
+
+@functools.cache
+def _opened(url: str, type_prefix: str) -> Store:
+    return open_store(url, type_prefix=type_prefix)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,8 +136,9 @@ class StepSettings:
         return cls(**data)
 
     def open_store(self) -> Store | None:
-        """The experiment store, or None when none is configured."""
-        return open_store(self.store, type_prefix=self.type_prefix) if self.store else None
+        """The experiment store, or None when none is configured; one per process and URL (a
+        step asks more than once, and opening one checks its tables)."""
+        return _opened(self.store, self.type_prefix) if self.store else None
 
     def experiment_key(self, experiment: Experiment) -> ExperimentKey:
         """The experiment's identity in the store: its own namespace, else the trials'

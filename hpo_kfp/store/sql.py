@@ -23,6 +23,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -353,8 +354,6 @@ class SqlStore:
         return names
 
     def import_trials(self, experiment: Experiment, key: ExperimentKey, records: list[TrialRecord]) -> int:
-        from dataclasses import replace
-
         from hpo_kfp.algorithms import trial_name
 
         self.open_experiment(experiment, key)
@@ -416,8 +415,6 @@ class SqlStore:
                     .values(owner=owner, heartbeat=time.time())
                 )
             if taken.rowcount:
-                from dataclasses import replace
-
                 record = TrialRecord.from_dict(json.loads(row.record))
                 claimed.append(replace(record, status="Pending"))
         return claimed
