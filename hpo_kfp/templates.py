@@ -4,6 +4,12 @@ A placeholder is replaced inside string *values* of the already-parsed manifest,
 pass, so a parameter value is always a single string and can never add keys, list items
 or YAML syntax — whatever characters it holds. This matches what Katib produces for a
 ``trialSpec`` (its placeholders sit inside JSON strings), without Katib's text splicing.
+
+A ConfigMap template is YAML text in which Katib splices values, so ``replicas:
+${trialParameters.n}`` becomes the integer 4 there. ``render(..., typed=True)`` gives the same
+result on parsed values: a value that is exactly one placeholder takes the type the value's
+text has as a YAML scalar (int, float, bool); anything else stays a string, and nothing can add
+structure.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import copy
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+
+import yaml
 
 from hpo_kfp.errors import TemplateError
 
@@ -119,8 +127,14 @@ def go_to_katib(document: Any) -> Any:
     return _map_strings(document, lambda text: GO_ACTION.sub(replace, text))
 
 
-def substitute(document: Any, values: Mapping[str, str]) -> Any:
-    """Returns a copy of ``document`` with every placeholder replaced from ``values``."""
+def substitute(document: Any, values: Mapping[str, str], *, typed: bool = False) -> Any:
+    """Returns a copy of ``document`` with every placeholder replaced from ``values``.
+
+    Args:
+        typed: A value that is exactly one placeholder becomes the YAML scalar its text is
+            (an int, float or bool), as Katib's text substitution of a ConfigMap template
+            makes it; other values stay strings.
+    """
 
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -128,10 +142,25 @@ def substitute(document: Any, values: Mapping[str, str]) -> Any:
             raise TemplateError(f"placeholder ${{trialParameters.{name}}} has no value")
         return values[name]
 
-    return _map_strings(document, lambda text: PLACEHOLDER.sub(replace, text))
+    def change(text: str) -> Any:
+        whole = PLACEHOLDER.fullmatch(text)
+        if typed and whole is not None:
+            return _scalar(replace(whole))
+        return PLACEHOLDER.sub(replace, text)
+
+    return _map_strings(document, change)
 
 
-def _map_strings(document: Any, change: Callable[[str], str]) -> Any:
+def _scalar(text: str) -> Any:
+    """``text`` as the YAML scalar it reads as, when that is a number or a boolean."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, int | float | bool) else text
+
+
+def _map_strings(document: Any, change: Callable[[str], Any]) -> Any:
     if isinstance(document, Mapping):
         return {key: _map_strings(value, change) for key, value in document.items()}
     if isinstance(document, list):
@@ -149,6 +178,7 @@ def render(
     name: str,
     namespace: str | None,
     labels: Mapping[str, str] | None = None,
+    typed: bool = False,
 ) -> dict[str, Any]:
     """Renders a trial's manifest.
 
@@ -160,6 +190,7 @@ def render(
         name: The trial's object name (``metadata.name``).
         namespace: Its namespace, or None to leave it unset.
         labels: Labels added to ``metadata.labels`` (experiment and trial identity).
+        typed: Substitute as Katib does in a ConfigMap template's text (see :func:`substitute`).
 
     Raises:
         TemplateError: A reference names no parameter, label or annotation.
@@ -175,7 +206,7 @@ def render(
     values = {
         parameter: _resolve(reference, assignment, rendered) for parameter, reference in references.items()
     }
-    result = substitute(rendered, values)
+    result = substitute(rendered, values, typed=typed)
     # Identity fields are the runner's, never a parameter's.
     result["metadata"]["name"] = name
     if namespace is not None:

@@ -31,9 +31,18 @@ What is emulated (the rest is not):
 * finalizers: delete sets ``deletionTimestamp``; removing the last finalizer deletes the object;
 * optimistic concurrency: a stale ``metadata.resourceVersion`` in PUT/PATCH bodies or in delete
   preconditions answers 409;
-* pod logs: ``GET /api/v1/namespaces/{ns}/pods/{name}/log?container=...`` (``tailLines`` honoured);
-  like the kubelet, **400** while the container is waiting (its ``state.waiting`` in the pod's
-  status, or no status yet in a ``Pending`` pod), with the kubelet's message;
+* pod logs: ``GET /api/v1/namespaces/{ns}/pods/{name}/log`` with the kubelet's semantics: every
+  line is stamped when written (RFC 3339, nanoseconds); ``timestamps`` prefixes it; ``sinceTime``
+  (cut to whole seconds, as the API server forwards it to the kubelet) and ``sinceSeconds`` keep
+  lines at or after it; ``tailLines`` then ``limitBytes`` (a byte cut, mid-line too) as the
+  kubelet applies them; ``previous`` serves the container's last terminated instance (400 when
+  there is none). The options are validated as the API server does (422 for a negative
+  ``tailLines``, ``limitBytes``/``sinceSeconds`` below 1, both ``since`` options; 400 for an
+  unparsable time). Like the kubelet, **400** while the container is waiting (its
+  ``state.waiting`` in the pod's status, or no status yet in a ``Pending`` pod) unless it has a
+  last terminated instance, whose log is served then. Only the newest log file is served:
+  :meth:`K8sEmulator.rotate_pod_log` drops what was written so far, as rotation does;
+  :meth:`K8sEmulator.restart_container` starts a new instance (its old log becomes ``previous``);
 * creation through the API drops ``status`` of kinds with a status subresource (as the API
   server does; the harness may create with a status, playing the controllers);
 * validation (422 ``Invalid`` with ``details.causes``): ``metadata.name`` a DNS-1123 subdomain
@@ -186,6 +195,8 @@ CUSTOM_RESOURCES: tuple[CustomResource, ...] = (
     CustomResource("trainer.kubeflow.org", "v1alpha1", "trainjobs", "TrainJob"),
     CustomResource("kubeflow.org", "v2beta1", "mpijobs", "MPIJob"),
     CustomResource("tekton.dev", "v1", "pipelineruns", "PipelineRun", shortnames=("pr",)),
+    CustomResource("jobset.x-k8s.io", "v1alpha2", "jobsets", "JobSet"),
+    CustomResource("ray.io", "v1", "rayjobs", "RayJob"),
     CustomResource("kueue.x-k8s.io", "v1beta1", "clusterqueues", "ClusterQueue", namespaced=False),
 )
 
@@ -516,6 +527,115 @@ def _waiting_reason(pod: Mapping[str, Any], container: str | None) -> str | None
     return reason or "ContainerCreating"
 
 
+def _container_status(pod: Mapping[str, Any], container: str | None) -> Mapping[str, Any] | None:
+    status = pod.get("status") or {}
+    for key in ("containerStatuses", "initContainerStatuses"):
+        for entry in status.get(key) or []:
+            if isinstance(entry, Mapping) and entry.get("name") == container:
+                return entry
+    return None
+
+
+def _stamp(at: datetime.datetime) -> str:
+    """The kubelet's ``RFC3339NanoFixed`` (nanoseconds, always nine digits)."""
+    at = at.astimezone(datetime.UTC)
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond * 1000:09d}Z"
+
+
+def _parse_time(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _log_options(pod: str, params: Mapping[str, str]) -> dict[str, Any]:
+    """The ``PodLogOptions`` of a query, validated as the API server validates them."""
+
+    def integer(name: str) -> int | None:
+        if name not in params:
+            return None
+        try:
+            return int(params[name])
+        except ValueError:
+            raise _error(400, f"{name}: invalid value {params[name]!r}: must be an integer") from None
+
+    tail, limit, since_seconds = integer("tailLines"), integer("limitBytes"), integer("sinceSeconds")
+    since_time = None
+    if "sinceTime" in params:
+        try:
+            since_time = _parse_time(params["sinceTime"])
+        except ValueError:
+            raise _error(400, f"sinceTime: invalid value {params['sinceTime']!r}: not RFC 3339") from None
+    causes = []
+    if tail is not None and tail < 0:
+        causes.append(("tailLines", "must be greater than or equal to 0"))
+    if limit is not None and limit < 1:
+        causes.append(("limitBytes", "must be greater than 0"))
+    if since_seconds is not None and since_seconds < 1:
+        causes.append(("sinceSeconds", "must be greater than 0"))
+    if since_seconds is not None and since_time is not None:
+        causes.append(("", "at most one of `sinceTime` or `sinceSeconds` may be specified"))
+    if causes:
+        message = "; ".join(f"{field}: {text}" if field else text for field, text in causes)
+        raise _error(
+            422,
+            f'PodLogOptions "{pod}" is invalid: {message}',
+            details={
+                "name": pod,
+                "kind": "PodLogOptions",
+                "causes": [{"reason": "FieldValueInvalid", "message": t, "field": f} for f, t in causes],
+            },
+        )
+    if since_seconds is not None:
+        since_time = datetime.datetime.now(tz=datetime.UTC) - datetime.timedelta(seconds=since_seconds)
+    if since_time is not None:
+        # The API server forwards sinceTime to the kubelet as RFC 3339 with whole seconds
+        # (pod strategy's LogLocation): lines from the start of that second come back.
+        since_time = since_time.replace(microsecond=0)
+    return {
+        "since": since_time,
+        "tail": tail,
+        "limit": limit,
+        "timestamps": params.get("timestamps", "").lower() in ("true", "1"),
+    }
+
+
+@dataclasses.dataclass
+class _ContainerLog:
+    """One container's log as the kubelet keeps it: the current instance's newest file (lines
+    stamped when written) and the last terminated instance's."""
+
+    current: list[tuple[datetime.datetime, str]] = dataclasses.field(default_factory=list)
+    previous: list[tuple[datetime.datetime, str]] = dataclasses.field(default_factory=list)
+
+    def write(self, text: str, at: datetime.datetime | None) -> None:
+        for line in text.splitlines(keepends=True):
+            if self.current and not self.current[-1][1].endswith("\n"):
+                stamp, start = self.current.pop()  # the rest of a line written in parts
+                self.current.append((stamp, start + line))
+            else:
+                self.current.append((at or datetime.datetime.now(tz=datetime.UTC), line))
+
+    def serve(
+        self,
+        *,
+        previous: bool,
+        since: datetime.datetime | None,
+        tail: int | None,
+        limit: int | None,
+        timestamps: bool,
+    ) -> bytes:
+        # The kubelet's ReadLogs: the tail is found first, then lines before `since` are
+        # skipped, and the writer stops after `limitBytes` (even mid-line).
+        lines = self.previous if previous else self.current
+        if tail is not None:
+            lines = lines[-tail:] if tail > 0 else []
+        text = "".join(
+            (f"{_stamp(at)} {line}" if timestamps else line)
+            for at, line in lines
+            if since is None or at >= since
+        ).encode()
+        return text[:limit] if limit is not None else text
+
+
 def _check_field_selector(res: kmock.resource, selector: str | None) -> None:
     """A real API server accepts field selectors only on the fields each kind registers."""
     allowed = {"metadata.name", "metadata.namespace"} | (_POD_FIELDS if res == _PODS else set())
@@ -627,7 +747,7 @@ class _Emulator(kmock.KubernetesEmulator):
     _records: list[_MutableRecord] = attrs.field(factory=list, init=False)
     _faults: list[Fault] = attrs.field(factory=list, init=False)
     _drops: list[WatchDrop] = attrs.field(factory=list, init=False)
-    _logs: dict[tuple[str, str, str | None], str] = attrs.field(factory=dict, init=False)
+    _logs: dict[tuple[str, str, str | None], _ContainerLog] = attrs.field(factory=dict, init=False)
     _rules_lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
     _shutting_down: bool = attrs.field(default=False, init=False)
 
@@ -1136,9 +1256,27 @@ class _Emulator(kmock.KubernetesEmulator):
             return
         self.update_object(res, namespace, name, release, scope="all")
 
-    def set_log(self, namespace: str, pod: str, container: str | None, text: str, append: bool) -> None:
-        key = (namespace, pod, container)
-        self._logs[key] = (self._logs.get(key, "") if append else "") + text
+    def set_log(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        text: str,
+        append: bool,
+        at: datetime.datetime | None = None,
+    ) -> None:
+        log = self._logs.setdefault((namespace, pod, container), _ContainerLog())
+        if not append:
+            log.current = []
+        log.write(text, at)
+
+    def rotate_log(self, namespace: str, pod: str, container: str | None) -> None:
+        log = self._logs.setdefault((namespace, pod, container), _ContainerLog())
+        log.current = []
+
+    def restart_log(self, namespace: str, pod: str, container: str | None) -> None:
+        log = self._logs.setdefault((namespace, pod, container), _ContainerLog())
+        log.previous, log.current = log.current, []
 
     def shutdown_watches(self) -> None:
         self._shutting_down = True
@@ -1318,18 +1456,31 @@ class _Emulator(kmock.KubernetesEmulator):
             container = containers[0]
         if container is not None and containers and container not in containers:
             raise _error(400, f"container {container} is not valid for pod {pod_name}")
-        waiting = _waiting_reason(pod, container)
-        if waiting is not None:  # the kubelet's validateContainerLogStatus
-            raise _error(400, f'container "{container}" in pod "{pod_name}" is waiting to start: {waiting}')
+        options = _log_options(pod_name, params)
+        previous = params.get("previous", "").lower() in ("true", "1")
+        entry = _container_status(pod, container)
+        last_terminated = "terminated" in ((entry or {}).get("lastState") or {})
+        if previous:
+            if not last_terminated:  # the kubelet's validateContainerLogStatus
+                raise _error(
+                    400, f'previous terminated container "{container}" in pod "{pod_name}" not found'
+                )
+        else:
+            waiting = _waiting_reason(pod, container)
+            if waiting is not None:
+                raise _error(
+                    400, f'container "{container}" in pod "{pod_name}" is waiting to start: {waiting}'
+                )
+            state = (entry or {}).get("state") or {}
+            # A container waiting to restart serves its last terminated instance's log.
+            previous = last_terminated and "running" not in state and "terminated" not in state
         assert namespace is not None
-        text = self._logs.get(
-            (namespace, pod_name, container), self._logs.get((namespace, pod_name, None), "")
+        log = self._logs.get((namespace, pod_name, container)) or self._logs.get(
+            (namespace, pod_name, None), _ContainerLog()
         )
-        if "tailLines" in params:
-            tail = int(params["tailLines"])
-            lines = text.splitlines(keepends=True)
-            text = "".join(lines[-tail:]) if tail > 0 else ""
-        return aiohttp.web.Response(text=text, content_type="text/plain")
+        return aiohttp.web.Response(
+            body=log.serve(previous=previous, **options), content_type="text/plain", charset="utf-8"
+        )
 
     async def _serve_watch(
         self, request: kmock.Request, record: _MutableRecord, res: kmock.resource, namespace: str | None
@@ -1787,6 +1938,8 @@ class K8sEmulator:
             status = old.setdefault("status", {})
             entries = [s for s in status.get("containerStatuses") or [] if s.get("name") != container]
             entry: _Obj = {"name": container, "state": copy.deepcopy(dict(state)), "restartCount": restarts}
+            if "running" in state or "terminated" in state:  # the kubelet names a started instance
+                entry["containerID"] = f"containerd://{container}-{restarts}"
             if last_state is not None:
                 entry["lastState"] = copy.deepcopy(dict(last_state))
             status["containerStatuses"] = [*entries, entry]
@@ -1798,9 +1951,51 @@ class K8sEmulator:
         """Set the text served for ``pods/{pod}/log?container={container}`` (None: any container)."""
         self._call(self._em.set_log, namespace, pod, container, text, False)
 
-    def append_pod_log(self, namespace: str, pod: str, text: str, container: str | None = None) -> None:
-        """Append to the log text of a pod container."""
-        self._call(self._em.set_log, namespace, pod, container, text, True)
+    def append_pod_log(
+        self,
+        namespace: str,
+        pod: str,
+        text: str,
+        container: str | None = None,
+        *,
+        at: datetime.datetime | None = None,
+    ) -> None:
+        """Append to the log of a pod's container, each line stamped ``at`` (default: now)."""
+        self._call(self._em.set_log, namespace, pod, container, text, True, at)
+
+    def rotate_pod_log(self, namespace: str, pod: str, container: str | None = None) -> None:
+        """Play the kubelet's log rotation: what was written so far is no longer served."""
+        self._call(self._em.rotate_log, namespace, pod, container)
+
+    def restart_container(
+        self, namespace: str, pod: str, container: str, *, exit_code: int = 1, running: bool = True
+    ) -> _Obj:
+        """Play the kubelet restarting a container: its status gets a new ``containerID``, one
+        more ``restartCount`` and the old instance as ``lastState.terminated``; its log so far
+        becomes the ``previous=true`` log. ``running=False`` leaves it waiting in back-off."""
+        self._call(self._em.restart_log, namespace, pod, container)
+        current = self.get("", "v1", "pods", namespace, pod) or {}
+        entry = _container_status(current, container) or {}
+        restarts = int(entry.get("restartCount") or 0) + 1
+        old_id = entry.get("containerID") or f"containerd://{container}-{restarts - 1}"
+        new_id = f"containerd://{container}-{restarts}"
+        state: _Obj = (
+            {"running": {"startedAt": _now()}}
+            if running
+            else {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off restarting"}}
+        )
+        last = {"terminated": {"exitCode": exit_code, "reason": "Error", "containerID": old_id}}
+        res = kmock.resource("", "v1", "pods")
+
+        def change(old: _Obj) -> _Obj:
+            status = old.setdefault("status", {})
+            entries = [s for s in status.get("containerStatuses") or [] if s.get("name") != container]
+            fresh: _Obj = {"name": container, "state": state, "lastState": last, "restartCount": restarts}
+            fresh["containerID"] = new_id if running else old_id
+            status["containerStatuses"] = [*entries, fresh]
+            return old
+
+        return self._call(self._em.update_object, res, namespace, pod, change, scope="status")
 
     # ---- faults -------------------------------------------------------------------------------
 

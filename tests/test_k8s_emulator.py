@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import socket
 import threading
@@ -628,3 +629,62 @@ def test_an_object_whose_owner_does_not_exist_is_collected(k8s: K8sEmulator) -> 
     while k8s.get("batch", "v1", "jobs", NS, "orphan") is not None:
         assert time.monotonic() < deadline
         time.sleep(0.01)
+
+
+def _log(k8s: K8sEmulator, pod: str, **query: str) -> tuple[int, str]:
+    """``pods/{pod}/log`` with a raw query (the generated client has no ``sinceTime``)."""
+    response = urllib3.PoolManager().request(
+        "GET", f"{k8s.base_url}/api/v1/namespaces/{NS}/pods/{pod}/log", fields=query
+    )
+    return response.status, response.data.decode()
+
+
+_T0 = datetime.datetime(2026, 3, 1, 12, 0, 0, 250000, tzinfo=datetime.UTC)
+
+
+def test_pod_log_query_parameters_behave_like_the_kubelets(k8s: K8sEmulator) -> None:
+    k8s.create_pod(NS, "p", containers=("main",))
+    k8s.append_pod_log(NS, "p", "one\n", container="main", at=_T0)
+    k8s.append_pod_log(NS, "p", "two\n", container="main", at=_T0 + datetime.timedelta(milliseconds=500))
+    k8s.append_pod_log(NS, "p", "three\n", container="main", at=_T0 + datetime.timedelta(seconds=2))
+    assert _log(k8s, "p", timestamps="true") == (
+        200,
+        "2026-03-01T12:00:00.250000000Z one\n2026-03-01T12:00:00.750000000Z two\n"
+        "2026-03-01T12:00:02.250000000Z three\n",
+    )
+    # sinceTime reaches the kubelet in whole seconds: the whole second of "two" comes back.
+    assert _log(k8s, "p", sinceTime="2026-03-01T12:00:00.700000000Z") == (200, "one\ntwo\nthree\n")
+    assert _log(k8s, "p", sinceTime="2026-03-01T12:00:01Z") == (200, "three\n")
+    assert _log(k8s, "p", sinceSeconds="1") == (200, "")  # all written long ago
+    assert _log(k8s, "p", limitBytes="6") == (200, "one\ntw")  # cut mid-line
+    assert _log(k8s, "p", tailLines="2", sinceTime="2026-03-01T12:00:02Z") == (200, "three\n")
+    status, body = _log(k8s, "p", sinceSeconds="5", sinceTime="2026-03-01T12:00:00Z")
+    assert status == 422 and "at most one of `sinceTime` or `sinceSeconds`" in body
+    for bad in ({"limitBytes": "0"}, {"tailLines": "-1"}, {"sinceSeconds": "0"}):
+        status, body = _log(k8s, "p", **bad)
+        assert status == 422 and next(iter(bad)) in json.loads(body)["details"]["causes"][0]["field"]
+    assert _log(k8s, "p", sinceTime="yesterday")[0] == 400
+
+
+def test_pod_log_of_a_restarted_container_and_after_rotation(k8s: K8sEmulator) -> None:
+    k8s.create_pod(NS, "p", containers=("main",))
+    k8s.set_container_state(NS, "p", "main", {"running": {}})
+    k8s.append_pod_log(NS, "p", "first life\n", container="main")
+    status, body = _log(k8s, "p", previous="true")
+    assert status == 400
+    assert json.loads(body)["message"] == 'previous terminated container "main" in pod "p" not found'
+    pod = k8s.restart_container(NS, "p", "main", running=False)
+    entry = pod["status"]["containerStatuses"][0]
+    assert (
+        entry["restartCount"] == 1 and entry["lastState"]["terminated"]["containerID"] == entry["containerID"]
+    )
+    # Waiting in back-off: the last terminated instance's log, with or without previous=true.
+    assert _log(k8s, "p") == _log(k8s, "p", previous="true") == (200, "first life\n")
+    pod = k8s.restart_container(NS, "p", "main")
+    assert pod["status"]["containerStatuses"][0]["containerID"].endswith("-2")
+    k8s.append_pod_log(NS, "p", "third life\n", container="main")
+    assert _log(k8s, "p") == (200, "third life\n")
+    assert _log(k8s, "p", previous="true") == (200, "")  # the second life printed nothing
+    k8s.rotate_pod_log(NS, "p", container="main")
+    k8s.append_pod_log(NS, "p", "after rotation\n", container="main")
+    assert _log(k8s, "p") == (200, "after rotation\n")

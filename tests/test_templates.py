@@ -113,3 +113,38 @@ def test_placeholders_are_found_with_their_paths() -> None:
 )
 def test_value_formatting(value: object, text: str) -> None:
     assert format_value(value) == text
+
+
+_CONFIG_MAP_TEMPLATE = yaml.safe_load(
+    """
+apiVersion: batch/v1
+kind: Job
+spec:
+  parallelism: ${trialParameters.workers}
+  template:
+    spec:
+      containers:
+        - name: train
+          image: train:1
+          command: ["python", "train.py", "--lr=${trialParameters.lr}"]
+          env:
+            - {name: LR, value: "${trialParameters.lr}"}
+            - {name: FLAG, value: "${trialParameters.flag}"}
+            - {name: OPT, value: "${trialParameters.opt}"}
+"""
+)
+
+
+@pytest.mark.parametrize("typed", [True, False], ids=["configmap-like-katib", "trialspec"])
+def test_a_value_that_is_one_placeholder_takes_the_parameters_type_in_a_configmap(typed: bool) -> None:
+    references = {"workers": "workers", "lr": "lr", "flag": "flag", "opt": "opt"}
+    assignment = {"workers": 4, "lr": 0.02, "flag": "true", "opt": "[1, {a: 2}]"}
+    manifest = render(_CONFIG_MAP_TEMPLATE, references, assignment, name="t", namespace="ns", typed=typed)
+    container = manifest["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    if typed:  # as Katib's text substitution then YAML parsing gives
+        assert manifest["spec"]["parallelism"] == 4 and env["LR"] == 0.02 and env["FLAG"] is True
+    else:
+        assert manifest["spec"]["parallelism"] == "4" and env["LR"] == "0.02" and env["FLAG"] == "true"
+    assert env["OPT"] == "[1, {a: 2}]"  # never structure
+    assert container["command"][2] == "--lr=0.02"  # inside a longer string: always text

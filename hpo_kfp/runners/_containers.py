@@ -11,6 +11,9 @@ Job, TFJob, PyTorchJob…   ``containers`` of a pod template      its ``name``
 Argo Workflow             a template's ``container``/``script`` ``main`` (Argo renames it)
 Tekton PipelineRun        a task's ``steps``                    ``step-<name>``
 TrainJob                  ``spec.trainer``                      ``node`` (the JobSet's job)
+RayJob                    (KubeRay's submitter Job)             ``ray-job-submitter``, unless
+                                                              ``spec.submitterPodTemplate``
+                                                              declares its containers
 ========================  ==================================  ================================
 """
 
@@ -31,6 +34,7 @@ _VARIABLE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 _ARGO_MAIN = "main"
 _TEKTON_PREFIX = "step-"
 _TRAINJOB_CONTAINER = "node"
+_RAY_SUBMITTER = "ray-job-submitter"
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,8 @@ class PrimaryContainer:
     pod_container: str
     """The container's name in the pod."""
     style: str
-    """``container``, ``argo``, ``tekton`` or ``trainjob``: which controller names it."""
+    """``container``, ``argo``, ``tekton``, ``trainjob`` or ``rayjob`` (KubeRay's submitter,
+    whose declaration is not in the manifest: changes to it go nowhere)."""
 
 
 def primary_container(manifest: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -82,6 +87,15 @@ def _declarations(node: Any, path: str) -> Iterator[tuple[str, PrimaryContainer]
     if isinstance(node, Mapping):
         if node.get("kind") == "TrainJob" and isinstance((node.get("spec") or {}).get("trainer"), dict):
             yield "spec.trainer", PrimaryContainer(node["spec"]["trainer"], _TRAINJOB_CONTAINER, "trainjob")
+        spec = node.get("spec")
+        if (
+            node.get("kind") == "RayJob"
+            and isinstance(spec, Mapping)
+            and not spec.get("submitterPodTemplate")
+        ):
+            # `ray job submit` in KubeRay's default submitter pod follows the driver's output.
+            submitter = {"name": _RAY_SUBMITTER}
+            yield "spec.submitter", PrimaryContainer(submitter, _RAY_SUBMITTER, "rayjob")
         for key, value in node.items():
             if key in ("containers", "initContainers") and isinstance(value, list):
                 for item in value:

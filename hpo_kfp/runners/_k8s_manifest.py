@@ -34,6 +34,7 @@ __all__ = [
     "TRIAL_LABEL",
     "assignment_digest",
     "prepare_manifest",
+    "validate_builtin",
 ]
 
 EXPERIMENT_LABEL = "hpo-kfp.kubeflow.org/experiment"
@@ -88,7 +89,7 @@ def prepare_manifest(
     env += [{"name": TRIAL_NAME_ENV, "value": trial}, {"name": METRICS_FILE_ENV, "value": str(metrics_path)}]
     container["env"] = env
     if collector.kind in ("File", "Push"):
-        if primary.style in ("trainjob", "tekton"):
+        if primary.style in ("trainjob", "tekton", "rayjob"):
             raise RunnerError(
                 f"metricsCollectorSpec: a {collector.kind} collector needs the primary container's "
                 f"termination message, which a {prepared.get('kind')} trial cannot set; use StdOut"
@@ -96,6 +97,38 @@ def prepare_manifest(
         container["terminationMessagePath"] = metrics_path
         container["terminationMessagePolicy"] = "File"
     return prepared
+
+
+def validate_builtin(manifest: Mapping[str, Any], version: str | None) -> None:
+    """Checks a built-in kind's manifest (Job, Pod, ...) against the OpenAPI schemas of
+    Kubernetes ``version``, offline, with ``kubernetes-validate`` (the ``validate`` extra).
+
+    Unknown fields pass, as the API server only warns about them by default. Nothing is
+    checked without the package, for a custom resource (its schema is the cluster's CRD), or
+    for a version or kind the package has no schema of.
+
+    Raises:
+        RunnerError: The manifest breaks the schema; the message names the field.
+    """
+    api_version = str(manifest.get("apiVersion", ""))
+    group = api_version.rpartition("/")[0]
+    if version is None or ("." in group and not group.endswith(".k8s.io")):
+        return
+    try:
+        import kubernetes_validate
+        from kubernetes_validate.utils import VersionNotSupportedError
+    except ImportError:
+        return
+    try:
+        kubernetes_validate.validate(dict(manifest), version, strict=False)
+    except kubernetes_validate.ValidationError as error:
+        field = ".".join(str(part) for part in error.path) or "(the object)"
+        kind = manifest.get("kind")
+        raise RunnerError(
+            f"the trial's {kind} is invalid for Kubernetes {version}: {field}: {error.message}"
+        ) from None
+    except (kubernetes_validate.SchemaNotFoundError, VersionNotSupportedError):
+        return
 
 
 def _pod_metadata(node: Any) -> list[dict[str, Any]]:

@@ -35,7 +35,7 @@ from hpo_kfp.conditions import JobState, job_state
 from hpo_kfp.early_stopping import StopRule, StopWatch
 from hpo_kfp.errors import RunnerError, SpecError
 from hpo_kfp.history import TrialRecord
-from hpo_kfp.runners._containers import find_primary
+from hpo_kfp.runners._containers import PrimaryContainer, find_primary
 from hpo_kfp.runners._k8s_manifest import (
     ASSIGNMENT_ANNOTATION,
     EXPERIMENT_LABEL,
@@ -43,7 +43,9 @@ from hpo_kfp.runners._k8s_manifest import (
     assignment_digest,
     identity_labels,
     prepare_manifest,
+    validate_builtin,
 )
+from hpo_kfp.runners._pod_log import LogFollower
 from hpo_kfp.runners.base import TrialRun, now
 from hpo_kfp.spec import Experiment
 from hpo_kfp.spec.collector import check_on_cluster
@@ -68,6 +70,8 @@ _JOBSET_NAME = "jobset.sigs.k8s.io/jobset-name"
 _JOBSET_JOB_INDEX = "jobset.sigs.k8s.io/job-index"
 _COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 _JOB_ROLE = "training.kubeflow.org/job-role"
+_REPLICATED_JOB = "jobset.sigs.k8s.io/replicatedjob-name"
+_BATCH_JOB_NAME = "job-name"  # set by the Job controller on its pods (all Kubernetes versions)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,7 +91,11 @@ class KubernetesSettings:
     backoff_seconds: float = 0.5
     """First wait after a transient error; doubles each time, at most 16 s."""
     check_seconds: float = 2.0
-    """How often a running trial's log is read when an early-stopping rule applies."""
+    """How often a running trial's log is read (only what is new since the last read), for its
+    metrics and the early-stopping rule: the kubelet keeps only the newest log file of a
+    container and none of a deleted pod, so what is not read while the trial runs may be lost."""
+    log_chunk_bytes: int = 1 << 20
+    """``limitBytes`` of one log read; a longer line is cut there."""
     deadline_grace_seconds: float = 60.0
     """Past the object's own ``activeDeadlineSeconds``, time for its controller to end it."""
     request_timeout_seconds: float = 30.0
@@ -97,6 +105,10 @@ class KubernetesSettings:
     """How often the trial's pods are looked at for a container that cannot start."""
     unschedulable_seconds: float = 300.0
     """How long a pod may stay unschedulable before the trial fails (autoscalers need time)."""
+    kubernetes_version: str | None = "1.31"
+    """The Kubernetes version whose schemas a built-in trial kind (Job, ...) is checked against
+    before it is created, offline (with the ``validate`` extra installed); None: no check.
+    1.31: the newest version Kubeflow 1.10 is tested on; a newer cluster accepts its manifests."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -292,11 +304,13 @@ class KubernetesRunner:
                     name=trial.name,
                     namespace=namespace,
                     labels=identity_labels(experiment.name, trial.name),
+                    typed=experiment.template.config_map is not None,
                 )
                 manifest = prepare_manifest(experiment, manifest, trial.name, digest)
+                validate_builtin(manifest, self._settings.kubernetes_version)
                 primary = find_primary(manifest, experiment.template.primary_container_name)
                 pods = _Pods(
-                    selector=_pod_selector(manifest, trial.name, pod_labels),
+                    selector=_pod_selector(manifest, trial.name, pod_labels, primary),
                     trial_selector=_pod_selector(manifest, trial.name, {}),
                     container=primary.pod_container,
                 )
@@ -309,9 +323,18 @@ class KubernetesRunner:
                 published = (
                     _PublishedMetrics() if experiment.metrics_collector.kind == "TrainJobStatus" else None
                 )
-                check = None
-                if stop_rule is not None:
-                    check = self._log_check(experiment, namespace, pods, StopWatch(stop_rule))
+                follower = LogFollower(
+                    lambda pod, query: self._read_log(namespace, pod, query),
+                    pods.container,
+                    chunk_bytes=self._settings.log_chunk_bytes,
+                )
+                check = self._log_check(
+                    experiment,
+                    namespace,
+                    pods,
+                    follower,
+                    StopWatch(stop_rule) if stop_rule is not None else None,
+                )
                 owned = self._create_or_adopt(resource, manifest, namespace, digest)
                 try:
                     state, ended = self._wait(
@@ -326,7 +349,7 @@ class KubernetesRunner:
                     )
                 except _EarlyStopped as stopped:
                     # Keep what it printed as evidence first: deleting the object removes its pods.
-                    output = self._outputs(experiment, namespace, pods)
+                    output = self._outputs(experiment, namespace, pods, follower)
                     run = TrialRun(
                         name=trial.name,
                         exit_code=None,
@@ -336,7 +359,7 @@ class KubernetesRunner:
                         early_stopped=True,
                     )
                     return TrialOutput(run=run, log=output[0], metrics=output[1], warnings=output[2])
-                log, metrics, warnings = self._outputs(experiment, namespace, pods)
+                log, metrics, warnings = self._outputs(experiment, namespace, pods, follower)
                 if published is not None and published.lines:
                     metrics = published.text()
                 kept = experiment.template.retain and ended
@@ -406,13 +429,36 @@ class KubernetesRunner:
         template = experiment.template
         if template.trial_spec is not None:
             return template.trial_spec
+        from kubernetes.client.exceptions import ApiException
+
         source = template.config_map
         assert source is not None
-        config_map = self._retry(lambda: self._core.read_namespaced_config_map(source.name, source.namespace))
+        where = f"trialTemplate.configMap: ConfigMap {source.name} in namespace {source.namespace}"
+        try:
+            config_map = self._retry(
+                lambda: self._core.read_namespaced_config_map(source.name, source.namespace)
+            )
+        except ApiException as error:
+            if error.status == 403:
+                raise RunnerError(
+                    f"{where} cannot be read by the step's service account: grant it `get` on "
+                    f"configmaps in namespace {source.namespace} (a Role and RoleBinding there)"
+                ) from None
+            if error.status == 404:
+                raise RunnerError(f"{where} does not exist") from None
+            raise
         text = (config_map.data or {}).get(source.path)
         if text is None:
-            raise RunnerError(f"ConfigMap {source.namespace}/{source.name} has no key {source.path!r}")
-        return yaml.safe_load(text)  # type: ignore[no-any-return]
+            raise RunnerError(f"{where} has no key {source.path!r}")
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise RunnerError(
+                f"{where}, key {source.path!r}: not YAML: {str(error).splitlines()[0]}"
+            ) from None
+        if not isinstance(document, dict):
+            raise RunnerError(f"{where}, key {source.path!r}: not a Kubernetes object")
+        return document
 
     def _resource(self, manifest: Mapping[str, Any]) -> Any:
         """The API resource of the manifest's kind; refuses kinds the cluster does not serve
@@ -665,53 +711,71 @@ class KubernetesRunner:
         )
         return list(json.loads(listing.data).get("items") or [])
 
-    def _read_log(self, namespace: str, pod: str, container: str) -> str:
-        """The container's log; "" while it waits to start (the kubelet answers 400) or when
-        its pod is gone."""
+    def _read_log(self, namespace: str, pod: str, query: Mapping[str, str]) -> bytes | None:
+        """``pods/{pod}/log`` with ``query``; None while the container waits to start (the
+        kubelet answers 400) or when the pod is gone (404). Called through ``call_api``: the
+        generated client has no ``sinceTime``."""
         from kubernetes.client.exceptions import ApiException
 
         try:
-            response = self._retry(
-                lambda: self._core.read_namespaced_pod_log(
-                    pod, namespace, container=container, _preload_content=False
+            data = self._retry(
+                lambda: (
+                    self._core.api_client.call_api(
+                        "/api/v1/namespaces/{namespace}/pods/{name}/log",
+                        "GET",
+                        {"namespace": namespace, "name": pod},
+                        list(query.items()),
+                        {"Accept": "text/plain"},
+                        auth_settings=["BearerToken"],
+                        _preload_content=False,
+                        _return_http_data_only=True,
+                    ).data
                 )
             )
         except ApiException as error:
             if error.status in (400, 404):
-                return ""
+                return None
             raise
-        return str(response.data.decode("utf-8", errors="replace"))
+        return bytes(data)
 
     def _outputs(
-        self, experiment: Experiment, namespace: str, pods: _Pods
+        self, experiment: Experiment, namespace: str, pods: _Pods, follower: LogFollower
     ) -> tuple[str, str, tuple[str, ...]]:
-        """The primary container's log and termination message (empty when no pod is left),
-        and warnings about what may be missing from them."""
+        """The primary container's log (what was read while it ran and the rest now) and
+        termination message (empty when no pod is left), and warnings about what may be
+        missing from them."""
         pod = _primary_pod(self._list_pods(namespace, pods.selector), pods.container)
-        if pod is None:
-            return "", "", ()
-        name = pod["metadata"]["name"]
-        log = self._read_log(namespace, name, pods.container)
-        message, warnings = _termination_message(pod, pods.container)
+        follower.poll(pod)
+        message, warnings = _termination_message(pod, pods.container) if pod is not None else ("", ())
         if warnings and experiment.metrics_collector.kind not in ("File", "Push"):
             warnings = ()
+        warnings = (*follower.warnings, *warnings)
         for warning in warnings:
             _LOG.warning("%s", warning)
-        return log, message, warnings
+        return follower.text(), message, warnings
 
     def _log_check(
-        self, experiment: Experiment, namespace: str, pods: _Pods, watch: StopWatch
+        self,
+        experiment: Experiment,
+        namespace: str,
+        pods: _Pods,
+        follower: LogFollower,
+        watch: StopWatch | None,
     ) -> Callable[[], str | None]:
-        """Reads the primary container's log as it grows and feeds new lines to ``watch``."""
-        seen = 0
+        """Every ``check_seconds``, reads what the primary container logged since the last
+        time, and feeds the new lines to ``watch`` (the early-stopping rule) if there is one."""
+        due = 0.0
 
         def check() -> str | None:
-            nonlocal seen
+            nonlocal due
+            if time.monotonic() < due:
+                return None
             pod = _primary_pod(self._list_pods(namespace, pods.selector), pods.container)
-            log = "" if pod is None else self._read_log(namespace, pod["metadata"]["name"], pods.container)
-            lines = log.split("\n")[:-1]  # complete lines only
-            fresh, seen = lines[seen:], max(seen, len(lines))
-            logs = metric_logs(experiment, "\n".join(fresh) + "\n", "") if fresh else []
+            fresh = follower.poll(pod)
+            due = time.monotonic() + self._settings.check_seconds
+            if watch is None or not fresh:
+                return None
+            logs = metric_logs(experiment, "\n".join(fresh) + "\n", "")
             return watch.reason if watch.feed(logs) else None
 
         return check
@@ -747,7 +811,8 @@ def _conditions(experiment: Experiment, kind: str) -> tuple[str, str, Mapping[st
         raise RunnerError(
             "spec.trialTemplate: successCondition and failureCondition must be set for a trial of kind "
             f"{kind} "
-            "(Katib has defaults only for Job, TFJob, PyTorchJob, XGBoostJob, MPIJob and TrainJob)"
+            "(there are defaults only for Job, TFJob, PyTorchJob, XGBoostJob, MPIJob, TrainJob, JobSet "
+            "and RayJob)"
         )
     return success, failure, template.primary_pod_labels or defaults[2]
 
@@ -782,16 +847,34 @@ def _deadline(settings: KubernetesSettings, manifest: Mapping[str, Any]) -> floa
     return _DEFAULT_DEADLINE
 
 
-def _pod_selector(manifest: Mapping[str, Any], trial: str, primary_labels: Mapping[str, str]) -> str:
-    """The label selector of a trial's pods (with ``primary_labels``: its primary pod's).
+def _pod_selector(
+    manifest: Mapping[str, Any],
+    trial: str,
+    primary_labels: Mapping[str, str],
+    primary: PrimaryContainer | None = None,
+) -> str:
+    """The label selector of a trial's pods (with ``primary_labels`` and ``primary``: its
+    primary pod's).
 
     A TrainJob has no pod template: its pods come from a JobSet of the same name and carry
     the JobSet's labels, never the trial's; the primary pod is replicated job index 0.
     MPIJob v2beta1 (mpi-operator) labels its launcher ``job-role=launcher`` and has no
-    master, Katib's default.
+    master, Katib's default. A JobSet's primary pod is index 0 of the replicated job that
+    holds the primary container. A RayJob's default submitter is a Job of the RayJob's name,
+    whose pod carries that Job's labels only.
     """
     kind, api_version = manifest.get("kind"), str(manifest.get("apiVersion", ""))
     labels = dict(primary_labels)
+    if primary is not None and primary.style == "rayjob":
+        return f"{_BATCH_JOB_NAME}={trial}"
+    if kind == "JobSet" and primary is not None and labels and _REPLICATED_JOB not in labels:
+        for replicated in (manifest.get("spec") or {}).get("replicatedJobs") or []:
+            pod_spec = (((replicated.get("template") or {}).get("spec") or {}).get("template") or {}).get(
+                "spec"
+            ) or {}
+            if any(c.get("name") == primary.pod_container for c in pod_spec.get("containers") or []):
+                labels = {_REPLICATED_JOB: str(replicated.get("name")), **labels}
+                break
     if kind == "TrainJob":
         base = {_JOBSET_NAME: trial}
         if labels:

@@ -17,6 +17,20 @@ _SUCCEEDED = 'status.conditions.#(type=="Succeeded")#|#(status=="True")#'
 _FAILED = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
 _KUBEFLOW_JOBS = ("TFJob", "PyTorchJob", "XGBoostJob", "MPIJob")
 _KUBEFLOW_PRIMARY = {"training.kubeflow.org/job-role": "master"}
+# Beyond Katib. JobSet (jobset.x-k8s.io): conditions Completed and Failed; the primary pod is
+# index 0 of the replicated job holding the primary container (the runner adds its name).
+_COMPLETED = 'status.conditions.#(type=="Completed")#|#(status=="True")#'
+_JOBSET_PRIMARY = {"jobset.sigs.k8s.io/job-index": "0"}
+# RayJob (KubeRay ray.io/v1): jobDeploymentStatus Complete with jobStatus SUCCEEDED succeeds;
+# Failed or ValidationFailed (deadline, submission, validation; KubeRay >= 1.2 after the last
+# retry), or Complete with another jobStatus (FAILED, STOPPED: KubeRay < 1.2) fails. A FAILED
+# jobStatus alone is not final: with backoffLimit the deployment is Retrying. The reason and
+# message come from status.reason and status.message.
+_RAYJOB_SUCCEEDED = 'status.[@this].#(jobDeploymentStatus=="Complete")#|#(jobStatus=="SUCCEEDED")#'
+_RAYJOB_FAILED = (
+    '[status.[@this].#(jobDeploymentStatus%"*Failed")#,'
+    'status.[@this].#(jobDeploymentStatus=="Complete")#|#(jobStatus!="SUCCEEDED")#]|@flatten'
+)
 _TRAINJOB_PRIMARY = {
     "jobset.sigs.k8s.io/replicatedjob-name": "node",
     "batch.kubernetes.io/job-completion-index": "0",
@@ -85,7 +99,12 @@ class TrialTemplate:
 
 
 def default_conditions(kind: str) -> tuple[str, str, dict[str, str]] | None:
-    """Katib's default (success, failure, primary pod labels) for a trial kind, if any."""
+    """Katib's default (success, failure, primary pod labels) for a trial kind, if any; and
+    hpo-kfp's for JobSet and RayJob, which Katib has none for."""
+    if kind == "JobSet":
+        return _COMPLETED, _FAILED, dict(_JOBSET_PRIMARY)
+    if kind == "RayJob":
+        return _RAYJOB_SUCCEEDED, _RAYJOB_FAILED, {}
     if kind == "Job":
         return _COMPLETE, _FAILED, {}
     if kind == "TrainJob":
@@ -126,8 +145,8 @@ def parse_template(spec: Node, parameter_names: tuple[str, ...]) -> TrialTemplat
         missing = "successCondition" if not success else "failureCondition"
         raise SpecError(
             node.at(missing),
-            f"must be specified for a trial of kind {kind} (Katib has defaults only for "
-            "Job, TFJob, PyTorchJob, XGBoostJob, MPIJob and TrainJob)",
+            f"must be specified for a trial of kind {kind} (there are defaults only for "
+            "Job, TFJob, PyTorchJob, XGBoostJob, MPIJob, TrainJob, JobSet and RayJob)",
             "nothing",
         )
     return TrialTemplate(

@@ -429,7 +429,8 @@ def test_early_stopping_reads_the_log_while_it_runs_and_deletes(k8s: K8sEmulator
     _pod_for(
         k8s, job, job["spec"]["template"]["metadata"]["labels"], "training-container", "epoch=1 loss=0.9\n"
     )
-    time.sleep(0.5)
+    log_path = f"/api/v1/namespaces/{_NS}/pods/demo-0001-pod/log"
+    _wait_until(lambda: len(k8s.requests(path=log_path)) >= 3)
     assert not future.done()  # one step reported: the rule does not apply yet
     k8s.append_pod_log(_NS, "demo-0001-pod", "epoch=2 loss=0.8\n", container="training-container")
     output = future.result(timeout=20)

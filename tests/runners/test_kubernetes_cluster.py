@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from hpo_kfp.collect import collect_trial
 from hpo_kfp.early_stopping import StopRule
 from hpo_kfp.errors import RunnerError
 from hpo_kfp.history import TrialRecord
@@ -303,10 +304,10 @@ def test_early_stopping_waits_through_the_image_pull(k8s: K8sEmulator) -> None:
     )
     k8s.set_pod_log(_NS, pod, "epoch=1 loss=0.9\n", container="training-container")
     k8s.set_container_state(_NS, pod, "training-container", {"waiting": {"reason": "ContainerCreating"}})
-    _wait_until(
-        lambda: len(k8s.requests(plural="pods", path=f"/api/v1/namespaces/{_NS}/pods/{pod}/log")) >= 3
-    )
+    # The runner looks at the pod again and again, and asks no log of a container that waits.
+    _wait_until(lambda: len(k8s.requests(verb="list", plural="pods")) >= 6)
     assert not future.done()
+    assert not k8s.requests(path=f"/api/v1/namespaces/{_NS}/pods/{pod}/log")
     k8s.set_container_state(_NS, pod, "training-container", {"running": {}})
     k8s.append_pod_log(_NS, pod, "epoch=2 loss=0.8\n", container="training-container")
     output = future.result(timeout=20)
@@ -662,3 +663,261 @@ def test_trainjob_status_metrics_are_the_trials_metrics(k8s: K8sEmulator) -> Non
     # Each report the runner saw is a point of the series (reports between two reads of the
     # object coalesce), stamped with Trainer's time; the last one is always there.
     assert record.series["loss"][-1] == ("2026-12-01T10:02:00+00:00", 0.35)
+
+
+# ---- the log, read while the trial runs ----------------------------------------------------------
+
+
+def test_stdout_metrics_survive_log_rotation_a_restart_and_pod_cleanup(k8s: K8sEmulator) -> None:
+    settings = KubernetesSettings(
+        watch_seconds=5, check_seconds=0.05, backoff_seconds=0.05, pod_check_seconds=0.2, deadline_seconds=30
+    )
+    experiment = _job_experiment()
+    future = _start(k8s, experiment, settings)
+    job = _created(k8s, *_JOB)
+    pod, container = f"{_TRIAL.name}-pod", "training-container"
+    k8s.create_pod(
+        _NS, pod, labels=job["spec"]["template"]["metadata"]["labels"], containers=(container,), owner=job
+    )
+    k8s.set_container_state(_NS, pod, container, {"running": {}})
+    path = f"/api/v1/namespaces/{_NS}/pods/{pod}/log"
+
+    def read_after(text: str) -> None:
+        k8s.append_pod_log(_NS, pod, text, container=container)
+        asked = len(k8s.requests(path=path))
+        _wait_until(lambda: len(k8s.requests(path=path)) >= asked + 2)  # one read began after it
+
+    read_after("epoch=1 loss=0.9 accuracy=0.5\n")
+    k8s.rotate_pod_log(_NS, pod, container=container)  # the kubelet no longer serves epoch 1
+    k8s.append_pod_log(_NS, pod, "epoch=2 loss=0.4 accuracy=0.7\n", container=container)
+    k8s.restart_container(_NS, pod, container)  # epoch 2 now only in the previous instance's log
+    read_after("epoch=3 loss=0.3 accuracy=0.8\n")
+    k8s.delete("", "v1", "pods", _NS, pod)  # ttlSecondsAfterFinished: 0, cleanPodPolicy: All
+    _finish(k8s, _JOB, _COMPLETE)
+    output = future.result(timeout=20)
+    assert output.log == _LOG
+    record = collect_trial(experiment, _TRIAL, output.run, output.log, output.metrics)
+    assert record.status == "Succeeded" and [v for _, v in record.series["loss"]] == [0.9, 0.4, 0.3]
+
+
+# ---- default conditions beyond Katib's: JobSet and RayJob --------------------------------------
+
+
+def _jobset_template() -> dict[str, Any]:
+    def replicated(name: str, container: str) -> dict[str, Any]:
+        pod = {"spec": {"containers": [{"name": container, "image": "t:1", "command": ["python", *_ARGS]}]}}
+        return {"name": name, "replicas": 1, "template": {"spec": {"parallelism": 2, "template": pod}}}
+
+    return {
+        "apiVersion": "jobset.x-k8s.io/v1alpha2",
+        "kind": "JobSet",
+        "spec": {"replicatedJobs": [replicated("workers", "worker"), replicated("leader", "trainer")]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "condition", "reason"),
+    [
+        (
+            {"conditions": [{"type": "Completed", "status": "True", "reason": "AllJobsCompleted"}]},
+            "Succeeded",
+            "",
+        ),
+        (
+            {
+                "conditions": [
+                    {"type": "Failed", "status": "True", "reason": "FailedJobs", "message": "job x failed"}
+                ]
+            },
+            "Failed",
+            "FailedJobs: job x failed",
+        ),
+    ],
+    ids=["completed", "failed"],
+)
+def test_jobset_ends_by_its_own_conditions_and_reads_index_0_of_the_primary_replicated_job(
+    k8s: K8sEmulator, status: dict[str, Any], condition: str, reason: str
+) -> None:
+    experiment = _experiment(_jobset_template(), "trainer")  # no success/failure conditions given
+    address = ("jobset.x-k8s.io", "v1alpha2", "jobsets")
+    future = _start(k8s, experiment)
+    jobset = _created(k8s, *address)
+    labels = jobset["spec"]["replicatedJobs"][1]["template"]["spec"]["template"]["metadata"]["labels"]
+    for rj, container, index, log in (
+        ("workers", "worker", 0, "loss=7\n"),
+        ("leader", "trainer", 1, "loss=8\n"),
+        ("leader", "trainer", 0, _LOG),
+    ):
+        pod_labels = {
+            **labels,
+            "jobset.sigs.k8s.io/replicatedjob-name": rj,
+            "jobset.sigs.k8s.io/job-index": "0",
+            "batch.kubernetes.io/job-completion-index": str(index),
+        }
+        _pod(k8s, f"{_TRIAL.name}-{rj}-0-{index}", pod_labels, container, log)
+    _finish(k8s, address, status)
+    output = future.result(timeout=20)
+    assert (output.run.succeeded, output.run.reason) == (condition == "Succeeded", reason)
+    assert output.log == _LOG
+
+
+_RAY_COMPLETE = {"jobStatus": "SUCCEEDED", "jobDeploymentStatus": "Complete"}
+
+
+@pytest.mark.parametrize(
+    ("statuses", "succeeded", "reason"),
+    [
+        ([{"jobStatus": "SUCCEEDED", "jobDeploymentStatus": "Running"}, _RAY_COMPLETE], True, ""),
+        (
+            [
+                {"jobStatus": "FAILED", "jobDeploymentStatus": "Retrying"},  # not final: a retry follows
+                {"jobStatus": "RUNNING", "jobDeploymentStatus": "Running"},
+                {
+                    "jobStatus": "FAILED",
+                    "jobDeploymentStatus": "Failed",
+                    "reason": "AppFailed",
+                    "message": "exit 1",
+                },
+            ],
+            False,
+            "AppFailed: exit 1",
+        ),
+        (
+            [{"jobStatus": "RUNNING", "jobDeploymentStatus": "Failed", "reason": "DeadlineExceeded"}],
+            False,
+            "DeadlineExceeded",
+        ),
+        ([{"jobStatus": "STOPPED", "jobDeploymentStatus": "Complete"}], False, "Failed"),
+    ],
+    ids=["succeeded-once-complete", "failed-after-retry", "deadline", "stopped"],
+)
+def test_rayjob_ends_by_its_job_and_deployment_status_and_reads_the_submitter(
+    k8s: K8sEmulator, statuses: list[dict[str, Any]], succeeded: bool, reason: str
+) -> None:
+    head = {"name": "ray-head", "image": "rayproject/ray:2.40.0"}
+    template = {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayJob",
+        "spec": {
+            "entrypoint": "python train.py --lr=${trialParameters.learningRate}",
+            "rayClusterSpec": {"headGroupSpec": {"template": {"spec": {"containers": [head]}}}},
+        },
+    }
+    document = base_spec()
+    trial_template = document["spec"]["trialTemplate"]
+    trial_template["trialParameters"] = [{"name": "learningRate", "reference": "lr"}]
+    trial_template.update(trialSpec=template, primaryContainerName="ray-job-submitter")
+    address = ("ray.io", "v1", "rayjobs")
+    future = _start(k8s, parse_experiment(document))
+    rayjob = _created(k8s, *address)
+    assert rayjob["spec"]["entrypoint"] == "python train.py --lr=0.02"
+    head_labels = rayjob["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["metadata"]["labels"]
+    _pod(k8s, f"{_TRIAL.name}-head", head_labels, "ray-head", "loss=99\n")
+    _pod(k8s, f"{_TRIAL.name}-submitter", {"job-name": _TRIAL.name}, "ray-job-submitter", _LOG)
+    k8s.wait_for_watch("rayjobs")
+    for status in statuses:
+        k8s.set_status(*address, _NS, _TRIAL.name, status)
+    output = future.result(timeout=20)
+    assert (output.run.succeeded, output.run.reason) == (succeeded, reason)
+    assert output.log == _LOG
+
+
+# ---- ConfigMap templates -------------------------------------------------------------------------
+
+_CONFIG_MAP_JOB = """\
+apiVersion: batch/v1
+kind: Job
+spec:
+  parallelism: ${trialParameters.layers}
+  completions: ${trialParameters.layers}
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: training-container
+          image: train:1
+          command: ["python", "train.py", "--lr=${trialParameters.learningRate}"]
+"""
+
+
+def _configmap_experiment(namespace: str = "kubeflow") -> Experiment:
+    document = base_spec()
+    template = document["spec"]["trialTemplate"]
+    template.pop("trialSpec")
+    template["trialParameters"] = [
+        {"name": "learningRate", "reference": "lr"},
+        {"name": "layers", "reference": "layers"},
+    ]
+    template["configMap"] = {
+        "configMapName": "trial-templates",
+        "configMapNamespace": namespace,
+        "templatePath": "job.yaml",
+    }
+    template["primaryContainerName"] = "training-container"
+    return parse_experiment(document)
+
+
+def test_configmap_template_integers_arrive_as_integers(k8s: K8sEmulator) -> None:
+    k8s.create(
+        "",
+        "v1",
+        "configmaps",
+        "kubeflow",
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "trial-templates"},
+            "data": {"job.yaml": _CONFIG_MAP_JOB},
+        },
+    )
+    future = _start(k8s, _configmap_experiment())
+    job = _created(k8s, *_JOB)
+    assert (job["spec"]["parallelism"], job["spec"]["completions"]) == (4, 4)
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"][2] == "--lr=0.02"
+    _finish(k8s, _JOB, _COMPLETE)
+    assert future.result(timeout=20).run.succeeded
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (
+            403,
+            "trialTemplate.configMap: ConfigMap trial-templates in namespace kubeflow cannot be read by the "
+            "step's service account: grant it `get` on configmaps in namespace kubeflow (a Role and RoleBinding there)",
+        ),
+        (404, "trialTemplate.configMap: ConfigMap trial-templates in namespace kubeflow does not exist"),
+    ],
+    ids=["forbidden", "missing"],
+)
+def test_an_unreadable_configmap_is_one_line_naming_it_and_what_to_grant(
+    k8s: K8sEmulator, status: int, expected: str
+) -> None:
+    if status == 403:
+        k8s.fail_next(403, verb="get", plural="configmaps", namespace="kubeflow")
+    with pytest.raises(RunnerError) as error:
+        _start(k8s, _configmap_experiment()).result(timeout=20)
+    assert str(error.value) == expected
+    assert not k8s.requests(verb="create")
+
+
+# ---- offline schema validation of built-in kinds -------------------------------------------------
+
+
+def test_an_invalid_job_is_refused_before_create_naming_the_field(k8s: K8sEmulator) -> None:
+    pytest.importorskip("kubernetes_validate")
+    document = base_spec()
+    job = document["spec"]["trialTemplate"]["trialSpec"]
+    job["spec"]["parallelism"] = "${trialParameters.numberLayers}"  # a string in a trialSpec, as in Katib
+    with pytest.raises(RunnerError) as error:
+        _start(k8s, parse_experiment(document)).result(timeout=20)
+    assert str(error.value) == (
+        "the trial's Job is invalid for Kubernetes 1.31: spec.parallelism: '4' is not of type 'integer', 'null'"
+    )
+    assert not k8s.requests(verb="create")
+    # Without a stated version nothing is checked offline (the emulator then takes it as it is).
+    unchecked = replace(_QUICK, kubernetes_version=None)
+    future = _start(k8s, parse_experiment(document), unchecked)
+    assert _created(k8s, *_JOB)["spec"]["parallelism"] == "4"
+    _finish(k8s, _JOB, _COMPLETE)
+    assert future.result(timeout=20).run.succeeded
