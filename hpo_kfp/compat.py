@@ -45,6 +45,7 @@ __all__ = [
     "import_optuna_importance_without_sklearn",
     "kfp_local_fixes",
     "kfp_local_task_folders",
+    "kfp_server_healthz",
     "outside_pipeline_definition",
     "set_study_system_attrs",
     "study_system_attrs",
@@ -223,6 +224,23 @@ def component_from_source(source: str, function: str, base_image: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return dsl.component(base_image=base_image, install_kfp_package=False)(getattr(module, function))
+
+
+def kfp_server_healthz(client: Any) -> dict[str, Any]:
+    """The KFP API server's healthz document as it sent it: ``tag_name`` (its release),
+    ``commit_sha``, ``multi_user``.
+
+    ``kfp.Client.get_kfp_healthz()`` reads it into ``V2beta1GetHealthzResponse``, which keeps
+    only ``multi_user`` and ``pipeline_store``, although the server's handler writes the
+    release too (``backend/src/apiserver/main.go``, ``/apis/v2beta1/healthz``). So the body is
+    read raw through the client's own ``HealthzServiceApi`` (private ``_healthz_api``), which
+    carries the client's host, token and proxy settings.
+    """
+    import json
+
+    response = client._healthz_api.healthz_service_get_healthz(_preload_content=False)
+    document = json.loads(response.data or b"{}")
+    return document if isinstance(document, dict) else {}
 
 
 # --- Optuna ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ with each trial to run_trial, which watches the trial's output as it is printed.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -88,7 +89,8 @@ class StopWatch:
         """Takes newly reported values; True once the trial must stop."""
         rule = self.rule
         for log in logs:
-            if log.name != rule.metric:
+            if log.name != rule.metric or not math.isfinite(log.value):
+                # A NaN would stick as the best so far (every comparison with it is false).
                 continue
             self.steps += 1
             better = self.best is None or (

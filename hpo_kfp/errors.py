@@ -8,12 +8,14 @@ could not be launched, the store failed, a step failed; the CLI exits 1).
 from __future__ import annotations
 
 __all__ = [
+    "BackendTooOld",
     "BuildError",
     "ClusterError",
     "HistoryError",
     "HpoKfpError",
     "InputError",
     "MetricsUnavailable",
+    "PipelineTooLarge",
     "RunnerError",
     "SamplerUnavailable",
     "SpecError",
@@ -51,6 +53,16 @@ class BuildError(InputError):
     """A pipeline cannot be built as asked (e.g. a trial component that does not fit)."""
 
 
+class PipelineTooLarge(BuildError):
+    """A compiled pipeline's run would break a limit of the cluster's Argo (Workflow size,
+    template depth, a pod argument's length) or the project's budget under those limits."""
+
+    def __init__(self, message: str, *, estimate: object | None = None) -> None:
+        self.estimate = estimate
+        """The :class:`~hpo_kfp.pipeline.argo_size.ArgoEstimate` behind the refusal, if any."""
+        super().__init__(message)
+
+
 class HistoryError(InputError):
     """A history document is malformed or of a version this release does not read."""
 
@@ -78,6 +90,10 @@ class StoreInputError(TrackingError, InputError):
 
 class ClusterError(HpoKfpError):
     """The KFP API could not be reached or failed a request (not a refused credential)."""
+
+
+class BackendTooOld(InputError):
+    """The KFP backend chosen is older than a feature of the pipeline needs (names both)."""
 
 
 class StepFailed(HpoKfpError):

@@ -31,6 +31,10 @@ class KfpApiStub:
     token: str | None = None
     failing: str | None = None
     """A path the stub answers with 500 (a cluster in trouble)."""
+    version: str | None = "2.17.0"
+    """The release the stub's healthz reports as ``tag_name``, as KFP's API server writes it
+    (``backend/src/apiserver/main.go``); None leaves the field out."""
+    multi_user: bool = False
 
     def posted(self, prefix: str) -> list[Any]:
         return [r.body for r in self.requests if r.method == "POST" and r.path.startswith(prefix)]
@@ -56,7 +60,12 @@ def _handler(stub: KfpApiStub) -> type[http.server.BaseHTTPRequestHandler]:
             if path == stub.failing:
                 self._send(500, {"error": "internal error", "code": 13})
             elif path.endswith("/healthz"):
-                self._send(200, {"multi_user": False})
+                healthz: dict[str, Any] = {"commit_sha": "0123abc", "multi_user": stub.multi_user}
+                if stub.version is not None:
+                    healthz["tag_name"] = stub.version
+                if path.startswith("/apis/v2beta1/"):
+                    healthz["pipeline_store"] = "database"
+                self._send(200, healthz)
             elif path == "/apis/v2beta1/experiments" and self.command == "GET":
                 self._send(200, {"experiments": []})
             elif path == "/apis/v2beta1/experiments":

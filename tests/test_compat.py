@@ -27,6 +27,7 @@ from hpo_kfp.compat import (
     set_study_system_attrs,
     study_system_attrs,
 )
+from tests.kfp_api_stub import KfpApiStub
 
 _SPACE = {"x": FloatDistribution(0, 1), "kind": CategoricalDistribution(["sgd", "adam"])}
 
@@ -271,3 +272,16 @@ def test_the_kfp_layer_refuses_an_unsupported_kfp_at_import() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.startswith("kfp: hpo-kfp needs >=9.0,<10, but ")
     assert result.stdout.count("\n") == 1
+
+
+def test_the_kfp_client_still_drops_the_servers_release_and_the_raw_healthz_keeps_it(
+    kfp_api: KfpApiStub,
+) -> None:
+    """kfp.Client's own healthz model has no tag_name; the API server sends it (main.go)."""
+    import kfp
+
+    kfp_api.version = "2.16.1"
+    client = kfp.Client(host=kfp_api.url, namespace="kubeflow")
+    assert not hasattr(client.get_kfp_healthz(), "tag_name")  # else use the public call instead
+    healthz = compat.kfp_server_healthz(client)
+    assert (healthz["tag_name"], healthz["multi_user"]) == ("2.16.1", False)

@@ -62,6 +62,7 @@ def test_rule_is_the_median_of_first_start_step_averages() -> None:
         ("minimize", [4, 9, 9], None),
         ("maximize", [1, 2, 3], 2),
         ("maximize", [1, 6, 2], None),
+        ("minimize", [float("nan"), 9, 8], 3),
     ],
     ids=[
         "worse-stops-at-start-step",
@@ -69,6 +70,7 @@ def test_rule_is_the_median_of_first_start_step_averages() -> None:
         "best-so-far-counts",
         "maximize-worse",
         "maximize-better",
+        "nan-is-no-step",
     ],
 )
 def test_stop_watch(direction: str, values: list[float], stops_at: int | None) -> None:

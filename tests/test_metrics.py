@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.struct_pb2 import Struct
 
-from hpo_kfp.errors import MetricsUnavailable
-from hpo_kfp.metrics import observe, parse_json_lines, parse_text
+from hpo_kfp.errors import InputError, MetricsUnavailable
+from hpo_kfp.metrics import log_metric, metric_value, observe, parse_json_lines, parse_text
 from hpo_kfp.spec.objective import Objective, ObjectiveTerm
 
 _LOG = """\
@@ -95,10 +98,75 @@ def test_non_finite_values_are_counted_and_left_out() -> None:
     assert observation.non_finite == {"loss": 3}
 
 
-def test_only_non_finite_objective_is_metrics_unavailable() -> None:
-    text = json.dumps({"loss": "NaN"})
-    with pytest.raises(MetricsUnavailable, match=r"reported only non-finite values \(1 NaN or infinite\)"):
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        (["NaN"], "loss was NaN"),
+        (["inf", "-Infinity"], "loss was infinite"),
+        (["nan", "inf"], "loss was NaN or infinite"),
+    ],
+    ids=["nan", "infinite", "both"],
+)
+def test_only_non_finite_objective_is_metrics_unavailable_naming_the_metric(
+    values: list[str], reason: str
+) -> None:
+    text = "\n".join(json.dumps({"loss": value}) for value in values)
+    with pytest.raises(MetricsUnavailable, match=f"^{reason}$"):
         observe(parse_json_lines(text, ["loss"]), _objective("min"))
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("loss=nan", "nan"),
+        ("epoch=3 loss = NaN accuracy=0.5", "nan"),
+        ("loss=inf", "inf"),
+        ("loss=-Infinity", "-inf"),
+        ("loss=+INF", "inf"),
+    ],
+    ids=["nan", "spaced-NaN", "inf", "minus-infinity", "plus-INF"],
+)
+def test_default_text_filter_reads_the_non_finite_values_python_prints(line: str, expected: str) -> None:
+    [log] = [m for m in parse_text(line, ["loss", "accuracy"]) if m.name == "loss"]
+    assert repr(log.value) == expected
+
+
+@pytest.mark.parametrize(
+    "line", ["loss=nanometres", "loss=info", "loss=inf.5"], ids=["nanometres", "info", "inf."]
+)
+def test_default_text_filter_reads_no_value_from_words_that_start_like_one(line: str) -> None:
+    assert parse_text(line, ["loss"]) == []
+
+
+def test_a_text_trial_printing_nan_is_unavailable_because_of_the_nan() -> None:
+    with pytest.raises(MetricsUnavailable, match=r"^loss was NaN$"):
+        observe(parse_text("epoch=1 loss=nan\nepoch=2 loss=nan\n", ["loss"]), _objective("min"))
+
+
+class _Metrics:
+    """What KFP's ``Output[Metrics]`` is to log_metric: an object with a metadata dict."""
+
+    def __init__(self) -> None:
+        self.metadata: dict[str, object] = {}
+
+
+def test_log_metric_writes_numbers_and_a_marker_for_each_non_finite_value() -> None:
+    metrics = _Metrics()
+    for name, value in [("loss", math.nan), ("up", math.inf), ("down", -math.inf), ("acc", 1), ("f", 0.5)]:
+        log_metric(metrics, name, value)
+    assert metrics.metadata == {"loss": "NaN", "up": "Infinity", "down": "-Infinity", "acc": 1.0, "f": 0.5}
+    # Every value survives protobuf's Struct (which is what fails on a bare NaN) ...
+    struct = Struct()
+    struct.update(metrics.metadata)
+    # ... and reads back as the number it stands for.
+    back = {name: metric_value(value) for name, value in MessageToDict(struct).items()}
+    expected = {"loss": math.nan, "up": math.inf, "down": -math.inf, "acc": 1.0, "f": 0.5}
+    assert repr(sorted(back.items())) == repr(sorted(expected.items()))  # repr: NaN != NaN
+
+
+def test_log_metric_refuses_what_is_not_a_number() -> None:
+    with pytest.raises(InputError, match=r"^log_metric\(\): loss must be a number, but got 'low'$"):
+        log_metric(_Metrics(), "loss", "low")  # type: ignore[arg-type]
 
 
 def test_several_objectives_come_back_in_term_order() -> None:

@@ -337,3 +337,49 @@ def test_no_module_but_wire_makes_or_checks_a_skip_item() -> None:
         for line in _skip_literals(path.read_text(encoding="utf-8"))
     ]
     assert found == [], "the round's empty item is hpo_kfp.wire.NoTrial; use hpo_kfp.wire.read"
+
+
+def test_typed_parameters_give_each_value_its_parameters_type() -> None:
+    from hpo_kfp import categorical, discrete, double, experiment, integer, objective
+    from hpo_kfp.wire import parameter_kinds, typed_parameters, typed_parameters_json
+
+    spec = experiment(
+        "typed",
+        objective=objective("loss", "minimize"),
+        parameters=[
+            double("lr", 0.01, 0.1),
+            integer("layers", 1, 6),
+            discrete("batch", [16, 32]),
+            discrete("dropout", [0.1, 0.5]),
+            categorical("optimizer", ["sgd", "adam"]),
+        ],
+        max_trials=2,
+        parallel=1,
+    )
+    kinds = parameter_kinds(spec.parameters)
+    assert kinds == {"lr": "float", "layers": "int", "batch": "int", "dropout": "float", "optimizer": "str"}
+    # What KFP hands on: a dict's numbers as doubles (kfp.local), a whole double as an int (backend).
+    carried = {"lr": 1, "layers": 3.0, "batch": 32.0, "dropout": 0.5, "optimizer": "adam"}
+    typed = typed_parameters(carried, kinds)
+    assert typed == carried
+    assert [type(typed[name]) for name in kinds] == [float, int, int, float, str]
+    assert typed_parameters_json(carried, kinds) == (
+        '{"lr":1.0,"layers":3,"batch":32,"dropout":0.5,"optimizer":"adam"}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"layers": 2.5}, r"^parameters\.layers: must be a whole number \(int\), but got 2\.5$"),
+        ({"layers": "3"}, r"^parameters\.layers: must be a finite number \(int\), but got '3'$"),
+        ({"layers": float("nan")}, r"^parameters\.layers: must be a finite number \(int\), but got nan$"),
+        ({"depth": 3}, r"^parameters\.depth: must be a parameter of the experiment, but got 3$"),
+    ],
+    ids=["fractional-int", "string", "nan", "unknown"],
+)
+def test_typed_parameters_refuse_a_value_not_of_its_kind(values: dict[str, object], message: str) -> None:
+    from hpo_kfp.wire import typed_parameters
+
+    with pytest.raises(WireError, match=message):
+        typed_parameters(values, {"layers": "int"})

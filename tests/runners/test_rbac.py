@@ -20,11 +20,9 @@ from tests.k8s_emulator import K8sEmulator
 from tests.runners.test_kubernetes import _COMPLETE, _JOB, _LOG, _NS, _created, _finish, _pod_for
 from tests.runners.test_kubernetes_cluster import _ARGS, _QUICK, _SUCCEEDED, _experiment, _start
 
-_ROLE = next(
-    d
-    for d in yaml.safe_load_all((Path(__file__).parents[2] / "manifests/rbac.yaml").read_text())
-    if d["kind"] == "Role"
-)
+_MANIFESTS = list(yaml.safe_load_all((Path(__file__).parents[2] / "manifests/rbac.yaml").read_text()))
+_ROLE = next(d for d in _MANIFESTS if d["kind"] == "Role")
+_BINDING = next(d for d in _MANIFESTS if d["kind"] == "RoleBinding")
 _TRIAL_VERBS = {"create", "get", "watch", "delete", "list"}
 _TEMPLATES_NAMESPACE = "templates"
 
@@ -198,3 +196,44 @@ def test_every_request_is_in_the_trials_namespace_but_the_template_configmap(
 ) -> None:
     outside = {(ns, g, r, v) for ns, g, r, v in used if ns != _NS}
     assert outside == {(_TEMPLATES_NAMESPACE, "", "configmaps", "get")}
+
+
+def _binds(applied_in: str, namespace: str, service_account: str) -> bool:
+    """Whether the RoleBinding, applied in ``applied_in``, grants the Role to that service
+    account, as Kubernetes' RBAC authorizer decides: a ServiceAccount subject without a
+    namespace means the binding's own (``appliesToUser`` in ``rbac/subject_locator``)."""
+    return (
+        any(
+            subject["kind"] == "ServiceAccount"
+            and subject["name"] == service_account
+            and subject.get("namespace", applied_in) == namespace
+            for subject in _BINDING["subjects"]
+        )
+        and namespace == applied_in
+    )
+
+
+@pytest.mark.parametrize(
+    ("namespace", "service_account"),
+    [("kubeflow", "pipeline-runner"), ("team-a", "default-editor")],
+    ids=["standalone-kfp", "multi-user-kfp"],
+)
+def test_the_binding_grants_the_role_to_the_account_kfp_runs_steps_as(
+    namespace: str, service_account: str
+) -> None:
+    assert _BINDING["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": _ROLE["metadata"]["name"],
+    }
+    assert _binds(namespace, namespace, service_account)
+    # Applied in one namespace, it grants nothing to the accounts of another.
+    assert not _binds(namespace, "elsewhere", service_account)
+
+
+def test_the_binding_names_only_service_accounts_kfp_runs_steps_as() -> None:
+    subjects = {(s["kind"], s["name"], s.get("namespace")) for s in _BINDING["subjects"]}
+    assert subjects == {
+        ("ServiceAccount", "pipeline-runner", None),
+        ("ServiceAccount", "default-editor", None),
+    }

@@ -175,6 +175,26 @@ def test_native_step_records_the_reported_metrics(tmp_path: Path) -> None:
     assert RecordedTrial.from_json(missing).record.status == "MetricsUnavailable"
 
 
+@pytest.mark.parametrize(
+    ("reported", "reason"),
+    [
+        ({"loss": "NaN", "accuracy": 0.5}, "loss was NaN"),
+        ({"loss": "-Infinity"}, "loss was infinite"),
+        ({"accuracy": 0.5}, "objective metric 'loss' was not found in the trial's output"),
+    ],
+    ids=["nan-marker", "infinity-marker", "missing"],
+)
+def test_native_step_reads_the_markers_of_non_finite_metrics(
+    tmp_path: Path, reported: dict[str, Any], reason: str
+) -> None:
+    """What hpo_kfp.metrics.log_metric writes for NaN and ±inf is recorded as such, not as missing."""
+    [item] = suggest_step(_SPEC, None, str(tmp_path / "h.json"))[:1]
+    record, shown = native_trial_step(_SPEC, item, metrics=reported)
+    recorded = RecordedTrial.from_json(record).record
+    assert (recorded.status, recorded.reason, recorded.values) == ("MetricsUnavailable", reason, None)
+    assert shown == {}
+
+
 def test_native_step_refuses_the_no_trial_item() -> None:
     with pytest.raises(WireError, match=r"^trial-item: must be a trial-item message, but got a 'no-trial'"):
         native_trial_step(_SPEC, NoTrial().to_json())
