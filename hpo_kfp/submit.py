@@ -1,30 +1,58 @@
 """Starting tuning runs on a KFP cluster: one run now, or a recurring run.
 
+One run holds the share of the experiment that fits Argo's Workflow limit
+(:mod:`hpo_kfp.pipeline.plan`); when the experiment needs more, ``submit`` also creates a
+recurring run that starts follow-on runs, one at a time, until it is done.
+
 A recurring run continues the same experiment each time: its first round reads what the
 metadata store holds of the experiment, and each run adds up to N trials (its budget), so
 e.g. a nightly schedule keeps tuning on fresh data. Caching is off (every trial must run)
 and at most one run of a schedule is active at a time.
+
+Before a run starts, the KFP server's release (``tag_name`` of its healthz) is checked
+against what the compiled pipeline uses (:mod:`hpo_kfp.backend`): an older backend is
+refused in one line instead of failing mid-run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import math
+import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import yaml
+
+from hpo_kfp.backend import check_backend, required_features
+from hpo_kfp.compat import kfp_server_healthz
 from hpo_kfp.errors import ClusterError, HpoKfpError, InputError
-from hpo_kfp.planning import check_rounds
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
 
-__all__ = ["ClusterAccess", "every_seconds", "six_field_cron", "schedule", "submit"]
+if TYPE_CHECKING:
+    from hpo_kfp.pipeline.plan import RunPlan
+
+__all__ = [
+    "DEFAULT_CONTINUE_EVERY",
+    "ClusterAccess",
+    "Submitted",
+    "check_kube_context",
+    "every_seconds",
+    "six_field_cron",
+    "schedule",
+    "submit",
+]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+DEFAULT_CONTINUE_EVERY = "10m"
+"""How often the recurring run of an experiment bigger than one run starts a follow-on run
+(one at a time: a start while a run is active is skipped)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,9 +72,22 @@ class ClusterAccess:
     """Path of a projected service-account token (inside a cluster)."""
     verify_ssl: bool = True
 
+    @property
+    def where(self) -> str:
+        """The API as the user named it: its URL, or the kube context that leads to it."""
+        return self.host or f"kube context {self.kube_context!r}"
+
     def client(self) -> Any:
+        """A KFP client for the API.
+
+        Raises:
+            InputError: ``kube_context`` names no context of the kube config.
+        """
         import kfp
 
+        if self.kube_context:
+            # kfp.Client falls back to localhost when the context is missing: say so first.
+            check_kube_context(self.kube_context)
         credentials = None
         if self.service_account_token:
             credentials = kfp.client.ServiceAccountTokenVolumeCredentials(path=self.service_account_token)
@@ -74,10 +115,7 @@ class ClusterAccess:
                 if status
                 else str(error).splitlines()[0]
             )
-            message = (
-                f"the KFP API at {self.host or self.kube_context} must accept the request, "
-                f"but it answered: {detail}"
-            )
+            message = f"the KFP API at {self.where} must accept the request, but it answered: {detail}"
             # A refused credential is the user's input; anything else is the cluster's failure.
             if status in (401, 403):
                 raise InputError(message) from error
@@ -85,6 +123,56 @@ class ClusterAccess:
 
     def run_url(self, run_id: str) -> str:
         return f"{(self.host or '').rstrip('/')}/#/runs/details/{run_id}"
+
+    def check_backend(self, client: Any, package: Path) -> None:
+        """Refuses a KFP backend older than the compiled pipeline ``package`` needs.
+
+        Raises:
+            BackendTooOld: Naming the feature, the release it needs and the server's.
+            ClusterError: The server did not answer its healthz.
+        """
+        with _quiet(), self.calling():
+            tag = kfp_server_healthz(client).get("tag_name")
+        with open(package, encoding="utf-8") as stream:
+            pipeline_spec = next(yaml.safe_load_all(stream))
+        check_backend(str(tag) if tag else None, required_features(pipeline_spec), self.where)
+
+
+def check_kube_context(context: str) -> None:
+    """Refuses a kube config context that is not in the kube config, naming both.
+
+    Raises:
+        InputError: No readable kube config, or no context of that name in it.
+    """
+    from kubernetes import config
+
+    path = os.environ.get("KUBECONFIG") or None
+    where = path or "~/.kube/config"
+    try:
+        contexts, _ = config.list_kube_config_contexts(config_file=path)
+    except (config.ConfigException, OSError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise InputError(
+            f"--kube-context: {context!r} must be a context of a readable kube config, but {where} "
+            f"gave: {reason}"
+        ) from error
+    names = sorted(str(c.get("name")) for c in contexts or [])
+    if context not in names:
+        raise InputError(
+            f"--kube-context: must name a context of the kube config {where} ({', '.join(names) or 'none'}), "
+            f"but got {context!r}"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Submitted:
+    """A run started on a cluster, and the recurring run that continues it, if any."""
+
+    run_id: str
+    url: str
+    plan: RunPlan
+    recurring_id: str | None = None
+    """The recurring run starting follow-on runs, when one run cannot hold the experiment."""
 
 
 def submit(
@@ -94,18 +182,44 @@ def submit(
     *,
     image: str,
     run_name: str | None = None,
-) -> tuple[str, str]:
-    """Compiles the experiment's pipeline and starts one run; returns (run id, URL)."""
+    synchronous: bool = False,
+    trials_per_run: int = 0,
+    continue_every: str = DEFAULT_CONTINUE_EVERY,
+) -> Submitted:
+    """Compiles the experiment's pipeline and starts one run.
+
+    When one run cannot hold the experiment (its share of trials is what fits Argo's limit,
+    or ``trials_per_run``), a recurring run is created beside it that starts a follow-on run
+    every ``continue_every``, one at a time, each continuing what the store holds; once
+    the experiment is done a follow-on run costs its first steps (start, one claim, decide,
+    report) until the recurring run is deleted.
+    """
     client = access.client()
-    with _compiled(experiment, settings, image, rounds=None) as package, _quiet(), access.calling():
-        result = client.create_run_from_pipeline_package(
-            str(package),
-            run_name=run_name or experiment.name,
-            experiment_name=experiment.name,
-            namespace=access.namespace,
-            enable_caching=False,
-        )
-    return str(result.run_id), access.run_url(str(result.run_id))
+    with _compiled(
+        experiment, settings, image, synchronous=synchronous, trials_per_run=trials_per_run
+    ) as plan:
+        access.check_backend(client, plan.path)
+        with _quiet(), access.calling():
+            result = client.create_run_from_pipeline_package(
+                str(plan.path),
+                run_name=run_name or experiment.name,
+                experiment_name=experiment.name,
+                namespace=access.namespace,
+                enable_caching=False,
+            )
+            recurring = None
+            if plan.continues:
+                recurring = _create_recurring(
+                    client,
+                    access,
+                    experiment,
+                    plan,
+                    name=f"{experiment.name}-continue",
+                    description=f"hpo-kfp: follow-on runs of {experiment.name} until it is done",
+                    timing={"interval_second": every_seconds(continue_every)},
+                )
+    run_id = str(result.run_id)
+    return Submitted(run_id=run_id, url=access.run_url(run_id), plan=plan, recurring_id=recurring)
 
 
 def schedule(
@@ -118,36 +232,60 @@ def schedule(
     cron: str | None = None,
     every: str | None = None,
     name: str | None = None,
+    synchronous: bool = False,
 ) -> str:
-    """Creates a recurring run that adds ``trials_per_run`` trials to the experiment each time.
+    """Creates a recurring run that adds ``trials_per_run`` trials to the experiment each
+    time (fewer if that many do not fit one run: the share is then what fits).
 
     Raises:
         InputError: Neither or both of ``cron`` and ``every``, or either malformed.
     """
     if (cron is None) == (every is None):
         raise InputError("give one of --cron and --every")
-    budgeted = StepSettings(**{**settings.__dict__, "run_budget": trials_per_run})
-    rounds = math.ceil(trials_per_run / experiment.parallel_trial_count)
-    check_rounds(rounds)
     timing: dict[str, Any] = (
         {"cron_expression": six_field_cron(cron)}
         if cron is not None
         else {"interval_second": every_seconds(every)}
     )
     client = access.client()
-    with _quiet(), access.calling():
-        group = client.create_experiment(name=experiment.name, namespace=access.namespace)
-    with _compiled(experiment, budgeted, image, rounds=rounds) as package, _quiet(), access.calling():
-        recurring = client.create_recurring_run(
-            experiment_id=group.experiment_id,
-            job_name=name or f"{experiment.name}-tuning",
-            description=f"hpo-kfp: {trials_per_run} more trials of {experiment.name} per run",
-            pipeline_package_path=str(package),
-            max_concurrency=1,
-            no_catchup=True,
-            enable_caching=False,
-            **timing,
-        )
+    with _compiled(
+        experiment, settings, image, synchronous=synchronous, trials_per_run=trials_per_run
+    ) as plan:
+        access.check_backend(client, plan.path)
+        with _quiet(), access.calling():
+            return _create_recurring(
+                client,
+                access,
+                experiment,
+                plan,
+                name=name or f"{experiment.name}-tuning",
+                description=f"hpo-kfp: {plan.share or trials_per_run} more trials of {experiment.name} "
+                "per run",
+                timing=timing,
+            )
+
+
+def _create_recurring(
+    client: Any,
+    access: ClusterAccess,
+    experiment: Experiment,
+    plan: RunPlan,
+    *,
+    name: str,
+    description: str,
+    timing: dict[str, Any],
+) -> str:
+    group = client.create_experiment(name=experiment.name, namespace=access.namespace)
+    recurring = client.create_recurring_run(
+        experiment_id=group.experiment_id,
+        job_name=name,
+        description=description,
+        pipeline_package_path=str(plan.path),
+        max_concurrency=1,
+        no_catchup=True,
+        enable_caching=False,
+        **timing,
+    )
     return str(recurring.recurring_run_id)
 
 
@@ -170,17 +308,20 @@ def every_seconds(duration: str | None) -> int:
 
 
 @contextlib.contextmanager
-def _compiled(experiment: Experiment, settings: StepSettings, image: str, rounds: int | None) -> Any:
-    from hpo_kfp.pipeline.compact import compact_file
-    from hpo_kfp.pipeline.loop import build_pipeline, compile_pipeline
+def _compiled(
+    experiment: Experiment, settings: StepSettings, image: str, *, synchronous: bool, trials_per_run: int
+) -> Iterator[RunPlan]:
+    from hpo_kfp.pipeline.plan import compile_run
 
     with tempfile.TemporaryDirectory(prefix="hpo-kfp-") as folder:
-        package = Path(folder) / "pipeline.yaml"
-        compile_pipeline(
-            build_pipeline(experiment, settings=settings, rounds=rounds, base_image=image), package
+        yield compile_run(
+            experiment,
+            settings,
+            Path(folder) / "pipeline.yaml",
+            image=image,
+            synchronous=synchronous,
+            trials_per_run=trials_per_run,
         )
-        compact_file(package)
-        yield package
 
 
 @contextlib.contextmanager

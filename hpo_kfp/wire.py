@@ -25,8 +25,9 @@ Core layer: this module imports neither KFP nor :mod:`hpo_kfp.pipeline`.
 from __future__ import annotations
 
 import json
+import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
@@ -37,6 +38,7 @@ from hpo_kfp.runners.base import TrialRun
 
 if TYPE_CHECKING:
     from hpo_kfp.decide import Decision
+    from hpo_kfp.spec import Parameter
 
 __all__ = [
     "WIRE_VERSION",
@@ -45,11 +47,15 @@ __all__ = [
     "Message",
     "NoTrial",
     "RecordedTrial",
+    "RunDocument",
     "RunResult",
     "TrialItem",
     "TuneResult",
     "check_version",
+    "parameter_kinds",
     "read",
+    "typed_parameters",
+    "typed_parameters_json",
 ]
 
 WIRE_VERSION = 1
@@ -388,6 +394,36 @@ class TuneResult(Message):
         )
 
 
+@dataclass(frozen=True, kw_only=True)
+class RunDocument(Message):
+    """What every step of an asynchronous run reads instead of the Experiment string: the
+    run's first step writes it once, as an artifact, so a step's inputs stay a file
+    reference (on a cluster each string parameter is stored several times per task in the
+    Argo Workflow, which must stay under 1 MiB)."""
+
+    KIND: ClassVar[str] = "run-document"
+
+    spec: str
+    """The Experiment (YAML or JSON), as the run was given it."""
+    settings: str
+    """:class:`~hpo_kfp.steps.settings.StepSettings` as JSON."""
+    run_limit: int | None = None
+    """How many trials the experiment may hold at the end of this run (None: as many as
+    ``maxTrialCount`` allows)."""
+
+    def _fields(self) -> dict[str, Any]:
+        return {"spec": self.spec, "settings": self.settings, "run_limit": self.run_limit}
+
+    @classmethod
+    def _from_fields(cls, data: Mapping[str, Any], where: str) -> RunDocument:
+        _check_keys(data, ("spec", "settings", "run_limit"), where)
+        return cls(
+            spec=_take(data, "spec", where, str),
+            settings=_take(data, "settings", where, str),
+            run_limit=_take(data, "run_limit", where, (int, type(None)), default=None),
+        )
+
+
 _REQUIRED: Any = object()
 
 
@@ -431,3 +467,56 @@ def _take(
         names = " or ".join("null" if kind is type(None) else kind.__name__ for kind in accepted)
         raise WireError(f"{where}.{key}: must be {names}, but got {value!r}")
     return value
+
+
+_KINDS: dict[str, type] = {"int": int, "float": float, "str": str}
+
+
+def parameter_kinds(parameters: Sequence[Parameter]) -> dict[str, str]:
+    """Each hyperparameter's Python type name: ``int`` (an int parameter, or a discrete one
+    whose values are all ints), ``str`` (categorical) or ``float``."""
+    kinds = {}
+    for parameter in parameters:
+        if parameter.type == "int" or (
+            parameter.type == "discrete" and all(type(v) is int for v in parameter.values)
+        ):
+            kinds[parameter.name] = "int"
+        elif parameter.type == "categorical":
+            kinds[parameter.name] = "str"
+        else:
+            kinds[parameter.name] = "float"
+    return kinds
+
+
+def typed_parameters(values: Mapping[str, Any], kinds: Mapping[str, str]) -> dict[str, Any]:
+    """An assignment with each value of its parameter's type (``kinds``, as from
+    :func:`parameter_kinds`): ``3.0`` of an int parameter becomes ``3``, ``2`` of a double ``2.0``.
+
+    KFP carries a ``dict`` parameter's numbers as protobuf doubles: kfp.local hands an int
+    inside one on as a float, and the backend writes a whole double as ``2`` (an int once
+    read). Pass an assignment between steps as this, serialized (:func:`typed_parameters_json`).
+
+    Raises:
+        WireError: A value that is not of its kind (a fractional value of an int parameter,
+            a string of a number's), or a parameter ``kinds`` does not know.
+    """
+    typed: dict[str, Any] = {}
+    for name, value in values.items():
+        kind = kinds.get(name)
+        if kind not in _KINDS:
+            raise WireError(f"parameters.{name}: must be a parameter of the experiment, but got {value!r}")
+        if kind == "str":
+            typed[name] = value if isinstance(value, str) else str(value)
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise WireError(f"parameters.{name}: must be a finite number ({kind}), but got {value!r}")
+        if kind == "int" and float(value) != int(value):
+            raise WireError(f"parameters.{name}: must be a whole number (int), but got {value!r}")
+        typed[name] = _KINDS[kind](value)
+    return typed
+
+
+def typed_parameters_json(values: Mapping[str, Any], kinds: Mapping[str, str]) -> str:
+    """:func:`typed_parameters` as a JSON object: ints without a fraction, floats with one,
+    so a step that ``json.loads`` it gets the types back."""
+    return json.dumps(typed_parameters(values, kinds), separators=(",", ":"))

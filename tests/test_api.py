@@ -22,6 +22,7 @@ def test_tune_has_its_real_parameters_and_a_docstring() -> None:
         "trial_arguments",
         "metrics_output",
         "settings",
+        "slots",
         "rounds",
         "base_image",
     ]

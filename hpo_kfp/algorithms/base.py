@@ -108,6 +108,13 @@ class Algorithm(Protocol):
         """
         ...
 
+    @property
+    def synchronous(self) -> bool:
+        """Whether its trials must run in rounds, each proposed once the round before ended
+        (Hyperband's rungs). Others run in asynchronous lanes: a trial starts as soon as one
+        ends (:mod:`hpo_kfp.pipeline.lanes`)."""
+        ...
+
     def validate(self, experiment: Experiment, at: Callable[[str], str]) -> None:
         """Checks that ``experiment`` is one this algorithm can run.
 

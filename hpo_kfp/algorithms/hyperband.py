@@ -54,6 +54,8 @@ class Hyperband:
     """Katib's settings: ``resource_name`` and ``r_l`` are required, ``eta`` defaults to 3."""
     multi_objective: bool = False
     """Promotion ranks trials on one objective."""
+    synchronous: bool = True
+    """A rung is promoted from the whole rung before it."""
 
     def validate(self, experiment: Experiment, at: Callable[[str], str]) -> None:
         """See :meth:`hpo_kfp.algorithms.Algorithm.validate`: the settings and Katib's constraint."""

@@ -60,6 +60,8 @@ class OptunaSampler:
     """The settings it accepts, by Katib's names."""
     multi_objective: bool = True
     """Whether it can optimise several objectives at once."""
+    synchronous: bool = False
+    """Proposes from whatever has finished, with running trials as pending."""
     fixed: Mapping[str, Any] = field(default_factory=dict)
     """Sampler arguments that are always set."""
     continues_sequence: bool = False

@@ -1,4 +1,5 @@
-"""``submit`` (one run on a KFP cluster) and ``schedule`` (a recurring run)."""
+"""``submit`` (one run on a KFP cluster), ``schedule`` (a recurring run), ``sweep``, and
+``generic-pipeline`` (the uploadable pipeline, compiled for an image of the user's)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,15 @@ from hpo_kfp.errors import InputError
 from hpo_kfp.runtime import RUNTIME_IMAGE
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.store import CLUSTER_STORE, LOCAL_STORE
-from hpo_kfp.submit import ClusterAccess, every_seconds, schedule, six_field_cron, submit
+from hpo_kfp.submit import (
+    DEFAULT_CONTINUE_EVERY,
+    ClusterAccess,
+    check_kube_context,
+    every_seconds,
+    schedule,
+    six_field_cron,
+    submit,
+)
 
 __all__ = ["register"]
 
@@ -34,12 +43,37 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
         "--trial-namespace", default="", help="namespace of trial objects (default: the run's)"
     )
     add_store_options(parser, CLUSTER_STORE, namespace=False)
+    add_shape_options(parser)
+
+
+def add_shape_options(parser: argparse.ArgumentParser) -> None:
+    """``--sync``: synchronous rounds instead of asynchronous lanes."""
+    parser.add_argument(
+        "--sync",
+        action="store_true",
+        help="run trials in synchronous rounds of parallelTrialCount (reproducible; slower when trials "
+        "differ in length); hyperband always does",
+    )
 
 
 def register(commands: Any) -> None:
     run = commands.add_parser("submit", help="compile and start one tuning run on a KFP cluster")
     _cluster_options(run)
     run.add_argument("--run-name", help="the run's name (default: the experiment's)")
+    run.add_argument(
+        "--trials-per-run",
+        type=int,
+        default=0,
+        metavar="N",
+        help="new trials one run may start (default: what fits Argo's Workflow limit)",
+    )
+    run.add_argument(
+        "--continue-every",
+        default=DEFAULT_CONTINUE_EVERY,
+        metavar="DURATION",
+        help="when one run cannot hold the experiment, a recurring run starts a follow-on run this often "
+        f"(default: {DEFAULT_CONTINUE_EVERY})",
+    )
     run.set_defaults(handler=_submit)
 
     recurring = commands.add_parser(
@@ -67,6 +101,32 @@ def register(commands: Any) -> None:
     add_store_options(sweep, LOCAL_STORE, namespace=False)
     sweep.set_defaults(handler=_sweep)
 
+    generic = commands.add_parser(
+        "generic-pipeline",
+        help="compile the generic uploadable pipeline (the experiment is a run parameter) for an image",
+    )
+    generic.add_argument("-o", "--output", required=True, help="where to write the pipeline YAML")
+    generic.add_argument(
+        "--image", default=RUNTIME_IMAGE, help=f"image of every step (default: {RUNTIME_IMAGE})"
+    )
+    generic.set_defaults(handler=_generic_pipeline)
+
+
+def _generic_pipeline(args: argparse.Namespace) -> int:
+    from hpo_kfp.pipeline.compact import compact_file
+    from hpo_kfp.pipeline.generic import build_generic_pipeline
+    from hpo_kfp.pipeline.loop import compile_pipeline
+
+    image = args.image
+    if not image or any(c.isspace() for c in image):
+        raise UsageError(f"--image: must be an image reference without spaces, but got {image!r}")
+    path = Path(args.output)
+    # The same build as the committed pipelines/hpo_experiment.yaml (hpo_kfp.pipeline.publish).
+    compile_pipeline(build_generic_pipeline(base_image=image), path)
+    compact_file(path)
+    print(f"{path}: the generic pipeline, every step in {image} ({path.stat().st_size} bytes)")
+    return 0
+
 
 def _sweep(args: argparse.Namespace) -> int:
     from hpo_kfp.history import ACTIVE
@@ -80,6 +140,8 @@ def _sweep(args: argparse.Namespace) -> int:
             f"{args.file}: spec.trialTemplate.trialSpec: must be inline to know the trials' kind, "
             "but got nothing"
         )
+    if args.kube_context:
+        check_kube_context(args.kube_context)
     namespace = args.namespace or experiment.namespace or _kube_namespace(args.kube_context)
     keep: list[str] = []
     if not args.all:
@@ -147,11 +209,32 @@ def _settings(args: argparse.Namespace) -> StepSettings:
 
 
 def _submit(args: argparse.Namespace) -> int:
+    if args.trials_per_run < 0:
+        raise UsageError(f"--trials-per-run: must be 0 (what fits) or more, but got {args.trials_per_run}")
+    try:  # checked before the cluster is contacted
+        every_seconds(args.continue_every)
+    except InputError as error:
+        raise UsageError(str(error).replace("--every", "--continue-every")) from None
     experiment = read_experiment(args)
     access = _access(args)
     args.error_source = args.host
-    run_id, url = submit(experiment, access, _settings(args), image=args.image, run_name=args.run_name)
-    print(f"{experiment.name}: run {run_id} started: {url}")
+    submitted = submit(
+        experiment,
+        access,
+        _settings(args),
+        image=args.image,
+        run_name=args.run_name,
+        synchronous=args.sync,
+        trials_per_run=args.trials_per_run,
+        continue_every=args.continue_every,
+    )
+    print(f"{experiment.name}: run {submitted.run_id} started: {submitted.url}")
+    print(f"{experiment.name}: {submitted.plan.describe()}")
+    if submitted.recurring_id is not None:
+        print(
+            f"{experiment.name}: recurring run {submitted.recurring_id} starts a follow-on run every "
+            f"{args.continue_every} (one at a time) until the experiment is done; delete it then"
+        )
     return 0
 
 
@@ -174,6 +257,7 @@ def _schedule(args: argparse.Namespace) -> int:
         cron=args.cron,
         every=args.every,
         name=args.name,
+        synchronous=args.sync,
     )
     when = f"cron {args.cron!r}" if args.cron else f"every {args.every}"
     print(

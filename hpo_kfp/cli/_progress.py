@@ -20,10 +20,14 @@ __all__ = ["Progress", "describe", "parameters_text"]
 
 
 def describe(run: LocalRun, history: History, elapsed: float) -> str:
-    """One line: round, trials finished of the total, outcomes, best so far, time."""
+    """One line: the round (synchronous runs), trials finished of the total, outcomes, best so far, time."""
     experiment = run.experiment
-    new = [t for t in history.trials if t.number >= run.prior.next_number and t.status in FINISHED]
-    round_index = min(run.rounds, len(new) // experiment.parallel_trial_count + 1)
+    if run.rounds:
+        new = [t for t in history.trials if t.number >= run.prior.next_number and t.status in FINISHED]
+        round_index = min(run.rounds, len(new) // experiment.parallel_trial_count + 1)
+        where = f"round {round_index}/{run.rounds}: "
+    else:
+        where = ""
     counts = trial_counts(history)  # the experiment's own trials, as the summary counts them
     finished = counts["total"] - counts["active"]
     outcomes = [f"{counts['succeeded']} ok"]
@@ -38,7 +42,7 @@ def describe(run: LocalRun, history: History, elapsed: float) -> str:
         imported = ", imported" if best.origin == "import" else ""
         best_text = f"best {experiment.objective.metric}={best.objective:.6g} ({best.name}{imported})"
     return (
-        f"round {round_index}/{run.rounds}: {finished}/{experiment.max_trial_count} trials finished "
+        f"{where}{finished}/{experiment.max_trial_count} trials finished "
         f"({', '.join(outcomes)}), {best_text}, {elapsed:.1f} s"
     )
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,7 @@ from hpo_kfp.cli._common import (
 from hpo_kfp.cli._progress import Progress
 from hpo_kfp.decide import Decision
 from hpo_kfp.history import History
-from hpo_kfp.pipeline.launch import outcome, prepare_local_run, run_prepared
+from hpo_kfp.pipeline.launch import outcome, prepare_local_run, run_to_end
 from hpo_kfp.report import best_text, counts_text, pareto_text, report_document, trial_logs, trials_table
 from hpo_kfp.report_pages import html_page
 from hpo_kfp.runtime import RUNTIME_IMAGE
@@ -47,6 +51,19 @@ def register(commands: Any) -> None:
         action="store_true",
         help="go on although the search space changed (old trials stay, outside the new space)",
     )
+    run.add_argument(
+        "--sync",
+        action="store_true",
+        help="run trials in synchronous rounds of parallelTrialCount (reproducible; slower when trials "
+        "differ in length); hyperband always does",
+    )
+    run.add_argument(
+        "--trials-per-run",
+        type=int,
+        default=0,
+        metavar="N",
+        help="new trials one pipeline run may start; runs follow one another until the experiment is done",
+    )
     add_type_prefix_option(run)
     run.add_argument("--json", action="store_true", help="end with one JSON line describing the result")
     run.set_defaults(handler=_run)
@@ -68,13 +85,29 @@ def register(commands: Any) -> None:
     build.add_argument("--namespace", default="", help="namespace of trial objects (default: the step's own)")
     add_store_options(build, CLUSTER_STORE, namespace=False)
     build.add_argument("--no-store", action="store_true", help="keep no store (the history lives in the run)")
-    build.add_argument("--rounds", type=int, help="rounds to unroll (default: enough for maxTrialCount)")
+    build.add_argument(
+        "--sync",
+        action="store_true",
+        help="synchronous rounds of parallelTrialCount instead of asynchronous lanes (hyperband always)",
+    )
+    build.add_argument(
+        "--trials-per-run",
+        type=int,
+        default=0,
+        metavar="N",
+        help="new trials one run may start (default: what fits Argo's Workflow limit)",
+    )
+    build.add_argument(
+        "--rounds", type=int, help="with --sync: rounds to unroll (default: enough for maxTrialCount)"
+    )
     build.set_defaults(handler=_compile)
 
 
 def _run(args: argparse.Namespace) -> int:
     if not args.local:
         raise UsageError("run: --local is required (to run on a cluster, compile the pipeline and upload it)")
+    if args.trials_per_run < 0:
+        raise UsageError(f"--trials-per-run: must be 0 (no limit) or more, but got {args.trials_per_run}")
     experiment = read_experiment(args)
     workdir = Path(args.workdir)
     args.default_store = f"sqlite:///{workdir / 'hpo-kfp.sqlite'}"
@@ -87,6 +120,8 @@ def _run(args: argparse.Namespace) -> int:
         type_prefix=type_prefix(args),
         restart=args.restart,
         allow_space_change=args.allow_space_change,
+        synchronous=args.sync,
+        trials_per_run=args.trials_per_run,
     )
     out = sys.stdout
     if prepared.prior.trials:
@@ -98,14 +133,16 @@ def _run(args: argparse.Namespace) -> int:
         out.write(
             f"{experiment.name}: continuing with {len(prepared.prior.trials)} trials from {store}{again}\n"
         )
-    out.write(
-        f"{experiment.name}: {prepared.rounds} rounds of up to {experiment.parallel_trial_count} trials; "
-        f"run folder {prepared.directory}\n"
+    shape = (
+        f"{experiment.parallel_trial_count} asynchronous lanes of up to {prepared.slots} trials per run"
+        if prepared.slots
+        else f"{prepared.rounds} rounds of up to {experiment.parallel_trial_count} trials"
     )
+    out.write(f"{experiment.name}: {shape}; run folder {prepared.directory}\n")
     out.flush()
     started = time.monotonic()
-    with Progress(prepared, out):
-        run_prepared(prepared)
+    with Progress(prepared, out), _terminate_as_interrupt():
+        run_to_end(prepared)
     history, decision = outcome(prepared)
     logs = trial_logs(prepared.directory / "artifacts")
     _summary(out, experiment, history, decision, logs, time.monotonic() - started)
@@ -122,9 +159,26 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if decision.status == "Succeeded" else 1
 
 
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a service manager, a CI's timeout, ``kill``) stops the run as Ctrl-C does: the
+    steps and their trials are stopped, and what they claimed runs again next time."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _compile(args: argparse.Namespace) -> int:
-    from hpo_kfp.pipeline.compact import compact_file
-    from hpo_kfp.pipeline.loop import build_pipeline, compile_pipeline, round_count
+    from hpo_kfp.pipeline.plan import compile_run
 
     experiment = read_experiment(args)
     output = Path(args.output)
@@ -132,21 +186,35 @@ def _compile(args: argparse.Namespace) -> int:
         raise UsageError(f"-o: the pipeline file must end with .yaml, .yml or .json, but got {args.output}")
     if args.rounds is not None and args.rounds < 1:
         raise UsageError(f"--rounds: must be at least 1, but got {args.rounds}")
+    if args.trials_per_run < 0:
+        raise UsageError(f"--trials-per-run: must be 0 (what fits) or more, but got {args.trials_per_run}")
+    if args.no_store and not args.sync:
+        raise UsageError("--no-store: needs --sync (asynchronous lanes share their trials through the store)")
     settings = StepSettings(
         runner=args.runner,
         store="" if args.no_store else store_url(args),
         type_prefix=type_prefix(args),
         namespace=args.namespace,
     )
-    rounds = args.rounds or round_count(experiment)
-    compile_pipeline(
-        build_pipeline(experiment, settings=settings, rounds=rounds, base_image=args.image), output
+    plan = compile_run(
+        experiment,
+        settings,
+        output,
+        image=args.image,
+        synchronous=args.sync or args.rounds is not None,
+        trials_per_run=args.trials_per_run,
+        rounds=args.rounds,
     )
-    size = compact_file(output)
     print(
-        f"{output}: {rounds} rounds of up to {experiment.parallel_trial_count} trials, runner {args.runner}, "
-        f"image {args.image}, {size / 1024:.0f} KiB"
+        f"{output}: {plan.describe()}; up to {experiment.parallel_trial_count} trials at a time, "
+        f"runner {args.runner}, image {args.image}, {plan.size_bytes / 1024:.0f} KiB"
     )
+    if plan.continues:
+        print(
+            f"{output}: one run holds {plan.share} of {plan.needed} trials; start runs until the "
+            "experiment is done (each continues what the store holds), or use `hpo-kfp submit`, which "
+            "schedules them"
+        )
     return 0
 
 

@@ -20,8 +20,16 @@ __all__ = [
     "collect_native_metrics_op",
     "collect_native_value_op",
     "decide_op",
+    "finish_op",
+    "lane_collect_metrics_op",
+    "lane_native_metrics_op",
+    "lane_native_value_op",
+    "lane_report_op",
+    "lane_run_trial_op",
+    "lane_suggest_op",
     "report_op",
     "run_trial_op",
+    "start_op",
     "suggest_op",
 ]
 
@@ -158,6 +166,161 @@ def collect_native_value_op(base_image: str = RUNTIME_IMAGE) -> Any:
         from hpo_kfp.steps.native import native_trial_step
 
         record, shown = native_trial_step(spec, trial, settings, run_id, value=value)
+        for name, reported in shown.items():
+            metrics.log_metric(name, reported)
+        return record
+
+    return collect_trial_value
+
+
+# The asynchronous loop's components (:mod:`hpo_kfp.pipeline.lanes`): every step but
+# ``start`` reads the Experiment from the run document artifact, not from a string parameter.
+
+
+@functools.cache
+def start_op(base_image: str = RUNTIME_IMAGE) -> Any:
+    """The start component: opens the run in the store, writes the run document, returns the lanes."""
+
+    @dsl.component(base_image=base_image, install_kfp_package=False)
+    def start(spec: str, settings: str, run_id: str, run: Output[Artifact]) -> List[str]:
+        """Opens the experiment in its store and fixes this run's share of trials; one item per lane."""
+        from hpo_kfp.steps.lanes import start_step
+
+        return start_step(spec, settings, run_id, run.path)
+
+    return start
+
+
+@functools.cache
+def lane_suggest_op(base_image: str = RUNTIME_IMAGE) -> Any:
+    """A lane's suggest component: claims the experiment's next trial; ``Output`` says
+    whether there was one (kfp.local tests conditions only on an output named ``Output``)."""
+
+    @dsl.component(base_image=base_image, install_kfp_package=False)
+    def suggest(run: Input[Artifact], run_id: str, trial: OutputPath(str)) -> bool:  # type: ignore[valid-type]
+        """Claims the experiment's next trial from the store, every running trial counted as pending."""
+        from hpo_kfp.steps.lanes import next_trial_step
+
+        return next_trial_step(run.path, run_id, trial)
+
+    return suggest
+
+
+@functools.cache
+def lane_run_trial_op(base_image: str = RUNTIME_IMAGE) -> Any:
+    """A lane's run_trial component."""
+
+    @dsl.component(base_image=base_image, install_kfp_package=False)
+    def run_trial(
+        run: Input[Artifact], trial: str, log: Output[Artifact], metrics_file: Output[Artifact]
+    ) -> str:
+        """Runs one trial of the experiment's trial template; keeps its log and metrics file."""
+        from hpo_kfp.steps.lanes import run_lane_trial_step
+
+        return run_lane_trial_step(run.path, trial, log.path, metrics_file.path)
+
+    return run_trial
+
+
+@functools.cache
+def lane_collect_metrics_op(base_image: str = RUNTIME_IMAGE) -> Any:
+    """A lane's collect_metrics component."""
+
+    @dsl.component(base_image=base_image, install_kfp_package=False)
+    def collect_metrics(
+        run: Input[Artifact],
+        run_id: str,
+        result: str,
+        log: Input[Artifact],
+        metrics_file: Input[Artifact],
+        metrics: Output[Metrics],
+    ) -> str:
+        """Reads a trial's metrics as Katib's collectors do and records the trial."""
+        from hpo_kfp.steps.lanes import collect_lane_trial_step
+
+        record, shown = collect_lane_trial_step(run.path, run_id, result, log.path, metrics_file.path)
+        for name, value in shown.items():
+            metrics.log_metric(name, value)
+        return record
+
+    return collect_metrics
+
+
+@functools.cache
+def finish_op(base_image: str = RUNTIME_IMAGE) -> Any:
+    """The asynchronous loop's decide component, once every lane ended."""
+
+    @dsl.component(base_image=base_image, install_kfp_package=False)
+    def decide(
+        run: Input[Artifact],
+        lanes: List[bool],
+        history: Output[Artifact],
+        decision: OutputPath(str),  # type: ignore[valid-type]
+    ) -> bool:
+        """Applies Katib's stop rules to what the store holds once every lane ended (``lanes``
+        collects each lane's first claim: it makes this step wait for the whole loop); returns
+        whether done."""
+        from hpo_kfp.steps.lanes import finish_step
+
+        del lanes
+        return finish_step(run.path, history.path, decision)
+
+    return decide
+
+
+@functools.cache
+def lane_report_op(base_image: str = RUNTIME_IMAGE) -> Any:
+    """The asynchronous loop's report component."""
+
+    @dsl.component(base_image=base_image, install_kfp_package=False)
+    def report(
+        run: Input[Artifact], history: Input[Artifact], summary: Output[Markdown], page: Output[HTML]
+    ) -> None:
+        """Writes the experiment's summary (Markdown) and page with plots (HTML)."""
+        from hpo_kfp.steps.lanes import read_run_document
+        from hpo_kfp.steps.report import report_step
+
+        document, _, _ = read_run_document(run.path)
+        report_step(document.spec, history.path, summary.path, page.path)
+
+    return report
+
+
+@functools.cache
+def lane_native_metrics_op(base_image: str = RUNTIME_IMAGE) -> Any:
+    """Records a KFP-native trial of a lane from its component's ``system.Metrics`` output."""
+
+    @dsl.component(base_image=base_image, install_kfp_package=False)
+    def collect_trial_metrics(
+        run: Input[Artifact], run_id: str, trial: str, trial_metrics: Input[Metrics], metrics: Output[Metrics]
+    ) -> str:
+        from hpo_kfp.steps.lanes import read_run_document
+        from hpo_kfp.steps.native import native_trial_step
+
+        document, _, _ = read_run_document(run.path)
+        record, shown = native_trial_step(
+            document.spec, trial, document.settings, run_id, metrics=trial_metrics.metadata
+        )
+        for name, value in shown.items():
+            metrics.log_metric(name, value)
+        return record
+
+    return collect_trial_metrics
+
+
+@functools.cache
+def lane_native_value_op(base_image: str = RUNTIME_IMAGE) -> Any:
+    """Records a KFP-native trial of a lane from its component's float return value."""
+
+    @dsl.component(base_image=base_image, install_kfp_package=False)
+    def collect_trial_value(
+        run: Input[Artifact], run_id: str, trial: str, value: float, metrics: Output[Metrics]
+    ) -> str:
+        from hpo_kfp.steps.lanes import read_run_document
+        from hpo_kfp.steps.native import native_trial_step
+
+        document, _, _ = read_run_document(run.path)
+        record, shown = native_trial_step(document.spec, trial, document.settings, run_id, value=value)
         for name, reported in shown.items():
             metrics.log_metric(name, reported)
         return record

@@ -43,40 +43,54 @@ def unpack(trial: str) -> NamedTuple("Assignment", [{annotation}]):
 
 
 def best_op(fields: List[Tuple[str, str, str]], base_image: str) -> Any:
-    """A component exposing the best trial: its parameters as a dict and one by one, its
-    objective and name, the decision, and the history as an artifact, from the
-    :class:`~hpo_kfp.wire.TuneResult` of the chain of rounds.
+    """A component exposing the best trial: its parameters as a dict, as typed JSON and one
+    by one, its objective and name, the decision, and the history as an artifact, from the
+    tuning's ``decide`` step.
+
+    ``best_parameters`` is a KFP ``dict``, whose numbers KFP carries as doubles (an int
+    parameter's 3 arrives as 3.0 on kfp.local); ``best_parameters_json`` keeps each value of
+    its parameter's type, as do the ``best_<parameter>`` outputs.
 
     Args:
         fields: ``(output name, parameter name, python type name)`` per hyperparameter.
     """
     outputs = [
         ("best_parameters", "dict"),
+        ("best_parameters_json", "str"),
         ("best_objective", "float"),
         ("best_trial", "str"),
         ("decision", "str"),
     ] + [(output, kind) for output, _, kind in fields]
     annotation = ", ".join(f'("{name}", {kind})' for name, kind in outputs)
+    kinds = {parameter: kind for _, parameter, kind in fields}
     values = "".join(f", {kind}(best.parameters[{parameter!r}])" for _, parameter, kind in fields)
     source = f"""from typing import NamedTuple
 
-from kfp.dsl import Artifact, Output
+from kfp.dsl import Artifact, Input, Output
 
 
-def best(result: str, history: Output[Artifact]) -> NamedTuple("Best", [{annotation}]):
+def best(
+    decided: str, tuning_history: Input[Artifact], history: Output[Artifact]
+) -> NamedTuple("Best", [{annotation}]):
+    import shutil
     from collections import namedtuple
 
     from hpo_kfp.errors import StepFailed
-    from hpo_kfp.wire import TuneResult
+    from hpo_kfp.wire import DecisionDocument, typed_parameters, typed_parameters_json
 
-    outcome = TuneResult.from_json(result)
-    with open(history.path, "w", encoding="utf-8") as stream:
-        stream.write(outcome.history)
-    decision = outcome.decision.to_json()
-    best = outcome.decision.best
+    shutil.copyfile(tuning_history.path, history.path)
+    decision = DecisionDocument.from_json(decided)
+    best = decision.best
     if best is None:
-        raise StepFailed("no trial succeeded, so there is no best: " + decision)
+        raise StepFailed("no trial succeeded, so there is no best: " + decided)
+    kinds = {kinds!r}
     outputs = namedtuple("Best", {[name for name, _ in outputs]!r})
-    return outputs(best.parameters, best.objective, best.name, decision{values})
+    return outputs(
+        typed_parameters(best.parameters, kinds),
+        typed_parameters_json(best.parameters, kinds),
+        best.objective,
+        best.name,
+        decided{values},
+    )
 """
     return component_from_source(source, "best", base_image)

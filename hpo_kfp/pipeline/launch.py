@@ -2,7 +2,11 @@
 
 A run continues whatever the experiment store already holds of the experiment: its trials
 are claimed from the store, ``maxTrialCount`` counts every trial the experiment ever ran,
-and only the rounds still needed are compiled. One local run of an experiment at a time per
+and only what is still needed is compiled. An experiment runs in asynchronous lanes
+(:mod:`hpo_kfp.pipeline.lanes`) unless its algorithm needs synchronous rounds or they are
+asked for (:mod:`hpo_kfp.pipeline.loop`); when one compiled run holds less than the
+experiment needs (a lane's slots, ``--trials-per-run``), :func:`run_to_end` starts the
+same pipeline again until the experiment is done. One local run of an experiment at a time per
 run folder: a second is refused while the first runs (a lock file it holds). A run that was
 killed leaves its unfinished trials claimed; the next run releases them, and they run again
 with the same numbers and parameters before anything new is suggested.
@@ -13,13 +17,13 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hpo_kfp.algorithms import require_dependencies
-from hpo_kfp.decide import Decision, decide
+from hpo_kfp.algorithms import get_algorithm, require_dependencies
+from hpo_kfp.decide import Decision, decide, trial_counts
 from hpo_kfp.errors import HpoKfpError, InputError, RunnerError, StepFailed
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.planning import rounds_needed
@@ -35,6 +39,7 @@ __all__ = [
     "outcome",
     "prepare_local_run",
     "run_prepared",
+    "run_to_end",
 ]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours its messages
@@ -53,6 +58,9 @@ class LocalRun:
     """This run's folder: pipeline YAML, kfp.local's log and the steps' artifacts."""
     pipeline: Path
     rounds: int
+    """Synchronous rounds compiled (0 for the asynchronous lanes)."""
+    slots: int = 0
+    """Trials per lane compiled (0 for synchronous rounds)."""
     settings: StepSettings
     prior: History
     """What the store held before this run."""
@@ -88,6 +96,8 @@ def prepare_local_run(
     type_prefix: str = "odh.",
     restart: bool = False,
     allow_space_change: bool = False,
+    synchronous: bool = False,
+    trials_per_run: int = 0,
 ) -> LocalRun:
     """Takes the experiment's run lock, prepares the store, and compiles the rounds still needed.
 
@@ -96,12 +106,15 @@ def prepare_local_run(
         restart: Delete what the store holds of the experiment first.
         allow_space_change: Go on although the search space changed (old trials stay,
             outside the new space).
+        synchronous: Run trials in synchronous rounds even if the algorithm does not need them.
+        trials_per_run: New trials one compiled run may start (0: as many as it holds).
 
     Raises:
         ExperimentBusy: Another run of the experiment holds the lock.
         SearchSpaceChanged: The space changed and neither ``restart`` nor ``allow_space_change``.
     """
     from hpo_kfp.pipeline.compact import compact_file
+    from hpo_kfp.pipeline.lanes import build_lanes_pipeline, slots_for
     from hpo_kfp.pipeline.loop import build_pipeline, compile_pipeline
 
     check_runs_locally(experiment)
@@ -111,6 +124,7 @@ def prepare_local_run(
         type_prefix=type_prefix,
         trial_cwd=str(spec_file.resolve().parent),
         allow_space_change=allow_space_change,
+        run_budget=trials_per_run,
     )
     key = settings.experiment_key(experiment)
     lock = _take_lock(workdir / ".locks" / f"{key.namespace or '_'}.{key.name}.lock", key)
@@ -125,15 +139,27 @@ def prepare_local_run(
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
     directory = (workdir / experiment.name / stamp).resolve()
     directory.mkdir(parents=True)
-    rounds = rounds_needed(experiment, prior)
     pipeline = directory / "pipeline.yaml"
-    compile_pipeline(build_pipeline(experiment, settings=settings, rounds=rounds), pipeline)
-    compact_file(pipeline)
+    counts = trial_counts(prior)
+    if synchronous or get_algorithm(experiment.algorithm.name).synchronous:
+        limited = replace(prior, run_limit=counts["total"] + trials_per_run) if trials_per_run else prior
+        rounds, slots = rounds_needed(experiment, limited), 0
+        compiled = build_pipeline(experiment, settings=settings, rounds=rounds)
+    else:
+        remaining = experiment.max_trial_count - (counts["total"] - counts["active"])
+        rounds, slots = 0, slots_for(experiment, min(remaining, trials_per_run or remaining))
+        compiled = build_lanes_pipeline(experiment, settings=settings, slots=slots)
+    compile_pipeline(compiled, pipeline)
+    if rounds:
+        # Not the lanes: kfp.local names a task's artifact folder after its component, so
+        # slots sharing one component would share (and overwrite) their trials' logs.
+        compact_file(pipeline)
     return LocalRun(
         experiment=experiment,
         directory=directory,
         pipeline=pipeline,
         rounds=rounds,
+        slots=slots,
         settings=settings,
         prior=prior,
         key=key,
@@ -183,15 +209,48 @@ def _take_lock(path: Path, key: ExperimentKey) -> Any:
     return stream
 
 
-def run_prepared(run: LocalRun) -> None:
-    """Runs the pipeline to its end; kfp.local's output goes to ``kfp-local.log``.
+def run_to_end(run: LocalRun) -> int:
+    """Runs the pipeline, and again while the experiment goes on (a run holds a share of
+    it: a lane's slots, ``--trials-per-run``); returns how many runs it took.
+
+    Raises:
+        StepFailed: A step failed, or a run finished no trial (another would not either).
+    """
+    store = open_store(run.settings.store, type_prefix=run.settings.type_prefix)
+    runs = 0
+    while True:
+        before = _finished(store.history(run.key))
+        run_prepared(run, index=runs)
+        runs += 1
+        history, decision = outcome(run, store)
+        if decision.done:
+            return runs
+        if _finished(history) <= before:
+            raise StepFailed(
+                f"run {runs} of {run.experiment.name} finished no trial although the experiment goes on "
+                f"({decision.counts}); see {run.directory / _log_name(runs - 1)}"
+            )
+
+
+def _finished(history: History) -> int:
+    counts = trial_counts(history)
+    return counts["total"] - counts["active"]
+
+
+def _log_name(index: int) -> str:
+    return "kfp-local.log" if index == 0 else f"kfp-local-{index + 1}.log"
+
+
+def run_prepared(run: LocalRun, *, index: int = 0) -> None:
+    """Runs the pipeline once to its end; kfp.local's output goes to ``kfp-local.log``
+    (``kfp-local-N.log`` for the N-th run of a chain).
 
     Raises:
         StepFailed: A step failed (the message names the log to read).
     """
     from hpo_kfp.pipeline.local import run_pipeline_locally
 
-    log_path = run.directory / "kfp-local.log"
+    log_path = run.directory / _log_name(index)
     with log_path.open("w", encoding="utf-8") as log:
         try:
             run_pipeline_locally(

@@ -1,6 +1,7 @@
 """The compiled files committed at the repository's top: one command writes them all.
 
-``components/<name>/component.yaml`` is each loop component compiled on its own, for
+``components/<name>/component.yaml`` is each component of the synchronous loop compiled on
+its own, ``components/async/<name>/component.yaml`` each of the asynchronous loop's, for
 ``kfp.components.load_component_from_file`` (or ``_from_url``, from the repository);
 ``pipelines/hpo_experiment.yaml`` is the generic uploadable pipeline. From a checkout::
 
@@ -20,7 +21,19 @@ from pathlib import Path
 from typing import Any
 
 from hpo_kfp.pipeline.compact import compact_file
-from hpo_kfp.pipeline.components import collect_metrics_op, decide_op, report_op, run_trial_op, suggest_op
+from hpo_kfp.pipeline.components import (
+    collect_metrics_op,
+    decide_op,
+    finish_op,
+    lane_collect_metrics_op,
+    lane_report_op,
+    lane_run_trial_op,
+    lane_suggest_op,
+    report_op,
+    run_trial_op,
+    start_op,
+    suggest_op,
+)
 from hpo_kfp.pipeline.generic import build_generic_pipeline
 from hpo_kfp.pipeline.loop import compile_pipeline
 
@@ -32,8 +45,14 @@ COMPONENTS: Mapping[str, Callable[[], Any]] = {
     "collect_metrics": collect_metrics_op,
     "decide": decide_op,
     "report": report_op,
+    "async/start": start_op,
+    "async/suggest": lane_suggest_op,
+    "async/run_trial": lane_run_trial_op,
+    "async/collect_metrics": lane_collect_metrics_op,
+    "async/decide": finish_op,
+    "async/report": lane_report_op,
 }
-"""Folder name under ``components/`` -> the component's factory."""
+"""Folder under ``components/`` -> the component's factory."""
 
 GENERIC_PIPELINE = Path("pipelines") / "hpo_experiment.yaml"
 """The generic pipeline's path, relative to the repository's top."""

@@ -2,29 +2,34 @@
 
 Inside any ``@dsl.pipeline``::
 
-    tuning = hpo_kfp.tune(experiment, trial=train_trial, trial_arguments={"data": data})
+    tuning = hpo_kfp.tune(experiment, trial=train_trial, trial_arguments={"data": data},
+                          settings=hpo_kfp.StepSettings(store=...), base_image="REGISTRY/hpo-kfp:0.1.0")
     final = train(lr=tuning.outputs["best_lr"], data=data)
 
-adds a chain of rounds and a ``best`` step whose outputs are the best parameters as a dict
-(``best_parameters``) and one by one (``best_<parameter>``, typed), ``best_objective``,
-``best_trial``, ``decision`` (JSON) and the ``history`` artifact.
+adds the tuning loop and a ``best`` step whose outputs are the best parameters as a dict
+(``best_parameters``), as typed JSON (``best_parameters_json``) and one by one
+(``best_<parameter>``, typed), ``best_objective``, ``best_trial``, ``decision`` (JSON) and
+the ``history`` artifact.
 
 The trial is either the experiment's trial template (a Kubernetes object or, locally, a
 process — as in the uploadable pipelines) or a **KFP component** (or sub-pipeline) of the
 caller's: the assignment reaches its inputs by name, its metrics come from its
-``system.Metrics`` output or its float return value.
+``system.Metrics`` output or its float return value. Its task runs with caching off.
 
-Rounds here are nested: round k runs suggest -> ParallelFor(trial -> record) -> decide, then
-round k+1 only under ``dsl.If(not done)``. A finished experiment's later rounds are never
-entered, so a user's training component is never started for nothing (the flat rounds of
-``pipelines/loop.py`` would hand it a no-trial item: measured in its docstring). The history
-leaves the chain inside a :class:`~hpo_kfp.wire.TuneResult` string beside the decision,
-because kfp.local cannot merge artifacts from ``dsl.If`` branches (``dsl.OneOf`` of
-artifacts fails there).
+The loop is the asynchronous one of :mod:`hpo_kfp.pipeline.lanes` (``parallelTrialCount``
+lanes, each starting its next trial when its last one ended; its depth does not grow with
+the trials), over the experiment store of ``settings`` — which it needs: the lanes share
+their trials through it. A run of the pipeline holds up to ``parallelTrialCount`` x
+``slots`` trials; running the pipeline again continues the same experiment, and once it is
+done a run costs a few steps and hands the stored best downstream. An algorithm that needs
+synchronous rounds (hyperband) gets nested rounds instead: round k runs suggest ->
+ParallelFor(trial -> record) -> decide, then round k+1 only under ``dsl.If(not done)``
+(3 template levels a round: at most 25 rounds, under Argo's depth limit).
 
 A KFP-native trial that *raises* fails the run: kfp.local does not honour
-``ignore_upstream_failure``. A trial component that returns NaN (or logs no objective) is
-recorded as ``MetricsUnavailable`` and the tuning goes on.
+``ignore_upstream_failure``. One that logs no objective, or logs a non-finite one through
+:func:`hpo_kfp.metrics.log_metric`, is recorded as ``MetricsUnavailable`` and the tuning goes
+on; a bare NaN fails its task (KFP cannot carry it).
 """
 
 # No `from __future__ import annotations`: KFP reads the pipeline functions' annotations.
@@ -35,8 +40,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from kfp import dsl
-from kfp.dsl import Artifact, Input
+from kfp.dsl import Artifact, Input, Output, OutputPath
 
+from hpo_kfp.algorithms import get_algorithm
 from hpo_kfp.compat import artifact_class, outside_pipeline_definition
 from hpo_kfp.errors import BuildError
 from hpo_kfp.pipeline.components import (
@@ -44,10 +50,13 @@ from hpo_kfp.pipeline.components import (
     collect_native_metrics_op,
     collect_native_value_op,
     decide_op,
+    lane_native_metrics_op,
+    lane_native_value_op,
     report_op,
     suggest_op,
 )
 from hpo_kfp.pipeline.generated import best_op, identifier, unpack_op
+from hpo_kfp.pipeline.lanes import add_lanes, slots_for
 from hpo_kfp.pipeline.loop import name_step, round_count, template_trial
 from hpo_kfp.planning import check_rounds
 from hpo_kfp.spec import Experiment, Parameter, load_experiment, parse_experiment
@@ -63,6 +72,29 @@ _PARAMETER_TYPES = {
     "Struct": dict,
     "List": list,
 }
+
+
+MAX_NESTED_ROUNDS = 25
+"""Most synchronous rounds tune() nests: 3 template levels a round, under Argo's limit of 100
+with room for the caller's own nesting."""
+
+
+@functools.cache
+def _result_op(base_image: str) -> Any:
+    """Splits the nested rounds' :class:`~hpo_kfp.wire.TuneResult` into the decision and the
+    history artifact the ``best`` step reads."""
+
+    @dsl.component(base_image=base_image, install_kfp_package=False)
+    def result(result: str, history: Output[Artifact], decision: OutputPath(str)) -> None:  # type: ignore[valid-type]
+        from hpo_kfp.wire import TuneResult
+
+        outcome = TuneResult.from_json(result)
+        with open(history.path, "w", encoding="utf-8") as stream:
+            stream.write(outcome.history)
+        with open(decision, "w", encoding="utf-8") as stream:
+            stream.write(outcome.decision.to_json())
+
+    return result
 
 
 @functools.cache
@@ -84,6 +116,7 @@ def tune(
     trial_arguments: Optional[Mapping[str, Any]] = None,
     metrics_output: Optional[str] = None,
     settings: Optional[StepSettings] = None,
+    slots: Optional[int] = None,
     rounds: Optional[int] = None,
     base_image: str = RUNTIME_IMAGE,
 ) -> Any:
@@ -97,13 +130,19 @@ def tune(
         trial_arguments: Values (or pipeline channels) for the trial component's other inputs.
         metrics_output: Which ``system.Metrics`` output holds the trial's metrics, when the
             component has several.
-        settings: Runner, metadata store and namespace of the steps (default: trials run
-            locally, nothing recorded).
-        rounds: Rounds to allow (default: enough for ``maxTrialCount``).
-        base_image: The image hpo-kfp's own steps run in.
+        settings: Runner, experiment store and namespace of the steps; the store is required
+            (e.g. ``sqlite:////abs/path.sqlite`` locally, ML Metadata's
+            ``grpc://metadata-grpc-service.kubeflow:8080`` or an SQL database on a cluster),
+            except for an algorithm with synchronous rounds.
+        slots: Trials per lane in one run (default: ``maxTrialCount``, at most
+            :data:`~hpo_kfp.pipeline.lanes.MAX_SLOTS`).
+        rounds: Synchronous rounds (hyperband only; default: enough for ``maxTrialCount``).
+        base_image: The image hpo-kfp's own steps run in (an image with hpo-kfp and kfp, e.g.
+            ``REGISTRY/hpo-kfp:0.1.0`` built from the repository's ``Dockerfile``).
 
     Raises:
-        BuildError: The trial component does not fit the experiment (names the parameter).
+        BuildError: The trial component does not fit the experiment (names the parameter), or
+            no store is set.
         SpecError: The experiment breaks a rule.
     """
     native = trial is not None
@@ -114,21 +153,53 @@ def tune(
             "earlyStopping, or run the trials from a trialTemplate"
         )
     plan = _Plan(spec, trial, dict(trial_arguments or {}), metrics_output, base_image)
+    options = settings or StepSettings()
+    step_settings = options.to_json()
+    spec_text = json.dumps(spec.source, separators=(",", ":"))
+    if get_algorithm(spec.algorithm.name).synchronous:
+        decision, history = _nested_rounds(plan, spec_text, step_settings, rounds)
+    else:
+        if not options.store:
+            raise BuildError(
+                "settings.store: tune() must be given an experiment store (its lanes share their trials "
+                "through it), e.g. StepSettings(store='sqlite:////abs/path/hpo.sqlite') for kfp.local or "
+                "'grpc://metadata-grpc-service.kubeflow:8080' on a cluster, but got none"
+            )
+        if slots is not None and slots < 1:
+            raise BuildError(f"slots: must be at least 1, but got {slots}")
+        finished = add_lanes(
+            spec_text,
+            step_settings,
+            parallelism=spec.parallel_trial_count,
+            slots=slots or slots_for(spec, spec.max_trial_count),
+            base_image=base_image,
+            trial=plan.lane_trial,
+        )
+        decision, history = finished.outputs["decision"], finished.outputs["history"]
+    fields = [(f"best_{identifier(p.name)}", p.name, _python_type(p)) for p in spec.parameters]
+    best = best_op(fields, base_image)(decided=decision, tuning_history=history)
+    name_step(best, f"{spec.name}-best")
+    return best
+
+
+def _nested_rounds(plan: "_Plan", spec_text: str, settings: str, rounds: Optional[int]) -> Tuple[Any, Any]:
+    """Adds the nested synchronous rounds and the report; returns the decision and history channels."""
+    spec = plan.experiment
     with outside_pipeline_definition():
         total = rounds or round_count(spec)
         check_rounds(total)
+        if total > MAX_NESTED_ROUNDS:
+            raise BuildError(
+                f"spec.maxTrialCount: must need at most {MAX_NESTED_ROUNDS} synchronous rounds in tune() "
+                f"(3 Argo template levels each, under Argo's limit of 100), but needs {total}"
+            )
         first = _round(plan, 1, total)
-    step_settings = (settings or StepSettings()).to_json()
-    spec_text = json.dumps(spec.source, separators=(",", ":"))
-    chain = first(spec=spec_text, settings=step_settings, **plan.arguments)
-    fields = [(f"best_{identifier(p.name)}", p.name, _python_type(p)) for p in spec.parameters]
-    best = best_op(fields, base_image)(result=chain.output)
-    best.set_caching_options(False)
-    best.set_display_name(f"{spec.name}-best")
-    reported = report_op(base_image)(spec=spec_text, history=best.outputs["history"])
-    reported.set_caching_options(False)
-    reported.set_display_name(f"{spec.name}-report")
-    return best
+    chain = first(spec=spec_text, settings=settings, **plan.arguments)
+    result = _result_op(plan.base_image)(result=chain.output)
+    name_step(result, f"{spec.name}-result")
+    reported = report_op(plan.base_image)(spec=spec_text, history=result.outputs["history"])
+    name_step(reported, f"{spec.name}-report")
+    return result.outputs["decision"], result.outputs["history"]
 
 
 def _experiment(source: Union[str, Path, Mapping[str, Any], Experiment], native: bool) -> Experiment:
@@ -244,16 +315,38 @@ class _Plan:
             "or a float return value, but has neither"
         )
 
+    def lane_trial(self, run: Any, item: Any, label: str) -> Any:
+        """Adds one trial's tasks inside a lane's slot; returns its last task."""
+        from hpo_kfp.pipeline.lanes import template_trial as lane_template_trial
+
+        if self.trial is None:
+            return lane_template_trial(self.base_image)(run, item, label)
+        user = self._user_trial(item, label, self.arguments)
+        common = {"run": run, "run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER, "trial": item}
+        if self.metrics_output is not None:
+            record = lane_native_metrics_op(self.base_image)(
+                trial_metrics=user.outputs[self.metrics_output], **common
+            )
+        else:
+            record = lane_native_value_op(self.base_image)(value=user.outputs["Output"], **common)
+        name_step(record, f"{label}-collect-metrics")
+        return record
+
+    def _user_trial(self, item: Any, label: str, extra: Mapping[str, Any]) -> Any:
+        """The unpacking of the assignment and the user's trial task (caching off: a trial must run)."""
+        fields = [(p.name, _python_type(p)) for p in self.experiment.parameters]
+        assignment = unpack_op(fields, self.base_image)(trial=item)
+        name_step(assignment, f"{label}-assignment")
+        user = self.trial(**{p.name: assignment.outputs[p.name] for p in self.experiment.parameters}, **extra)
+        name_step(user, f"{label}-trial")
+        return user
+
     def trial_tasks(self, spec: Any, settings: Any, item: Any, extra: Mapping[str, Any], index: int) -> Any:
         """Adds one trial's tasks inside the round's loop; returns the channel of its record."""
         label = f"round-{index}"
         if self.trial is None:
             return template_trial(spec, settings, item, label, self.base_image)
-        fields = [(p.name, _python_type(p)) for p in self.experiment.parameters]
-        assignment = unpack_op(fields, self.base_image)(trial=item)
-        name_step(assignment, f"{label}-assignment")
-        user = self.trial(**{p.name: assignment.outputs[p.name] for p in self.experiment.parameters}, **extra)
-        user.set_display_name(f"{label}-trial")
+        user = self._user_trial(item, label, extra)
         common = {
             "spec": spec,
             "settings": settings,

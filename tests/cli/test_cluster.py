@@ -58,9 +58,10 @@ def test_submit_starts_one_run_and_prints_its_url(
         ]
     )
     assert code == 0
-    assert (
-        capsys.readouterr().out == f"sklearn-digits: run run-1 started: {kfp_api.url}/#/runs/details/run-1\n"
-    )
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"sklearn-digits: run run-1 started: {kfp_api.url}/#/runs/details/run-1"
+    assert out[1].startswith("sklearn-digits: asynchronous lanes of up to 18 trials, every trial in one run")
+    assert len(out) == 2 and kfp_api.posted("/apis/v2beta1/recurringruns") == []  # one run holds it
     [experiment] = kfp_api.posted("/apis/v2beta1/experiments")
     assert experiment == {"display_name": "sklearn-digits", "namespace": "team-a"}
     [run] = kfp_api.posted("/apis/v2beta1/runs")
@@ -92,8 +93,29 @@ def test_schedule_creates_a_recurring_run_with_a_budget(
     assert recurring["mode"] == "ENABLE" and recurring["experiment_id"] == "exp-1"
     settings = _check_pipeline_spec(recurring["pipeline_spec"])
     assert settings.run_budget == 6
-    rounds = [t for t in recurring["pipeline_spec"]["root"]["dag"]["tasks"] if t.startswith("suggest")]
-    assert len(rounds) == 2  # 6 trials, 3 at a time
+    assert "start" in recurring["pipeline_spec"]["root"]["dag"]["tasks"]  # asynchronous lanes
+
+
+def test_submit_continues_an_experiment_bigger_than_one_run_with_a_recurring_run(
+    kfp_api: KfpApiStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 15: one run holds what fits Argo's limit; follow-on runs come by themselves."""
+    document = yaml.safe_load(_EXAMPLE.read_text())
+    document["spec"]["maxTrialCount"] = 500
+    big = tmp_path / "big.yaml"
+    big.write_text(yaml.safe_dump(document))
+    assert main(["submit", str(big), "--host", kfp_api.url, "--continue-every", "15m"]) == 0
+    out = capsys.readouterr().out
+    [run] = kfp_api.posted("/apis/v2beta1/runs")
+    [recurring] = kfp_api.posted("/apis/v2beta1/recurringruns")
+    share = _check_pipeline_spec(run["pipeline_spec"]).run_budget
+    assert 10 <= share < 500 and f"{share} trials per run" in out
+    assert "recurring run recurring-1 starts a follow-on run every 15m" in out
+    assert int(recurring["trigger"]["periodic_schedule"]["interval_second"]) == 900
+    assert int(recurring["max_concurrency"]) == 1 and recurring["no_catchup"] is True
+    assert _check_pipeline_spec(recurring["pipeline_spec"]).run_budget == share
+    assert main(["submit", str(big), "--host", kfp_api.url, "--continue-every", "soon"]) == 2
+    assert "--continue-every: must be a positive duration" in capsys.readouterr().err
 
 
 def test_schedule_every_interval(kfp_api: KfpApiStub) -> None:
@@ -177,3 +199,116 @@ def test_a_scheduled_run_adds_its_budget_and_stops(tmp_path: Path) -> None:
     decision = decide(parse_experiment(document), done)
     assert (decision.done, decision.status, decision.reason) == (True, "Running", "RunBudgetReached")
     assert json.loads(items[0])["name"] == "demo-0000"
+
+
+@pytest.mark.parametrize(
+    ("command", "version", "needed"),
+    [
+        (["submit"], "2.5.0", "2.14"),
+        (["schedule", "--every", "1d", "--trials-per-run", "3"], "2.13.1", "2.14"),
+    ],
+    ids=["submit-on-kubeflow-1.10", "schedule-on-2.13"],
+)
+def test_an_older_backend_is_refused_in_one_line_before_anything_starts(
+    kfp_api: KfpApiStub, capsys: pytest.CaptureFixture[str], command: list[str], version: str, needed: str
+) -> None:
+    kfp_api.version = version
+    assert main([command[0], str(_EXAMPLE), "--host", kfp_api.url, *command[1:]]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(
+        f": the KFP backend at {kfp_api.url} must be {needed} or newer to run this pipeline (dsl.Collected "
+        f"of parameters (a ParallelFor's outputs gathered into a list)), but it is {version}\n"
+    )
+    assert err.count("\n") == 1
+    assert {r.path for r in kfp_api.requests} == {"/apis/v2beta1/healthz"}  # the version, nothing else
+
+
+@pytest.mark.parametrize("version", ["2.14.0", None], ids=["2.14", "no-tag"])
+def test_a_new_enough_backend_or_one_without_a_tag_gets_the_run(
+    kfp_api: KfpApiStub, version: str | None
+) -> None:
+    kfp_api.version = version
+    assert main(["submit", str(_EXAMPLE), "--host", kfp_api.url]) == 0
+    assert len(kfp_api.posted("/apis/v2beta1/runs")) == 1
+
+
+def _kube_config(tmp_path: Path, server: str) -> Path:
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": server}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "real", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "real",
+            }
+        )
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["submit"], ["schedule", "--cron", "0 2 * * *", "--trials-per-run", "3"], ["sweep", "--all"]],
+    ids=["submit", "schedule", "sweep"],
+)
+def test_an_unknown_kube_context_is_one_line_naming_it(
+    kfp_api: KfpApiStub,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    command: list[str],
+) -> None:
+    config = _kube_config(tmp_path, kfp_api.url)
+    monkeypatch.setenv("KUBECONFIG", str(config))
+    assert main([command[0], str(_EXAMPLE), "--kube-context", "prod", *command[1:]]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(
+        f"--kube-context: must name a context of the kube config {config} (real), but got 'prod'\n"
+    )
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert kfp_api.requests == []
+
+
+def test_a_kube_context_without_a_kube_config_is_one_line_naming_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    assert main(["submit", str(_EXAMPLE), "--kube-context", "prod"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"--kube-context: 'prod' must be a context of a readable kube config, but {tmp_path / 'missing'}"
+        in err
+    )
+    assert err.count("\n") == 1
+
+
+def test_generic_pipeline_is_compiled_for_any_image(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hpo_kfp.pipeline.publish import GENERIC_PIPELINE, targets
+
+    output = tmp_path / "generic.yaml"
+    assert main(["generic-pipeline", "-o", str(output), "--image", "registry.example/hpo-kfp:0.2.0"]) == 0
+    assert capsys.readouterr().out.startswith(
+        f"{output}: the generic pipeline, every step in registry.example/"
+    )
+    pipeline_spec = next(yaml.safe_load_all(output.read_text()))
+    executors = pipeline_spec["deploymentSpec"]["executors"].values()
+    assert {e["container"]["image"] for e in executors} == {"registry.example/hpo-kfp:0.2.0"}
+    # Otherwise the very pipeline the repository publishes.
+    targets()[GENERIC_PIPELINE](tmp_path / "published.yaml")
+    published = (tmp_path / "published.yaml").read_text()
+    assert output.read_text().replace("registry.example/hpo-kfp:0.2.0", "hpo-kfp:0.1.0") == published
+
+
+def test_generic_pipeline_refuses_a_malformed_image(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["generic-pipeline", "-o", str(tmp_path / "g.yaml"), "--image", "my image"]) == 2
+    assert (
+        capsys.readouterr().err == "--image: must be an image reference without spaces, but got 'my image'\n"
+    )
+    assert not (tmp_path / "g.yaml").exists()

@@ -134,15 +134,20 @@ def test_files_that_are_not_text_or_paths_that_cannot_be_written_are_user_errors
     assert "-o: the pipeline file must end with .yaml, .yml or .json" in capsys.readouterr().err
 
 
-def test_an_experiment_too_long_for_one_pipeline_is_refused_quickly(
+def test_an_experiment_too_long_for_one_run_compiles_to_a_run_of_its_share(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Asynchronous runs hold a share each and follow one another; only synchronous rounds,
+    all in one pipeline, are limited by the rounds one pipeline unrolls (issue 15)."""
     document = with_field(base_spec(), "spec.maxTrialCount", 10**12)
     with_field(document, "spec.parallelTrialCount", 1)
     spec = _write(tmp_path, document)
-    assert main(["validate", str(spec)]) == 2  # what compile refuses, validate refuses (issue 19)
-    assert capsys.readouterr().err.startswith(f"{spec}: spec.maxTrialCount: must need at most 1000 rounds")
-    assert main(["compile", str(spec), "-o", str(tmp_path / "p.yaml")]) == 2
+    assert main(["validate", str(spec)]) == 0
+    capsys.readouterr()
+    assert main(["compile", str(spec), "-o", str(tmp_path / "p.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "asynchronous lanes of up to" in out and "of 1000000000000 trials" in out
+    assert main(["compile", str(spec), "-o", str(tmp_path / "p.yaml"), "--sync"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"{spec}: spec.maxTrialCount: must need at most 1000 rounds")
     assert err.endswith("but got 1000000000000 rounds\n")
@@ -160,6 +165,8 @@ def test_an_experiment_too_long_for_one_pipeline_is_refused_quickly(
         == 2
     )
     assert "must need at most 1000 rounds" in capsys.readouterr().err
+    assert main(["compile", str(spec), "-o", str(tmp_path / "p.yaml"), "--no-store"]) == 2
+    assert capsys.readouterr().err.startswith("--no-store: needs --sync")
 
 
 def test_a_history_that_does_not_fit_the_experiment_is_one_line(

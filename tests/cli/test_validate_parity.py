@@ -19,7 +19,6 @@ _TRIAL = "spec.trialTemplate.trialSpec"
     ("field", "value", "line"),
     [
         ("spec.maxTrialCount", "1e9", "spec.maxTrialCount: must be an integer, but got '1e9'"),
-        ("spec.maxTrialCount", 1_000_000, "spec.maxTrialCount: must need at most 1000 rounds"),
         (
             f"{_TRIAL}.spec.activeDeadlineSeconds",
             "ten",
@@ -32,7 +31,7 @@ _TRIAL = "spec.trialTemplate.trialSpec"
         ),
         ("spec.algorithm.algorithmName", "bayesianoptimization", "algorithm bayesianoptimization runs"),
     ],
-    ids=["1e9", "million", "deadline", "container", "no-torch"],
+    ids=["1e9", "deadline", "container", "no-torch"],
 )
 def test_validate_refuses_what_run_refuses(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, value: Any, line: str

@@ -13,6 +13,9 @@ import hpo_kfp
 from hpo_kfp.errors import BuildError, SpecError
 from tests.conftest import base_spec
 
+_STORE = hpo_kfp.StepSettings(store="sqlite:////nonexistent/compiled-only.sqlite")
+"""A store for pipelines that are only compiled (a store is opened by the steps, never here)."""
+
 
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
 def good(lr: float, layers: int, optimizer: str, data: str, metrics: Output[Metrics]) -> None:
@@ -53,7 +56,7 @@ def _native_spec() -> dict[str, Any]:
 def _build(trial: Any, **kwargs: Any) -> str:
     @dsl.pipeline(name="p")
     def pipeline(data: str = "x") -> None:
-        hpo_kfp.tune(_native_spec(), trial=trial, **kwargs)
+        hpo_kfp.tune(_native_spec(), trial=trial, settings=_STORE, **kwargs)
 
     return compiler.Compiler().compile(pipeline, "/dev/null") or "compiled"
 
@@ -114,14 +117,23 @@ def test_build_time_mistakes_name_the_parameter(trial: Any, kwargs: dict[str, An
 def test_a_float_return_is_the_objective_and_outputs_are_typed(tmp_path: Path) -> None:
     @dsl.pipeline(name="p")
     def pipeline() -> float:
-        return hpo_kfp.tune(_native_spec(), trial=returns_value).outputs["best_objective"]
+        return hpo_kfp.tune(_native_spec(), trial=returns_value, settings=_STORE).outputs["best_objective"]
 
     compiler.Compiler().compile(pipeline, str(tmp_path / "p.yaml"))
     compiled = yaml.safe_load((tmp_path / "p.yaml").read_text())
     assert "comp-collect-trial-value" in compiled["components"]
+    # The trial's task (inside a lane's slot) never comes from KFP's cache.
+    trial_tasks = [
+        task
+        for component in compiled["components"].values()
+        for task in component.get("dag", {}).get("tasks", {}).values()
+        if task["componentRef"]["name"] == "comp-returns-value"
+    ]
+    assert trial_tasks and all(task["cachingOptions"] == {} for task in trial_tasks)
     outputs = compiled["components"]["comp-best"]["outputDefinitions"]["parameters"]
     assert {k: v["parameterType"] for k, v in outputs.items()} == {
         "best_parameters": "STRUCT",
+        "best_parameters_json": "STRING",
         "best_objective": "NUMBER_DOUBLE",
         "best_trial": "STRING",
         "decision": "STRING",
@@ -137,7 +149,7 @@ def test_experiment_forms_and_template_rules(tmp_path: Path) -> None:
 
     @dsl.pipeline(name="p")
     def from_file() -> str:
-        return hpo_kfp.tune(str(path)).outputs["best_trial"]  # the trial template runs
+        return hpo_kfp.tune(str(path), settings=_STORE).outputs["best_trial"]  # the trial template runs
 
     compiler.Compiler().compile(from_file, str(tmp_path / "p.yaml"))
     with pytest.raises(
@@ -158,10 +170,15 @@ def test_experiment_forms_and_template_rules(tmp_path: Path) -> None:
         )
 
 
-def _build_with(experiment: Any, trial: Any) -> None:
+def _build_with(experiment: Any, trial: Any, settings: Any = _STORE) -> None:
     @dsl.pipeline(name="p")
     def pipeline() -> None:
-        hpo_kfp.tune(experiment, trial=trial, trial_arguments={"data": "x"} if trial is good else None)
+        hpo_kfp.tune(
+            experiment,
+            trial=trial,
+            trial_arguments={"data": "x"} if trial is good else None,
+            settings=settings,
+        )
 
     compiler.Compiler().compile(pipeline, "/dev/null")
 
@@ -241,10 +258,10 @@ def test_unpack_reads_the_loop_item_through_the_wire_format() -> None:
         unpack(trial=item.to_json().replace('"version":1', '"version":2'))
 
 
-def test_carry_and_best_pass_the_decision_and_history_through_the_wire_format(tmp_path: Path) -> None:
+def test_result_and_best_pass_the_decision_and_history_through_the_wire_format(tmp_path: Path) -> None:
     from hpo_kfp.errors import StepFailed
     from hpo_kfp.pipeline.generated import best_op
-    from hpo_kfp.pipeline.tune import _carry_op
+    from hpo_kfp.pipeline.tune import _carry_op, _result_op
     from hpo_kfp.wire import DecisionDocument, TuneResult
 
     (tmp_path / "history").write_text('{"version":1}')
@@ -252,10 +269,19 @@ def test_carry_and_best_pass_the_decision_and_history_through_the_wire_format(tm
         decision=_decision(True).to_json(), history=_Path(tmp_path / "history")
     )
     assert TuneResult.from_json(result) == TuneResult(decision=_decision(True), history='{"version":1}')
+    _result_op("image").python_func(
+        result=result, history=_Path(tmp_path / "split"), decision=str(tmp_path / "decision")
+    )
+    assert (tmp_path / "split").read_text() == '{"version":1}'
     fields = [("best_lr", "lr", "float"), ("best_layers", "layers", "int")]
     best = best_op(fields, "image").python_func
-    outputs = best(result=result, history=_Path(tmp_path / "out"))
+    outputs = best(
+        decided=(tmp_path / "decision").read_text(),
+        tuning_history=_Path(tmp_path / "split"),
+        history=_Path(tmp_path / "out"),
+    )
     assert outputs.best_parameters == {"lr": 0.02, "layers": 3}
+    assert outputs.best_parameters_json == '{"lr":0.02,"layers":3}'
     assert (outputs.best_objective, outputs.best_trial, outputs.best_lr, outputs.best_layers) == (
         0.25,
         "demo-0001",
@@ -264,9 +290,13 @@ def test_carry_and_best_pass_the_decision_and_history_through_the_wire_format(tm
     )
     assert DecisionDocument.from_json(outputs.decision) == _decision(True)
     assert (tmp_path / "out").read_text() == '{"version":1}'
-    failed = TuneResult(decision=_decision(False), history="{}").to_json()
+    (tmp_path / "empty").write_text("{}")
     with pytest.raises(StepFailed, match=r"^no trial succeeded, so there is no best: \{"):
-        best(result=failed, history=_Path(tmp_path / "out2"))
+        best(
+            decided=_decision(False).to_json(),
+            tuning_history=_Path(tmp_path / "empty"),
+            history=_Path(tmp_path / "out2"),
+        )
     assert (tmp_path / "out2").read_text() == "{}"
 
 
@@ -283,10 +313,12 @@ def test_tune_takes_an_optimization_job_with_its_template_or_a_kfp_trial(tmp_pat
 
     @dsl.pipeline(name="optimization-jobs")
     def both() -> None:
-        hpo_kfp.tune(job_file, rounds=2)
-        hpo_kfp.tune(without_template, _score_x, rounds=2)
+        hpo_kfp.tune(job_file, settings=_STORE, slots=2)
+        hpo_kfp.tune(without_template, _score_x, settings=_STORE, slots=2)
 
     compiler.Compiler().compile(both, str(tmp_path / "p.yaml"))
     compiled = yaml.safe_load((tmp_path / "p.yaml").read_text())
     assert "comp-collect-trial-value" in compiled["components"]  # the KFP trial's record
     assert "comp-run-trial" in compiled["components"]  # the TrainJob template's trials
+    with pytest.raises(BuildError, match=r"^settings.store: tune\(\) must be given an experiment store"):
+        _build_with(without_template, _score_x, settings=None)

@@ -1,0 +1,115 @@
+"""The asynchronous lanes on kfp.local, through ``hpo-kfp run``: a lane does not wait for
+another's trial, a done experiment costs a few tasks, and runs follow one another until the
+experiment is done."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hpo_kfp.store import ExperimentKey, open_store
+
+_HERE = Path(__file__).parent
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _experiment(tmp_path: Path, **spec: object) -> Path:
+    """The lanes experiment in ``tmp_path`` (its trials write a flag file beside it), with
+    ``spec`` fields replaced; a ``command`` key replaces the trial's extra arguments."""
+    document = yaml.safe_load((_HERE / "lanes.yaml").read_text())
+    extra = spec.pop("command", None)
+    document["spec"].update(spec)
+    if extra is not None:
+        container = document["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][
+            0
+        ]
+        container["command"] = container["command"][:3] + list(extra)  # type: ignore[call-overload]
+    shutil.copy(_HERE / "lanes_trial.py", tmp_path / "lanes_trial.py")
+    path = tmp_path / "lanes.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def _run(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hpo_kfp", "run", str(path), "--local", "--json", "--workdir", "runs", *args],
+        cwd=path.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def _tasks(log: Path) -> list[str]:
+    """The tasks kfp.local ran, in the order they started."""
+    return re.findall(r"Executing task '([^']+)'", _ANSI.sub("", log.read_text()))
+
+
+def test_a_lane_starts_its_next_trial_while_the_other_lanes_trial_runs(tmp_path: Path) -> None:
+    """Trial 0 finishes only once trial 2 has run: lane 2 must run trials 1 and 2 while lane
+    1 still runs trial 0 (in synchronous rounds trial 2 waits for trial 0: trial 0 fails)."""
+    path = _experiment(tmp_path)
+    result = _run(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    history = open_store(f"sqlite:///{tmp_path / 'runs' / 'hpo-kfp.sqlite'}").history(
+        ExperimentKey("", "lanes")
+    )
+    assert [t.status for t in history.trials] == ["Succeeded"] * 4
+    first, _, third = history.trials[:3]
+    assert third.finished is not None and first.finished is not None
+    assert third.finished <= first.finished  # trial 2 ended before trial 0 could
+
+
+def test_a_done_experiment_costs_a_few_tasks_whatever_its_max_trial_count(tmp_path: Path) -> None:
+    """Issue 15: goal met by trial 1 of a 200-trial experiment, 2 at a time: the run ends after
+    the trials in flight, and a run of the done experiment is 4 tasks."""
+    path = _experiment(tmp_path, maxTrialCount=200, command=["--goal-at=0"])
+    result = _run(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    outcome = json.loads(result.stdout.splitlines()[-1])
+    assert outcome["reason"] == "GoalReached" and outcome["best"]["name"] == "lanes-0000"
+    assert outcome["trials"]["total"] <= 3  # trial 0, and what the other lane had started
+    [log] = (tmp_path / "runs" / "lanes").glob("*/kfp-local.log")
+    tasks = _tasks(log)
+    assert len(tasks) <= 1 + 3 * 3 + 2 + 2, tasks  # start, <=3 trials, a last claim per lane, decide, report
+
+    again = _run(path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads(again.stdout.splitlines()[-1])["best"] == outcome["best"]
+    logs = sorted((tmp_path / "runs" / "lanes").glob("*/kfp-local.log"))
+    assert len(logs) == 2
+    assert _tasks(logs[-1]) == ["start", "suggest", "decide", "report"]
+
+
+def test_runs_follow_one_another_until_the_experiment_is_done(tmp_path: Path) -> None:
+    """``--trials-per-run 3`` of 7 trials: three runs, every trial once, numbers 0..6."""
+    path = _experiment(tmp_path, maxTrialCount=7, command=[])  # loss 10: the goal (1) is never met
+    result = _run(path, "--trials-per-run", "3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    outcome = json.loads(result.stdout.splitlines()[-1])
+    assert outcome["reason"] == "MaxTrialsReached" and outcome["trials"]["succeeded"] == 7
+    history = open_store(f"sqlite:///{tmp_path / 'runs' / 'hpo-kfp.sqlite'}").history(
+        ExperimentKey("", "lanes")
+    )
+    assert [t.number for t in history.trials] == list(range(7))
+    [folder] = (tmp_path / "runs" / "lanes").iterdir()
+    assert sorted(p.name for p in folder.glob("kfp-local*.log")) == [
+        "kfp-local-2.log",
+        "kfp-local-3.log",
+        "kfp-local.log",
+    ]
+
+
+@pytest.mark.parametrize("flag", ["--trials-per-run=-1"])
+def test_a_negative_share_is_refused(tmp_path: Path, flag: str) -> None:
+    result = _run(_experiment(tmp_path), flag)
+    assert result.returncode == 2
+    assert result.stderr == "--trials-per-run: must be 0 (no limit) or more, but got -1\n"
