@@ -1,0 +1,71 @@
+"""``kill -TERM`` of ``hpo-kfp run`` stops it as Ctrl-C does: no step or trial process is left."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+_HERE = Path(__file__).parent
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (ended, not yet reaped by its new parent) counts as gone.
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _wait_for(condition: object, seconds: float, what: str) -> None:
+    end = time.monotonic() + seconds
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_sigterm_stops_the_steps_and_their_trials(tmp_path: Path) -> None:
+    document = yaml.safe_load((_HERE / "slow.yaml").read_text())
+    pid_file = tmp_path / "trial-pids"
+    container = document["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = [
+        sys.executable,
+        str(_HERE / "sleepy_trial.py"),
+        "--x=${trialParameters.x}",
+        f"--pid-file={pid_file}",
+    ]
+    spec = tmp_path / "sleepy.yaml"
+    spec.write_text(yaml.safe_dump(document))
+    run = subprocess.Popen(
+        [sys.executable, "-m", "hpo_kfp", "run", str(spec), "--local", "--workdir", str(tmp_path / "runs")],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own group: only the signal sent below reaches it
+    )
+    try:
+        _wait_for(lambda: pid_file.exists() and len(pid_file.read_text().split()) == 2, 120, "two trials")
+        trials = [int(pid) for pid in pid_file.read_text().split()]
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=60)
+        assert run.returncode == 130, err
+        assert "interrupted" in err
+        _wait_for(lambda: not any(_alive(pid) for pid in trials), 30, "the trials to end")
+        leftover = subprocess.run(
+            ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True
+        ).stdout.split()
+        assert leftover == [], f"processes of the run are still running: {leftover}"
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+        for pid in [int(p) for p in pid_file.read_text().split()] if pid_file.exists() else []:
+            if _alive(pid):
+                os.killpg(pid, signal.SIGKILL)
