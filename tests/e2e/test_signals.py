@@ -60,7 +60,7 @@ def test_sigterm_stops_the_steps_and_their_trials(tmp_path: Path) -> None:
         assert "interrupted" in err
         _wait_for(lambda: not any(_alive(pid) for pid in trials), 30, "the trials to end")
         leftover = subprocess.run(
-            ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True
+            ["pgrep", "-f", str(tmp_path)], check=False, capture_output=True, text=True
         ).stdout.split()
         assert leftover == [], f"processes of the run are still running: {leftover}"
     finally:
