@@ -21,6 +21,7 @@ import importlib.util
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -166,6 +167,136 @@ def kfp_local_task_folders(parent: Path) -> Iterator[Path]:
         else:
             os.environ["TMPDIR"] = previous
         shutil.rmtree(folder, ignore_errors=True)
+
+
+_WARM: dict[str, Any] = {}
+"""The forkserver context of :func:`kfp_local_warm_tasks`, made once per process."""
+
+
+@contextlib.contextmanager
+def kfp_local_warm_tasks(preload: tuple[str, ...]) -> Iterator[None]:
+    """Runs kfp.local's lightweight-component tasks in processes forked from a warm server.
+
+    kfp.local's ``SubprocessRunner`` starts every task as ``sh -ec 'program_path=$(mktemp
+    -d); printf "%s" "$0" > "$program_path/ephemeral_component.py"; _KFP_RUNTIME=true python3
+    -m kfp.dsl.executor_main --component_module_path ... "$@"'`` (``component_factory.py``,
+    ``run_local_subprocess`` in ``subprocess_task_handler.py``): a new interpreter that
+    imports the step's code (an experiment store's SQLAlchemy, Optuna, ...) before it does
+    anything, about a second of CPU per task, most of a local trial's overhead (measured in
+    ``benchmarks/RESULTS.md``). For the block, such a task runs the same executor with the
+    same arguments and environment in a process forked from a multiprocessing
+    ``forkserver`` that imported ``preload`` once: still one process per task, isolated as
+    before, without the interpreter start and the imports. Its output is printed when it
+    ends (kfp.local streamed it). Any other command runs as kfp.local runs it.
+    """
+    from kfp.local import subprocess_task_handler as handler
+
+    original = handler.run_local_subprocess
+    context = _warm_server(preload)
+
+    def run(full_command: list[str], env_vars: dict[str, str] | None = None) -> int:
+        task = _lightweight_task(full_command)
+        if task is None:
+            return int(original(full_command=full_command, env_vars=env_vars))
+        program, arguments = task
+        folder = Path(tempfile.mkdtemp())
+        (folder / "ephemeral_component.py").write_text(program, encoding="utf-8")
+        output = folder / "output.log"
+        environment = {**os.environ, **(env_vars or {}), "_KFP_RUNTIME": "true"}
+        argv = ["--component_module_path", str(folder / "ephemeral_component.py"), *arguments]
+        process = context.Process(
+            target=_warm_task, args=(argv, environment, os.getcwd(), str(output)), daemon=False
+        )
+        process.start()
+        try:
+            process.join()
+        except BaseException:
+            # Stopped (Ctrl-C, SIGTERM): the step stops its trial on SIGINT, as a step does.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid or 0, signal.SIGINT)
+            process.join(timeout=30)
+            raise
+        finally:
+            if output.exists():
+                print(output.read_text(encoding="utf-8", errors="replace"), end="")
+                print("\n")
+            # The task's own word on how it ended: multiprocessing reports 255 when it cannot
+            # read a forkserver child's status, which happens now and then with many at once.
+            status = folder / "status"
+            code = int(status.read_text()) if status.exists() else (process.exitcode or 1)
+            shutil.rmtree(folder, ignore_errors=True)
+        return code
+
+    handler.run_local_subprocess = run
+    try:
+        yield
+    finally:
+        handler.run_local_subprocess = original
+
+
+def _warm_server(preload: tuple[str, ...]) -> Any:
+    """The forkserver context, its server started (once per process) having imported ``preload``."""
+    if "context" not in _WARM:
+        import multiprocessing
+        from multiprocessing import forkserver
+
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["kfp.dsl.executor_main", *preload])
+        # Started now, in the runtime mode a task's interpreter has (`import kfp` then skips
+        # the compiler and client: seconds), rather than lazily from a loop's thread.
+        previous = os.environ.get("_KFP_RUNTIME")
+        os.environ["_KFP_RUNTIME"] = "true"
+        try:
+            forkserver.ensure_running()
+        finally:
+            if previous is None:
+                os.environ.pop("_KFP_RUNTIME", None)
+            else:
+                os.environ["_KFP_RUNTIME"] = previous
+        _WARM["context"] = context
+    return _WARM["context"]
+
+
+def _lightweight_task(full_command: list[str]) -> tuple[str, list[str]] | None:
+    """(component source, executor arguments) of a lightweight component's command, or None."""
+    if len(full_command) < 4 or full_command[:2] != ["sh", "-ec"]:
+        return None
+    script = full_command[2]
+    if "kfp.dsl.executor_main" not in script or '"$program_path/ephemeral_component.py"' not in script:
+        return None
+    if "pip install" in script:  # a component that installs packages needs its own shell
+        return None
+    return full_command[3], list(full_command[4:])
+
+
+def _warm_task(argv: list[str], environment: dict[str, str], cwd: str, output: str) -> None:
+    """In the forked process: the executor, as ``python -m kfp.dsl.executor_main`` runs it."""
+    import runpy
+
+    descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(descriptor, 1)
+    os.dup2(descriptor, 2)
+    os.close(descriptor)
+    os.environ.clear()
+    os.environ.update(environment)
+    os.chdir(cwd)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.argv = ["executor_main", *argv]
+    code = 1
+    try:
+        runpy.run_module("kfp.dsl.executor_main", run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        Path(output).with_name("status").write_text(str(code), encoding="utf-8")
+    os._exit(code)
 
 
 @contextlib.contextmanager

@@ -285,3 +285,47 @@ def test_the_kfp_client_still_drops_the_servers_release_and_the_raw_healthz_keep
     assert not hasattr(client.get_kfp_healthz(), "tag_name")  # else use the public call instead
     healthz = compat.kfp_server_healthz(client)
     assert (healthz["tag_name"], healthz["multi_user"]) == ("2.16.1", False)
+
+
+def test_kfp_local_tasks_still_start_a_new_interpreter_and_warm_tasks_fork_from_a_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A lightweight component's command is still ``sh -ec SCRIPT SOURCE ARGS`` running
+    ``kfp.dsl.executor_main``; under the fix the same command's task runs in a process forked
+    from the warm server (not this one, not a new shell), gets the task's environment and
+    reports its exit status."""
+    from kfp import local
+    from kfp.local import subprocess_task_handler
+
+    from hpo_kfp.compat import _lightweight_task, kfp_local_warm_tasks
+
+    where = compat.component_from_source(
+        """
+def where(fail: bool) -> str:
+    import os
+
+    if fail:
+        raise RuntimeError("this task fails")
+    return f"{os.getpid()} {os.getppid()} {os.environ.get('_KFP_RUNTIME')}"
+""",
+        "where",
+        "python:3.11",
+    )
+
+    command = where.component_spec.implementation.container.command
+    assert command[:2] == ["sh", "-ec"] and "kfp.dsl.executor_main" in command[2]
+    assert _lightweight_task([*command, "--executor_input", "{}"]) == (command[3], ["--executor_input", "{}"])
+    assert _lightweight_task(["sh", "-c", "true"]) is None
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path), raise_on_error=False
+    )
+    original = subprocess_task_handler.run_local_subprocess
+    with kfp_local_warm_tasks(("json",)):
+        pid, parent, runtime = where(fail=False).output.split()
+        failed = where(fail=True)
+    assert subprocess_task_handler.run_local_subprocess is original  # restored
+    assert int(pid) != os.getpid() and int(parent) != os.getpid()  # the server's child, not ours
+    assert "forkserver" in Path(f"/proc/{parent}/cmdline").read_text()  # not a shell's
+    assert runtime == "true"
+    assert "this task fails" in capsys.readouterr().out
+    assert failed.outputs == {}  # kfp.local saw the failure

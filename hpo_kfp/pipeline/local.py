@@ -6,7 +6,9 @@ runs. Two defects of kfp.local's orchestrator (its ParallelFor cap of 2 and a pr
 that is not thread-safe) are worked around for the duration of the run only, without
 changing the pipeline: see :func:`hpo_kfp.compat.kfp_local_fixes`; the folder each task
 makes for its code goes under the pipeline root and is removed at the end
-(:func:`hpo_kfp.compat.kfp_local_task_folders`).
+(:func:`hpo_kfp.compat.kfp_local_task_folders`); and each task's process is forked from a
+server that imported the steps' code once, instead of a new interpreter importing it again
+(:func:`hpo_kfp.compat.kfp_local_warm_tasks`).
 """
 
 from __future__ import annotations
@@ -17,9 +19,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from hpo_kfp.compat import kfp_local_fixes, kfp_local_task_folders
+from hpo_kfp.compat import kfp_local_fixes, kfp_local_task_folders, kfp_local_warm_tasks
 
-__all__ = ["run_pipeline_locally"]
+__all__ = ["WARM_MODULES", "run_pipeline_locally"]
+
+WARM_MODULES = (
+    "hpo_kfp.steps",
+    "hpo_kfp.steps.lanes",
+    "hpo_kfp.steps.native",
+    "hpo_kfp.store.sql",
+    "hpo_kfp.algorithms.optuna_family",
+    "optuna",
+    "sqlalchemy",
+)
+"""What the server that forks the steps' processes imports once (see
+:func:`hpo_kfp.compat.kfp_local_warm_tasks`): the steps' own imports, the store's and the
+sampler's."""
 
 
 def run_pipeline_locally(
@@ -54,6 +69,7 @@ def run_pipeline_locally(
     with (
         kfp_local_fixes(max_parallelism),
         kfp_local_task_folders(Path(pipeline_root).resolve()),
+        kfp_local_warm_tasks(WARM_MODULES),
         contextlib.redirect_stdout(target),
         contextlib.redirect_stderr(target),
     ):
