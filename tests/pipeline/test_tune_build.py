@@ -322,3 +322,37 @@ def test_tune_takes_an_optimization_job_with_its_template_or_a_kfp_trial(tmp_pat
     assert "comp-run-trial" in compiled["components"]  # the TrainJob template's trials
     with pytest.raises(BuildError, match=r"^settings.store: tune\(\) must be given an experiment store"):
         _build_with(without_template, _score_x, settings=None)
+
+
+def test_hyperband_nests_synchronous_rounds_without_a_store_and_refuses_too_many(tmp_path: Path) -> None:
+    """Hyperband promotes whole rungs: tune() gives it nested rounds (no store needed), at most
+    25 of them (3 Argo template levels each)."""
+    document = _native_spec()
+    document["spec"]["parallelTrialCount"] = 9
+    document["spec"]["maxTrialCount"] = 20
+    document["spec"]["algorithm"] = {
+        "algorithmName": "hyperband",
+        "algorithmSettings": [
+            {"name": "resource_name", "value": "layers"},
+            {"name": "r_l", "value": "9"},
+            {"name": "eta", "value": "3"},
+        ],
+    }
+
+    @dsl.pipeline(name="p")
+    def pipeline() -> float:
+        return hpo_kfp.tune(document, trial=returns_value).outputs["best_objective"]
+
+    compiler.Compiler().compile(pipeline, str(tmp_path / "p.yaml"))
+    compiled = yaml.safe_load((tmp_path / "p.yaml").read_text())
+    assert "comp-demo-round-1" in compiled["components"] and "comp-start" not in compiled["components"]
+    with pytest.raises(BuildError, match=r"^spec.maxTrialCount: must need at most 25 synchronous rounds"):
+        _build_hyperband(document, rounds=26)
+
+
+def _build_hyperband(document: Any, **kwargs: Any) -> None:
+    @dsl.pipeline(name="p")
+    def pipeline() -> None:
+        hpo_kfp.tune(document, trial=returns_value, **kwargs)
+
+    compiler.Compiler().compile(pipeline, "/dev/null")
