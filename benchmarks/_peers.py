@@ -106,7 +106,7 @@ def ray_side(args: argparse.Namespace) -> dict[str, float]:
 def capped_side(args: argparse.Namespace) -> int:
     import contextlib
 
-    from pipelines import local
+    from hpo_kfp.pipeline import local
 
     original = local.kfp_local_fixes
 

@@ -117,6 +117,41 @@ _KINDS: list[tuple[str, str, str, dict[str, Any], str, dict[str, str], dict[str,
         _TEKTON,
         _SUCCEEDED,
     ),
+    (
+        "jobset.x-k8s.io/v1alpha2",
+        "JobSet",
+        "jobsets",
+        {
+            "replicatedJobs": [
+                {
+                    "name": "leader",
+                    "replicas": 1,
+                    "template": {"spec": {"template": {"spec": {"containers": [_container("trainer")]}}}},
+                }
+            ]
+        },
+        "trainer",
+        {},
+        {"conditions": [{"type": "Completed", "status": "True", "reason": "AllJobsCompleted"}]},
+    ),
+    (
+        "ray.io/v1",
+        "RayJob",
+        "rayjobs",
+        {
+            "entrypoint": " ".join(["python", "train.py", *_ARGS]),
+            "rayClusterSpec": {
+                "headGroupSpec": {
+                    "template": {
+                        "spec": {"containers": [{"name": "ray-head", "image": "rayproject/ray:2.40.0"}]}
+                    }
+                }
+            },
+        },
+        "ray-job-submitter",
+        {},
+        {"jobStatus": "SUCCEEDED", "jobDeploymentStatus": "Complete"},
+    ),
 ]
 
 
