@@ -21,7 +21,7 @@ _ROOT = Path(__file__).resolve().parents[1]
 _PACKAGE = _ROOT / "hpo_kfp"
 
 _LAYERS = ("compat", "core", "kfp", "apps")
-_APPS = ("hpo_kfp.cli", "hpo_kfp.submit", "hpo_kfp.__main__")
+_APPS = ("hpo_kfp.cli", "hpo_kfp.submit", "hpo_kfp.__main__", "hpo_kfp.service")
 
 
 def _module(path: Path) -> str:
@@ -151,7 +151,7 @@ def test_tune_builds_next_to_the_users_own_pipelines_and_components_packages(tmp
 
         @dsl.pipeline(name="mine")
         def mine():
-            hpo_kfp.tune({str(example)!r}, rounds=2)
+            hpo_kfp.tune({str(example)!r}, settings=hpo_kfp.StepSettings(store="sqlite:////x.sqlite"), slots=2)
 
         compiler.Compiler().compile(mine, "mine.yaml")
         print("built")

@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from hpo_kfp.cli import _cluster, _core, _dashboard, _run, _store
+from hpo_kfp.cli import _cluster, _core, _dashboard, _run, _serve, _store
 from hpo_kfp.cli._common import UsageError
 from hpo_kfp.errors import HpoKfpError, InputError, StepFailed
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     _store.register(commands)
     _cluster.register(commands)
     _dashboard.register(commands)
+    _serve.register(commands)
     return parser
 
 

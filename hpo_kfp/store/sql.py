@@ -215,19 +215,27 @@ class SqlStore:
 
     def save_decision(self, key: ExperimentKey, decision: Decision, study_attrs: dict[str, Any]) -> None:
         best = decision.best
-        with self._begin() as db:
-            db.execute(
-                _experiments.update()
-                .where(_experiments.c.namespace == key.namespace, _experiments.c.name == key.name)
-                .values(
-                    status=decision.status,
-                    reason=decision.reason or "",
-                    best_trial=best.name if best else "",
-                    best_objective=best.objective if best else None,
-                    study_attrs=_dumps(study_attrs),
-                    updated=_now(),
-                )
-            )
+        for _ in range(_ATTEMPTS):
+            try:
+                with self._begin() as db:
+                    db.execute(
+                        _experiments.update()
+                        .where(_experiments.c.namespace == key.namespace, _experiments.c.name == key.name)
+                        .values(
+                            status=decision.status,
+                            reason=decision.reason or "",
+                            best_trial=best.name if best else "",
+                            best_objective=best.objective if best else None,
+                            study_attrs=_dumps(study_attrs),
+                            updated=_now(),
+                        )
+                    )
+            except _LOST_RACE as error:
+                # A deadlock victim (InnoDB, beside a claim inserting trials): write again.
+                _raise_unless_lost_race(error)
+                continue
+            return
+        raise StoreError(f"experiment {key}: its decision could not be written")
 
     def delete(self, key: ExperimentKey) -> bool:
         with self._begin() as db:

@@ -1,0 +1,215 @@
+"""Several server processes on one store, and a restart: state lives in the store alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from hpo_kfp.store import open_store
+from tests.service.conftest import Server, katib_experiment, start_server
+from tests.store.conftest import server_database
+
+_CLIENTS = 8
+_TRIALS_EACH = 10
+_BUDGET = _CLIENTS * _TRIALS_EACH
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty store that two server processes can share, its tables made.
+
+    The tables are made here, before the servers start: two processes creating them at once
+    on MariaDB were seen to wait on each other's metadata locks (once in a few runs).
+    """
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+        open_store(url)
+        yield url
+        return
+    for url in server_database(request.param):
+        open_store(url)
+        yield url
+
+
+def _loss(parameters: dict[str, Any]) -> float:
+    return (parameters["lr"] - 0.05) ** 2 + parameters["layers"] / 100
+
+
+def _client(url: str, client_id: str, got: list[dict[str, Any]], errors: list[str], ends: list[str]) -> None:
+    """Asks for trials and completes them until the server has none to give."""
+    try:
+        with httpx.Client(base_url=url, timeout=120) as http:
+            while True:
+                reply = http.post(
+                    "/v1/experiments/crowd/suggestions", json={"count": 1, "client_id": client_id}
+                ).json()
+                if not reply["trials"]:
+                    ends.append(
+                        f"{client_id} after {len([g for g in got if g['client'] == client_id])}: {reply}"
+                    )
+                    return
+                (trial,) = reply["trials"]
+                loss = _loss(trial["parameters"])
+                done = http.post(
+                    f"/v1/experiments/crowd/trials/{trial['number']}/complete",
+                    json={"metrics": {"loss": loss}},
+                )
+                done.raise_for_status()
+                got.append({"number": trial["number"], "loss": loss, "client": client_id})
+    except Exception as error:
+        errors.append(f"{client_id}: {error!r}")
+
+
+@pytest.mark.slow
+def test_two_servers_on_one_store_hand_out_the_budget_exactly_once(tmp_path: Path, shared_store: str) -> None:
+    servers: list[Server] = []
+    try:
+        servers = [start_server(tmp_path, shared_store, wait=False) for _ in range(2)]
+        for server in servers:
+            server.wait_ready(time.monotonic() + 60)
+        document = katib_experiment("crowd", maxTrialCount=_BUDGET, parallelTrialCount=_CLIENTS)
+        with servers[0].client() as http:
+            http.post("/v1/experiments", json=document).raise_for_status()
+        got: list[dict[str, Any]] = []
+        errors: list[str] = []
+        ends: list[str] = []
+        threads = [
+            threading.Thread(target=_client, args=(servers[i % 2].url, f"client-{i}", got, errors, ends))
+            for i in range(_CLIENTS)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+        assert errors == [], [server.output()[-3000:] for server in servers]
+        assert sorted(item["number"] for item in got) == list(range(_BUDGET))  # distinct, none over budget
+        # Not asserted: that every client got trials. The store's claims are optimistic, and one
+        # server claiming back to back can starve the other until the budget is spent (seen
+        # about once in six runs on PostgreSQL); the budget and the numbers stay exact.
+        assert ends and all("done': True" in end or "active" in end for end in ends), ends
+        with servers[1].client() as http:
+            trials = http.get("/v1/experiments/crowd/trials").json()
+            assert [t["number"] for t in trials] == list(range(_BUDGET))
+            recorded = {t["number"]: t["values"] for t in trials if t["status"] == "Succeeded"}
+            assert recorded == {item["number"]: [item["loss"]] for item in got}  # nothing lost
+            after = http.post("/v1/experiments/crowd/suggestions", json={"count": 1}).json()
+            assert after["done"] and after["trials"] == []
+            best = http.get("/v1/experiments/crowd/best").json()
+            assert best["best"]["values"] == [min(item["loss"] for item in got)]
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.mark.slow
+def test_a_restarted_server_keeps_every_experiment(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    space = {
+        "experiment_name": "survivor",
+        "total_trials": 5,
+        "parallel_trials": 2,
+        "objective_function": "latency",
+        "direction": "minimize",
+        "tunables": [{"name": "threads", "value_type": "integer", "lower_bound": 1, "upper_bound": 64}],
+    }
+    first = start_server(tmp_path, store)
+    try:
+        with first.client() as http:
+            assert (
+                http.post(
+                    "/experiment_trials", json={"operation": "EXP_TRIAL_GENERATE_NEW", "search_space": space}
+                ).json()
+                == 0
+            )
+            before = http.get(
+                "/experiment_trials", params={"experiment_name": "survivor", "trial_number": 0}
+            ).json()
+            result = {"operation": "EXP_TRIAL_RESULT", "experiment_name": "survivor", "trial_number": 0}
+            http.post("/experiment_trials", json={**result, "trial_result": "success", "result_value": 12.5})
+            assert (
+                http.post(
+                    "/experiment_trials",
+                    json={"operation": "EXP_TRIAL_GENERATE_SUBSEQUENT", "experiment_name": "survivor"},
+                ).json()
+                == 1
+            )
+    finally:
+        first.stop()
+
+    second = start_server(tmp_path, store)
+    try:
+        with second.client() as http:
+            after = http.get(
+                "/experiment_trials", params={"experiment_name": "survivor", "trial_number": 0}
+            ).json()
+            assert after == before
+            trials = http.get("/v1/experiments/survivor/trials").json()
+            assert [(t["number"], t["status"], t["values"]) for t in trials] == [
+                (0, "Succeeded", [12.5]),
+                (1, "Running", None),
+            ]
+            assert (
+                http.post(
+                    "/experiment_trials",
+                    json={"operation": "EXP_TRIAL_GENERATE_SUBSEQUENT", "experiment_name": "survivor"},
+                ).json()
+                == 2
+            )
+    finally:
+        second.stop()
+    # The same experiment as the command line (and the pipelines) see it.
+    report = subprocess.run(
+        [sys.executable, "-m", "hpo_kfp", "report", "survivor", "--store", store, "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert report.returncode == 0, report.stderr
+    summary = json.loads(report.stdout.strip().splitlines()[-1])
+    assert summary["experiment"] == "survivor" and summary["trials"]["succeeded"] == 1
+    assert summary["trials"]["total"] == 3
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.slow
+def test_workers_share_the_port_and_end_with_the_server(tmp_path: Path) -> None:
+    server = start_server(tmp_path, f"sqlite:///{tmp_path / 'store.sqlite'}", "--workers", "2")
+    try:
+        (worker,) = _children(server.process.pid)
+        with server.client() as http:
+            http.post("/v1/experiments", json=katib_experiment("shared", maxTrialCount=8)).raise_for_status()
+        numbers = []
+        for _ in range(8):  # new connections: the kernel hands them to either process
+            with server.client() as http:
+                reply = http.post("/v1/experiments/shared/suggestions", json={"count": 1}).json()
+                numbers += [t["number"] for t in reply["trials"]]
+        assert sorted(numbers) == list(range(8))
+    finally:
+        server.stop()
+    orphaned = Path(f"/proc/{worker}").exists()
+    if orphaned:
+        os.kill(worker, signal.SIGKILL)
+    assert not orphaned  # stopped and reaped by the server
