@@ -53,7 +53,9 @@ def example(trials: int, parallel: int, padded: bool) -> Any:
     document["spec"]["maxTrialCount"] = trials
     document["spec"]["parallelTrialCount"] = parallel
     if padded:
-        container = document["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+        container = document["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][
+            0
+        ]
         container["env"] = [{"name": f"PAD_{i}", "value": "x" * 90} for i in range(30)]
     return parse_experiment(document)
 
@@ -76,36 +78,109 @@ def main() -> None:
             values = Values.for_experiment(experiment, settings=SETTINGS)
             lanes = -(-plan.share // plan.slots)
             check = estimate_run(ir, values, {loop: lanes})
-            per_trial = (estimate_run(ir, values, {loop: 2}).compressed_bytes
-                         - estimate_run(ir, values, {loop: 1}).compressed_bytes) / plan.slots
-            rows.append([label, "lanes, 1000 trials, 4 at a time", plan.share, f"{per_trial / 1024:.1f}",
-                         f"{plan.end_bytes / 1024:.0f} (check: {check.end_bytes / 1024:.0f})", plan.depth,
-                         f"{plan.size_bytes / 1024:.0f}"])
-            results.append({"spec": label, "shape": "lanes", "share": plan.share, "per_trial_kib": per_trial / 1024,
-                            "end_kib": plan.end_bytes / 1024, "check_kib": check.end_bytes / 1024,
-                            "depth": plan.depth})
+            per_trial = (
+                estimate_run(ir, values, {loop: 2}).compressed_bytes
+                - estimate_run(ir, values, {loop: 1}).compressed_bytes
+            ) / plan.slots
+            rows.append(
+                [
+                    label,
+                    "lanes, 1000 trials, 4 at a time",
+                    plan.share,
+                    f"{per_trial / 1024:.1f}",
+                    f"{plan.end_bytes / 1024:.0f} (check: {check.end_bytes / 1024:.0f})",
+                    plan.depth,
+                    f"{plan.size_bytes / 1024:.0f}",
+                ]
+            )
+            results.append(
+                {
+                    "spec": label,
+                    "shape": "lanes",
+                    "share": plan.share,
+                    "per_trial_kib": per_trial / 1024,
+                    "end_kib": plan.end_bytes / 1024,
+                    "check_kib": check.end_bytes / 1024,
+                    "depth": plan.depth,
+                }
+            )
             for trials in (12, 24, 48):
                 try:
-                    rounds = compile_run(example(trials, 4, padded), SETTINGS, folder / "rounds.yaml",
-                                         synchronous=True)
-                    rows.append([label, f"rounds, {trials} trials, 4 at a time", trials, "",
-                                 f"{rounds.end_bytes / 1024:.0f}", rounds.depth, f"{rounds.size_bytes / 1024:.0f}"])
-                    results.append({"spec": label, "shape": "rounds", "trials": trials,
-                                    "end_kib": rounds.end_bytes / 1024, "depth": rounds.depth})
+                    rounds = compile_run(
+                        example(trials, 4, padded), SETTINGS, folder / "rounds.yaml", synchronous=True
+                    )
+                    rows.append(
+                        [
+                            label,
+                            f"rounds, {trials} trials, 4 at a time",
+                            trials,
+                            "",
+                            f"{rounds.end_bytes / 1024:.0f}",
+                            rounds.depth,
+                            f"{rounds.size_bytes / 1024:.0f}",
+                        ]
+                    )
+                    results.append(
+                        {
+                            "spec": label,
+                            "shape": "rounds",
+                            "trials": trials,
+                            "end_kib": rounds.end_bytes / 1024,
+                            "depth": rounds.depth,
+                        }
+                    )
                 except PipelineTooLarge as error:
-                    rows.append([label, f"rounds, {trials} trials, 4 at a time", "refused", "",
-                                 str(error).split(": ", 1)[1][:70], "", ""])
-                    results.append({"spec": label, "shape": "rounds", "trials": trials, "refused": str(error)})
+                    rows.append(
+                        [
+                            label,
+                            f"rounds, {trials} trials, 4 at a time",
+                            "refused",
+                            "",
+                            str(error).split(": ", 1)[1][:70],
+                            "",
+                            "",
+                        ]
+                    )
+                    results.append(
+                        {"spec": label, "shape": "rounds", "trials": trials, "refused": str(error)}
+                    )
             generic = load_ir(C.ROOT / "pipelines" / "hpo_experiment.yaml")
             [gloop] = loop_names(generic)
             estimate = estimate_run(generic, default_values(LARGE_SPEC_BYTES if padded else None), {gloop: 5})
-            rows.append([label, "generic pipeline, 50 trials (5 lanes of 10)", 50, "",
-                         f"{estimate.end_bytes / 1024:.0f}", estimate.depth, ""])
-            results.append({"spec": label, "shape": "generic", "end_kib": estimate.end_bytes / 1024,
-                            "depth": estimate.depth})
-    text = C.table(["spec", "shape", "trials per run", "KiB per trial", "KiB at the end of a run",
-                    "depth", "pipeline KiB"], rows)
-    text += f"\n\nBudget: {BUDGET_END_BYTES // 1024} KiB at the end of a run, depth < 60 (Argo: 1024 KiB, 100)."
+            rows.append(
+                [
+                    label,
+                    "generic pipeline, 50 trials (5 lanes of 10)",
+                    50,
+                    "",
+                    f"{estimate.end_bytes / 1024:.0f}",
+                    estimate.depth,
+                    "",
+                ]
+            )
+            results.append(
+                {
+                    "spec": label,
+                    "shape": "generic",
+                    "end_kib": estimate.end_bytes / 1024,
+                    "depth": estimate.depth,
+                }
+            )
+    text = C.table(
+        [
+            "spec",
+            "shape",
+            "trials per run",
+            "KiB per trial",
+            "KiB at the end of a run",
+            "depth",
+            "pipeline KiB",
+        ],
+        rows,
+    )
+    text += (
+        f"\n\nBudget: {BUDGET_END_BYTES // 1024} KiB at the end of a run, depth < 60 (Argo: 1024 KiB, 100)."
+    )
     elapsed = time.perf_counter() - begun
     C.publish(args, "argo_size", info, elapsed, text, results=results)
     if args.write:

@@ -64,8 +64,10 @@ def main() -> None:
         first, outcome = run(folder, experiment(200, 2, goal=100.0))
         again, _ = run(folder, experiment(200, 2, goal=100.0))
         results["goal_at_trial_1"] = {"wall_s": first, "rerun_s": again, "trials": outcome["trials"]["total"]}
-        rows.append(["goal met by trial 1 of 200, 2 at a time", C.fmt(first, 1), outcome["trials"]["total"], ""])
-        rows.append(["the same, experiment already done", C.fmt(again, 1), 0, ""])
+        rows.append(
+            ["goal met by trial 1 of 200, 2 at a time", f"{first:.1f}", outcome["trials"]["total"], ""]
+        )
+        rows.append(["the same, experiment already done", f"{again:.1f}", 0, ""])
     with tempfile.TemporaryDirectory(prefix="hpo-run-length-") as name:
         folder = Path(name)
         trials = 40 if args.quick else 500
@@ -73,14 +75,29 @@ def main() -> None:
         logs = list(folder.glob("run-length/*/kfp-local*.log"))
         from hpo_kfp.store import ExperimentKey, open_store
 
-        numbers = [t.number for t in open_store(f"sqlite:///{folder / 'hpo-kfp.sqlite'}").history(
-            ExperimentKey("", "run-length")).trials]
+        numbers = [
+            t.number
+            for t in open_store(f"sqlite:///{folder / 'hpo-kfp.sqlite'}")
+            .history(ExperimentKey("", "run-length"))
+            .trials
+        ]
         exact = numbers == list(range(trials))
-        results["long"] = {"trials": trials, "wall_s": wall, "runs": len(logs), "numbers_exact": exact,
-                           "succeeded": outcome["trials"]["succeeded"]}
-        rows.append([f"{trials} instant trials, 4 at a time, one command", C.fmt(wall, 1),
-                     outcome["trials"]["succeeded"], f"{len(logs)} runs, {wall / trials:.2f} s/trial, "
-                     f"numbers 0..{trials - 1} exactly once: {exact}"])
+        results["long"] = {
+            "trials": trials,
+            "wall_s": wall,
+            "runs": len(logs),
+            "numbers_exact": exact,
+            "succeeded": outcome["trials"]["succeeded"],
+        }
+        rows.append(
+            [
+                f"{trials} instant trials, 4 at a time, one command",
+                f"{wall:.1f}",
+                outcome["trials"]["succeeded"],
+                f"{len(logs)} runs, {wall / trials:.2f} s/trial, "
+                f"numbers 0..{trials - 1} exactly once: {exact}",
+            ]
+        )
     text = C.table(["case", "wall s", "trials", "notes"], rows)
     elapsed = time.perf_counter() - begun
     C.publish(args, "run_length", info, elapsed, text, results=results)

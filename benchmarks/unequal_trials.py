@@ -165,10 +165,10 @@ def main() -> None:
                         kind,
                         f"{trials}/{parallel}",
                         side,
-                        C.fmt(best, 1),
-                        C.fmt(wall, 1),
-                        C.fmt(wall / best, 2),
-                        C.fmt(span / best, 2),
+                        f"{best:.1f}",
+                        f"{wall:.1f}",
+                        f"{wall / best:.2f}",
+                        f"{span / best:.2f}",
                         ran,
                     ]
                 )
