@@ -83,7 +83,7 @@ class ClusterAccess:
         Raises:
             InputError: ``kube_context`` names no context of the kube config.
         """
-        import kfp
+        import kfp.client  # explicitly: the command line loads kfp without its client (compat)
 
         if self.kube_context:
             # kfp.Client falls back to localhost when the context is missing: say so first.
@@ -92,7 +92,7 @@ class ClusterAccess:
         if self.service_account_token:
             credentials = kfp.client.ServiceAccountTokenVolumeCredentials(path=self.service_account_token)
         with _quiet(), self.calling():
-            return kfp.Client(
+            return kfp.client.Client(
                 host=self.host,
                 namespace=self.namespace or "kubeflow",
                 existing_token=self.token,

@@ -147,14 +147,11 @@ def _run(args: argparse.Namespace) -> int:
     history, decision = outcome(prepared)
     logs = trial_logs(prepared.directory / "artifacts")
     _summary(out, experiment, history, decision, logs, time.monotonic() - started)
-    if any(prepared.directory.glob("artifacts/**/report/page")):
-        # The report step's page has no .html suffix (a browser shows it as text) and knows
-        # nothing of the logs: the page beside them links each trial's log.
-        page = prepared.directory / "report.html"
-        page.write_text(
-            html_page(experiment, history, decision, logs=logs, folder=page.parent), encoding="utf-8"
-        )
-        out.write(f"report: {page}\n")
+    # The page beside the logs links each trial's log (a report step's page, in the KFP UI,
+    # knows nothing of them; the asynchronous lanes have none locally).
+    page = prepared.directory / "report.html"
+    page.write_text(html_page(experiment, history, decision, logs=logs, folder=page.parent), encoding="utf-8")
+    out.write(f"report: {page}\n")
     if args.json:
         out.write(json.dumps(report_document(experiment, history, decision, logs)) + "\n")
     return 0 if decision.status == "Succeeded" else 1

@@ -73,6 +73,7 @@ def build_lanes_pipeline(
     settings: StepSettings,
     slots: int,
     base_image: str = RUNTIME_IMAGE,
+    report: bool = True,
 ) -> Any:
     """The experiment's asynchronous tuning pipeline.
 
@@ -83,6 +84,8 @@ def build_lanes_pipeline(
             ``run_budget`` is the run's share of trials.
         slots: Trials per lane in one run (see :func:`slots_for`).
         base_image: The image every step runs in.
+        report: End with the report step (its page shows in the KFP UI; ``hpo-kfp run
+            --local`` writes its own, beside the trials' logs).
     """
     if settings.runner == "kubernetes":
         check_cluster_support(experiment)
@@ -97,7 +100,9 @@ def build_lanes_pipeline(
         f"{experiment.objective.metric}).",
     )
     def tuning(spec: str = spec_text, settings: str = settings.to_json()) -> str:
-        finished = add_lanes(spec, settings, parallelism=parallelism, slots=slots, base_image=base_image)
+        finished = add_lanes(
+            spec, settings, parallelism=parallelism, slots=slots, base_image=base_image, report=report
+        )
         return finished.outputs["decision"]  # type: ignore[no-any-return]
 
     return tuning

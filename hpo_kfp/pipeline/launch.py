@@ -148,7 +148,8 @@ def prepare_local_run(
     else:
         remaining = experiment.max_trial_count - (counts["total"] - counts["active"])
         rounds, slots = 0, slots_for(experiment, min(remaining, trials_per_run or remaining))
-        compiled = build_lanes_pipeline(experiment, settings=settings, slots=slots)
+        # No report step: the command writes the page itself, with the trials' logs.
+        compiled = build_lanes_pipeline(experiment, settings=settings, slots=slots, report=False)
     compile_pipeline(compiled, pipeline)
     if rounds:
         # Not the lanes: kfp.local names a task's artifact folder after its component, so
