@@ -169,6 +169,8 @@ def kfp_local_task_folders(parent: Path) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+_TASK_PROCESS = "hpo-kfp-task-"
+"""The name prefix of the processes :func:`kfp_local_warm_tasks` forks."""
 _WARM: dict[str, Any] = {}
 """The forkserver context of :func:`kfp_local_warm_tasks`, made once per process."""
 
@@ -189,10 +191,23 @@ def kfp_local_warm_tasks(preload: tuple[str, ...]) -> Iterator[None]:
     before, without the interpreter start and the imports. Its output is printed when it
     ends (kfp.local streamed it). Any other command runs as kfp.local runs it.
     """
+    from multiprocessing import spawn
+
     from kfp.local import subprocess_task_handler as handler
 
     original = handler.run_local_subprocess
+    original_preparation = spawn.get_preparation_data
     context = _warm_server(preload)
+
+    def preparation(name: str) -> dict[str, Any]:
+        # A forked task runs the executor, nothing of this process's __main__: without this,
+        # multiprocessing imports the main script again in every task (running it, if it has
+        # no `if __name__ == "__main__"` guard).
+        data: dict[str, Any] = original_preparation(name)
+        if name.startswith(_TASK_PROCESS):
+            data.pop("init_main_from_path", None)
+            data.pop("init_main_from_name", None)
+        return data
 
     def run(full_command: list[str], env_vars: dict[str, str] | None = None) -> int:
         task = _lightweight_task(full_command)
@@ -205,7 +220,10 @@ def kfp_local_warm_tasks(preload: tuple[str, ...]) -> Iterator[None]:
         environment = {**os.environ, **(env_vars or {}), "_KFP_RUNTIME": "true"}
         argv = ["--component_module_path", str(folder / "ephemeral_component.py"), *arguments]
         process = context.Process(
-            target=_warm_task, args=(argv, environment, os.getcwd(), str(output)), daemon=False
+            target=_warm_task,
+            args=(argv, environment, os.getcwd(), str(output)),
+            name=f"{_TASK_PROCESS}{folder.name}",
+            daemon=False,
         )
         process.start()
         try:
@@ -228,10 +246,12 @@ def kfp_local_warm_tasks(preload: tuple[str, ...]) -> Iterator[None]:
         return code
 
     handler.run_local_subprocess = run
+    spawn.get_preparation_data = preparation
     try:
         yield
     finally:
         handler.run_local_subprocess = original
+        spawn.get_preparation_data = original_preparation
 
 
 def _warm_server(preload: tuple[str, ...]) -> Any:

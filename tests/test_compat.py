@@ -329,3 +329,28 @@ def where(fail: bool) -> str:
     assert runtime == "true"
     assert "this task fails" in capsys.readouterr().out
     assert failed.outputs == {}  # kfp.local saw the failure
+
+
+def test_warm_tasks_do_not_run_the_main_script_again(tmp_path: Path) -> None:
+    """multiprocessing imports the parent's main script in a forkserver child (running it, when
+    it has no ``__main__`` guard, as a user's script often has not); a warm task must not."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        f"""
+from pathlib import Path
+from kfp import local
+from hpo_kfp import compat
+
+with open({str(tmp_path / "ran")!r}, "a") as stream:
+    stream.write("ran\\n")
+local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root={str(tmp_path / "root")!r})
+task = compat.component_from_source("def one() -> int:\\n    return 1\\n", "one", "python:3.11")
+with compat.kfp_local_warm_tasks(("json",)):
+    assert task().output == 1
+"""
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "ran").read_text() == "ran\n"
