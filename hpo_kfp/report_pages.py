@@ -28,7 +28,7 @@ from hpo_kfp.report import FAILURES, counts_text, log_tail, metric_names, ranked
 from hpo_kfp.spec import Experiment, Parameter
 from hpo_kfp.study_view import quiet_optuna, to_study
 
-__all__ = ["html_page", "markdown_summary", "plotting_available"]
+__all__ = ["html_page", "markdown_summary", "plotting_available", "prepare_plotting"]
 
 _COLORS = {
     "Succeeded": "#1f77b4",
@@ -571,11 +571,22 @@ def plotting_available() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
 
 
-def _figures(experiment: Experiment, history: History) -> list[tuple[str, str]]:
+def prepare_plotting() -> None:
+    """Imports what the plots need (matplotlib, Optuna's plots: over a second), so that a
+    caller can do it while it waits for something else; nothing without the plot extra."""
+    if not plotting_available():
+        return
     import_optuna_importance_without_sklearn()
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot
+    import optuna.importance
+    import optuna.visualization.matplotlib  # noqa: F401
+
+
+def _figures(experiment: Experiment, history: History) -> list[tuple[str, str]]:
+    prepare_plotting()
     import matplotlib.pyplot as plt
     from optuna.importance import PedAnovaImportanceEvaluator
     from optuna.visualization import matplotlib as plots

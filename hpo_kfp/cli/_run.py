@@ -27,7 +27,7 @@ from hpo_kfp.decide import Decision
 from hpo_kfp.history import History
 from hpo_kfp.pipeline.launch import outcome, prepare_local_run, run_to_end
 from hpo_kfp.report import best_text, counts_text, pareto_text, report_document, trial_logs, trials_table
-from hpo_kfp.report_pages import html_page
+from hpo_kfp.report_pages import html_page, prepare_plotting
 from hpo_kfp.runtime import RUNTIME_IMAGE
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
@@ -142,6 +142,8 @@ def _run(args: argparse.Namespace) -> int:
     out.write(f"{experiment.name}: {shape}; run folder {prepared.directory}\n")
     out.flush()
     started = time.monotonic()
+    # The page at the end needs matplotlib: import it while the trials run.
+    threading.Thread(target=prepare_plotting, name="hpo-kfp-plotting", daemon=True).start()
     with Progress(prepared, out), _terminate_as_interrupt():
         run_to_end(prepared)
     history, decision = outcome(prepared)
