@@ -356,3 +356,22 @@ def _build_hyperband(document: Any, **kwargs: Any) -> None:
         hpo_kfp.tune(document, trial=returns_value, **kwargs)
 
     compiler.Compiler().compile(pipeline, "/dev/null")
+
+
+def test_tune_nests_as_deep_for_1000_trials_as_for_10(tmp_path: Path) -> None:
+    """Issue 15: nested rounds grew 3 Argo template levels a round (31 rounds: depth 98); the
+    lanes' depth is bounded by their slots, whatever maxTrialCount is."""
+    from hpo_kfp.pipeline.argo_size import BUDGET_DEPTH, load_ir, template_depth
+
+    depths = []
+    for trials in (10, 1000):
+        document = _native_spec()
+        document["spec"]["maxTrialCount"] = trials
+
+        @dsl.pipeline(name="p")
+        def pipeline() -> float:
+            return hpo_kfp.tune(document, trial=returns_value, settings=_STORE).outputs["best_objective"]  # noqa: B023
+
+        compiler.Compiler().compile(pipeline, str(tmp_path / f"{trials}.yaml"))
+        depths.append(template_depth(load_ir(tmp_path / f"{trials}.yaml")))
+    assert depths[1] < BUDGET_DEPTH and depths[1] - depths[0] <= 30
