@@ -46,10 +46,12 @@ __all__ = [
     "import_optuna_importance_without_sklearn",
     "kfp_local_fixes",
     "kfp_local_task_folders",
+    "kfp_local_warm_tasks",
     "kfp_server_healthz",
     "outside_pipeline_definition",
     "set_study_system_attrs",
     "study_system_attrs",
+    "warm_server",
 ]
 
 SUPPORTED: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
@@ -197,7 +199,7 @@ def kfp_local_warm_tasks(preload: tuple[str, ...]) -> Iterator[None]:
 
     original = handler.run_local_subprocess
     original_preparation = spawn.get_preparation_data
-    context = _warm_server(preload)
+    context = warm_server(preload)
 
     def preparation(name: str) -> dict[str, Any]:
         # A forked task runs the executor, nothing of this process's __main__: without this,
@@ -254,8 +256,9 @@ def kfp_local_warm_tasks(preload: tuple[str, ...]) -> Iterator[None]:
         spawn.get_preparation_data = original_preparation
 
 
-def _warm_server(preload: tuple[str, ...]) -> Any:
-    """The forkserver context, its server started (once per process) having imported ``preload``."""
+def warm_server(preload: tuple[str, ...]) -> Any:
+    """The forkserver context of :func:`kfp_local_warm_tasks`, its server started (once per
+    process, ``preload`` imported there; a later call's ``preload`` is ignored)."""
     if "context" not in _WARM:
         import multiprocessing
         from multiprocessing import forkserver

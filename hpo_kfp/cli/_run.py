@@ -26,6 +26,7 @@ from hpo_kfp.cli._progress import Progress
 from hpo_kfp.decide import Decision
 from hpo_kfp.history import History
 from hpo_kfp.pipeline.launch import outcome, prepare_local_run, run_to_end
+from hpo_kfp.pipeline.local import start_warm_steps
 from hpo_kfp.report import best_text, counts_text, pareto_text, report_document, trial_logs, trials_table
 from hpo_kfp.report_pages import html_page, prepare_plotting
 from hpo_kfp.runtime import RUNTIME_IMAGE
@@ -110,6 +111,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.trials_per_run < 0:
         raise UsageError(f"--trials-per-run: must be 0 (no limit) or more, but got {args.trials_per_run}")
     experiment = read_experiment(args)
+    start_warm_steps()  # its imports run while the pipeline is compiled
     workdir = Path(args.workdir)
     args.default_store = f"sqlite:///{workdir / 'hpo-kfp.sqlite'}"
     store = store_url(args)

@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from hpo_kfp.compat import kfp_local_fixes, kfp_local_task_folders, kfp_local_warm_tasks
+from hpo_kfp.compat import kfp_local_fixes, kfp_local_task_folders, kfp_local_warm_tasks, warm_server
 
-__all__ = ["WARM_MODULES", "run_pipeline_locally"]
+__all__ = ["WARM_MODULES", "run_pipeline_locally", "start_warm_steps"]
 
 WARM_MODULES = (
     "hpo_kfp.steps",
@@ -35,6 +35,12 @@ WARM_MODULES = (
 """What the server that forks the steps' processes imports once (see
 :func:`hpo_kfp.compat.kfp_local_warm_tasks`): the steps' own imports, the store's and the
 sampler's."""
+
+
+def start_warm_steps() -> None:
+    """Starts the server the steps' processes fork from now, so that its imports (a second or
+    so) overlap with whatever comes before the run, such as compiling the pipeline."""
+    warm_server(WARM_MODULES)
 
 
 def run_pipeline_locally(
