@@ -280,7 +280,7 @@ def lane_report_op(base_image: str = RUNTIME_IMAGE) -> Any:
         from hpo_kfp.steps.lanes import read_run_document
         from hpo_kfp.steps.report import report_step
 
-        document, _, _ = read_run_document(run.path)
+        document = read_run_document(run.path)
         report_step(document.spec, history.path, summary.path, page.path)
 
     return report
@@ -297,7 +297,7 @@ def lane_native_metrics_op(base_image: str = RUNTIME_IMAGE) -> Any:
         from hpo_kfp.steps.lanes import read_run_document
         from hpo_kfp.steps.native import native_trial_step
 
-        document, _, _ = read_run_document(run.path)
+        document = read_run_document(run.path)
         record, shown = native_trial_step(
             document.spec, trial, document.settings, run_id, metrics=trial_metrics.metadata
         )
@@ -319,7 +319,7 @@ def lane_native_value_op(base_image: str = RUNTIME_IMAGE) -> Any:
         from hpo_kfp.steps.lanes import read_run_document
         from hpo_kfp.steps.native import native_trial_step
 
-        document, _, _ = read_run_document(run.path)
+        document = read_run_document(run.path)
         record, shown = native_trial_step(document.spec, trial, document.settings, run_id, value=value)
         for name, reported in shown.items():
             metrics.log_metric(name, reported)

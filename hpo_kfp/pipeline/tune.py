@@ -57,6 +57,7 @@ from hpo_kfp.pipeline.components import (
 )
 from hpo_kfp.pipeline.generated import best_op, identifier, unpack_op
 from hpo_kfp.pipeline.lanes import add_lanes, slots_for
+from hpo_kfp.pipeline.lanes import template_trial as lane_template_trial
 from hpo_kfp.pipeline.loop import name_step, round_count, template_trial
 from hpo_kfp.planning import check_rounds
 from hpo_kfp.spec import Experiment, Parameter, load_experiment, parse_experiment
@@ -317,8 +318,6 @@ class _Plan:
 
     def lane_trial(self, run: Any, item: Any, label: str) -> Any:
         """Adds one trial's tasks inside a lane's slot; returns its last task."""
-        from hpo_kfp.pipeline.lanes import template_trial as lane_template_trial
-
         if self.trial is None:
             return lane_template_trial(self.base_image)(run, item, label)
         user = self._user_trial(item, label, self.arguments)

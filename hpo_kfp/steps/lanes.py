@@ -84,14 +84,16 @@ def start_step(spec: str, settings: str, run_id: str, document_out: str) -> list
     return [str(lane) for lane in range(1, lanes + 1)]
 
 
-def read_run_document(path: str) -> tuple[RunDocument, Experiment, StepSettings]:
+def read_run_document(path: str) -> RunDocument:
+    """The run document at ``path``."""
+    return RunDocument.from_json(Path(path).read_text(encoding="utf-8"))
+
+
+def _opened(path: str) -> tuple[RunDocument, Experiment, StepSettings]:
     """The run document at ``path``, its experiment and its settings."""
-    document = RunDocument.from_json(Path(path).read_text(encoding="utf-8"))
-    return (
-        document,
-        parse_experiment(document.spec, trial_template=None),
-        StepSettings.from_json(document.settings),
-    )
+    document = read_run_document(path)
+    experiment = parse_experiment(document.spec, trial_template=None)
+    return document, experiment, StepSettings.from_json(document.settings)
 
 
 def next_trial_step(document_path: str, run_id: str, trial_out: str) -> bool:
@@ -101,7 +103,7 @@ def next_trial_step(document_path: str, run_id: str, trial_out: str) -> bool:
     :class:`~hpo_kfp.wire.NoTrial` item) to ``trial_out``. There is none once the experiment
     is done, ``maxTrialCount`` trials exist, or this run's share is spent.
     """
-    document, experiment, options = read_run_document(document_path)
+    document, experiment, options = _opened(document_path)
     store = options.open_store()
     assert store is not None, "start refuses settings without a store"
     created, history = store.claim(
@@ -117,7 +119,7 @@ def next_trial_step(document_path: str, run_id: str, trial_out: str) -> bool:
 
 def run_lane_trial_step(document_path: str, trial: str, log_path: str, metrics_path: str) -> str:
     """:func:`~hpo_kfp.steps.run_trial.run_trial_step` with the run document's spec and settings."""
-    document, _, _ = read_run_document(document_path)
+    document = read_run_document(document_path)
     return run_trial_step(document.spec, trial, log_path, metrics_path, document.settings)
 
 
@@ -126,7 +128,7 @@ def collect_lane_trial_step(
 ) -> tuple[str, dict[str, float]]:
     """:func:`~hpo_kfp.steps.collect_metrics.collect_metrics_step` with the run document's
     spec and settings."""
-    document, _, _ = read_run_document(document_path)
+    document = read_run_document(document_path)
     return collect_metrics_step(document.spec, result, log_path, metrics_path, document.settings, run_id)
 
 
@@ -138,7 +140,7 @@ def finish_step(document_path: str, history_out: str, decision_out: str) -> bool
         Whether the experiment is done (a run whose share is spent is done, its
         experiment still ``Running``: the next run continues it).
     """
-    document, experiment, options = read_run_document(document_path)
+    document, experiment, options = _opened(document_path)
     store = options.open_store()
     assert store is not None, "start refuses settings without a store"
     key = options.experiment_key(experiment)
