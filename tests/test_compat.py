@@ -23,6 +23,7 @@ from hpo_kfp.compat import (
     component_from_source,
     kfp_local_fixes,
     kfp_local_task_folders,
+    load_pipeline_file,
     outside_pipeline_definition,
     set_study_system_attrs,
     study_system_attrs,
@@ -223,6 +224,19 @@ def test_a_component_from_generated_source_has_its_typed_outputs() -> None:
     outputs = component.component_spec.outputs
     assert {name: spec.type for name, spec in outputs.items()} == {"a": "Integer", "b": "String"}
     assert "len(text), text" in component.component_spec.implementation.container.command[-1]
+
+
+@pytest.mark.parametrize("name", ["pipelines/hpo_experiment.yaml", "components/suggest/component.yaml"])
+def test_a_pipeline_loaded_with_libyaml_is_the_one_kfp_loads(name: str) -> None:
+    from kfp import components
+
+    path = Path(__file__).resolve().parent.parent / name
+    ours = load_pipeline_file(path)
+    theirs = components.load_component_from_file(str(path))
+    assert type(ours) is type(theirs)
+    assert ours.component_spec.to_pipeline_spec() == theirs.component_spec.to_pipeline_spec()
+    assert ours.component_spec.inputs == theirs.component_spec.inputs
+    assert ours.component_spec.outputs == theirs.component_spec.outputs
 
 
 def test_sampler_state_on_the_study_survives_a_rebuild() -> None:

@@ -111,10 +111,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.trials_per_run < 0:
         raise UsageError(f"--trials-per-run: must be 0 (no limit) or more, but got {args.trials_per_run}")
     experiment = read_experiment(args)
-    start_warm_steps()  # its imports run while the pipeline is compiled
     workdir = Path(args.workdir)
     args.default_store = f"sqlite:///{workdir / 'hpo-kfp.sqlite'}"
     store = store_url(args)
+    start_warm_steps(store)  # its imports run while the pipeline is compiled
     prepared = prepare_local_run(
         experiment,
         Path(args.file),

@@ -260,6 +260,7 @@ def run_prepared(run: LocalRun, *, index: int = 0) -> None:
                 pipeline_root=run.directory / "artifacts",
                 max_parallelism=run.experiment.parallel_trial_count,
                 log=log,
+                store=run.settings.store,
             )
         except RuntimeError as error:
             plain = _ANSI.sub("", str(error))
