@@ -21,6 +21,7 @@ from hpo_kfp.compat import (
     artifact_class,
     check_supported,
     component_from_source,
+    kfp_compiler_libyaml,
     kfp_local_fixes,
     kfp_local_task_folders,
     load_pipeline_file,
@@ -151,6 +152,31 @@ def test_kfp_local_still_swaps_print_and_the_fix_stops_it() -> None:
     assert logging_utils.indented_print is not None and builtins.print is original
 
 
+def test_overlapping_kfp_local_logger_contexts_still_leak_a_handler_and_the_fix_stops_it() -> None:
+    import logging
+
+    from kfp.local import logging_utils
+
+    root = logging.getLogger()
+    before = (root.handlers[:], root.level)
+
+    def overlap() -> None:  # two tasks' contexts, as two threads interleave them
+        first, second = logging_utils.local_logger_context(), logging_utils.local_logger_context()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        second.__exit__(None, None, None)
+
+    overlap()
+    leaked = (root.handlers[:], root.level) != before
+    root.handlers[:] = before[0]
+    root.setLevel(before[1])
+    assert leaked, "kfp.local's logger context no longer leaks: drop the local_logger_context patch"
+    with kfp_local_fixes(2):
+        overlap()
+    assert (root.handlers[:], root.level) == before
+
+
 def test_kfp_local_tasks_still_make_a_mktemp_folder_and_the_fix_keeps_and_removes_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -237,6 +263,34 @@ def test_a_pipeline_loaded_with_libyaml_is_the_one_kfp_loads(name: str) -> None:
     assert ours.component_spec.to_pipeline_spec() == theirs.component_spec.to_pipeline_spec()
     assert ours.component_spec.inputs == theirs.component_spec.inputs
     assert ours.component_spec.outputs == theirs.component_spec.outputs
+
+
+def test_kfp_still_dumps_through_its_module_s_yaml_and_libyaml_writes_the_same_pipeline(
+    tmp_path: Path,
+) -> None:
+    import yaml
+    from kfp.compiler import pipeline_spec_builder
+
+    from hpo_kfp.pipeline.lanes import build_lanes_pipeline
+    from hpo_kfp.pipeline.loop import compile_pipeline
+    from hpo_kfp.spec import load_experiment
+    from hpo_kfp.steps.settings import StepSettings
+
+    assert pipeline_spec_builder.yaml is yaml  # the name the hook swaps
+    experiment = load_experiment(
+        Path(__file__).resolve().parent.parent / "examples/quadratic/experiment.yaml"
+    )
+    pipeline = build_lanes_pipeline(
+        experiment, settings=StepSettings(store="sqlite:////tmp/x.sqlite"), slots=3
+    )
+    compile_pipeline(pipeline, tmp_path / "kfp.yaml")
+    with kfp_compiler_libyaml():
+        assert pipeline_spec_builder.yaml is not yaml
+        compile_pipeline(pipeline, tmp_path / "libyaml.yaml")
+    assert pipeline_spec_builder.yaml is yaml
+    theirs, ours = ((tmp_path / name).read_text() for name in ("kfp.yaml", "libyaml.yaml"))
+    assert list(yaml.safe_load_all(ours)) == list(yaml.safe_load_all(theirs))
+    assert ours.split("\n", 3)[:3] == theirs.split("\n", 3)[:3]  # KFP's comment header
 
 
 def test_sampler_state_on_the_study_survives_a_rebuild() -> None:

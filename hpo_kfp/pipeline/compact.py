@@ -51,7 +51,7 @@ def compact_file(source: str | Path, target: str | Path | None = None) -> int:
     """Compacts a compiled pipeline YAML, keeping KFP's comment header; returns the new size."""
     text = Path(source).read_text(encoding="utf-8")
     header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
-    documents = list(yaml.safe_load_all(text))
+    documents = list(yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
     documents[0] = compact_spec(documents[0])
     body = yaml.safe_dump_all(documents, sort_keys=True, width=120)
     output = Path(target or source)

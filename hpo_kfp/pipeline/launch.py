@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hpo_kfp.algorithms import get_algorithm, require_dependencies
+from hpo_kfp.compat import kfp_compiler_libyaml
 from hpo_kfp.decide import Decision, decide, trial_counts
 from hpo_kfp.errors import HpoKfpError, InputError, RunnerError, StepFailed
 from hpo_kfp.history import History, TrialRecord
@@ -150,7 +151,8 @@ def prepare_local_run(
         rounds, slots = 0, slots_for(experiment, min(remaining, trials_per_run or remaining))
         # No report step: the command writes the page itself, with the trials' logs.
         compiled = build_lanes_pipeline(experiment, settings=settings, slots=slots, report=False)
-    compile_pipeline(compiled, pipeline)
+    with kfp_compiler_libyaml():
+        compile_pipeline(compiled, pipeline)
     if rounds:
         # Not the lanes: kfp.local names a task's artifact folder after its component, so
         # slots sharing one component would share (and overwrite) their trials' logs.

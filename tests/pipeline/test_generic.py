@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,7 @@ def test_it_runs_locally_with_a_pasted_spec(tmp_path: Path) -> None:
         run_budget=50,
         store=f"sqlite:///{tmp_path / 's.sqlite'}",
     )
+    handlers = logging.getLogger().handlers[:]
     with (tmp_path / "kfp.log").open("w") as log:
         output = run_pipeline_locally(
             GENERIC_PIPELINE,
@@ -52,6 +54,8 @@ def test_it_runs_locally_with_a_pasted_spec(tmp_path: Path) -> None:
     assert (decision["status"], decision["reason"]) == ("Succeeded", "GoalReached")
     # Trial 5 is the first to meet the goal; lanes still running trials finish them.
     assert decision["best"]["name"] in {"scripted-0005", "scripted-0006", "scripted-0007"}
+    # kfp.local's per-task logger contexts overlapped in the lanes: none is left behind.
+    assert logging.getLogger().handlers == handlers
 
 
 def test_an_experiment_over_capacity_fails_at_the_first_step(tmp_path: Path) -> None:
