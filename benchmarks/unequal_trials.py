@@ -10,7 +10,17 @@ side's ratio is its wall time over that floor:
   compile and start-up included; ``lanes loop`` — the same run from its first trial's start to
   its last trial's end (what the loop itself costs);
 * ``sync``   — ``hpo-kfp run FILE --local --sync`` (synchronous rounds), timed the same way;
-* ``optuna`` — ``study.optimize(n_jobs=P)``, TPE, each trial the same script as a subprocess.
+* ``optuna`` — ``study.optimize(n_jobs=P)``, TPE, each trial the same script as a subprocess,
+  in a process of its own timed from outside like the others (interpreter start and imports
+  included).
+* ``ray``    — Ray Tune (``_peers.py ray``: a local Ray of P logical CPUs, its Optuna searcher
+  behind a ``ConcurrencyLimiter(P)``), each trial the same script as a subprocess, numbered in
+  the order Ray starts the trials; the whole ``python _peers.py`` process timed from outside
+  (interpreter, import, ``ray.init``, ``fit``, shutdown; its phases are listed under the table).
+  Scheduler: FIFO, except for "half stopped early", which runs under ASHA (``max_t`` =
+  ``grace_period`` = 1 iteration). A trial reports its loss once, at its end, so ASHA has no
+  earlier rung to stop it at and stops nothing: that case's early stops are the trial script's
+  own (its short durations), as on the other sides; ASHA only puts its bookkeeping in the loop.
 
 Cases: uniform 0.5–3.5 s (issue 15's), uniform 1–3 s, lognormal σ 0.5 and σ 1 (median 2 s),
 and "half stopped early" (half the trials at a quarter of a 2 s trial), 16 trials at 4 at a time
@@ -34,7 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
 
 TRIAL = C.BENCH_DIR / "_unequal_trial.py"
-SIDES = ("lanes", "sync", "optuna")
+SIDES = ("lanes", "sync", "optuna", "ray")
+PEERS = C.BENCH_DIR / "_peers.py"
+RAY_PHASES: list[dict[str, Any]] = []  # the ray side's phases per case, in run order
 
 
 def durations(kind: str, count: int, seed: int) -> list[float]:
@@ -86,6 +98,13 @@ def hpo_kfp(folder: Path, trials: int, parallel: int, times: Path, log: Path, sy
 
 
 def optuna_side(trials: int, parallel: int, times: Path, log: Path) -> float:
+    started = time.perf_counter()
+    child = [sys.executable, __file__, "--optuna-child", str(trials), str(parallel), str(times), str(log)]
+    subprocess.run(child, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def optuna_child(trials: int, parallel: int, times: Path, log: Path) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -112,12 +131,71 @@ def optuna_side(trials: int, parallel: int, times: Path, log: Path) -> float:
         )
         return float(out.stdout.split("loss=")[-1])
 
-    started = time.perf_counter()
     study.optimize(objective, n_trials=trials, n_jobs=parallel)
-    return time.perf_counter() - started
+
+
+def ray_side(folder: Path, kind: str, trials: int, parallel: int, times: Path, log: Path) -> float:
+    """Ray Tune through ``_peers.py ray``, the whole process timed from outside; records its phases."""
+    scheduler = "asha" if kind == "half stopped early" else "fifo"
+    argv = [
+        sys.executable,
+        str(PEERS),
+        "ray",
+        f"--trials={trials}",
+        f"--parallel={parallel}",
+        f"--storage={folder / 'ray'}",
+        f"--durations={times}",
+        f"--log={log}",
+        f"--scheduler={scheduler}",
+    ]
+    started = time.perf_counter()
+    out = subprocess.run(argv, capture_output=True, text=True, cwd=folder, timeout=900, check=False)
+    wall = time.perf_counter() - started
+    if out.returncode != 0:
+        raise RuntimeError(f"ray failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    numbers = sorted(json.loads(line)["number"] for line in log.read_text().splitlines() if line.strip())
+    assert numbers == list(range(trials)), numbers
+    phases = json.loads(out.stdout.strip().splitlines()[-1])
+    RAY_PHASES.append(
+        {
+            "case": kind,
+            "trials": trials,
+            "parallel": parallel,
+            "scheduler": scheduler,
+            "wall_s": wall,
+            **phases,
+        }
+    )
+    C.log("  ray: " + ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in RAY_PHASES[-1].items() if k.endswith("_s")))
+    return wall
+
+
+def ray_phases_text() -> str:
+    """The ray side's phases per case (empty without a ray side); "rest" is interpreter start and exit."""
+    if not RAY_PHASES:
+        return ""
+    keys = ("import_s", "init_s", "fit_s", "shutdown_s")
+    rows = [
+        [
+            r["case"],
+            f"{r['trials']}/{r['parallel']}",
+            r["scheduler"],
+            f"{r['wall_s']:.1f}",
+            *(f"{r[k]:.1f}" for k in keys),
+            f"{r['wall_s'] - sum(r[k] for k in keys):.1f}",
+        ]
+        for r in RAY_PHASES
+    ]
+    headers = ["durations", "trials/at a time", "ray scheduler", "wall s", "import s", "ray.init s", "fit s"]
+    headers += ["shutdown s", "rest s"]
+    return "\n\nRay Tune's phases inside its process:\n\n" + C.table(headers, rows)
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--optuna-child"]:
+        trials, parallel, times, log = sys.argv[2:6]
+        optuna_child(int(trials), int(parallel), Path(times), Path(log))
+        return
     parser = C.parser(__doc__ or "")
     parser.add_argument("--sides", default=",".join(SIDES))
     args = parser.parse_args()
@@ -146,6 +224,8 @@ def main() -> None:
                     C.log(f"{kind}, {trials} trials, {parallel} at a time: {side}")
                     if side == "optuna":
                         wall = optuna_side(trials, parallel, times, log)
+                    elif side == "ray":
+                        wall = ray_side(folder, kind, trials, parallel, times, log)
                     else:
                         wall = hpo_kfp(folder, trials, parallel, times, log, sync=side == "sync")
                     best, span, ran = floor(log, parallel)
@@ -160,6 +240,8 @@ def main() -> None:
                     "ran": ran,
                 }
                 results.append(result)
+                if side == "ray":
+                    result["phases"] = RAY_PHASES[-1]
                 rows.append(
                     [
                         kind,
@@ -182,7 +264,7 @@ def main() -> None:
         "trial span/floor",
         "trials run",
     ]
-    text = C.table(headers, rows)
+    text = C.table(headers, rows) + ray_phases_text()
     elapsed = time.perf_counter() - begun
     info["loadavg_end"] = C.machine()["loadavg_start"]
     C.publish(args, "unequal_trials", info, elapsed, text, results=results)
