@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
+from hpo_kfp.cli import console_main
 
-from hpo_kfp.cli import main
-
-sys.exit(main())
+console_main()

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from hpo_kfp.cli._main import main
+from hpo_kfp.cli._main import console_main, main
 
-__all__ = ["main"]
+__all__ = ["console_main", "main"]

@@ -72,6 +72,24 @@ def test_a_real_process_shows_no_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.stdout + result.stderr
 
 
+def test_the_program_exits_with_main_s_code_and_leaves_its_objects_to_the_os(tmp_path: Path) -> None:
+    path = _write(tmp_path, base_spec())
+    probe = (
+        "import atexit, gc, runpy, sys\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+        f"sys.argv = ['hpo-kfp', 'validate', {str(path)!r}]\n"
+        "runpy.run_module('hpo_kfp', run_name='__main__')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith("frozen True\n")
+    bad = _write(tmp_path, with_field(base_spec(), "spec.parallelTrialCount", -3))
+    failed = subprocess.run(
+        [sys.executable, "-m", "hpo_kfp", "validate", str(bad)], capture_output=True, check=False
+    )
+    assert failed.returncode == 2
+
+
 def test_suggest_prints_assignments_and_continues_a_history(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
