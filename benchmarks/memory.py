@@ -180,7 +180,7 @@ def local_run(trials: int, parallel: int, tmp: Path) -> dict[str, Any]:
             table = C.process_table()
             members = C.descendants(table, proc.pid) & set(table)
             total = sum(table[pid][1] for pid in members)
-            if proc.pid in table:
+            if table.get(proc.pid, (0, 0, 0, ""))[1]:  # an exited process, not yet reaped, shows 0
                 peak_root = max(peak_root, table[proc.pid][1])
                 root_samples.append((time.perf_counter() - start, table[proc.pid][1]))
             peak_tree = max(peak_tree, total)
