@@ -225,6 +225,46 @@ _WORKER = textwrap.dedent(
 )
 
 
+_COUNTING_WORKER = (
+    "import atexit, importlib, json\n"
+    "_module = importlib.import_module('hpo_kfp.suggest')  # hpo_kfp.suggest is also the function\n"
+    "_suggest, _calls = _module.suggest, []\n"
+    "def _counted(*args, **kwargs):\n"
+    "    _calls.append(1)\n"
+    "    return _suggest(*args, **kwargs)\n"
+    "_module.suggest = _counted\n"
+    "atexit.register(lambda: print(json.dumps(len(_calls))))\n"
+) + _WORKER
+
+
+def test_concurrent_claimers_take_turns_and_throw_no_suggestion_away(store_url: str) -> None:
+    """Four processes claim at once: each claim suggests once (no claimer suggests, loses the
+    race for the numbers and suggests again)."""
+    if store_url.startswith("mlmd"):
+        pytest.skip("the ML Metadata store claims optimistically only")
+    experiment = _experiment(max_trials=24)
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _COUNTING_WORKER, store_url, json.dumps(experiment.source), f"w-{index}"],
+            cwd=_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for index in range(4)
+    ]
+    numbers: list[int] = []
+    suggestions = 0
+    for worker in workers:
+        out, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err
+        mine, calls = out.strip().splitlines()[-2:]
+        numbers += json.loads(mine)
+        suggestions += json.loads(calls)
+    assert sorted(numbers) == list(range(24))
+    assert suggestions == 24
+
+
 def test_concurrent_claimers_share_the_budget_exactly(store_url: str) -> None:
     """Four processes claim and record at once: no number twice, none lost, the budget exact."""
     experiment = _experiment(max_trials=24)
