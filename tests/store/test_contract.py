@@ -237,15 +237,12 @@ _COUNTING_WORKER = (
 ) + _WORKER
 
 
-def test_concurrent_claimers_take_turns_and_throw_no_suggestion_away(store_url: str) -> None:
-    """Four processes claim at once: each claim suggests once (no claimer suggests, loses the
-    race for the numbers and suggests again)."""
-    if store_url.startswith("mlmd"):
-        pytest.skip("the ML Metadata store claims optimistically only")
-    experiment = _experiment(max_trials=24)
+def _claim_in_four_processes(store_url: str, script: str, max_trials: int) -> list[str]:
+    """Runs ``script`` (a worker above) in 4 processes at once; returns their outputs."""
+    experiment = _experiment(max_trials=max_trials)
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", _COUNTING_WORKER, store_url, json.dumps(experiment.source), f"w-{index}"],
+            [sys.executable, "-c", script, store_url, json.dumps(experiment.source), f"worker-{index}"],
             cwd=_ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -253,11 +250,22 @@ def test_concurrent_claimers_take_turns_and_throw_no_suggestion_away(store_url: 
         )
         for index in range(4)
     ]
-    numbers: list[int] = []
-    suggestions = 0
+    outputs = []
     for worker in workers:
         out, err = worker.communicate(timeout=300)
         assert worker.returncode == 0, err
+        outputs.append(out)
+    return outputs
+
+
+def test_concurrent_claimers_take_turns_and_throw_no_suggestion_away(store_url: str) -> None:
+    """Four processes claim at once: each claim suggests once (no claimer suggests, loses the
+    race for the numbers and suggests again)."""
+    if store_url.startswith("mlmd"):
+        pytest.skip("the ML Metadata store claims optimistically only")
+    numbers: list[int] = []
+    suggestions = 0
+    for out in _claim_in_four_processes(store_url, _COUNTING_WORKER, 24):
         mine, calls = out.strip().splitlines()[-2:]
         numbers += json.loads(mine)
         suggestions += json.loads(calls)
@@ -267,21 +275,8 @@ def test_concurrent_claimers_take_turns_and_throw_no_suggestion_away(store_url: 
 
 def test_concurrent_claimers_share_the_budget_exactly(store_url: str) -> None:
     """Four processes claim and record at once: no number twice, none lost, the budget exact."""
-    experiment = _experiment(max_trials=24)
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-c", _WORKER, store_url, json.dumps(experiment.source), f"worker-{index}"],
-            cwd=_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for index in range(4)
-    ]
     numbers: list[int] = []
-    for worker in workers:
-        out, err = worker.communicate(timeout=300)
-        assert worker.returncode == 0, err
+    for out in _claim_in_four_processes(store_url, _WORKER, 24):
         numbers += json.loads(out)
     assert sorted(numbers) == list(range(24))
     history = open_store(store_url).history(ExperimentKey("", "demo"))
