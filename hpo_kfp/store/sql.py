@@ -16,6 +16,7 @@ insert that loses the race fails as a whole and the claimer reads and suggests a
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -26,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -113,6 +115,7 @@ class SqlStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine = _engine(url)
+        self._turns: Engine | None = None  # see _claim_turn
         for attempt in range(5):
             try:
                 _metadata.create_all(self._engine, checkfirst=True)
@@ -481,54 +484,74 @@ class SqlStore:
         all but one throw their suggestion away, wait and try again: with 4 lanes of instant
         trials, 21 of 40 claims lost at least one race, and one of two busy servers could lose
         nearly all of them. A turn is an advisory lock held while the claim reads, suggests
-        and writes — PostgreSQL's ``pg_advisory_xact_lock`` on a connection of its own,
-        MySQL/MariaDB's ``GET_LOCK``, a lock on a file beside an SQLite database — so it
-        blocks only other claims of the experiment and ends with its process. After
-        ``_CLAIM_LOCK_SECONDS`` (a claimer stuck elsewhere) the claim goes on without a turn;
-        the unique trial number still decides a race then.
+        and writes — PostgreSQL's ``pg_advisory_xact_lock`` and MySQL/MariaDB's ``GET_LOCK``
+        on a connection of their own (outside the store's pool: a claimer waiting for its
+        turn must not hold a connection another claimer needs), a lock file per experiment
+        beside an SQLite database — so it blocks only other claims of the experiment and ends
+        with its process. A turn that cannot be had (after ``_CLAIM_LOCK_SECONDS``, a server
+        without advisory locks such as Galera's, a folder that cannot hold the lock file) is
+        done without: the unique trial number still decides a race then.
         """
         backend = self._engine.dialect.name
         if backend == "sqlite":
             path = self._engine.url.database
-            if not path or path == ":memory:":
+            if not path or path == ":memory:" or path.startswith("file:"):
                 yield
                 return
-            with _file_turn(f"{path}.claims", _CLAIM_LOCK_SECONDS):
+            with _file_turn(Path(f"{path}.claims") / str(experiment_id), _CLAIM_LOCK_SECONDS):
                 yield
             return
         if backend not in ("postgresql", "mysql", "mariadb"):
             yield
             return
-        name = f"hpo-kfp-claim:{self._engine.url.database}:{experiment_id}"[-64:]
-        with self._engine.connect() as db:
+        if self._turns is None:
+            self._turns = sa.create_engine(self._engine.url, poolclass=sa.pool.NullPool)
+        database = hashlib.sha256(str(self._engine.url.database).encode()).hexdigest()[:16]
+        name = f"hpo-kfp-claim:{database}:{experiment_id}"
+        held = False
+        with contextlib.ExitStack() as stack:
             try:
+                db = stack.enter_context(self._turns.connect())
                 if backend == "postgresql":
                     db.execute(sa.text(f"SET LOCAL lock_timeout = '{int(_CLAIM_LOCK_SECONDS * 1000)}ms'"))
                     db.execute(
                         sa.text("SELECT pg_advisory_xact_lock(CAST(:a AS integer), CAST(:b AS integer))"),
                         {"a": _PG_CLAIM_KEY, "b": experiment_id},
                     )
-                    held = True
                 else:
                     got = db.execute(
                         sa.text("SELECT GET_LOCK(:n, :t)"), {"n": name, "t": int(_CLAIM_LOCK_SECONDS)}
                     )
-                    held = got.scalar() == 1
-            except sa.exc.OperationalError:  # waited too long
-                db.rollback()
-                held = False
+                    if got.scalar() != 1:
+                        raise _NoTurn
+                held = True
+            except (sa.exc.DBAPIError, _NoTurn):  # waited too long, or no advisory locks here
+                pass
             try:
                 yield
             finally:
-                if held and backend != "postgresql":
-                    db.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
-                db.rollback()  # ends PostgreSQL's transaction, and with it the lock
+                # A lost connection has lost its lock with it: nothing to release then.
+                with contextlib.suppress(sa.exc.DBAPIError):
+                    if held and backend != "postgresql":
+                        db.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
+                    if held:
+                        db.rollback()  # ends PostgreSQL's transaction, and with it the lock
+
+
+class _NoTurn(Exception):
+    """``GET_LOCK`` gave up waiting."""
 
 
 @contextmanager
-def _file_turn(path: str, seconds: float) -> Iterator[None]:
-    """An exclusive lock on ``path`` (made if missing) for the block, or none after ``seconds``."""
-    stream = open(path, "a+b")  # noqa: SIM115 - held for the block
+def _file_turn(path: Path, seconds: float) -> Iterator[None]:
+    """An exclusive lock on ``path`` (made if missing) for the block; none after ``seconds``,
+    or when the file cannot be made."""
+    try:
+        path.parent.mkdir(exist_ok=True)
+        stream = path.open("a+b")
+    except OSError:
+        yield
+        return
     deadline = time.monotonic() + seconds
     held = False
     try:
@@ -537,6 +560,7 @@ def _file_turn(path: str, seconds: float) -> Iterator[None]:
                 if sys.platform == "win32":
                     import msvcrt
 
+                    stream.seek(0)
                     msvcrt.locking(stream.fileno(), msvcrt.LK_NBLCK, 1)
                 else:
                     import fcntl
@@ -549,6 +573,12 @@ def _file_turn(path: str, seconds: float) -> Iterator[None]:
                 time.sleep(0.002)
         yield
     finally:
+        if held and sys.platform == "win32":
+            import msvcrt
+
+            with contextlib.suppress(OSError):
+                stream.seek(0)
+                msvcrt.locking(stream.fileno(), msvcrt.LK_UNLCK, 1)
         stream.close()  # releases the lock
 
 

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -271,6 +273,47 @@ def test_concurrent_claimers_take_turns_and_throw_no_suggestion_away(store_url: 
         suggestions += json.loads(calls)
     assert sorted(numbers) == list(range(24))
     assert suggestions == 24
+
+
+def test_many_threads_of_one_process_claim_for_many_experiments_at_once(store_url: str) -> None:
+    """As ``hpo-kfp serve``'s worker threads do: a claimer waiting for its turn must not hold a
+    connection of the store's pool that another claimer needs (20 > the pool's 5 + 10)."""
+    store = open_store(store_url)
+    experiment = _experiment()
+    keys = [ExperimentKey("", f"exp-{index}") for index in range(20)]
+    for key in keys:
+        store.open_experiment(experiment, key)
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        claimed = list(pool.map(lambda key: store.claim(experiment, key, 1, owner="t")[0], keys))
+    assert [[t.number for t in trials] for trials in claimed] == [[0]] * 20
+
+
+def test_a_claim_waits_only_for_claims_of_its_own_experiment(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if store_url.startswith("mlmd"):
+        pytest.skip("the ML Metadata store claims optimistically only")
+    from hpo_kfp.store import sql
+
+    monkeypatch.setattr(sql, "_CLAIM_LOCK_SECONDS", 600.0)
+    store = open_store(store_url)
+    assert isinstance(store, sql.SqlStore)
+    experiment = _experiment()
+    first, second = ExperimentKey("", "first"), ExperimentKey("", "second")
+    for key in (first, second):
+        store.open_experiment(experiment, key)
+    done = threading.Event()
+
+    def claim_second() -> None:
+        store.claim(experiment, second, 1, owner="b")
+        done.set()
+
+    with store._claim_turn(store._experiment_id(first)):  # another claimer's turn on "first"
+        worker = threading.Thread(target=claim_second)
+        worker.start()
+        finished = done.wait(timeout=120)
+    worker.join()
+    assert finished, "the claim of 'second' waited for the turn on 'first'"
 
 
 def test_concurrent_claimers_share_the_budget_exactly(store_url: str) -> None:
