@@ -545,6 +545,7 @@ def _forked(repeats: int, call: Any) -> float:
 
 def pieces(trials: int, parallel: int, repeats: int) -> dict[str, float]:
     """Stand-alone timings of what one step is made of."""
+    from hpo_kfp.claim import claim
     from hpo_kfp.compat import load_pipeline_file
     from hpo_kfp.decide import decide
     from hpo_kfp.pipeline.lanes import build_lanes_pipeline, slots_for
@@ -594,7 +595,7 @@ def pieces(trials: int, parallel: int, repeats: int) -> dict[str, float]:
         def history_of_four(_: int) -> None:
             # A history of 4 finished trials, as a lane's claim in the middle of a run reads it.
             store = open_store(url)
-            created, _ = store.claim(experiment, key, 4, owner="bench")
+            created, _ = claim(store, experiment, key, 4, owner="bench")
             for trial in created:
                 store.record(key, finished(trial), run_id="bench")
 
@@ -619,7 +620,7 @@ def pieces(trials: int, parallel: int, repeats: int) -> dict[str, float]:
         # Then the same code again in this process (caches warm: what is left of it is the work).
         claimed: list[Any] = []
         out["open store + claim 1 trial (history: 4+ finished, some pending; tpe), in-process"] = _timed(
-            repeats, lambda i: claimed.append(open_store(url).claim(experiment, key, 1, owner="bench")[0][0])
+            repeats, lambda i: claimed.append(claim(open_store(url), experiment, key, 1, owner="bench")[0][0])
         )
         out["open store + record (collect_metrics' write), in-process"] = _timed(
             repeats, lambda i: open_store(url).record(key, finished(claimed[i]), run_id="bench")

@@ -29,7 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpo_kfp.errors import HpoKfpError
+from hpo_kfp.errors import UnsupportedDependency
 
 if TYPE_CHECKING:
     import optuna
@@ -61,10 +61,6 @@ SUPPORTED: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "optuna": ((5,), (6,)),
 }
 """Distribution -> (lowest supported version, first unsupported version)."""
-
-
-class UnsupportedDependency(HpoKfpError, ImportError):
-    """An installed library is outside the version range this release supports."""
 
 
 def check_supported(distribution: str) -> None:

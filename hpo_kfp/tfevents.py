@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hpo_kfp.errors import MetricsUnavailable
+from hpo_kfp.errors import EventFileError
 from hpo_kfp.metrics import MetricLog
 
 __all__ = [
@@ -72,10 +72,6 @@ def masked_crc32c(data: bytes) -> int:
     """TFRecord's masked checksum: the CRC rotated right by 15 bits plus a constant."""
     crc = crc32c(data)
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
-
-
-class EventFileError(MetricsUnavailable):
-    """An event file is corrupt (a checksum does not match, or a message is malformed)."""
 
 
 @dataclass(frozen=True)

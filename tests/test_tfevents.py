@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from hpo_kfp.collect import collect_trial
-from hpo_kfp.errors import SpecError
+from hpo_kfp.errors import EventFileError, SpecError
 from hpo_kfp.history import TrialRecord
 from hpo_kfp.runners import local_command, run_local
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.spec.collector import check_on_cluster
-from hpo_kfp.tfevents import EventFileError, EventReader, crc32c, masked_crc32c, read_scalars, scalar_logs
+from hpo_kfp.tfevents import EventReader, crc32c, masked_crc32c, read_scalars, scalar_logs
 from tests.conftest import base_spec, with_field
 
 # The writer, as source: trial processes in these tests write their event files with it too.

@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hpo_kfp.cli._common import UsageError, add_store_options, read_experiment, store_url, type_prefix
-from hpo_kfp.errors import InputError
+from hpo_kfp.cli._common import add_store_options, read_experiment, store_url, type_prefix
+from hpo_kfp.errors import InputError, UsageError
 from hpo_kfp.runtime import RUNTIME_IMAGE
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.store import CLUSTER_STORE, LOCAL_STORE

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hpo_kfp.errors import HistoryError, InputError
+from hpo_kfp.errors import HistoryError, InputError, UsageError
 from hpo_kfp.history import History
 from hpo_kfp.spec import Experiment, load_experiment
 from hpo_kfp.store import PREFIX_ENV, STORE_ENV, resolve_store, resolve_type_prefix
@@ -19,10 +19,6 @@ __all__ = [
     "store_url",
     "type_prefix",
 ]
-
-
-class UsageError(InputError):
-    """A command-line mistake; the message is printed as it is."""
 
 
 def add_type_prefix_option(parser: argparse.ArgumentParser) -> None:

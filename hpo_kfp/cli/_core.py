@@ -6,7 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from hpo_kfp.cli._common import UsageError, read_experiment, read_history
+from hpo_kfp.cli._common import read_experiment, read_history
+from hpo_kfp.errors import UsageError
 from hpo_kfp.spec.checks import check_startable
 from hpo_kfp.spec.collector import check_on_cluster
 from hpo_kfp.suggest import suggest

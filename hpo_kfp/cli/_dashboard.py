@@ -11,7 +11,8 @@ import argparse
 import threading
 from typing import Any
 
-from hpo_kfp.cli._common import UsageError, add_store_options, store_url, type_prefix
+from hpo_kfp.cli._common import add_store_options, store_url, type_prefix
+from hpo_kfp.errors import UsageError
 from hpo_kfp.spec import Experiment
 from hpo_kfp.store import LOCAL_STORE, ExperimentKey, Store, open_store
 

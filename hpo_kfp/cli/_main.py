@@ -11,8 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from hpo_kfp.cli import _cluster, _core, _dashboard, _run, _serve, _store
-from hpo_kfp.cli._common import UsageError
-from hpo_kfp.errors import HpoKfpError, InputError, StepFailed
+from hpo_kfp.errors import HpoKfpError, InputError, StepFailed, UsageError
 
 __all__ = ["main"]
 

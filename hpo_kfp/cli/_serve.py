@@ -10,7 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from hpo_kfp.cli._common import UsageError, add_store_options, store_url, type_prefix
+from hpo_kfp.cli._common import add_store_options, store_url, type_prefix
+from hpo_kfp.errors import UsageError
 from hpo_kfp.store import LOCAL_STORE
 
 __all__ = ["register"]

@@ -9,8 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hpo_kfp.cli._common import UsageError, add_store_options, store_url, type_prefix
+from hpo_kfp.cli._common import add_store_options, store_url, type_prefix
 from hpo_kfp.decide import decide
+from hpo_kfp.errors import UsageError
 from hpo_kfp.prior import read_prior_trials
 from hpo_kfp.report import best_text, counts_text, pareto_text, report_document, trials_table
 from hpo_kfp.report_pages import html_page, markdown_summary

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import sys
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from typing import Any
 from hpo_kfp.algorithms import get_algorithm, require_dependencies
 from hpo_kfp.compat import kfp_compiler_libyaml
 from hpo_kfp.decide import Decision, decide, trial_counts
-from hpo_kfp.errors import HpoKfpError, InputError, RunnerError, StepFailed
+from hpo_kfp.errors import ExperimentBusy, InputError, RunnerError, StepFailed
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.planning import rounds_needed
 from hpo_kfp.runners import local_command
@@ -37,6 +38,7 @@ __all__ = [
     "ExperimentBusy",
     "LocalRun",
     "check_runs_locally",
+    "local_claimer",
     "outcome",
     "prepare_local_run",
     "run_prepared",
@@ -44,10 +46,6 @@ __all__ = [
 ]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours its messages
-
-
-class ExperimentBusy(HpoKfpError):
-    """Another local run of the experiment is running from the same run folder."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,14 +126,18 @@ def prepare_local_run(
         run_budget=trials_per_run,
     )
     key = settings.experiment_key(experiment)
-    lock = _take_lock(workdir / ".locks" / f"{key.namespace or '_'}.{key.name}.lock", key)
+    lock = _take_lock(_lock_path(workdir, key), key)
+    # Holding the folder's lock, this run knows that trials still claimed under the folder's
+    # prefix were left by a run that was killed. Runs from other folders sharing the store
+    # keep theirs while their leases (heartbeats) last.
+    settings = replace(settings, claimer=local_claimer(workdir, key))
     opened = open_store(settings.store, type_prefix=type_prefix)
     if restart:
         opened.delete(key)
     opened.open_experiment(experiment, key, allow_space_change=allow_space_change)
-    # This run holds the lock, so no other local run is using the experiment: trials still
-    # claimed were left by a run that was killed.
-    released = tuple(opened.release(key))
+    released = tuple(opened.release(key, owner_prefix=settings.claimer))
+    if settings.stale_seconds:
+        released += tuple(opened.release(key, older_than=settings.stale_seconds))
     prior = opened.history(key)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
     directory = (workdir / experiment.name / stamp).resolve()
@@ -169,6 +171,15 @@ def prepare_local_run(
         released=released,
         lock=lock,
     )
+
+
+def local_claimer(workdir: Path, key: ExperimentKey) -> str:
+    """The prefix of the owner of every trial a local run from ``workdir`` claims."""
+    return f"local:{socket.gethostname()}:{_lock_path(workdir, key).resolve()}/"
+
+
+def _lock_path(workdir: Path, key: ExperimentKey) -> Path:
+    return workdir / ".locks" / f"{key.namespace or '_'}.{key.name}.lock"
 
 
 def _absolute(url: str) -> str:

@@ -18,8 +18,8 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from hpo_kfp.decide import Decision
+from hpo_kfp.errors import RequestError
 from hpo_kfp.history import TrialRecord
-from hpo_kfp.service.errors import RequestError
 from hpo_kfp.service.tuning import Tuner, parse_document
 from hpo_kfp.store import ExperimentKey, ExperimentSummary
 

@@ -23,9 +23,8 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hpo_kfp.errors import InputError, SpecError, TrackingError
+from hpo_kfp.errors import InputError, RequestError, SpecError, TooLarge, TrackingError, Unauthorized
 from hpo_kfp.service import api, kruize
-from hpo_kfp.service.errors import RequestError, TooLarge, Unauthorized
 from hpo_kfp.service.tuning import Tuner
 
 __all__ = ["DEFAULT_MAX_BODY", "Guard", "create_app"]

@@ -41,8 +41,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from hpo_kfp.algorithms import ALGORITHMS
-from hpo_kfp.errors import SpecError
-from hpo_kfp.service.errors import Conflict, RequestError, Unavailable
+from hpo_kfp.errors import Conflict, RequestError, SpecError, Unavailable
 from hpo_kfp.service.tuning import Tuner
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.store import ExperimentKey

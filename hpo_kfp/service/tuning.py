@@ -30,14 +30,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from hpo_kfp.claim import claim
 from hpo_kfp.decide import Decision, decide
 from hpo_kfp.early_stopping import StopWatch, stop_rule
-from hpo_kfp.errors import SpecError
+from hpo_kfp.errors import Conflict, NotFound, RequestError, SearchSpaceChanged, SpecError
 from hpo_kfp.history import ACTIVE, History, TrialRecord, TrialStatus
 from hpo_kfp.metrics import MetricLog, observe
-from hpo_kfp.service.errors import Conflict, NotFound, RequestError
 from hpo_kfp.spec import Experiment, parse_experiment
-from hpo_kfp.store import ExperimentKey, ExperimentSummary, SearchSpaceChanged, Store
+from hpo_kfp.store import ExperimentKey, ExperimentSummary, Store
 
 __all__ = ["CLIENT_ATTR", "StopAnswer", "Suggestion", "Tuner", "parse_document"]
 
@@ -353,12 +353,14 @@ class Tuner:
         if leader:
             # The batch's first request runs it once the previous batch is done; the others
             # only wait for its result (waiting on the lock too, they could be overtaken by
-            # later batches' leaders again and again: ~0.6 s at the 99th percentile).
+            # later batches' leaders again and again: ~0.6 s at the 99th percentile). This
+            # lock orders one server's batches; the turn among servers and processes is the
+            # store's (Store.turn, taken by claim).
             with self._lock(key):
                 with self._guard:
                     del self._open[key]  # requests from now on form the next batch
                 try:
-                    batch.result = self.store.claim(experiment, key, sum(batch.counts), owner=self._owner)
+                    batch.result = claim(self.store, experiment, key, sum(batch.counts), owner=self._owner)
                 except Exception as error:
                     batch.error = error
                 finally:

@@ -17,13 +17,14 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from hpo_kfp.claim import claim
 from hpo_kfp.decide import decide, trial_counts
 from hpo_kfp.early_stopping import stop_rule
-from hpo_kfp.errors import SpecError
+from hpo_kfp.errors import SettingsError, SpecError
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.steps.collect_metrics import collect_metrics_step
 from hpo_kfp.steps.run_trial import run_trial_step
-from hpo_kfp.steps.settings import SettingsError, StepSettings
+from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.steps.suggest import initial_history
 from hpo_kfp.wire import DecisionDocument, NoTrial, RunDocument, TrialItem
 
@@ -106,8 +107,13 @@ def next_trial_step(document_path: str, run_id: str, trial_out: str) -> bool:
     document, experiment, options = _opened(document_path)
     store = options.open_store()
     assert store is not None, "start refuses settings without a store"
-    created, history = store.claim(
-        experiment, options.experiment_key(experiment), 1, owner=run_id, run_limit=document.run_limit
+    created, history = claim(
+        store,
+        experiment,
+        options.experiment_key(experiment),
+        1,
+        owner=options.owner(run_id),
+        run_limit=document.run_limit,
     )
     if not created:
         Path(trial_out).write_text(NoTrial().to_json(), encoding="utf-8")

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
+import socket
+import uuid
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from hpo_kfp.errors import InputError
+from hpo_kfp.errors import InputError, SettingsError
 from hpo_kfp.spec import Experiment
 from hpo_kfp.store import ExperimentKey, Store, check_store_url, open_store
 from hpo_kfp.wire import check_version
@@ -27,17 +30,6 @@ _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 """A Kubernetes namespace: an RFC 1123 label."""
 _PREFIX = re.compile(r"[A-Za-z0-9_.-]*")
 _POD_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-
-
-class SettingsError(InputError):
-    """The step settings (a pipeline argument) break a rule; names the field path, the rule
-    and the value."""
-
-    def __init__(self, path: str, must: str, got: str) -> None:
-        self.path = path
-        self.must = must
-        self.got = got
-        super().__init__(f"{path}: {must}, but got {got}")
 
 
 @functools.cache
@@ -73,8 +65,13 @@ class StepSettings:
     run_budget: int = 0
     """New trials this run may start (scheduled runs); 0: as many as ``maxTrialCount`` allows."""
     stale_seconds: int = 600
-    """A claimed trial whose run step has sent no heartbeat for this long (its pod evicted,
-    its run stopped) is handed out again by a run's first claim; 0: never."""
+    """A claimed trial's lease: one whose run step has sent no heartbeat for this long (its
+    pod evicted, its run stopped) is handed out again by a run's first claim; 0: never.
+    Trials of a run that is alive keep their lease, whoever else shares the store."""
+    claimer: str = ""
+    """Prefix of the owner of every trial this run claims. A local run names its run folder
+    here, so the next run from that folder (which holds the folder's lock) gives back what
+    a killed run left at once, and nothing another live run holds."""
     trial_deadline_seconds: int = 0
     """Kubernetes trials: one still running after this long is deleted and recorded as
     failed (DeadlineExceeded); 0: the trial object's own ``activeDeadlineSeconds`` and a
@@ -140,6 +137,11 @@ class StepSettings:
         step asks more than once, and opening one checks its tables)."""
         return _opened(self.store, self.type_prefix) if self.store else None
 
+    def owner(self, run_id: str) -> str:
+        """The owner of the trials a step of run ``run_id`` claims (a process of its own
+        when no run id is known)."""
+        return f"{self.claimer}{run_id or _process_owner()}"
+
     def experiment_key(self, experiment: Experiment) -> ExperimentKey:
         """The experiment's identity in the store: its own namespace, else the trials'
         namespace, else the namespace the step runs in (a KFP profile's), else none."""
@@ -147,3 +149,8 @@ class StepSettings:
         if not namespace and _POD_NAMESPACE.is_file():
             namespace = _POD_NAMESPACE.read_text(encoding="utf-8").strip()
         return ExperimentKey.of(experiment, namespace)
+
+
+def _process_owner() -> str:
+    """A claimer's name when no run id is known: unique to this process."""
+    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"

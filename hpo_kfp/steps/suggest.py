@@ -3,12 +3,10 @@ suggest them from the history the previous round handed on), or none once it is 
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from dataclasses import replace
 from pathlib import Path
 
+from hpo_kfp.claim import claim, claimable
 from hpo_kfp.decide import trial_counts
 from hpo_kfp.early_stopping import stop_rule
 from hpo_kfp.errors import SpecError
@@ -16,7 +14,6 @@ from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.planning import rounds_needed
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
-from hpo_kfp.store.base import claimable
 from hpo_kfp.suggest import suggest
 from hpo_kfp.wire import NoTrial, TrialItem
 
@@ -97,8 +94,8 @@ def suggest_step(
     created: list[TrialRecord]
     if store is not None:
         key = options.experiment_key(experiment)
-        created, history = store.claim(
-            experiment, key, count, owner=run_id or _process_owner(), run_limit=run_limit
+        created, history = claim(
+            store, experiment, key, count, owner=options.owner(run_id), run_limit=run_limit
         )
         history = replace(history, run_limit=run_limit)
     else:
@@ -108,8 +105,3 @@ def suggest_step(
         return [NoTrial().to_json()]
     rule = stop_rule(experiment, history)
     return [TrialItem.of(trial, stop_rule=rule).to_json() for trial in created]
-
-
-def _process_owner() -> str:
-    """A claimer's name when no run id is known: unique to this process."""
-    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"

@@ -1,56 +1,51 @@
-"""The experiment store's contract: what every backend does, and the errors it raises.
+"""The experiment store's contract: what every backend persists, and the errors it raises.
 
 An experiment is known by its :class:`ExperimentKey` (namespace, name): the same name in two
 namespaces is two experiments, as in Katib. The store holds the experiment's spec with a
 fingerprint of its search space, every trial (claimed, running, finished, imported), the
 sampler's study state, and the last decision.
 
-Trials are *claimed*: :meth:`Store.claim` reads the history, suggests, and records the new
-trials as one step that no other claimer can interleave with. Every backend gets this from a
-uniqueness rule rather than a lock: trial numbers are dense (0, 1, 2, ...) and unique per
-experiment, a claimer writes the numbers that follow the history it read, and a claimer
-whose numbers were taken in the meantime reads again and suggests again. So two claimers
-never get the same number, and the budget (``maxTrialCount``, a run's own budget) is exact:
-a trial number is only written by a claimer that saw every trial before it.
+A store persists; it decides nothing. The claim (:mod:`hpo_kfp.claim`) decides which trials
+to hand out, from a few atomic primitives every backend keeps:
 
-A claimed trial carries its claimer (``owner``) and a heartbeat. A claimer that dies leaves
-its trials active; :meth:`Store.release` gives them back (a local run does so when it takes
-over an experiment whose previous run was killed; on a cluster, trials whose heartbeat is
-older than a grace period), and the next claim hands a released trial out again with the
-same number and parameters before it suggests anything new: nothing is lost or repeated.
+* :meth:`Store.append_trials` writes new trials under the numbers that follow the history,
+  all of them or none when any number is taken. Trial numbers are dense (0, 1, 2, ...) and
+  unique per experiment: that rule, not a lock, is what keeps two claimers apart.
+* :meth:`Store.take_released` hands released trials to a new owner, each by a
+  compare-and-set on its owner: of two claimers of one trial only one gets it.
+* :meth:`Store.turn` lets the claimers of one experiment take turns (one mechanism per kind
+  of store), so that they rarely suggest trials whose numbers another claimer takes.
+
+A claimed trial carries its claimer (``owner``) and a heartbeat: its lease. A claimer that
+dies leaves its trials active; :meth:`Store.release` gives back those whose lease ran out,
+or those of one claimer whose successor knows it is gone, and the next claim hands a
+released trial out again with the same number and parameters: nothing is lost or repeated.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from hpo_kfp.decide import Decision
-from hpo_kfp.errors import InputError, TrackingError
+from hpo_kfp.errors import SearchSpaceChanged, StoreError
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.spec import Experiment
 
 __all__ = [
     "ExperimentKey",
+    "ExperimentOutcome",
     "ExperimentSummary",
     "SearchSpaceChanged",
     "Store",
     "StoreError",
-    "claimable",
     "import_key",
     "space_changes",
     "space_fingerprint",
 ]
-
-
-class StoreError(TrackingError):
-    """The store could not be read or written (a connection, a server, a file lock)."""
-
-
-class SearchSpaceChanged(InputError):
-    """The experiment's search space differs from the one the store recorded."""
 
 
 @dataclass(frozen=True, order=True)
@@ -87,6 +82,24 @@ class ExperimentSummary:
     """Active trials whose claimer is gone (released, not yet claimed again)."""
 
 
+class ExperimentOutcome(Protocol):
+    """What the store keeps of a decision (:class:`hpo_kfp.decide.Decision` is one)."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def reason(self) -> str | None: ...
+
+    @property
+    def best(self) -> TrialRecord | None: ...
+
+    @property
+    def counts(self) -> Mapping[str, int]:
+        """The trials by outcome, as :func:`hpo_kfp.decide.trial_counts` names them."""
+        ...
+
+
 @runtime_checkable
 class Store(Protocol):
     """Where experiments and their trials are kept.
@@ -115,24 +128,40 @@ class Store(Protocol):
         """Every trial of the experiment in number order, active ones included, with the
         sampler's study state; an empty history when the store does not know it."""
 
-    def claim(
-        self,
-        experiment: Experiment,
-        key: ExperimentKey,
-        count: int,
-        *,
-        owner: str,
-        run_limit: int | None = None,
-    ) -> tuple[list[TrialRecord], History]:
-        """Hands out up to ``count`` trials to ``owner``: released ones first, then new ones
-        suggested from the history (others' active trials count as pending).
+    def turn(self, key: ExperimentKey) -> AbstractContextManager[None]:
+        """The experiment's turn to claim, held for the block, across processes and servers.
 
-        Never more than ``maxTrialCount`` trials of the experiment's own (imports do not
-        count), nor more than ``run_limit`` when given; fewer when the search space is
-        exhausted or the experiment is done.
+        Claimers of one experiment wait for each other; claimers of others do not. A turn
+        that cannot be had (a lock server gone, too long a wait, a kind of store without
+        locks) is done without: :meth:`append_trials` still keeps claimers apart.
+
+        Raises:
+            StoreError: The experiment is not in the store.
+        """
+
+    def take_released(self, key: ExperimentKey, count: int, *, owner: str) -> list[TrialRecord]:
+        """Gives up to ``count`` released active trials to ``owner``, oldest number first,
+        each with a fresh heartbeat; of two callers only one gets a trial.
 
         Returns:
-            The claimed trials (``Pending``), and the history including them.
+            The trials taken, status ``Pending``; empty when none is released.
+
+        Raises:
+            StoreError: The experiment is not in the store.
+        """
+
+    def append_trials(
+        self, key: ExperimentKey, trials: list[TrialRecord], *, owner: str, study_attrs: dict[str, Any]
+    ) -> bool:
+        """Writes ``trials`` (numbered on from the history) for ``owner`` with a fresh
+        heartbeat, and the sampler's ``study_attrs``; the experiment becomes ``Running``.
+
+        Returns:
+            True when written; False, having written nothing, when any of the numbers is
+            taken (another claimer wrote trials since the history was read).
+
+        Raises:
+            StoreError: The experiment is not in the store.
         """
 
     def record(self, key: ExperimentKey, trial: TrialRecord, *, run_id: str = "") -> None:
@@ -143,13 +172,22 @@ class Store(Protocol):
         """
 
     def heartbeat(self, key: ExperimentKey, names: list[str]) -> None:
-        """Notes that the claimer of these active trials is alive."""
+        """Renews the lease of these active trials: their claimer is alive."""
 
-    def release(self, key: ExperimentKey, *, older_than: float | None = None) -> list[str]:
-        """Gives active trials back for the next claim: all of them, or those whose last
-        heartbeat is more than ``older_than`` seconds old. Returns their names."""
+    def release(
+        self, key: ExperimentKey, *, older_than: float | None = None, owner_prefix: str | None = None
+    ) -> list[str]:
+        """Gives claimed active trials back for the next claim: those whose last heartbeat
+        is more than ``older_than`` seconds old, those whose owner starts with
+        ``owner_prefix``, both when both are given, every one when neither is.
 
-    def save_decision(self, key: ExperimentKey, decision: Decision, study_attrs: dict[str, Any]) -> None:
+        Returns:
+            The names of the trials released.
+        """
+
+    def save_decision(
+        self, key: ExperimentKey, decision: ExperimentOutcome, study_attrs: dict[str, Any]
+    ) -> None:
         """Records the experiment's status, reason and best trial (and the study state)."""
 
     def import_trials(self, experiment: Experiment, key: ExperimentKey, records: list[TrialRecord]) -> int:
@@ -204,21 +242,3 @@ def import_key(trial: TrialRecord) -> str:
         separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def claimable(experiment: Experiment, history: History, count: int, run_limit: int | None) -> int:
-    """How many new trials a claim of ``count`` may add to ``history``: none once the
-    experiment is done, never past ``maxTrialCount`` or the run's limit."""
-    from dataclasses import replace
-
-    from hpo_kfp.decide import decide, trial_counts
-
-    if run_limit is not None:
-        history = replace(history, run_limit=run_limit)
-    if count <= 0 or decide(experiment, history).done:
-        return 0
-    spent = trial_counts(history)["total"]
-    budget = experiment.max_trial_count - spent
-    if run_limit is not None:
-        budget = min(budget, run_limit - spent)
-    return max(min(count, budget), 0)

@@ -18,11 +18,12 @@ named with a prefix, ``odh.`` by default:
   and associated to both contexts and, for the run that recorded it, to KFP's
   ``system.PipelineRun`` context.
 
-Claims (the rule is in :mod:`hpo_kfp.store.base`). ML Metadata has no transaction across
-calls, but each call is one transaction and a context's name is unique per type: a claim
-writes its new trial contexts, named after their numbers, together with the experiment's
-new study state in one ``put_contexts``. A claimer whose numbers were taken meanwhile gets
-AlreadyExists, has written nothing, and reads and suggests again. Reading takes the trials
+Claims (the primitives are in :mod:`hpo_kfp.store.base`, the claim in :mod:`hpo_kfp.claim`).
+ML Metadata has no transaction across calls, but each call is one transaction and a
+context's name is unique per type: appending writes the new trial contexts, named after
+their numbers, together with the experiment's new study state in one ``put_contexts``. A
+claimer whose numbers were taken meanwhile gets AlreadyExists, has written nothing, and
+reads and suggests again. There are no turns (no lock to take). Reading takes the trials
 before the study state, so a claimer never suggests from a study state older than the
 trials it saw. A released trial is claimed again by creating the ``Train`` execution of its
 next attempt (named ``.../attempt-N``, unique too) in the same call that names the new
@@ -41,23 +42,22 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hpo_kfp.decide import Decision
 from hpo_kfp.errors import StoreInputError
 from hpo_kfp.history import ACTIVE, FINISHED, History, TrialRecord, jsonable
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.store.base import (
     ExperimentKey,
+    ExperimentOutcome,
     ExperimentSummary,
     SearchSpaceChanged,
     StoreError,
-    claimable,
     import_key,
     space_changes,
     space_fingerprint,
@@ -122,7 +122,7 @@ _KINDS = ("HPOExperiment", "HPOTrial", "HPOConfig", "Metrics", "Train")
 _PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]*")
 _KEY_FORBIDDEN = re.compile(r"[/~'\"\\]")
 _ATTEMPTS = 50
-"""Claims tried before giving up: each lost race means another claimer wrote trials."""
+"""Writes tried before giving up: each lost race means another writer got there first."""
 _TRANSIENT_ATTEMPTS = 8
 _RELEASED = ""
 """The owner of a released trial: the next claim may take it."""
@@ -203,7 +203,9 @@ class MlmdStore:
     def experiments(self) -> list[ExperimentSummary]:
         return self._guard(self._experiments)
 
-    def save_decision(self, key: ExperimentKey, decision: Decision, study_attrs: dict[str, Any]) -> None:
+    def save_decision(
+        self, key: ExperimentKey, decision: ExperimentOutcome, study_attrs: dict[str, Any]
+    ) -> None:
         def write() -> None:
             context, _ = self._find(key)
             if context is None:
@@ -247,18 +249,20 @@ class MlmdStore:
         state = self._guard(lambda: self._read(key))
         return state.history if state is not None else History(experiment=key.name)
 
-    def claim(
-        self,
-        experiment: Experiment,
-        key: ExperimentKey,
-        count: int,
-        *,
-        owner: str,
-        run_limit: int | None = None,
-    ) -> tuple[list[TrialRecord], History]:
-        if not owner:
-            raise ValueError("a claim needs an owner")
-        return self._guard(lambda: self._claim(experiment, key, count, owner, run_limit))
+    @contextlib.contextmanager
+    def turn(self, key: ExperimentKey) -> Iterator[None]:
+        """No turns: ML Metadata has no lock, and a gRPC service offers none; claimers are
+        kept apart by the unique trial context names alone."""
+        self._guard(lambda: self._require(key))
+        yield
+
+    def take_released(self, key: ExperimentKey, count: int, *, owner: str) -> list[TrialRecord]:
+        return self._guard(lambda: self._take_released(self._require(key), count, owner))
+
+    def append_trials(
+        self, key: ExperimentKey, trials: list[TrialRecord], *, owner: str, study_attrs: dict[str, Any]
+    ) -> bool:
+        return self._guard(lambda: self._append(self._require(key), trials, owner, study_attrs))
 
     def record(self, key: ExperimentKey, trial: TrialRecord, *, run_id: str = "") -> None:
         self._guard(lambda: self._record(key, trial, run_id))
@@ -277,7 +281,9 @@ class MlmdStore:
 
         self._guard(beat)
 
-    def release(self, key: ExperimentKey, *, older_than: float | None = None) -> list[str]:
+    def release(
+        self, key: ExperimentKey, *, older_than: float | None = None, owner_prefix: str | None = None
+    ) -> list[str]:
         def give_back() -> list[str]:
             state = self._read(key)
             if state is None:
@@ -289,6 +295,7 @@ class MlmdStore:
                 if t.record.status in ACTIVE
                 and t.owner != _RELEASED
                 and (cutoff is None or t.heartbeat < cutoff)
+                and (owner_prefix is None or t.owner.startswith(owner_prefix))
             ]
             # Not a compare-and-set: a claimer whose heartbeat lands between this read and
             # this write loses its trials anyway; a grace period far above the heartbeat
@@ -457,44 +464,30 @@ class MlmdStore:
             raise StoreError(f"experiment {key}: must be in the store {self.url}, but it is not")
         return state
 
-    def _claim(
-        self, experiment: Experiment, key: ExperimentKey, count: int, owner: str, run_limit: int | None
-    ) -> tuple[list[TrialRecord], History]:
-        from hpo_kfp.suggest import suggest
-
-        for _ in range(_ATTEMPTS):
-            state = self._require(key)
-            claimed = self._reclaim(state, count, owner)
-            if claimed:
-                return claimed, self._require(key).history
-            new = claimable(experiment, state.history, count, run_limit)
-            if new == 0:
-                return [], state.history
-            created, updated = suggest(experiment, state.history, new)
-            if not created:
-                return [], state.history
-            stamp = time.time()
-            contexts = [self._trial_context(state, trial, owner=owner, heartbeat=stamp) for trial in created]
-            experiment_update = self._update(
-                state.context,
-                {"study_attrs": _dumps(updated.study_attrs), "status": "Running", "updated": _now()},
-                ["study_attrs", "status", "updated"],
-                commit=False,
+    def _append(
+        self, state: _State, trials: list[TrialRecord], owner: str, study_attrs: dict[str, Any]
+    ) -> bool:
+        stamp = time.time()
+        contexts = [self._trial_context(state, trial, owner=owner, heartbeat=stamp) for trial in trials]
+        experiment_update = self._update(
+            state.context,
+            {"study_attrs": _dumps(study_attrs), "status": "Running", "updated": _now()},
+            ["study_attrs", "status", "updated"],
+            commit=False,
+        )
+        try:
+            # One call, one transaction: the trials and the study state they came from,
+            # or nothing when any of these numbers was taken.
+            ids = self._store.put_contexts(
+                [experiment_update, *contexts],
+                field_mask_paths=["properties.study_attrs", "properties.status", "properties.updated"],
             )
-            try:
-                # One call, one transaction: the trials and the study state they came from,
-                # or nothing when any of these numbers was taken.
-                ids = self._store.put_contexts(
-                    [experiment_update, *contexts],
-                    field_mask_paths=["properties.study_attrs", "properties.status", "properties.updated"],
-                )
-            except self._errors.AlreadyExistsError:
-                continue  # another claimer took these numbers: read again, suggest again
-            self._link_parent(state, ids[1:])
-            return created, updated
-        raise StoreError(f"experiment {key}: no claim succeeded in {_ATTEMPTS} attempts (too many claimers)")
+        except self._errors.AlreadyExistsError:
+            return False  # another claimer took these numbers
+        self._link_parent(state, ids[1:])
+        return True
 
-    def _reclaim(self, state: _State, count: int, owner: str) -> list[TrialRecord]:
+    def _take_released(self, state: _State, count: int, owner: str) -> list[TrialRecord]:
         """Takes released trials, oldest number first: each by creating its next attempt."""
         pb = self._pb
         claimed: list[TrialRecord] = []

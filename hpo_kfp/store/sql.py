@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import json
 import os
-import random
 import sqlite3
 import sys
 import time
@@ -34,16 +33,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Engine
 
-from hpo_kfp.decide import Decision
 from hpo_kfp.errors import StoreInputError
 from hpo_kfp.history import ACTIVE, History, TrialRecord, jsonable
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.store.base import (
     ExperimentKey,
+    ExperimentOutcome,
     ExperimentSummary,
     SearchSpaceChanged,
     StoreError,
-    claimable,
     import_key,
     space_changes,
     space_fingerprint,
@@ -54,7 +52,7 @@ __all__ = ["SqlStore"]
 _TEXT = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 _NAME = 253  # a Kubernetes name's longest
 _ATTEMPTS = 50
-"""Claims tried before giving up: each lost race means another claimer wrote trials."""
+"""Writes tried before giving up: each lost race means another writer got there first."""
 _CLAIM_LOCK_SECONDS = 120.0
 """How long a claimer waits for its turn (:meth:`SqlStore._claim_turn`) before it claims
 without one (the unique trial number still decides a race)."""
@@ -221,7 +219,9 @@ class SqlStore:
             for row in rows
         ]
 
-    def save_decision(self, key: ExperimentKey, decision: Decision, study_attrs: dict[str, Any]) -> None:
+    def save_decision(
+        self, key: ExperimentKey, decision: ExperimentOutcome, study_attrs: dict[str, Any]
+    ) -> None:
         best = decision.best
         for _ in range(_ATTEMPTS):
             try:
@@ -261,61 +261,58 @@ class SqlStore:
         with self._engine.connect() as db:
             return self._history(db, key)
 
-    def claim(
-        self,
-        experiment: Experiment,
-        key: ExperimentKey,
-        count: int,
-        *,
-        owner: str,
-        run_limit: int | None = None,
-    ) -> tuple[list[TrialRecord], History]:
-        if not owner:
-            raise ValueError("a claim needs an owner")
+    @contextmanager
+    def turn(self, key: ExperimentKey) -> Iterator[None]:
         with self._claim_turn(self._experiment_id(key)):
-            return self._claim(experiment, key, count, owner=owner, run_limit=run_limit)
+            yield
 
-    def _claim(
-        self,
-        experiment: Experiment,
-        key: ExperimentKey,
-        count: int,
-        *,
-        owner: str,
-        run_limit: int | None,
-    ) -> tuple[list[TrialRecord], History]:
-        from hpo_kfp.suggest import suggest
+    def take_released(self, key: ExperimentKey, count: int, *, owner: str) -> list[TrialRecord]:
+        experiment_id = self._experiment_id(key)
+        with self._engine.connect() as db:
+            rows = db.execute(
+                sa.select(_trials.c.id, _trials.c.record)
+                .where(
+                    _trials.c.experiment_id == experiment_id,
+                    _trials.c.status.in_(ACTIVE),
+                    _trials.c.owner == _RELEASED,
+                )
+                .order_by(_trials.c.number)
+            ).all()
+        taken: list[TrialRecord] = []
+        for row in rows:
+            if len(taken) >= count:
+                break
+            with self._begin() as db:  # compare-and-set on the owner
+                updated = db.execute(
+                    _trials.update()
+                    .where(_trials.c.id == row.id, _trials.c.owner == _RELEASED)
+                    .values(owner=owner, heartbeat=time.time())
+                )
+            if updated.rowcount:
+                record = TrialRecord.from_dict(json.loads(row.record))
+                taken.append(replace(record, status="Pending"))
+        return taken
 
-        for attempt in range(_ATTEMPTS):
-            history = self.history(key)
-            experiment_id = self._experiment_id(key)
-            claimed = self._reclaim(experiment_id, count, owner)
-            if claimed:
-                return claimed, self.history(key)
-            new = claimable(experiment, history, count, run_limit)
-            if new == 0:
-                return [], history
-            created, updated = suggest(experiment, history, new)
-            if not created:
-                return [], history
-            try:
-                with self._begin() as db:
-                    stamp = time.time()
-                    db.execute(
-                        _trials.insert(),
-                        [_row(experiment_id, trial, owner=owner, heartbeat=stamp) for trial in created],
-                    )
-                    db.execute(
-                        _experiments.update()
-                        .where(_experiments.c.id == experiment_id)
-                        .values(study_attrs=_dumps(updated.study_attrs), status="Running", updated=_now())
-                    )
-            except _LOST_RACE as error:
-                _raise_unless_lost_race(error)
-                _back_off(attempt)
-                continue  # another claimer took these numbers: read again, suggest again
-            return created, updated
-        raise StoreError(f"experiment {key}: no claim succeeded in {_ATTEMPTS} attempts (too many claimers)")
+    def append_trials(
+        self, key: ExperimentKey, trials: list[TrialRecord], *, owner: str, study_attrs: dict[str, Any]
+    ) -> bool:
+        experiment_id = self._experiment_id(key)
+        try:
+            with self._begin() as db:
+                stamp = time.time()
+                db.execute(
+                    _trials.insert(),
+                    [_row(experiment_id, trial, owner=owner, heartbeat=stamp) for trial in trials],
+                )
+                db.execute(
+                    _experiments.update()
+                    .where(_experiments.c.id == experiment_id)
+                    .values(study_attrs=_dumps(study_attrs), status="Running", updated=_now())
+                )
+        except _LOST_RACE as error:
+            _raise_unless_lost_race(error)
+            return False  # another claimer took these numbers
+        return True
 
     def record(self, key: ExperimentKey, trial: TrialRecord, *, run_id: str = "") -> None:
         experiment_id = self._experiment_id(key)
@@ -361,7 +358,9 @@ class SqlStore:
                 .values(heartbeat=time.time())
             )
 
-    def release(self, key: ExperimentKey, *, older_than: float | None = None) -> list[str]:
+    def release(
+        self, key: ExperimentKey, *, older_than: float | None = None, owner_prefix: str | None = None
+    ) -> list[str]:
         try:
             experiment_id = self._experiment_id(key)
         except StoreError:
@@ -374,7 +373,8 @@ class SqlStore:
         if older_than is not None:
             condition = sa.and_(condition, _trials.c.heartbeat < time.time() - older_than)
         with self._begin() as db:
-            names = [row.name for row in db.execute(sa.select(_trials.c.name).where(condition))]
+            rows = db.execute(sa.select(_trials.c.name, _trials.c.owner).where(condition))
+            names = [row.name for row in rows if owner_prefix is None or row.owner.startswith(owner_prefix)]
             if names:
                 db.execute(
                     _trials.update().where(condition, _trials.c.name.in_(names)).values(owner=_RELEASED)
@@ -419,33 +419,6 @@ class SqlStore:
         return added
 
     # --- helpers ---------------------------------------------------------------------
-
-    def _reclaim(self, experiment_id: int, count: int, owner: str) -> list[TrialRecord]:
-        """Takes released trials (compare-and-set on their owner), oldest number first."""
-        with self._engine.connect() as db:
-            rows = db.execute(
-                sa.select(_trials.c.id, _trials.c.record)
-                .where(
-                    _trials.c.experiment_id == experiment_id,
-                    _trials.c.status.in_(ACTIVE),
-                    _trials.c.owner == _RELEASED,
-                )
-                .order_by(_trials.c.number)
-            ).all()
-        claimed: list[TrialRecord] = []
-        for row in rows:
-            if len(claimed) >= count:
-                break
-            with self._begin() as db:
-                taken = db.execute(
-                    _trials.update()
-                    .where(_trials.c.id == row.id, _trials.c.owner == _RELEASED)
-                    .values(owner=owner, heartbeat=time.time())
-                )
-            if taken.rowcount:
-                record = TrialRecord.from_dict(json.loads(row.record))
-                claimed.append(replace(record, status="Pending"))
-        return claimed
 
     def _history(self, db: Connection, key: ExperimentKey) -> History:
         row = self._experiment_row(db, key)
@@ -580,12 +553,6 @@ def _file_turn(path: Path, seconds: float) -> Iterator[None]:
                 stream.seek(0)
                 msvcrt.locking(stream.fileno(), msvcrt.LK_UNLCK, 1)
         stream.close()  # releases the lock
-
-
-def _back_off(attempt: int) -> None:
-    """Waits a random while before a claimer that lost a race tries again, longer after each
-    loss, so that many claimers do not all read, suggest and collide again in step."""
-    time.sleep(random.uniform(0, min(0.005 * 2**attempt, 0.5)))
 
 
 _LOST_RACE = (sa.exc.IntegrityError, sa.exc.OperationalError)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from hpo_kfp.claim import claim
 from hpo_kfp.cli import main
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.store import ExperimentKey, open_store
@@ -53,7 +54,7 @@ def test_the_dashboard_shows_trials_as_they_finish(tmp_path: Path) -> None:
     experiment = parse_experiment(base_spec())
     key = ExperimentKey("kubeflow", "demo")
     store.open_experiment(experiment, key)
-    claimed, _ = store.claim(experiment, key, 2, owner="run-1")
+    claimed, _ = claim(store, experiment, key, 2, owner="run-1")
     store.record(key, replace(claimed[0], status="Succeeded", values=(0.3,), metrics={"loss": 0.3}))
     port = _free_port()
     server = subprocess.Popen(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hpo_kfp.claim import claim
 from hpo_kfp.cli import main
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.spec import parse_experiment
@@ -334,7 +335,7 @@ def test_report_and_export_read_an_experiment_whose_trials_were_a_kfp_component(
     store = open_store(_store(tmp_path))
     key = ExperimentKey("kubeflow", "demo")
     store.open_experiment(experiment, key)
-    (trial,), _ = store.claim(experiment, key, 1, owner="run-1")
+    (trial,), _ = claim(store, experiment, key, 1, owner="run-1")
     store.record(key, replace(trial, status="Succeeded", values=(0.2,), metrics={"loss": 0.2}))
     assert main(["report", "demo", "--store", _store(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["best"]["name"] == "demo-0000"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hpo_kfp.claim import claim
 from hpo_kfp.store import ExperimentKey, open_store
 
 _HERE = Path(__file__).parent
@@ -218,8 +219,11 @@ def test_a_second_run_of_a_running_experiment_is_refused(tmp_path: Path) -> None
     assert again.lock is not None
 
 
-def test_restart_starts_the_experiment_over(tmp_path: Path) -> None:
-    from hpo_kfp.pipeline.launch import prepare_local_run
+def test_a_run_from_another_folder_keeps_the_trials_a_live_run_holds(tmp_path: Path) -> None:
+    """Runs from two folders share one store's budget: the second takes back only what its
+    own folder's killed run left (and, at its start step, trials whose lease ran out), never
+    a live run's."""
+    from hpo_kfp.pipeline.launch import local_claimer, prepare_local_run
     from hpo_kfp.spec import load_experiment
     from hpo_kfp.store import ExperimentKey, open_store
 
@@ -228,7 +232,26 @@ def test_restart_starts_the_experiment_over(tmp_path: Path) -> None:
     store = open_store(url)
     key = ExperimentKey("", "scripted")
     store.open_experiment(experiment, key)
-    store.claim(experiment, key, 2, owner="an-earlier-run")
+    claim(store, experiment, key, 2, owner=local_claimer(tmp_path / "a", key) + "run-1")
+    second = prepare_local_run(experiment, _HERE / "scripted.yaml", workdir=tmp_path / "b", store=url)
+    assert second.released == ()
+    assert store.experiments()[0].stale == 0
+    # The live run's claims survive the second run's first claim too.
+    assert claim(store, experiment, key, 1, owner=second.settings.owner("run-2")).trials[0].number == 2
+    second.lock.close()
+
+
+def test_restart_starts_the_experiment_over(tmp_path: Path) -> None:
+    from hpo_kfp.pipeline.launch import local_claimer, prepare_local_run
+    from hpo_kfp.spec import load_experiment
+    from hpo_kfp.store import ExperimentKey, open_store
+
+    experiment = load_experiment(_HERE / "scripted.yaml")
+    url = f"sqlite:///{tmp_path / 's.sqlite'}"
+    store = open_store(url)
+    key = ExperimentKey("", "scripted")
+    store.open_experiment(experiment, key)
+    claim(store, experiment, key, 2, owner=local_claimer(tmp_path, key) + "an-earlier-run")
     kept = prepare_local_run(experiment, _HERE / "scripted.yaml", workdir=tmp_path, store=url)
     assert len(kept.prior.trials) == 2 and len(kept.released) == 2
     kept.lock.close()

@@ -10,14 +10,13 @@ import pytest
 import yaml
 from kfp import components
 
-from hpo_kfp.errors import SpecError
+from hpo_kfp.errors import SettingsError, SpecError
 from hpo_kfp.history import History
 from hpo_kfp.pipeline.local import run_pipeline_locally
 from hpo_kfp.pipeline.publish import GENERIC_PIPELINE as _RELATIVE
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.steps import StepSettings, suggest_step
 from hpo_kfp.steps.lanes import start_step
-from hpo_kfp.steps.settings import SettingsError
 from tests.conftest import base_spec
 
 _E2E = Path(__file__).parents[1] / "e2e"

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from hpo_kfp.claim import claim
 from hpo_kfp.collect import collect_trial
 from hpo_kfp.early_stopping import StopRule
 from hpo_kfp.errors import RunnerError
@@ -597,7 +598,7 @@ def test_the_sweep_command_keeps_what_the_store_says_still_runs(
     opened = open_store(store)
     key = ExperimentKey.of(experiment, _NS)
     opened.open_experiment(experiment, key)
-    claimed, _ = opened.claim(experiment, key, 3, owner="a-live-run")  # demo-0000..0002 are running
+    claimed, _ = claim(opened, experiment, key, 3, owner="a-live-run")  # demo-0000..0002 are running
     opened.record(key, replace(claimed[1], status="Failed"))  # demo-0001 ended; its object was left
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(

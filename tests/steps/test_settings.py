@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from hpo_kfp.errors import InputError, WireError
-from hpo_kfp.steps.settings import SETTINGS_VERSION, SettingsError, StepSettings
+from hpo_kfp.errors import InputError, SettingsError, WireError
+from hpo_kfp.steps.settings import SETTINGS_VERSION, StepSettings
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from hpo_kfp.claim import claim
 from hpo_kfp.decide import decide
+from hpo_kfp.errors import ClaimRefused, SearchSpaceChanged, StoreError
 from hpo_kfp.history import TrialRecord
 from hpo_kfp.spec import Experiment, parse_experiment
-from hpo_kfp.store import ExperimentKey, SearchSpaceChanged, Store, StoreError, open_store
+from hpo_kfp.store import ExperimentKey, Store, open_store
 from tests.conftest import base_spec, with_field
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +61,7 @@ def test_one_name_in_two_namespaces_is_two_experiments(store_url: str) -> None:
     team_a, team_b = ExperimentKey("team-a", "demo"), ExperimentKey("team-b", "demo")
     store.open_experiment(first, team_a)
     store.open_experiment(second, team_b)  # another space: no conflict across namespaces
-    claimed, _ = store.claim(first, team_a, 3, owner="run-a")
+    claimed, _ = claim(store, first, team_a, 3, owner="run-a")
     assert len(claimed) == 3
     assert store.history(team_b).trials == ()
     assert [s.trials for s in store.experiments()] == [3, 0]
@@ -84,11 +86,11 @@ def test_claims_number_trials_densely_and_stop_at_the_budget(store_url: str) -> 
     experiment = _experiment(max_trials=5)
     key = ExperimentKey("", "demo")
     store.open_experiment(experiment, key)
-    first, _ = store.claim(experiment, key, 3, owner="a")
-    second, history = store.claim(experiment, key, 3, owner="b")
+    first, _ = claim(store, experiment, key, 3, owner="a")
+    second, history = claim(store, experiment, key, 3, owner="b")
     assert [t.number for t in first + second] == [0, 1, 2, 3, 4]
     assert {t.status for t in history.trials} == {"Pending"}
-    assert store.claim(experiment, key, 3, owner="c")[0] == []
+    assert claim(store, experiment, key, 3, owner="c")[0] == []
     names = [t.name for t in history.trials]
     assert names == [f"demo-{n:04d}" for n in range(5)] and len(set(names)) == 5
 
@@ -98,7 +100,7 @@ def test_a_run_limit_caps_a_claim(store_url: str) -> None:
     experiment = _experiment(max_trials=8)
     key = ExperimentKey("", "demo")
     store.open_experiment(experiment, key)
-    claimed, _ = store.claim(experiment, key, 4, owner="a", run_limit=2)
+    claimed, _ = claim(store, experiment, key, 4, owner="a", run_limit=2)
     assert len(claimed) == 2
 
 
@@ -107,7 +109,7 @@ def test_recording_is_idempotent(store_url: str) -> None:
     experiment = _experiment()
     key = ExperimentKey("", "demo")
     store.open_experiment(experiment, key)
-    (trial,), _ = store.claim(experiment, key, 1, owner="a")
+    (trial,), _ = claim(store, experiment, key, 1, owner="a")
     done = _succeeded(trial, 0.25)
     store.record(key, done, run_id="run-1")
     once = store.history(key)
@@ -127,11 +129,11 @@ def test_released_trials_are_claimed_again_before_new_ones(store_url: str) -> No
     experiment = _experiment(max_trials=4)
     key = ExperimentKey("", "demo")
     store.open_experiment(experiment, key)
-    lost, _ = store.claim(experiment, key, 2, owner="killed-run")
+    lost, _ = claim(store, experiment, key, 2, owner="killed-run")
     assert sorted(store.release(key)) == [t.name for t in lost]
     assert store.release(key) == []  # already released
     assert store.experiments()[0].stale == 2
-    again, history = store.claim(experiment, key, 3, owner="next-run")
+    again, history = claim(store, experiment, key, 3, owner="next-run")
     assert [(t.number, t.parameters) for t in again] == [(t.number, t.parameters) for t in lost]
     assert len(history.trials) == 2  # nothing new while released trials were waiting
     assert store.experiments()[0].stale == 0
@@ -142,10 +144,73 @@ def test_release_by_heartbeat_age(store_url: str) -> None:
     experiment = _experiment()
     key = ExperimentKey("", "demo")
     store.open_experiment(experiment, key)
-    claimed, _ = store.claim(experiment, key, 2, owner="a")
+    claimed, _ = claim(store, experiment, key, 2, owner="a")
     store.heartbeat(key, [claimed[0].name])
     assert store.release(key, older_than=3600) == []
     assert sorted(store.release(key, older_than=-1)) == sorted(t.name for t in claimed)
+
+
+def test_release_by_owner_prefix_leaves_other_claimers_trials(store_url: str) -> None:
+    """A run that restarts gives back what its killed self left, and nothing a live run holds."""
+    store = open_store(store_url)
+    experiment = _experiment()
+    key = ExperimentKey("", "demo")
+    store.open_experiment(experiment, key)
+    mine, _ = claim(store, experiment, key, 2, owner="local:host:/runs/a/run-1")
+    theirs, _ = claim(store, experiment, key, 1, owner="local:host:/runs/b/run-7")
+    assert sorted(store.release(key, owner_prefix="local:host:/runs/a/")) == sorted(t.name for t in mine)
+    assert store.release(key, owner_prefix="local:host:/runs/a/", older_than=-1) == []
+    assert store.release(key, older_than=3600) == []  # their lease is alive
+    assert store.release(key, owner_prefix="local:host:/runs/b/", older_than=-1) == [theirs[0].name]
+
+
+def test_append_writes_all_or_nothing_when_a_number_is_taken(store_url: str) -> None:
+    store = open_store(store_url)
+    experiment = _experiment()
+    key = ExperimentKey("", "demo")
+    store.open_experiment(experiment, key)
+    trials = [TrialRecord(name=f"demo-000{n}", number=n, parameters={"lr": 0.1, "layers": 2}) for n in (0, 1)]
+    assert store.append_trials(key, trials[:1], owner="a", study_attrs={"seen": 1}) is True
+    assert store.append_trials(key, trials, owner="b", study_attrs={"seen": 2}) is False  # 0 is taken
+    history = store.history(key)
+    assert [t.number for t in history.trials] == [0]
+    assert history.study_attrs == {"seen": 1}
+    assert store.append_trials(key, trials[1:], owner="b", study_attrs={"seen": 2}) is True
+    assert [t.number for t in store.history(key).trials] == [0, 1]
+
+
+def test_a_released_trial_is_taken_by_one_claimer_only(store_url: str) -> None:
+    store = open_store(store_url)
+    experiment = _experiment()
+    key = ExperimentKey("", "demo")
+    store.open_experiment(experiment, key)
+    claimed, _ = claim(store, experiment, key, 2, owner="gone")
+    assert store.take_released(key, 2, owner="x") == []  # nothing released yet
+    store.release(key)
+    first = store.take_released(key, 1, owner="x")
+    assert [t.number for t in first] == [0] and first[0].status == "Pending"
+    assert [t.number for t in store.take_released(key, 5, owner="y")] == [1]
+    assert store.take_released(key, 5, owner="z") == []
+
+
+def test_the_primitives_refuse_an_unknown_experiment(store_url: str) -> None:
+    store = open_store(store_url)
+    nobody = ExperimentKey("", "nobody")
+    with pytest.raises(StoreError, match="must be in the store"):
+        store.take_released(nobody, 1, owner="a")
+    with pytest.raises(StoreError, match="must be in the store"):
+        store.append_trials(nobody, [], owner="a", study_attrs={})
+    with pytest.raises(StoreError, match="must be in the store"), store.turn(nobody):
+        pass
+
+
+def test_a_claim_names_its_owner(store_url: str) -> None:
+    store = open_store(store_url)
+    experiment = _experiment()
+    key = ExperimentKey("", "demo")
+    store.open_experiment(experiment, key)
+    with pytest.raises(ClaimRefused, match="must name its owner"):
+        claim(store, experiment, key, 1, owner="")
 
 
 def test_imports_are_idempotent_and_spend_no_budget(store_url: str) -> None:
@@ -164,7 +229,7 @@ def test_imports_are_idempotent_and_spend_no_budget(store_url: str) -> None:
     assert store.import_trials(experiment, key, prior) == 0
     history = store.history(key)
     assert [(t.name, t.origin) for t in history.trials] == [("demo-0000", "import"), ("demo-0001", "import")]
-    claimed, _ = store.claim(experiment, key, 5, owner="a")
+    claimed, _ = claim(store, experiment, key, 5, owner="a")
     assert [t.number for t in claimed] == [2, 3]
 
 
@@ -173,7 +238,7 @@ def test_the_decision_and_study_state_are_kept(store_url: str) -> None:
     experiment = _experiment(max_trials=2)
     key = ExperimentKey("", "demo")
     store.open_experiment(experiment, key)
-    claimed, _ = store.claim(experiment, key, 2, owner="a")
+    claimed, _ = claim(store, experiment, key, 2, owner="a")
     for trial, loss in zip(claimed, (0.3, 0.1), strict=True):
         store.record(key, _succeeded(trial, loss))
     history = store.history(key)
@@ -193,18 +258,19 @@ def test_delete_removes_the_experiment_and_its_trials(store_url: str) -> None:
     experiment = _experiment()
     key = ExperimentKey("", "demo")
     store.open_experiment(experiment, key)
-    store.claim(experiment, key, 2, owner="a")
+    claim(store, experiment, key, 2, owner="a")
     assert store.delete(key) is True
     assert store.delete(key) is False
     assert store.experiments() == [] and store.history(key).trials == ()
     store.open_experiment(experiment, key)
-    assert [t.number for t in store.claim(experiment, key, 1, owner="a")[0]] == [0]
+    assert [t.number for t in claim(store, experiment, key, 1, owner="a")[0]] == [0]
 
 
 _WORKER = textwrap.dedent(
     """
     import json, sys
     from dataclasses import replace
+    from hpo_kfp.claim import claim
     from hpo_kfp.spec import parse_experiment
     from hpo_kfp.store import ExperimentKey, open_store
 
@@ -215,7 +281,7 @@ _WORKER = textwrap.dedent(
     store.open_experiment(experiment, key)
     mine = []
     while True:
-        claimed, _ = store.claim(experiment, key, 1, owner=owner)
+        claimed, _ = claim(store, experiment, key, 1, owner=owner)
         if not claimed:
             break
         for trial in claimed:
@@ -229,7 +295,7 @@ _WORKER = textwrap.dedent(
 
 _COUNTING_WORKER = (
     "import atexit, importlib, json\n"
-    "_module = importlib.import_module('hpo_kfp.suggest')  # hpo_kfp.suggest is also the function\n"
+    "_module = importlib.import_module('hpo_kfp.claim')  # the suggest every claim calls\n"
     "_suggest, _calls = _module.suggest, []\n"
     "def _counted(*args, **kwargs):\n"
     "    _calls.append(1)\n"
@@ -284,7 +350,7 @@ def test_many_threads_of_one_process_claim_for_many_experiments_at_once(store_ur
     for key in keys:
         store.open_experiment(experiment, key)
     with ThreadPoolExecutor(max_workers=20) as pool:
-        claimed = list(pool.map(lambda key: store.claim(experiment, key, 1, owner="t")[0], keys))
+        claimed = list(pool.map(lambda key: claim(store, experiment, key, 1, owner="t")[0], keys))
     assert [[t.number for t in trials] for trials in claimed] == [[0]] * 20
 
 
@@ -305,10 +371,10 @@ def test_a_claim_waits_only_for_claims_of_its_own_experiment(
     done = threading.Event()
 
     def claim_second() -> None:
-        store.claim(experiment, second, 1, owner="b")
+        claim(store, experiment, second, 1, owner="b")
         done.set()
 
-    with store._claim_turn(store._experiment_id(first)):  # another claimer's turn on "first"
+    with store.turn(first):  # another claimer's turn on "first"
         worker = threading.Thread(target=claim_second)
         worker.start()
         finished = done.wait(timeout=120)

@@ -19,6 +19,7 @@ except ImportError as error:  # the mlmd extra is optional; CI installs it
         raise
     pytest.skip(f"ml-metadata cannot be imported ({error})", allow_module_level=True)
 
+from hpo_kfp.claim import claim
 from hpo_kfp.decide import decide
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.spec import Experiment, parse_experiment
@@ -71,7 +72,7 @@ def test_an_mlmd_store_is_copied_into_an_sql_store_once(tmp_path: Path) -> None:
     )
     key, other = ExperimentKey("", "demo"), ExperimentKey("team-a", "demo")
     assert source.import_trials(experiment, key, [prior]) == 1
-    claimed, _ = source.claim(experiment, key, 4, owner="run-1")
+    claimed, _ = claim(source, experiment, key, 4, owner="run-1")
     source.record(key, _succeeded(claimed[0], 0.3), run_id="run-1")
     source.record(key, replace(claimed[1], status="Failed", reason="exit code 1"))
     source.record(key, replace(claimed[2], status="Running"))
@@ -90,7 +91,7 @@ def test_an_mlmd_store_is_copied_into_an_sql_store_once(tmp_path: Path) -> None:
     assert target.import_trials(experiment, key, [prior]) == 0
     # Active trials arrive released: the target's next claim hands them out again.
     assert target.experiments()[0].stale == 2
-    again, _ = target.claim(experiment, key, 5, owner="run-2")
+    again, _ = claim(target, experiment, key, 5, owner="run-2")
     assert [t.number for t in again] == [3, 4]
 
 
@@ -307,7 +308,7 @@ def test_a_previous_release_experiment_goes_on_in_place(tmp_path: Path) -> None:
     store = MlmdStore(f"mlmd+sqlite:///{tmp_path}/previous.sqlite")
     key = ExperimentKey("", "demo")
     store.open_experiment(experiment, key)
-    claimed, after = store.claim(experiment, key, 2, owner="run-1")
+    claimed, after = claim(store, experiment, key, 2, owner="run-1")
     assert [t.name for t in claimed] == ["demo-0003", "demo-0004"]
     assert after.trials[:3] == history.trials
     assert store.history(key).trials[:3] == history.trials

@@ -18,6 +18,7 @@ except ImportError as error:  # the mlmd extra is optional; CI installs it
         raise
     pytest.skip(f"ml-metadata cannot be imported ({error})", allow_module_level=True)
 
+from hpo_kfp.claim import claim
 from hpo_kfp.errors import StoreInputError
 from hpo_kfp.history import TrialRecord
 from hpo_kfp.spec import Experiment, parse_experiment
@@ -118,7 +119,7 @@ def test_a_rewrite_updates_in_place(store: MlmdStore, experiment: Experiment) ->
 
 def test_a_pending_trial_has_no_metrics_yet(store: MlmdStore, experiment: Experiment) -> None:
     store.open_experiment(experiment, KEY)
-    [trial], _ = store.claim(experiment, KEY, 1, owner="run-1")
+    [trial], _ = claim(store, experiment, KEY, 1, owner="run-1")
     store.record(KEY, replace(trial, status="Running"))
     mlmd = _metadata(store)
     [train] = mlmd.get_executions_by_type("odh.Train")
@@ -170,10 +171,10 @@ def test_a_deleted_experiment_stays_marked_and_comes_back_as_a_new_generation(
     store: MlmdStore, experiment: Experiment
 ) -> None:
     store.open_experiment(experiment, KEY)
-    store.claim(experiment, KEY, 2, owner="a")
+    claim(store, experiment, KEY, 2, owner="a")
     assert store.delete(KEY) is True
     store.open_experiment(experiment, KEY)
-    [trial], _ = store.claim(experiment, KEY, 1, owner="b")
+    [trial], _ = claim(store, experiment, KEY, 1, owner="b")
     assert (trial.name, trial.number) == ("demo-0000", 0)
     mlmd = _metadata(store)
     contexts = {c.name: c for c in mlmd.get_contexts_by_type("odh.HPOExperiment")}
@@ -189,10 +190,10 @@ def test_a_deleted_experiment_stays_marked_and_comes_back_as_a_new_generation(
 
 def test_a_claimed_again_trial_runs_as_a_new_attempt(store: MlmdStore, experiment: Experiment) -> None:
     store.open_experiment(experiment, KEY)
-    [trial], _ = store.claim(experiment, KEY, 1, owner="killed-run")
+    [trial], _ = claim(store, experiment, KEY, 1, owner="killed-run")
     store.record(KEY, replace(trial, status="Running"))
     store.release(KEY)
-    assert store.claim(experiment, KEY, 1, owner="next-run")[0] == [trial]
+    assert claim(store, experiment, KEY, 1, owner="next-run")[0] == [trial]
     mlmd = _metadata(store)
     executions = {e.name: e for e in mlmd.get_executions_by_type("odh.Train")}
     assert sorted(executions) == ["demo/demo-0000", "demo/demo-0000/attempt-1"]
@@ -202,8 +203,8 @@ def test_a_claimed_again_trial_runs_as_a_new_attempt(store: MlmdStore, experimen
     assert store.release(KEY) == [trial.name]
     stale = store._read(KEY)
     assert stale is not None
-    assert [t.number for t in store._reclaim(stale, 1, "late-run")] == [0]
-    assert store._reclaim(stale, 1, "later-run") == []
+    assert [t.number for t in store._take_released(stale, 1, "late-run")] == [0]
+    assert store._take_released(stale, 1, "later-run") == []
     owners = {
         e.name: e.custom_properties["owner"].string_value for e in mlmd.get_executions_by_type("odh.Train")
     }
