@@ -40,7 +40,7 @@ from hpo_kfp.pipeline.argo_size import (
     load_ir,
     loop_names,
 )
-from hpo_kfp.pipeline.plan import compile_run
+from hpo_kfp.pipeline.run_size import compile_run
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.steps.settings import StepSettings
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hpo_kfp.builder import algorithm, categorical, discrete, double, experiment, integer, objective
+from hpo_kfp.collectors.push import report_metrics
 from hpo_kfp.decide import Decision, decide
 from hpo_kfp.errors import (
     BuildError,
@@ -22,7 +23,6 @@ from hpo_kfp.errors import (
     TrackingError,
 )
 from hpo_kfp.history import History, TrialRecord
-from hpo_kfp.push import report_metrics
 from hpo_kfp.spec import Experiment, load_experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.suggest import suggest

@@ -23,11 +23,12 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from hpo_kfp.collectors import collector_for
 from hpo_kfp.history import History
 from hpo_kfp.metrics import MetricLog
 from hpo_kfp.spec import Experiment
 
-__all__ = ["StopRule", "StopWatch", "stop_rule"]
+__all__ = ["StopRule", "StopWatch", "TrialWatch", "stop_rule", "trial_watch"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,3 +111,27 @@ class StopWatch:
         if value is None:
             return False
         return value > self.rule.median if self.rule.direction == "minimize" else value < self.rule.median
+
+
+class TrialWatch:
+    """Early stopping for one running trial, whatever runs it (an
+    :class:`~hpo_kfp.runners.base.OutputWatch`): the runner feeds it the trial's new output,
+    the experiment's collector reads the values, and the rule says when to stop."""
+
+    def __init__(self, experiment: Experiment, rule: StopRule) -> None:
+        self._experiment = experiment
+        self._collector = collector_for(experiment)
+        self._watch = StopWatch(rule)
+
+    @property
+    def reads_log(self) -> bool:
+        return self._collector.reads_log
+
+    def feed(self, log_text: str = "", metrics_text: str = "") -> str | None:
+        logs = self._collector.metric_logs(self._experiment, log_text, metrics_text)
+        return self._watch.reason if logs and self._watch.feed(logs) else None
+
+
+def trial_watch(experiment: Experiment, rule: StopRule | None) -> TrialWatch | None:
+    """The watch of a trial that suggest attached ``rule`` to, or None without one."""
+    return TrialWatch(experiment, rule) if rule is not None else None

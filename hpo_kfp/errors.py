@@ -109,7 +109,7 @@ class SettingsError(_FieldError):
 
 class TemplateError(InputError):
     """A trial template cannot be rendered with the given assignment. Raised by
-    :mod:`hpo_kfp.templates` and the spec reader."""
+    :mod:`hpo_kfp.render` and the spec reader."""
 
 
 class UsageError(InputError):

@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from hpo_kfp.errors import HistoryError
@@ -22,8 +22,10 @@ __all__ = [
     "HISTORY_VERSION",
     "History",
     "TrialRecord",
+    "TrialRun",
     "TrialStatus",
     "jsonable",
+    "now",
 ]
 
 HISTORY_VERSION = 1
@@ -33,6 +35,26 @@ TrialStatus = Literal["Pending", "Running", "Succeeded", "Failed", "MetricsUnava
 _STATUSES = ("Pending", "Running", "Succeeded", "Failed", "MetricsUnavailable", "EarlyStopped")
 ACTIVE = frozenset({"Pending", "Running"})
 FINISHED = frozenset({"Succeeded", "Failed", "MetricsUnavailable", "EarlyStopped"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialRun:
+    """How a trial's run ended: what every trial runner returns."""
+
+    name: str
+    exit_code: int | None
+    """0 for success; None when the run did not end by itself (deadline, deleted, failed
+    condition on a cluster)."""
+    started: str
+    finished: str
+    reason: str
+    """Empty when the run succeeded."""
+    early_stopped: bool = False
+    """Stopped by the early-stopping rule (then ``reason`` says why)."""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.exit_code == 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,3 +222,8 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def now() -> str:
+    """The current time, ISO 8601 in UTC: when a trial started or finished."""
+    return datetime.now(UTC).isoformat()

@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
-from hpo_kfp.spec.parameters import Parameter
-
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
+
+    from hpo_kfp.spec.parameters import Parameter
 
 __all__ = ["SearchSpace", "grid_size", "grid_values"]
 

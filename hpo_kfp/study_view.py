@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from hpo_kfp.history import FINISHED, History, TrialRecord
 from hpo_kfp.space import SearchSpace
-from hpo_kfp.spec import Experiment, Parameter
 
 if TYPE_CHECKING:
     import optuna
     from optuna.distributions import BaseDistribution
+
+    from hpo_kfp.spec import Experiment, Parameter
 
 __all__ = ["add_finished_trials", "quiet_optuna", "to_study"]
 

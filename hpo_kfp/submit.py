@@ -1,7 +1,7 @@
 """Starting tuning runs on a KFP cluster: one run now, or a recurring run.
 
 One run holds the share of the experiment that fits Argo's Workflow limit
-(:mod:`hpo_kfp.pipeline.plan`); when the experiment needs more, ``submit`` also creates a
+(:mod:`hpo_kfp.pipeline.run_size`); when the experiment needs more, ``submit`` also creates a
 recurring run that starts follow-on runs, one at a time, until it is done.
 
 A recurring run continues the same experiment each time: its first round reads what the
@@ -35,7 +35,7 @@ from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
 
 if TYPE_CHECKING:
-    from hpo_kfp.pipeline.plan import RunPlan
+    from hpo_kfp.pipeline.run_size import RunPlan
 
 __all__ = [
     "DEFAULT_CONTINUE_EVERY",
@@ -311,7 +311,7 @@ def every_seconds(duration: str | None) -> int:
 def _compiled(
     experiment: Experiment, settings: StepSettings, image: str, *, synchronous: bool, trials_per_run: int
 ) -> Iterator[RunPlan]:
-    from hpo_kfp.pipeline.plan import compile_run
+    from hpo_kfp.pipeline.run_size import compile_run
 
     with tempfile.TemporaryDirectory(prefix="hpo-kfp-") as folder:
         yield compile_run(

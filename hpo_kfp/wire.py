@@ -33,8 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from hpo_kfp.early_stopping import StopRule
 from hpo_kfp.errors import HistoryError, WireError
-from hpo_kfp.history import TrialRecord, jsonable
-from hpo_kfp.runners.base import TrialRun
+from hpo_kfp.history import TrialRecord, TrialRun, jsonable
 
 if TYPE_CHECKING:
     from hpo_kfp.decide import Decision

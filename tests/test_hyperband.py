@@ -137,7 +137,7 @@ def test_hyperband_needs_its_settings() -> None:
 
 
 def test_rounds_needed_counts_the_rungs_left() -> None:
-    from hpo_kfp.planning import rounds_needed
+    from hpo_kfp.rounds import rounds_needed
 
     experiment = _experiment()  # r_l 9, eta 3: rungs of 9, 3, 1, 5, 1, 3; maxTrialCount 50
     assert rounds_needed(experiment) == 6

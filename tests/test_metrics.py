@@ -184,7 +184,7 @@ def test_several_objectives_come_back_in_term_order() -> None:
 
 def test_trainjob_status_falls_back_to_the_trainers_output() -> None:
     """A TrainJobStatus trial that published nothing (or ran locally) is read from its output."""
-    from hpo_kfp.collect import metric_logs
+    from hpo_kfp.collectors.collect import metric_logs
     from hpo_kfp.spec import parse_experiment
     from tests.conftest import base_spec
 

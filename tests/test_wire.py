@@ -14,9 +14,8 @@ import pytest
 from hpo_kfp.decide import decide
 from hpo_kfp.early_stopping import StopRule
 from hpo_kfp.errors import HpoKfpError, WireError
-from hpo_kfp.history import History, TrialRecord
-from hpo_kfp.report import result_document
-from hpo_kfp.runners.base import TrialRun
+from hpo_kfp.history import History, TrialRecord, TrialRun
+from hpo_kfp.reports.summary import result_document
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.wire import (
     WIRE_VERSION,

@@ -8,8 +8,8 @@ from typing import Any
 
 from hpo_kfp.cli._common import read_experiment, read_history
 from hpo_kfp.errors import UsageError
+from hpo_kfp.runners import RUNNERS, get_runner
 from hpo_kfp.spec.checks import check_startable
-from hpo_kfp.spec.collector import check_on_cluster
 from hpo_kfp.suggest import suggest
 
 __all__ = ["register"]
@@ -28,7 +28,7 @@ def register(commands: Any) -> None:
     )
     validate.add_argument(
         "--runner",
-        choices=("local", "kubernetes"),
+        choices=tuple(RUNNERS),
         help="also check what this runner needs: local (run --local: a command to run as a process) "
         "or kubernetes (compile's default: collectors and early stopping a cluster supports)",
     )
@@ -44,15 +44,8 @@ def register(commands: Any) -> None:
 def _validate(args: argparse.Namespace) -> int:
     experiment = read_experiment(args)
     check_startable(experiment)
-    if args.runner == "local":
-        from hpo_kfp.pipeline.launch import check_runs_locally
-
-        check_runs_locally(experiment)
-    elif args.runner == "kubernetes":
-        from hpo_kfp.runners.kubernetes import check_cluster_support
-
-        check_cluster_support(experiment)
-        check_on_cluster(experiment.metrics_collector)
+    if args.runner:
+        get_runner(args.runner).check(experiment)
     kind = experiment.template.kind or "configMap template"
     print(
         f"{args.file}: ok: experiment {experiment.name}, algorithm {experiment.algorithm.name}, "

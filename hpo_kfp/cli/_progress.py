@@ -13,8 +13,8 @@ from typing import TextIO
 from hpo_kfp.decide import best_trial, trial_counts
 from hpo_kfp.history import FINISHED, History
 from hpo_kfp.pipeline.launch import LocalRun
+from hpo_kfp.render import format_value
 from hpo_kfp.store import open_store
-from hpo_kfp.templates import format_value
 
 __all__ = ["Progress", "describe", "parameters_text"]
 

@@ -27,8 +27,15 @@ from hpo_kfp.decide import Decision
 from hpo_kfp.history import History
 from hpo_kfp.pipeline.launch import outcome, prepare_local_run, run_to_end
 from hpo_kfp.pipeline.local import start_warm_steps
-from hpo_kfp.report import best_text, counts_text, pareto_text, report_document, trial_logs, trials_table
-from hpo_kfp.report_pages import html_page, prepare_plotting
+from hpo_kfp.reports.pages import html_page, prepare_plotting
+from hpo_kfp.reports.summary import (
+    best_text,
+    counts_text,
+    pareto_text,
+    report_document,
+    trial_logs,
+    trials_table,
+)
 from hpo_kfp.runtime import RUNTIME_IMAGE
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
@@ -204,7 +211,7 @@ def _descendants(root: int) -> list[int]:
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from hpo_kfp.pipeline.plan import compile_run
+    from hpo_kfp.pipeline.run_size import compile_run
 
     experiment = read_experiment(args)
     output = Path(args.output)

@@ -13,8 +13,8 @@ from hpo_kfp.cli._common import add_store_options, store_url, type_prefix
 from hpo_kfp.decide import decide
 from hpo_kfp.errors import UsageError
 from hpo_kfp.prior import read_prior_trials
-from hpo_kfp.report import best_text, counts_text, pareto_text, report_document, trials_table
-from hpo_kfp.report_pages import html_page, markdown_summary
+from hpo_kfp.reports.pages import html_page, markdown_summary
+from hpo_kfp.reports.summary import best_text, counts_text, pareto_text, report_document, trials_table
 from hpo_kfp.spec import Experiment, load_experiment
 from hpo_kfp.store import LOCAL_STORE, ExperimentKey, Store, open_store
 from hpo_kfp.study_view import to_study

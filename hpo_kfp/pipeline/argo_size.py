@@ -42,8 +42,7 @@ from typing import Any, Final
 import yaml
 
 from hpo_kfp.errors import BuildError, PipelineTooLarge
-from hpo_kfp.history import TrialRecord
-from hpo_kfp.runners.base import TrialRun
+from hpo_kfp.history import TrialRecord, TrialRun
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.wire import RecordedTrial, RunResult, TrialItem

@@ -45,7 +45,6 @@ from hpo_kfp.pipeline.components import (
     start_op,
 )
 from hpo_kfp.pipeline.loop import name_step
-from hpo_kfp.runners.kubernetes import check_cluster_support
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
 
@@ -87,8 +86,7 @@ def build_lanes_pipeline(
         report: End with the report step (its page shows in the KFP UI; ``hpo-kfp run
             --local`` writes its own, beside the trials' logs).
     """
-    if settings.runner == "kubernetes":
-        check_cluster_support(experiment)
+    settings.trial_runner().check(experiment)
     spec_text = json.dumps(experiment.source, separators=(",", ":"))
     parallelism = experiment.parallel_trial_count
     share = f"up to {settings.run_budget} trials" if settings.run_budget else "its trials"

@@ -26,10 +26,10 @@ from typing import Any
 from hpo_kfp.algorithms import get_algorithm, require_dependencies
 from hpo_kfp.compat import kfp_compiler_libyaml
 from hpo_kfp.decide import Decision, decide, trial_counts
-from hpo_kfp.errors import ExperimentBusy, InputError, RunnerError, StepFailed
-from hpo_kfp.history import History, TrialRecord
-from hpo_kfp.planning import rounds_needed
-from hpo_kfp.runners import local_command
+from hpo_kfp.errors import ExperimentBusy, StepFailed
+from hpo_kfp.history import History
+from hpo_kfp.rounds import rounds_needed
+from hpo_kfp.runners.local import LocalRunner
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.store import ExperimentKey, Store, open_store
@@ -37,7 +37,6 @@ from hpo_kfp.store import ExperimentKey, Store, open_store
 __all__ = [
     "ExperimentBusy",
     "LocalRun",
-    "check_runs_locally",
     "local_claimer",
     "outcome",
     "prepare_local_run",
@@ -71,21 +70,6 @@ class LocalRun:
     """The open lock file this run holds (closed when the process ends)."""
 
 
-def check_runs_locally(experiment: Experiment) -> None:
-    """Fails early, with the reason, when the trial template cannot run as a local process.
-
-    Raises:
-        InputError: No inline trialSpec, no command, or env only a cluster can fill (the
-            experiment's trial template is the user's input here, not a launch that failed).
-    """
-    sample = {p.name: (p.values[0] if p.values else p.min) for p in experiment.parameters}
-    trial = TrialRecord(name=f"{experiment.name}-check", number=0, parameters=sample)
-    try:
-        local_command(experiment, trial, Path("metrics"))
-    except RunnerError as error:
-        raise InputError(str(error)) from error
-
-
 def prepare_local_run(
     experiment: Experiment,
     spec_file: Path,
@@ -116,7 +100,7 @@ def prepare_local_run(
     from hpo_kfp.pipeline.lanes import build_lanes_pipeline, slots_for
     from hpo_kfp.pipeline.loop import build_pipeline, compile_pipeline
 
-    check_runs_locally(experiment)
+    LocalRunner().check(experiment)
     require_dependencies(experiment.algorithm.name)
     settings = StepSettings(
         store=_absolute(store),

@@ -43,8 +43,7 @@ from hpo_kfp.pipeline.components import (
     run_trial_op,
     suggest_op,
 )
-from hpo_kfp.planning import check_rounds, rounds_needed
-from hpo_kfp.runners.kubernetes import check_cluster_support
+from hpo_kfp.rounds import check_rounds, rounds_needed
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
 
@@ -52,7 +51,7 @@ __all__ = ["add_rounds", "build_pipeline", "compile_pipeline", "name_step", "rou
 
 
 def round_count(experiment: Experiment) -> int:
-    """Rounds needed to run the experiment from the start (see :func:`hpo_kfp.planning.rounds_needed`)."""
+    """Rounds needed to run the experiment from the start (see :func:`hpo_kfp.rounds.rounds_needed`)."""
     return rounds_needed(experiment)
 
 
@@ -77,8 +76,8 @@ def build_pipeline(
     total = rounds or round_count(experiment)
     check_rounds(total)
     spec_text = json.dumps(experiment.source, separators=(",", ":"))
-    if settings is not None and settings.runner == "kubernetes":
-        check_cluster_support(experiment)
+    if settings is not None:
+        settings.trial_runner().check(experiment)
     default_settings = (settings or StepSettings()).to_json()
     parallelism = experiment.parallel_trial_count
 

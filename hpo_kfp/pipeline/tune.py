@@ -59,7 +59,7 @@ from hpo_kfp.pipeline.generated import best_op, identifier, unpack_op
 from hpo_kfp.pipeline.lanes import add_lanes, slots_for
 from hpo_kfp.pipeline.lanes import template_trial as lane_template_trial
 from hpo_kfp.pipeline.loop import name_step, round_count, template_trial
-from hpo_kfp.planning import check_rounds
+from hpo_kfp.rounds import check_rounds
 from hpo_kfp.spec import Experiment, Parameter, load_experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
 

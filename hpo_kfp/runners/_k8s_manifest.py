@@ -21,16 +21,16 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from hpo_kfp.collectors import collector_for
+from hpo_kfp.collectors.push import METRICS_FILE_ENV, PUSH_METRICS_PATH, TRIAL_NAME_ENV
+from hpo_kfp.containers import find_primary
 from hpo_kfp.errors import RunnerError
-from hpo_kfp.runners._containers import find_primary
-from hpo_kfp.runners.local import METRICS_FILE_ENV, TRIAL_NAME_ENV
 from hpo_kfp.spec import Experiment
 
 __all__ = [
     "ASSIGNMENT_ANNOTATION",
     "EXPERIMENT_LABEL",
     "ISTIO_INJECT",
-    "PUSH_METRICS_PATH",
     "TRIAL_LABEL",
     "assignment_digest",
     "prepare_manifest",
@@ -40,7 +40,6 @@ __all__ = [
 EXPERIMENT_LABEL = "hpo-kfp.kubeflow.org/experiment"
 TRIAL_LABEL = "hpo-kfp.kubeflow.org/trial"
 ASSIGNMENT_ANNOTATION = "hpo-kfp.kubeflow.org/assignment"
-PUSH_METRICS_PATH = "/tmp/hpo-kfp-metrics.jsonl"  # inside the trial's own container
 ISTIO_INJECT = "sidecar.istio.io/inject"
 
 
@@ -84,17 +83,20 @@ def prepare_manifest(
     primary = find_primary(prepared, experiment.template.primary_container_name)
     container = primary.container
     env = [e for e in container.get("env") or [] if e.get("name") not in (METRICS_FILE_ENV, TRIAL_NAME_ENV)]
-    collector = experiment.metrics_collector
-    metrics_path = collector.path if collector.kind == "File" else PUSH_METRICS_PATH
-    env += [{"name": TRIAL_NAME_ENV, "value": trial}, {"name": METRICS_FILE_ENV, "value": str(metrics_path)}]
+    collector = collector_for(experiment)
+    metrics_file = collector.metrics_file(experiment.metrics_collector)
+    env += [
+        {"name": TRIAL_NAME_ENV, "value": trial},
+        {"name": METRICS_FILE_ENV, "value": metrics_file or PUSH_METRICS_PATH},
+    ]
     container["env"] = env
-    if collector.kind in ("File", "Push"):
+    if metrics_file is not None:
         if primary.style in ("trainjob", "tekton", "rayjob"):
             raise RunnerError(
                 f"metricsCollectorSpec: a {collector.kind} collector needs the primary container's "
                 f"termination message, which a {prepared.get('kind')} trial cannot set; use StdOut"
             )
-        container["terminationMessagePath"] = metrics_path
+        container["terminationMessagePath"] = metrics_file
         container["terminationMessagePolicy"] = "File"
     return prepared
 

@@ -16,6 +16,7 @@ errors and SIGTERM included; ``retain`` keeps only an object that reached its ow
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -30,12 +31,11 @@ from typing import Any, TypeVar
 
 import yaml
 
-from hpo_kfp.collect import metric_logs
-from hpo_kfp.conditions import JobState, job_state
-from hpo_kfp.early_stopping import StopRule, StopWatch
+from hpo_kfp.collectors import collector_for
+from hpo_kfp.containers import PrimaryContainer, find_primary
 from hpo_kfp.errors import RunnerError, SpecError
-from hpo_kfp.history import TrialRecord
-from hpo_kfp.runners._containers import PrimaryContainer, find_primary
+from hpo_kfp.history import TrialRecord, TrialRun, now
+from hpo_kfp.render import render
 from hpo_kfp.runners._k8s_manifest import (
     ASSIGNMENT_ANNOTATION,
     EXPERIMENT_LABEL,
@@ -46,11 +46,10 @@ from hpo_kfp.runners._k8s_manifest import (
     validate_builtin,
 )
 from hpo_kfp.runners._pod_log import LogFollower
-from hpo_kfp.runners.base import TrialRun, now
+from hpo_kfp.runners.base import OutputWatch, TrialFiles
+from hpo_kfp.runners.conditions import JobState, job_state
 from hpo_kfp.spec import Experiment
-from hpo_kfp.spec.collector import check_on_cluster
 from hpo_kfp.spec.template import default_conditions
-from hpo_kfp.templates import render
 
 __all__ = ["KubernetesRunner", "KubernetesSettings", "TrialOutput", "check_cluster_support", "step_namespace"]
 
@@ -212,14 +211,25 @@ def check_cluster_support(experiment: Experiment) -> None:
             stopping with a File or Push collector: on a cluster a metrics file reaches the
             runner only when the container ends, too late to stop it.
     """
-    check_on_cluster(experiment.metrics_collector)
-    collector = experiment.metrics_collector.kind
-    if experiment.early_stopping is not None and collector not in ("StdOut", "TrainJobStatus"):
+    collector = collector_for(experiment)
+    collector.check_on_cluster(experiment.metrics_collector)
+    if experiment.early_stopping is not None and not collector.reads_log:
         raise SpecError(
             "spec.earlyStopping",
             "on a cluster median stopping reads the trial's log while it runs: use the StdOut collector",
-            f"collector kind {collector}",
+            f"collector kind {collector.kind}",
         )
+
+
+def _environment_client() -> Any:
+    """An API client with in-cluster credentials, or the local kubeconfig outside a cluster."""
+    from kubernetes import client, config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
 
 
 def step_namespace(override: str | None = None, experiment: Experiment | None = None) -> str:
@@ -234,43 +244,75 @@ def step_namespace(override: str | None = None, experiment: Experiment | None = 
 
 
 class KubernetesRunner:
-    """Runs trials as Kubernetes objects through an API client."""
+    """The :class:`~hpo_kfp.runners.base.TrialRunner` of trials as Kubernetes objects."""
+
+    name = "kubernetes"
 
     def __init__(
         self,
-        api_client: Any,
+        api_client: Any = None,
         settings: KubernetesSettings | None = None,
         *,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         """
         Args:
+            api_client: The cluster's API client; None: in-cluster credentials, or the local
+                kubeconfig outside a cluster, loaded when the runner first talks to the cluster.
             environ: Where the step's own pod is named (``KFP_POD_NAME``/``POD_NAME``, else
                 ``HOSTNAME`` inside a cluster; ``POD_NAMESPACE``; ``KFP_POD_UID``/``POD_UID``),
                 for the trial's ownerReference; ``os.environ`` by default.
         """
-        from kubernetes import client
-        from kubernetes.dynamic import DynamicClient
-
         self._settings = settings or KubernetesSettings()
-        timed = _TimedApiClient(api_client, self._settings.request_timeout_seconds)
-        self._core = client.CoreV1Api(timed)
-        self._dynamic = DynamicClient(timed)
+        self._api_client = api_client
         self._environ = os.environ if environ is None else environ
 
     @classmethod
     def from_environment(cls, settings: KubernetesSettings | None = None) -> KubernetesRunner:
         """A runner with in-cluster credentials, or the local kubeconfig outside a cluster."""
-        from kubernetes import client, config
+        runner = cls(_environment_client(), settings)
+        return runner
 
-        try:
-            config.load_incluster_config()
-        except config.ConfigException:
-            config.load_kube_config()
-        return cls(client.ApiClient(), settings)
+    @functools.cached_property
+    def _timed(self) -> Any:
+        client = self._api_client if self._api_client is not None else _environment_client()
+        return _TimedApiClient(client, self._settings.request_timeout_seconds)
+
+    @functools.cached_property
+    def _core(self) -> Any:
+        from kubernetes import client
+
+        return client.CoreV1Api(self._timed)
+
+    @functools.cached_property
+    def _dynamic(self) -> Any:
+        from kubernetes.dynamic import DynamicClient
+
+        return DynamicClient(self._timed)
+
+    def check(self, experiment: Experiment) -> None:
+        """See :func:`check_cluster_support`."""
+        check_cluster_support(experiment)
 
     def run(
-        self, experiment: Experiment, trial: TrialRecord, *, namespace: str, stop_rule: StopRule | None = None
+        self,
+        experiment: Experiment,
+        trial: TrialRecord,
+        files: TrialFiles,
+        *,
+        watch: OutputWatch | None = None,
+    ) -> TrialRun:
+        """Runs ``trial`` as an object in the settings' namespace (else the step's own, else
+        the experiment's) and writes its log and metrics output to ``files``
+        (:meth:`run_object`)."""
+        namespace = step_namespace(self._settings.namespace, experiment)
+        output = self.run_object(experiment, trial, namespace=namespace, watch=watch)
+        files.log.write_text(output.log, encoding="utf-8")
+        files.metrics.write_text(output.metrics, encoding="utf-8")
+        return output.run
+
+    def run_object(
+        self, experiment: Experiment, trial: TrialRecord, *, namespace: str, watch: OutputWatch | None = None
     ) -> TrialOutput:
         """Runs ``trial`` to its end; a trial that fails is a result, not an exception.
 
@@ -279,8 +321,8 @@ class KubernetesRunner:
         end is kept, and only with ``retain``.
 
         Args:
-            stop_rule: The early-stopping rule to apply to the primary container's log while
-                the trial runs (the object is deleted when it fires).
+            watch: Early stopping, fed the primary container's log while the trial runs (the
+                object is deleted when it says to stop).
 
         Raises:
             RunnerError: The cluster refused the trial's object or stayed unreachable.
@@ -320,21 +362,13 @@ class KubernetesRunner:
                     metadata = manifest["metadata"]
                     metadata["ownerReferences"] = [*(metadata.get("ownerReferences") or []), owner]
                 started = now()
-                published = (
-                    _PublishedMetrics() if experiment.metrics_collector.kind == "TrainJobStatus" else None
-                )
+                published = _PublishedMetrics() if collector_for(experiment).reads_status else None
                 follower = LogFollower(
                     lambda pod, query: self._read_log(namespace, pod, query),
                     pods.container,
                     chunk_bytes=self._settings.log_chunk_bytes,
                 )
-                check = self._log_check(
-                    experiment,
-                    namespace,
-                    pods,
-                    follower,
-                    StopWatch(stop_rule) if stop_rule is not None else None,
-                )
+                check = self._log_check(experiment, namespace, pods, follower, watch)
                 owned = self._create_or_adopt(resource, manifest, namespace, digest)
                 try:
                     state, ended = self._wait(
@@ -747,7 +781,7 @@ class KubernetesRunner:
         pod = _primary_pod(self._list_pods(namespace, pods.selector), pods.container)
         follower.poll(pod)
         message, warnings = _termination_message(pod, pods.container) if pod is not None else ("", ())
-        if warnings and experiment.metrics_collector.kind not in ("File", "Push"):
+        if warnings and collector_for(experiment).metrics_file(experiment.metrics_collector) is None:
             warnings = ()
         warnings = (*follower.warnings, *warnings)
         for warning in warnings:
@@ -760,7 +794,7 @@ class KubernetesRunner:
         namespace: str,
         pods: _Pods,
         follower: LogFollower,
-        watch: StopWatch | None,
+        watch: OutputWatch | None,
     ) -> Callable[[], str | None]:
         """Every ``check_seconds``, reads what the primary container logged since the last
         time, and feeds the new lines to ``watch`` (the early-stopping rule) if there is one."""
@@ -775,8 +809,7 @@ class KubernetesRunner:
             due = time.monotonic() + self._settings.check_seconds
             if watch is None or not fresh:
                 return None
-            logs = metric_logs(experiment, "\n".join(fresh) + "\n", "")
-            return watch.reason if watch.feed(logs) else None
+            return watch.feed("\n".join(fresh) + "\n", "")
 
         return check
 

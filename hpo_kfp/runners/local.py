@@ -8,7 +8,7 @@ collector's path is mapped to a per-trial file: wherever the collector's path ap
 command, args or env values it is replaced by that file, so parallel trials never share one.
 A TensorFlowEvent collector's directory is mapped the same way, to a per-trial directory
 beside the metrics file; the values of its event files are copied into the metrics file as
-they appear (:class:`hpo_kfp.tfevents.EventExporter`). A TrainJob (an OptimizationJob's
+they appear (:class:`hpo_kfp.collectors.tfevents.EventExporter`). A TrainJob (an OptimizationJob's
 trial) has no container in its template: its ``spec.trainer`` (``command``, ``args``,
 ``env``) is the process.
 """
@@ -26,19 +26,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpo_kfp.errors import RunnerError
-from hpo_kfp.history import TrialRecord
-from hpo_kfp.runners._containers import expand_variables, primary_container
-from hpo_kfp.runners.base import TrialRun, now
+from hpo_kfp.collectors import collector_for
+from hpo_kfp.collectors.push import METRICS_FILE_ENV, TRIAL_NAME_ENV
+from hpo_kfp.collectors.tfevents import EventExporter
+from hpo_kfp.containers import expand_variables, primary_container
+from hpo_kfp.errors import InputError, RunnerError
+from hpo_kfp.history import TrialRecord, TrialRun, now
+from hpo_kfp.render import render
+from hpo_kfp.runners.base import OutputWatch, RunnerOptions, TrialFiles
 from hpo_kfp.spec import Experiment
-from hpo_kfp.templates import render
-from hpo_kfp.tfevents import EventExporter
 
-__all__ = ["METRICS_FILE_ENV", "TRIAL_NAME_ENV", "LocalCommand", "local_command", "run_local"]
+__all__ = ["LocalCommand", "LocalRunner", "local_command", "run_local"]
 
-METRICS_FILE_ENV = "HPO_KFP_METRICS_FILE"
-"""Where :func:`hpo_kfp.report_metrics` appends (the Push collector) and File metrics go."""
-TRIAL_NAME_ENV = "HPO_KFP_TRIAL_NAME"
 _GRACE_SECONDS = 5.0
 _POLL_SECONDS = 0.05
 
@@ -56,6 +55,71 @@ class LocalCommand:
     metrics_file: Path | None = None
     metric_names: tuple[str, ...] = ()
     """The metrics to take from the event files."""
+
+
+class LocalRunner:
+    """The :class:`~hpo_kfp.runners.base.TrialRunner` of trials as processes on this machine."""
+
+    name = "local"
+
+    def __init__(self, options: RunnerOptions | None = None) -> None:
+        self._cwd = Path((options or RunnerOptions()).trial_cwd or ".")
+
+    def check(self, experiment: Experiment) -> None:
+        """Refuses a template that cannot run as a local process (see :func:`local_command`).
+
+        Raises:
+            InputError: No inline trialSpec, no command, or env only a cluster can fill (the
+                trial template is the user's input here, not a launch that failed).
+        """
+        sample = {p.name: (p.values[0] if p.values else p.min) for p in experiment.parameters}
+        trial = TrialRecord(name=f"{experiment.name}-check", number=0, parameters=sample)
+        try:
+            local_command(experiment, trial, Path("metrics"))
+        except RunnerError as error:
+            raise InputError(str(error)) from error
+
+    def run(
+        self,
+        experiment: Experiment,
+        trial: TrialRecord,
+        files: TrialFiles,
+        *,
+        watch: OutputWatch | None = None,
+    ) -> TrialRun:
+        command = local_command(experiment, trial, files.metrics)
+        stop = None
+        if watch is not None:
+            tail = _Tail(files.log if watch.reads_log else files.metrics)
+
+            def stop() -> str | None:
+                text = tail.new_text()
+                if not text:
+                    return None
+                return watch.feed(text, "") if watch.reads_log else watch.feed("", text)
+
+        return run_local(command, name=trial.name, cwd=self._cwd, log_path=files.log, stop=stop)
+
+
+class _Tail:
+    """The complete lines appended to a file since the last call."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._offset = 0
+
+    def new_text(self) -> str:
+        try:
+            with self._path.open("rb") as stream:
+                stream.seek(self._offset)
+                data = stream.read()
+        except FileNotFoundError:
+            return ""
+        end = data.rfind(b"\n")
+        if end < 0:
+            return ""  # a line still being written waits for the next call
+        self._offset += end + 1
+        return data[: end + 1].decode("utf-8", errors="replace")
 
 
 def local_command(experiment: Experiment, trial: TrialRecord, metrics_file: Path) -> LocalCommand:
@@ -83,17 +147,14 @@ def local_command(experiment: Experiment, trial: TrialRecord, metrics_file: Path
             "(outside a container the image's entrypoint is unknown)"
         )
     env = _container_env(container)
-    collector = experiment.metrics_collector
-    if collector.kind == "File" and collector.path:
-        env = {k: v.replace(collector.path, str(metrics_file)) for k, v in env.items()}
-        command = [part.replace(collector.path, str(metrics_file)) for part in command]
-        args = [part.replace(collector.path, str(metrics_file)) for part in args]
+    local = collector_for(experiment).local_metrics(experiment.metrics_collector, metrics_file)
     event_dir = None
-    if collector.kind == "TensorFlowEvent" and collector.path:
-        event_dir = metrics_file.with_name(metrics_file.name + ".tfevents")
-        env = {k: v.replace(collector.path, str(event_dir)) for k, v in env.items()}
-        command = [part.replace(collector.path, str(event_dir)) for part in command]
-        args = [part.replace(collector.path, str(event_dir)) for part in args]
+    if local is not None:
+        old, new = local.placeholder, str(local.replacement)
+        env = {k: v.replace(old, new) for k, v in env.items()}
+        command = [part.replace(old, new) for part in command]
+        args = [part.replace(old, new) for part in args]
+        event_dir = local.event_dir
     env[METRICS_FILE_ENV] = str(metrics_file)
     env[TRIAL_NAME_ENV] = trial.name
     argv = [expand_variables(part, env) for part in command + args]

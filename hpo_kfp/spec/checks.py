@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from hpo_kfp.algorithms import get_algorithm, require_dependencies
 from hpo_kfp.errors import SpecError
-from hpo_kfp.planning import check_rounds, rounds_needed
+from hpo_kfp.rounds import check_rounds, rounds_needed
 from hpo_kfp.spec.experiment import Experiment
 from hpo_kfp.spec.optimization_job import is_optimization_job, job_path
 

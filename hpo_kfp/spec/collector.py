@@ -9,7 +9,7 @@ from typing import Literal
 from hpo_kfp.errors import SpecError
 from hpo_kfp.spec._reader import Node, show
 
-__all__ = ["DEFAULT_FILE_PATH", "MetricsCollector", "check_on_cluster", "parse_collector"]
+__all__ = ["DEFAULT_FILE_PATH", "MetricsCollector", "parse_collector"]
 
 CollectorKind = Literal["StdOut", "File", "Push", "TensorFlowEvent", "TrainJobStatus"]
 FileFormat = Literal["TEXT", "JSON"]
@@ -38,7 +38,8 @@ class MetricsCollector:
     trainer's output as for StdOut)."""
     path: str | None = None
     """The metrics file of a ``File`` collector; the event files' directory of a
-    ``TensorFlowEvent`` collector (read by :mod:`hpo_kfp.tfevents`; locally only)."""
+    ``TensorFlowEvent`` collector (read by :mod:`hpo_kfp.collectors.tfevents`; locally only).
+    How each kind is read is :mod:`hpo_kfp.collectors`' concern."""
     format: FileFormat = "TEXT"
     """``TEXT`` (parsed by the filters) or ``JSON`` (one object per line)."""
     metrics_format: tuple[str, ...] = ()
@@ -108,23 +109,6 @@ def _check_event_source(node: Node, path: str | None, filters: tuple[str, ...]) 
     file_format = Node(node.data["source"]["fileSystemPath"], where).string("format")
     if file_format is not None:
         raise SpecError(f"{where}.format", "must be omitted for TensorFlowEvent", show(file_format))
-
-
-def check_on_cluster(collector: MetricsCollector) -> None:
-    """Refuses a collector the Kubernetes runner cannot read.
-
-    Raises:
-        SpecError: A TensorFlowEvent collector: its files stay in the trial's pod, and hpo-kfp
-            has no volume shared with the collect step (nor a sidecar) to read them from.
-    """
-    if collector.kind == "TensorFlowEvent":
-        raise SpecError(
-            "spec.metricsCollectorSpec.collector.kind",
-            "must not be TensorFlowEvent on a cluster (the event files stay in the trial's pod: no "
-            "volume is shared with the collect step; run with --runner local, or print name=value "
-            "lines for StdOut)",
-            show(collector.kind),
-        )
 
 
 def _filters(source: Node) -> tuple[str, ...]:

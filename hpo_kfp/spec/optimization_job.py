@@ -30,8 +30,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hpo_kfp.errors import SpecError, TemplateError
+from hpo_kfp.render import find_go_actions, go_to_katib
 from hpo_kfp.spec._reader import Node, show
-from hpo_kfp.templates import find_go_actions, go_to_katib
 
 __all__ = ["API_VERSION", "KIND", "is_optimization_job", "job_path", "katib_document"]
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpo_kfp.errors import RunnerError, SpecError, TemplateError
+from hpo_kfp.render import PLACEHOLDER, find_placeholders, meta_reference
 from hpo_kfp.spec._reader import Node, show
-from hpo_kfp.templates import PLACEHOLDER, find_placeholders, meta_reference
 
 __all__ = ["ConfigMapSource", "TrialParameter", "TrialTemplate", "default_conditions", "parse_template"]
 
@@ -178,14 +178,14 @@ def _trial_spec(node: Node) -> dict[str, Any]:
 def _check_primary_container(node: Node, trial_spec: Mapping[str, Any], name: str) -> None:
     """Refuses a ``primaryContainerName`` that names no container of the trialSpec.
 
-    The runners find the container the same way (:func:`hpo_kfp.runners._containers.primary_container`),
+    The runners find the container the same way (:func:`hpo_kfp.containers.primary_container`),
     so a template that passes here has one for them too. A TrainJob's pods come from its
     runtime (Trainer names the trainer container ``node``), so its template holds none to check.
     """
     if kind_of(trial_spec) == "TrainJob" or "${" in name:
         return
     # Imported here: the runners package imports the spec, which is still loading at import time.
-    from hpo_kfp.runners._containers import primary_container
+    from hpo_kfp.containers import primary_container
 
     try:
         primary_container(trial_spec, name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hpo_kfp.collect import collect_trial
+from hpo_kfp.collectors.collect import collect_trial
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.wire import NoTrial, RecordedTrial, RunResult, read

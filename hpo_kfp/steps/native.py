@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import replace
 
-from hpo_kfp.errors import MetricsUnavailable
-from hpo_kfp.metrics import MetricLog, metric_value, observe
-from hpo_kfp.runners.base import now
+from hpo_kfp.collectors import EXECUTOR_OUTPUT
+from hpo_kfp.collectors.collect import collect_trial
+from hpo_kfp.collectors.kinds import executor_output
+from hpo_kfp.history import TrialRun, now
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.wire import RecordedTrial, TrialItem
@@ -39,27 +39,13 @@ def native_trial_step(
         ``"loss was NaN"``, say); and the metrics to show in the UI.
     """
     experiment = parse_experiment(spec, trial_template=None)
-    item = TrialItem.from_json(trial)
-    logs = []
-    for name, raw in (metrics or {}).items():
-        number = metric_value(raw) if name in experiment.objective.metrics else None
-        if number is not None:
-            logs.append(MetricLog(str(name), number))
-    if value is not None:
-        logs.append(MetricLog(experiment.objective.metric, float(value)))
-    record = replace(item.record(), finished=now())
-    try:
-        observation = observe(logs, experiment.objective)
-    except MetricsUnavailable as error:
-        record = replace(record, status="MetricsUnavailable", reason=str(error))
-    else:
-        record = replace(
-            record,
-            status="Succeeded",
-            values=observation.values,
-            metrics=observation.metrics,
-            series=observation.series,
-        )
+    trial_record = TrialItem.from_json(trial).record()
+    stamp = now()
+    run = TrialRun(
+        name=trial_record.name, exit_code=0, started=trial_record.started or stamp, finished=stamp, reason=""
+    )
+    outputs = executor_output(metrics, value)
+    record = collect_trial(experiment, trial_record, run, "", outputs, collector=EXECUTOR_OUTPUT)
     options = StepSettings.from_json(settings)
     store = options.open_store()
     if store is not None:

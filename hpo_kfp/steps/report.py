@@ -6,7 +6,7 @@ from pathlib import Path
 
 from hpo_kfp.decide import decide
 from hpo_kfp.history import History
-from hpo_kfp.report_pages import html_page, markdown_summary
+from hpo_kfp.reports.pages import html_page, markdown_summary
 from hpo_kfp.spec import parse_experiment
 
 __all__ = ["report_step"]

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-from hpo_kfp.early_stopping import StopRule, StopWatch
+from hpo_kfp.early_stopping import trial_watch
 from hpo_kfp.errors import HpoKfpError
-from hpo_kfp.history import TrialRecord
-from hpo_kfp.runners.base import TrialRun
-from hpo_kfp.runners.follow import OutputFollower
+from hpo_kfp.runners import TrialFiles
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.wire import NoTrial, RunResult, TrialItem, read
@@ -49,40 +47,12 @@ def run_trial_step(
     experiment = parse_experiment(spec, trial_template=None)
     options = StepSettings.from_json(settings)
     record = item.record()
+    files = TrialFiles(log=Path(log_path), metrics=Path(metrics_path))
     with _heartbeats(options, experiment, record.name):
-        run = _run(experiment, options, item, record, Path(log_path), Path(metrics_path))
-    return RunResult(trial=item, run=run).to_json()
-
-
-def _run(
-    experiment: Experiment,
-    options: StepSettings,
-    item: TrialItem,
-    record: TrialRecord,
-    log_path: Path,
-    metrics_path: Path,
-) -> TrialRun:
-    if options.runner == "local":
-        from hpo_kfp.runners import local_command, run_local
-
-        command = local_command(experiment, record, metrics_path)
-        stop = _stopper(experiment, item.stop_rule, log_path, metrics_path)
-        return run_local(
-            command, name=record.name, cwd=Path(options.trial_cwd or "."), log_path=log_path, stop=stop
+        run = options.trial_runner().run(
+            experiment, record, files, watch=trial_watch(experiment, item.stop_rule)
         )
-    from hpo_kfp.runners.kubernetes import KubernetesRunner, KubernetesSettings, step_namespace
-
-    deadline = float(options.trial_deadline_seconds) if options.trial_deadline_seconds else None
-    runner = KubernetesRunner.from_environment(KubernetesSettings(deadline_seconds=deadline))
-    output = runner.run(
-        experiment,
-        record,
-        namespace=step_namespace(options.namespace or None, experiment),
-        stop_rule=item.stop_rule,
-    )
-    log_path.write_text(output.log, encoding="utf-8")
-    metrics_path.write_text(output.metrics, encoding="utf-8")
-    return output.run
+    return RunResult(trial=item, run=run).to_json()
 
 
 @contextlib.contextmanager
@@ -109,19 +79,3 @@ def _heartbeats(options: StepSettings, experiment: Experiment, name: str) -> Ite
     finally:
         stop.set()
         thread.join(timeout=5)
-
-
-def _stopper(
-    experiment: Experiment, rule: StopRule | None, log_path: Path, metrics_path: Path
-) -> Callable[[], str | None] | None:
-    """The early-stopping check for a local trial, from the rule suggest attached to it."""
-    if rule is None:
-        return None
-    watch = StopWatch(rule)
-    source = log_path if experiment.metrics_collector.kind in ("StdOut", "TrainJobStatus") else metrics_path
-    follower = OutputFollower(experiment, source)
-
-    def stop() -> str | None:
-        return watch.reason if watch.feed(follower.new_logs()) else None
-
-    return stop

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from hpo_kfp.errors import InputError, SettingsError
+from hpo_kfp.runners import RUNNERS, RunnerOptions, TrialRunner, get_runner
 from hpo_kfp.spec import Experiment
 from hpo_kfp.store import ExperimentKey, Store, check_store_url, open_store
 from hpo_kfp.wire import check_version
@@ -85,8 +86,8 @@ class StepSettings:
                 raise SettingsError(f"settings.{item.name}", f"must be {expected.__name__}", repr(value))
             if isinstance(value, int) and value < 0:
                 raise SettingsError(f"settings.{item.name}", "must be 0 or more", repr(value))
-        if self.runner not in ("local", "kubernetes"):
-            raise SettingsError("settings.runner", "must be local or kubernetes", repr(self.runner))
+        if self.runner not in RUNNERS:
+            raise SettingsError("settings.runner", f"must be one of {', '.join(RUNNERS)}", repr(self.runner))
         if self.store:
             try:
                 check_store_url(self.store)
@@ -136,6 +137,13 @@ class StepSettings:
         """The experiment store, or None when none is configured; one per process and URL (a
         step asks more than once, and opening one checks its tables)."""
         return _opened(self.store, self.type_prefix) if self.store else None
+
+    def trial_runner(self) -> TrialRunner:
+        """The runner these settings name, made with their options (connecting to nothing yet)."""
+        options = RunnerOptions(
+            trial_cwd=self.trial_cwd, namespace=self.namespace, deadline_seconds=self.trial_deadline_seconds
+        )
+        return get_runner(self.runner, options)
 
     def owner(self, run_id: str) -> str:
         """The owner of the trials a step of run ``run_id`` claims (a process of its own

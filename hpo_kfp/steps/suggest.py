@@ -11,7 +11,7 @@ from hpo_kfp.decide import trial_counts
 from hpo_kfp.early_stopping import stop_rule
 from hpo_kfp.errors import SpecError
 from hpo_kfp.history import History, TrialRecord
-from hpo_kfp.planning import rounds_needed
+from hpo_kfp.rounds import rounds_needed
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.suggest import suggest

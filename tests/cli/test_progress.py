@@ -79,7 +79,7 @@ def test_describe_counts_early_stopped_apart_and_agrees_with_the_summary(tmp_pat
     """The line's counts are the summary's: early-stopped trials are not "ok", and trials
     without metrics are not counted as failed; imported trials are no trials of this run."""
     from hpo_kfp.decide import decide
-    from hpo_kfp.report import counts_text
+    from hpo_kfp.reports.summary import counts_text
 
     run = _run(tmp_path)
     parameters = {"lr": 0.02, "layers": 3, "optimizer": "sgd"}

@@ -24,7 +24,7 @@ from hpo_kfp.pipeline.argo_size import (
     loop_names,
 )
 from hpo_kfp.pipeline.generic import CAPACITY_PARALLELISM, CAPACITY_SLOTS, CAPACITY_TRIALS
-from hpo_kfp.pipeline.plan import compile_run
+from hpo_kfp.pipeline.run_size import compile_run
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hpo_kfp.collect import collect_trial
+from hpo_kfp.collectors.collect import collect_trial
 from hpo_kfp.errors import RunnerError
 from hpo_kfp.history import TrialRecord
 from hpo_kfp.runners.kubernetes import KubernetesRunner, KubernetesSettings, TrialOutput
@@ -298,8 +298,8 @@ def _leftover_in(
     k8s: K8sEmulator, experiment: Experiment, trial: TrialRecord = _TRIAL, **metadata: Any
 ) -> dict[str, Any]:
     """The object a first attempt of the step created and left behind (as a retry finds it)."""
+    from hpo_kfp.render import render
     from hpo_kfp.runners._k8s_manifest import assignment_digest, identity_labels, prepare_manifest
-    from hpo_kfp.templates import render
 
     assert experiment.template.trial_spec is not None
     manifest = render(

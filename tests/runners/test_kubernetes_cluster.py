@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from hpo_kfp.claim import claim
-from hpo_kfp.collect import collect_trial
+from hpo_kfp.collectors.collect import collect_trial
 from hpo_kfp.early_stopping import StopRule
 from hpo_kfp.errors import RunnerError
 from hpo_kfp.history import TrialRecord
@@ -629,7 +629,7 @@ def test_the_sweep_command_keeps_what_the_store_says_still_runs(
 
 def test_trainjob_status_metrics_are_the_trials_metrics(k8s: K8sEmulator) -> None:
     """TrainJobStatus: what Kubeflow Trainer publishes in status.trainerStatus (KEP-2779)."""
-    from hpo_kfp.collect import collect_trial
+    from hpo_kfp.collectors.collect import collect_trial
 
     template = {
         "apiVersion": "trainer.kubeflow.org/v1alpha1",

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from hpo_kfp.collect import collect_trial
+from hpo_kfp.collectors.collect import collect_trial
+from hpo_kfp.containers import expand_variables, primary_container
 from hpo_kfp.errors import RunnerError
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.runners import TrialRun, local_command, run_local
-from hpo_kfp.runners._containers import expand_variables, primary_container
 from hpo_kfp.spec import Experiment, parse_experiment
 from tests.conftest import base_spec, with_field
 
@@ -191,7 +191,7 @@ def test_push_collector_reads_report_metrics(tmp_path: Path) -> None:
         [
             "python3",
             "-c",
-            "from hpo_kfp.push import report_metrics\n"
+            "from hpo_kfp.collectors.push import report_metrics\n"
             "for v in (0.4, 0.3): report_metrics(loss=v, accuracy=1 - v)",
             "${trialParameters.learningRate}",
             "${trialParameters.numberLayers}",

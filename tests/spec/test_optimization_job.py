@@ -14,9 +14,9 @@ import yaml
 from hpo_kfp.cli import main
 from hpo_kfp.errors import SpecError
 from hpo_kfp.history import TrialRecord
+from hpo_kfp.render import render
 from hpo_kfp.runners import local_command
 from hpo_kfp.spec import parse_experiment
-from hpo_kfp.templates import render
 
 # The KEP's sample, with every field the KEP defines.
 _JOB: dict[str, Any] = yaml.safe_load(

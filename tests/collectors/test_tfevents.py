@@ -11,19 +11,19 @@ from typing import Any
 
 import pytest
 
-from hpo_kfp.collect import collect_trial
+from hpo_kfp.collectors import get_collector
+from hpo_kfp.collectors.collect import collect_trial
+from hpo_kfp.collectors.tfevents import EventReader, crc32c, masked_crc32c, read_scalars, scalar_logs
 from hpo_kfp.errors import EventFileError, SpecError
 from hpo_kfp.history import TrialRecord
 from hpo_kfp.runners import local_command, run_local
 from hpo_kfp.spec import parse_experiment
-from hpo_kfp.spec.collector import check_on_cluster
-from hpo_kfp.tfevents import EventReader, crc32c, masked_crc32c, read_scalars, scalar_logs
 from tests.conftest import base_spec, with_field
 
 # The writer, as source: trial processes in these tests write their event files with it too.
 _WRITER = """
 import struct
-from hpo_kfp.tfevents import masked_crc32c
+from hpo_kfp.collectors.tfevents import masked_crc32c
 
 
 def _varint(n):
@@ -182,7 +182,7 @@ def test_on_a_cluster_the_collector_is_refused_naming_the_field() -> None:
     with pytest.raises(
         SpecError, match=r"^spec.metricsCollectorSpec.collector.kind: must not be TensorFlowEvent"
     ):
-        check_on_cluster(collector)
+        get_collector(collector.kind).check_on_cluster(collector)
 
 
 _TRIAL_SCRIPT = (

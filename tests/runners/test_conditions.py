@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from hpo_kfp.conditions import job_state
+from hpo_kfp.runners.conditions import job_state
 from hpo_kfp.spec.template import default_conditions
 
 _JOB = default_conditions("Job")

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from hpo_kfp import report_pages
 from hpo_kfp.decide import decide
 from hpo_kfp.history import History, TrialRecord
-from hpo_kfp.report_pages import html_page, markdown_summary
+from hpo_kfp.reports.pages import html_page, markdown_summary
 from hpo_kfp.spec import parse_experiment
 from tests.conftest import base_spec, with_field
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _history(values: list[tuple[float, ...]]) -> History:
@@ -64,12 +63,12 @@ def test_importance_plot_does_not_load_scikit_learn() -> None:
     """Optuna's importance package imports scikit-learn eagerly (seconds); the page must not."""
     script = """
 import sys
-from hpo_kfp import report_pages
+from hpo_kfp.reports import pages
 from hpo_kfp.decide import decide
 from hpo_kfp.spec import parse_experiment
-from hpo_kfp.report_pages import html_page
+from hpo_kfp.reports.pages import html_page
 from tests.conftest import base_spec
-from tests.test_report_pages import _history
+from tests.reports.test_pages import _history
 experiment = parse_experiment(base_spec())
 history = _history([(0.5,), (0.4,), (0.3,), (0.6,), (0.2,), (0.45,)])
 page = html_page(experiment, history, decide(experiment, history))
@@ -95,7 +94,7 @@ def test_trials_outside_a_changed_search_space_are_left_out_of_the_plots() -> No
 
 
 def test_without_the_plot_extra_the_page_says_how_to_get_plots(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(report_pages, "plotting_available", lambda: False)
+    monkeypatch.setattr(pages, "plotting_available", lambda: False)
     experiment = parse_experiment(base_spec())
     history = _history([(0.5,), (0.4,), (0.3,)])
     page = html_page(experiment, history, decide(experiment, history))

@@ -11,8 +11,8 @@ from typing import Any
 from hpo_kfp.decide import Decision
 from hpo_kfp.errors import HpoKfpError
 from hpo_kfp.history import History, TrialRecord
+from hpo_kfp.render import format_value
 from hpo_kfp.spec import Experiment, Objective
-from hpo_kfp.templates import format_value
 from hpo_kfp.wire import RunResult, read
 
 __all__ = [

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hpo_kfp.collect import collect_trial
-from hpo_kfp.history import TrialRecord
-from hpo_kfp.runners.base import TrialRun
+from hpo_kfp.collectors.collect import collect_trial
+from hpo_kfp.history import TrialRecord, TrialRun
 from hpo_kfp.spec import parse_experiment
 from tests.conftest import base_spec
 

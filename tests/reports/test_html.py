@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 
 from hpo_kfp.decide import decide
-from hpo_kfp.history import History, TrialRecord
-from hpo_kfp.report import counts_text, log_tail, report_document, trial_logs, trials_table
-from hpo_kfp.report_pages import html_page, markdown_summary
-from hpo_kfp.runners.base import TrialRun
+from hpo_kfp.history import History, TrialRecord, TrialRun
+from hpo_kfp.reports.pages import html_page, markdown_summary
+from hpo_kfp.reports.summary import counts_text, log_tail, report_document, trial_logs, trials_table
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.wire import NoTrial, RunResult, TrialItem
 from tests.conftest import base_spec, with_field
@@ -189,7 +188,7 @@ def test_the_json_lists_every_trial_with_reason_duration_log_and_tail(tmp_path: 
 
 
 def test_several_objectives_list_the_pareto_front_in_text_json_and_markdown() -> None:
-    from hpo_kfp.report import pareto_text
+    from hpo_kfp.reports.summary import pareto_text
 
     experiment, history = multi()
     decision = decide(experiment, history)

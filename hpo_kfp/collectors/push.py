@@ -9,9 +9,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from hpo_kfp.errors import InputError
-from hpo_kfp.runners.local import METRICS_FILE_ENV
 
-__all__ = ["report_metrics"]
+__all__ = ["METRICS_FILE_ENV", "PUSH_METRICS_PATH", "TRIAL_NAME_ENV", "report_metrics"]
+
+METRICS_FILE_ENV = "HPO_KFP_METRICS_FILE"
+"""Where :func:`hpo_kfp.report_metrics` appends (the Push collector) and File metrics go."""
+TRIAL_NAME_ENV = "HPO_KFP_TRIAL_NAME"
+"""The running trial's name, in its environment."""
+PUSH_METRICS_PATH = "/tmp/hpo-kfp-metrics.jsonl"
+"""A cluster trial's Push metrics file, inside the trial's own container."""
 
 
 def report_metrics(metrics: Mapping[str, float] | None = None, /, **named: float) -> None:

@@ -34,7 +34,7 @@ from hpo_kfp.pipeline.compact import compact_file
 from hpo_kfp.pipeline.components import RUNTIME_IMAGE
 from hpo_kfp.pipeline.lanes import build_lanes_pipeline, slots_for
 from hpo_kfp.pipeline.loop import build_pipeline, compile_pipeline
-from hpo_kfp.planning import check_rounds, rounds_needed
+from hpo_kfp.rounds import check_rounds, rounds_needed
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
 

@@ -24,7 +24,7 @@ from typing import Any
 from hpo_kfp.compat import import_optuna_importance_without_sklearn
 from hpo_kfp.decide import Decision
 from hpo_kfp.history import History, TrialRecord
-from hpo_kfp.report import FAILURES, counts_text, log_tail, metric_names, ranked, shown_metrics
+from hpo_kfp.reports.summary import FAILURES, counts_text, log_tail, metric_names, ranked, shown_metrics
 from hpo_kfp.spec import Experiment, Parameter
 from hpo_kfp.study_view import quiet_optuna, to_study
 

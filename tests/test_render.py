@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from hpo_kfp.errors import TemplateError
+from hpo_kfp.render import find_placeholders, format_value, render
 from hpo_kfp.spec import parse_experiment
-from hpo_kfp.templates import find_placeholders, format_value, render
 from tests.conftest import base_spec
 
 

@@ -1,67 +1,51 @@
-"""Turning a finished trial run and its output into the trial's record."""
+"""Turning a finished trial run and its output into the trial's record, through its collector."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import replace
 
+from hpo_kfp.collectors import collector_for
+from hpo_kfp.collectors.base import MetricsCollector
 from hpo_kfp.errors import MetricsUnavailable
-from hpo_kfp.history import TrialRecord
-from hpo_kfp.metrics import MetricLog, observe, parse_json_lines, parse_text
-from hpo_kfp.runners.base import TrialRun
+from hpo_kfp.history import TrialRecord, TrialRun
+from hpo_kfp.metrics import MetricLog, observe
 from hpo_kfp.spec import Experiment
-from hpo_kfp.tfevents import ERROR_KEY
 
 __all__ = ["collect_trial", "metric_logs"]
 
 
 def metric_logs(experiment: Experiment, log_text: str, metrics_text: str) -> list[MetricLog]:
     """The metric values a trial reported, read from where its collector says."""
-    collector = experiment.metrics_collector
-    names = experiment.objective.metrics
-    if collector.kind == "StdOut":
-        return parse_text(log_text, names, collector.metrics_format)
-    if collector.kind == "TrainJobStatus":
-        # The TrainJob's published metrics (the runner writes each status it saw as a JSON
-        # line); a trial that published none (or ran locally) is read from its output.
-        return parse_json_lines(metrics_text, names) or parse_text(log_text, names, collector.metrics_format)
-    if collector.kind == "File" and collector.format == "TEXT":
-        return parse_text(metrics_text, names, collector.metrics_format)
-    # File JSON, Push, and TensorFlowEvent (whose values the runner exports as JSON lines:
-    # see hpo_kfp.tfevents.EventExporter).
-    return parse_json_lines(metrics_text, names)
-
-
-def _event_file_error(experiment: Experiment, metrics_text: str) -> str | None:
-    """Why a TensorFlowEvent trial's event files could not be read, if they could not."""
-    if experiment.metrics_collector.kind != "TensorFlowEvent" or ERROR_KEY not in metrics_text:
-        return None
-    for line in metrics_text.splitlines():
-        if ERROR_KEY in line:
-            try:
-                return str(json.loads(line)[ERROR_KEY])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                return line
-    return None
+    return collector_for(experiment).metric_logs(experiment, log_text, metrics_text)
 
 
 def collect_trial(
-    experiment: Experiment, trial: TrialRecord, run: TrialRun, log_text: str, metrics_text: str = ""
+    experiment: Experiment,
+    trial: TrialRecord,
+    run: TrialRun,
+    log_text: str,
+    metrics_text: str = "",
+    *,
+    collector: MetricsCollector | None = None,
 ) -> TrialRecord:
     """The trial's record once it has ended.
 
     A run stopped by the early-stopping rule is ``EarlyStopped``; one that did not exit
     cleanly is ``Failed`` (either way its partial metrics are kept as evidence); a clean run
     whose objective never appeared is ``MetricsUnavailable``.
+
+    Args:
+        collector: Who reads the texts; the experiment's own collector by default.
     """
-    logs = metric_logs(experiment, log_text, metrics_text)
+    collector = collector or collector_for(experiment)
+    logs = collector.metric_logs(experiment, log_text, metrics_text)
     ended = replace(trial, started=run.started, finished=run.finished)
     if run.early_stopped:
         return replace(ended, status="EarlyStopped", reason=run.reason, series=_series(logs))
     if not run.succeeded:
         return replace(ended, status="Failed", reason=run.reason, series=_series(logs))
-    corrupt = _event_file_error(experiment, metrics_text)
+    corrupt = collector.problem(metrics_text)
     if corrupt is not None:
         return replace(ended, status="MetricsUnavailable", reason=corrupt, series=_series(logs))
     try:
