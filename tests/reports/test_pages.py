@@ -11,6 +11,7 @@ import pytest
 
 from hpo_kfp.decide import decide
 from hpo_kfp.history import History, TrialRecord
+from hpo_kfp.reports import pages
 from hpo_kfp.reports.pages import html_page, markdown_summary
 from hpo_kfp.spec import parse_experiment
 from tests.conftest import base_spec, with_field
