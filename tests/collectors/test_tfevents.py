@@ -16,7 +16,7 @@ from hpo_kfp.collectors.collect import collect_trial
 from hpo_kfp.collectors.tfevents import EventReader, crc32c, masked_crc32c, read_scalars, scalar_logs
 from hpo_kfp.errors import EventFileError, SpecError
 from hpo_kfp.history import TrialRecord
-from hpo_kfp.runners import local_command, run_local
+from hpo_kfp.runners.local import local_command, run_local
 from hpo_kfp.spec import parse_experiment
 from tests.conftest import base_spec, with_field
 

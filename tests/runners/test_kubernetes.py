@@ -102,7 +102,7 @@ def _start(
 ) -> concurrent.futures.Future[TrialOutput]:
     runner = KubernetesRunner(k8s.api_client(), settings)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(runner.run, experiment, trial, namespace=_NS)
+    future = pool.submit(runner.run_object, experiment, trial, namespace=_NS)
     pool.shutdown(wait=False)
     return future
 
@@ -396,7 +396,7 @@ def test_sigterm_deletes_the_trial_object_before_exiting(k8s: K8sEmulator, tmp_p
         "configuration = client.Configuration(); configuration.host = sys.argv[1]\n"
         "runner = KubernetesRunner(client.ApiClient(configuration), KubernetesSettings(watch_seconds=2))\n"
         f"trial = TrialRecord.from_dict({_TRIAL.to_dict()!r})\n"
-        f"runner.run(load_experiment(sys.argv[2]), trial, namespace={_NS!r})\n"
+        f"runner.run_object(load_experiment(sys.argv[2]), trial, namespace={_NS!r})\n"
     )
     process = subprocess.Popen(
         [sys.executable, "-c", script, k8s.base_url, str(spec_path)],
@@ -415,7 +415,7 @@ def test_sigterm_deletes_the_trial_object_before_exiting(k8s: K8sEmulator, tmp_p
 
 
 def test_early_stopping_reads_the_log_while_it_runs_and_deletes(k8s: K8sEmulator) -> None:
-    from hpo_kfp.early_stopping import StopRule
+    from hpo_kfp.early_stopping import StopRule, trial_watch
 
     experiment = _job_experiment()
     rule = StopRule(metric="loss", median=0.5, direction="minimize", start_step=2, trials=3)
@@ -423,7 +423,9 @@ def test_early_stopping_reads_the_log_while_it_runs_and_deletes(k8s: K8sEmulator
         k8s.api_client(), KubernetesSettings(watch_seconds=5, check_seconds=0.2, backoff_seconds=0.05)
     )
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(runner.run, experiment, _TRIAL, namespace=_NS, stop_rule=rule)
+    future = pool.submit(
+        runner.run_object, experiment, _TRIAL, namespace=_NS, watch=trial_watch(experiment, rule)
+    )
     pool.shutdown(wait=False)
     job = _created(k8s, *_JOB)
     _pod_for(

@@ -19,7 +19,7 @@ import pytest
 
 from hpo_kfp.claim import claim
 from hpo_kfp.collectors.collect import collect_trial
-from hpo_kfp.early_stopping import StopRule
+from hpo_kfp.early_stopping import StopRule, trial_watch
 from hpo_kfp.errors import RunnerError
 from hpo_kfp.history import TrialRecord
 from hpo_kfp.runners.kubernetes import KubernetesRunner, KubernetesSettings, TrialOutput
@@ -61,7 +61,9 @@ def _start(
 ) -> concurrent.futures.Future[TrialOutput]:
     runner = KubernetesRunner(k8s.api_client(), settings, environ=environ or {})
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(runner.run, experiment, trial, namespace=_NS, stop_rule=stop_rule)
+    future = pool.submit(
+        runner.run_object, experiment, trial, namespace=_NS, watch=trial_watch(experiment, stop_rule)
+    )
     pool.shutdown(wait=False)
     return future
 

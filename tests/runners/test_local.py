@@ -14,8 +14,8 @@ import pytest
 from hpo_kfp.collectors.collect import collect_trial
 from hpo_kfp.containers import expand_variables, primary_container
 from hpo_kfp.errors import RunnerError
-from hpo_kfp.history import History, TrialRecord
-from hpo_kfp.runners import TrialRun, local_command, run_local
+from hpo_kfp.history import History, TrialRecord, TrialRun
+from hpo_kfp.runners.local import local_command, run_local
 from hpo_kfp.spec import Experiment, parse_experiment
 from tests.conftest import base_spec, with_field
 

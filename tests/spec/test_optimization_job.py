@@ -15,7 +15,7 @@ from hpo_kfp.cli import main
 from hpo_kfp.errors import SpecError
 from hpo_kfp.history import TrialRecord
 from hpo_kfp.render import render
-from hpo_kfp.runners import local_command
+from hpo_kfp.runners.local import local_command
 from hpo_kfp.spec import parse_experiment
 
 # The KEP's sample, with every field the KEP defines.

@@ -14,7 +14,7 @@ from hpo_kfp.steps.settings import SETTINGS_VERSION, StepSettings
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"runner": "docker"}, r"^settings.runner: must be local or kubernetes, but got 'docker'$"),
+        ({"runner": "docker"}, r"^settings.runner: must be one of local, kubernetes, but got 'docker'$"),
         ({"runner": 1}, r"^settings.runner: must be str, but got 1$"),
         (
             {"store": "ftp://m"},
