@@ -26,6 +26,7 @@ __all__ = [
     "TrialStatus",
     "jsonable",
     "now",
+    "trial_name",
 ]
 
 HISTORY_VERSION = 1
@@ -227,3 +228,8 @@ def jsonable(value: Any) -> Any:
 def now() -> str:
     """The current time, ISO 8601 in UTC: when a trial started or finished."""
     return datetime.now(UTC).isoformat()
+
+
+def trial_name(experiment: str, number: int) -> str:
+    """The name of trial ``number``: stable, so a retried step finds the same trial."""
+    return f"{experiment}-{number:04d}"

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from hpo_kfp.history import History, TrialRecord
+from hpo_kfp.history import History, TrialRecord, trial_name
 
 if TYPE_CHECKING:
     from hpo_kfp.spec import Experiment
@@ -209,11 +209,6 @@ class Algorithm(Protocol):
             SamplerUnavailable: Naming what is missing and how to install it.
         """
         ...
-
-
-def trial_name(experiment: str, number: int) -> str:
-    """The name of trial ``number``: stable, so a retried step finds the same trial."""
-    return f"{experiment}-{number:04d}"
 
 
 def call_seed(experiment: Experiment, trials_so_far: int) -> int:

@@ -8,8 +8,8 @@ from typing import Any
 
 from hpo_kfp.cli._common import read_experiment, read_history
 from hpo_kfp.errors import UsageError
+from hpo_kfp.rounds import check_startable
 from hpo_kfp.runners import RUNNERS, get_runner
-from hpo_kfp.spec.checks import check_startable
 from hpo_kfp.suggest import suggest
 
 __all__ = ["register"]

@@ -208,7 +208,7 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from hpo_kfp.store.migrate import copy_store
+    from hpo_kfp.migrate import copy_store
 
     target = _open(args, create=True)
     source = open_store(args.source, type_prefix=type_prefix(args))

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hpo_kfp.errors import StoreInputError
-from hpo_kfp.history import ACTIVE, FINISHED, History, TrialRecord, jsonable
+from hpo_kfp.history import ACTIVE, FINISHED, History, TrialRecord, jsonable, trial_name
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.store.base import (
     ExperimentKey,
@@ -568,7 +568,6 @@ class MlmdStore:
         raise StoreError(f"experiment {key}: trial {trial.name} could not be written")
 
     def _import(self, experiment: Experiment, key: ExperimentKey, record: TrialRecord) -> int:
-        from hpo_kfp.algorithms import trial_name
 
         identity = import_key(record)
         for _ in range(_ATTEMPTS):
@@ -862,14 +861,12 @@ def _experiment_of(context_name: str, namespace: str) -> str:
 
 
 def _trial_context_name(state: _Located, number: int) -> str:
-    from hpo_kfp.algorithms import trial_name
 
     return _scoped(state.key, trial_name(state.key.name, number), state.generation)
 
 
 def _node_base(state: _Located, number: int) -> str:
     """What a trial's executions and artifacts are named after (as the previous release did)."""
-    from hpo_kfp.algorithms import trial_name
 
     return f"{state.context.name}/{trial_name(state.key.name, number)}"
 

@@ -34,7 +34,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Engine
 
 from hpo_kfp.errors import StoreInputError
-from hpo_kfp.history import ACTIVE, History, TrialRecord, jsonable
+from hpo_kfp.history import ACTIVE, History, TrialRecord, jsonable, trial_name
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.store.base import (
     ExperimentKey,
@@ -382,7 +382,6 @@ class SqlStore:
         return names
 
     def import_trials(self, experiment: Experiment, key: ExperimentKey, records: list[TrialRecord]) -> int:
-        from hpo_kfp.algorithms import trial_name
 
         self.open_experiment(experiment, key)
         experiment_id = self._experiment_id(key)

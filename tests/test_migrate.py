@@ -22,9 +22,9 @@ except ImportError as error:  # the mlmd extra is optional; CI installs it
 from hpo_kfp.claim import claim
 from hpo_kfp.decide import decide
 from hpo_kfp.history import History, TrialRecord
+from hpo_kfp.migrate import copy_store
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.store import ExperimentKey, Store
-from hpo_kfp.store.migrate import copy_store
 from hpo_kfp.store.mlmd import MlmdStore
 from hpo_kfp.store.sql import SqlStore
 from tests.conftest import base_spec, with_field
