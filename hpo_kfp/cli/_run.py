@@ -84,7 +84,7 @@ def register(commands: Any) -> None:
     build.add_argument("-o", "--output", required=True, help="pipeline YAML to write")
     build.add_argument(
         "--runner",
-        choices=("kubernetes", "local"),
+        choices=tuple(reversed(RUNNERS)),
         default="kubernetes",
         help="how trials run: as Kubernetes objects (default) or as local processes",
     )

@@ -88,6 +88,8 @@ class LocalRunner:
         watch: OutputWatch | None = None,
     ) -> TrialRun:
         command = local_command(experiment, trial, files.metrics)
+        files.metrics.parent.mkdir(parents=True, exist_ok=True)
+        files.metrics.touch()  # empty when the trial writes none, as on a cluster
         stop = None
         if watch is not None:
             tail = _Tail(files.log if watch.reads_log else files.metrics)

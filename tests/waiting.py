@@ -1,0 +1,28 @@
+"""The one way tests wait: for an event, with a deadline, never for a fixed time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+_T = TypeVar("_T")
+
+POLL_SECONDS = 0.02
+"""How often the condition is asked: a poll interval, never an assertion's timing."""
+
+
+def wait_for(condition: Callable[[], _T], *, seconds: float = 10.0, what: str = "the condition") -> _T:
+    """Asks ``condition`` until it returns something truthy, and returns that.
+
+    Raises:
+        AssertionError: ``seconds`` passed first; the message names ``what``.
+    """
+    end = time.monotonic() + seconds
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > end:
+            raise AssertionError(f"waited {seconds:g} s for {what}")
+        time.sleep(POLL_SECONDS)
