@@ -36,6 +36,7 @@ from hpo_kfp.reports.summary import (
     trial_logs,
     trials_table,
 )
+from hpo_kfp.runners import RUNNERS
 from hpo_kfp.runtime import RUNTIME_IMAGE
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
