@@ -85,7 +85,7 @@ def register(commands: Any) -> None:
     build.add_argument("-o", "--output", required=True, help="pipeline YAML to write")
     build.add_argument(
         "--runner",
-        choices=tuple(reversed(RUNNERS)),
+        choices=sorted(RUNNERS),
         default="kubernetes",
         help="how trials run: as Kubernetes objects (default) or as local processes",
     )
