@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from hpo_kfp.metrics import MetricLog
     from hpo_kfp.spec import Experiment
-    from hpo_kfp.spec.collector import MetricsCollector as CollectorSpec
+    from hpo_kfp.spec.collector import CollectorSpec
 
 __all__ = ["LocalMetrics", "MetricsCollector"]
 

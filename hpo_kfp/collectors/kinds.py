@@ -17,7 +17,7 @@ from hpo_kfp.metrics import MetricLog, metric_value, parse_json_lines, parse_tex
 
 if TYPE_CHECKING:
     from hpo_kfp.spec import Experiment
-    from hpo_kfp.spec.collector import MetricsCollector as CollectorSpec
+    from hpo_kfp.spec.collector import CollectorSpec
 
 __all__ = [
     "ExecutorOutputCollector",

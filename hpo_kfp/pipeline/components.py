@@ -20,7 +20,7 @@ __all__ = [
     "collect_native_metrics_op",
     "collect_native_value_op",
     "decide_op",
-    "finish_op",
+    "lane_decide_op",
     "lane_collect_metrics_op",
     "lane_native_metrics_op",
     "lane_native_value_op",
@@ -247,7 +247,7 @@ def lane_collect_metrics_op(base_image: str = RUNTIME_IMAGE) -> Any:
 
 
 @functools.cache
-def finish_op(base_image: str = RUNTIME_IMAGE) -> Any:
+def lane_decide_op(base_image: str = RUNTIME_IMAGE) -> Any:
     """The asynchronous loop's decide component, once every lane ended."""
 
     @dsl.component(base_image=base_image, install_kfp_package=False)

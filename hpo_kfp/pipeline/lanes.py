@@ -37,8 +37,8 @@ from kfp import dsl
 
 from hpo_kfp.pipeline.components import (
     RUNTIME_IMAGE,
-    finish_op,
     lane_collect_metrics_op,
+    lane_decide_op,
     lane_report_op,
     lane_run_trial_op,
     lane_suggest_op,
@@ -146,7 +146,7 @@ def add_lanes(
 
     with dsl.ParallelFor(started.outputs["Output"], parallelism=parallelism, name="lanes") as _lane:
         first = slot(1)
-    finished = finish_op(base_image)(run=run, lanes=dsl.Collected(first.outputs["Output"]))
+    finished = lane_decide_op(base_image)(run=run, lanes=dsl.Collected(first.outputs["Output"]))
     name_step(finished, "decide")
     if report:
         reported = lane_report_op(base_image)(run=run, history=finished.outputs["history"])

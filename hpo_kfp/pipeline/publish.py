@@ -24,8 +24,8 @@ from hpo_kfp.pipeline.compact import compact_file
 from hpo_kfp.pipeline.components import (
     collect_metrics_op,
     decide_op,
-    finish_op,
     lane_collect_metrics_op,
+    lane_decide_op,
     lane_report_op,
     lane_run_trial_op,
     lane_suggest_op,
@@ -49,7 +49,7 @@ COMPONENTS: Mapping[str, Callable[[], Any]] = {
     "async/suggest": lane_suggest_op,
     "async/run_trial": lane_run_trial_op,
     "async/collect_metrics": lane_collect_metrics_op,
-    "async/decide": finish_op,
+    "async/decide": lane_decide_op,
     "async/report": lane_report_op,
 }
 """Folder under ``components/`` -> the component's factory."""

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from hpo_kfp.spec.algorithm import Algorithm, EarlyStopping
-from hpo_kfp.spec.collector import MetricsCollector
+from hpo_kfp.spec.algorithm import AlgorithmSpec, EarlyStopping
+from hpo_kfp.spec.collector import CollectorSpec
 from hpo_kfp.spec.experiment import Experiment, load_experiment, parse_experiment
 from hpo_kfp.spec.objective import Objective, ObjectiveTerm
 from hpo_kfp.spec.parameters import Parameter
 from hpo_kfp.spec.template import TrialParameter, TrialTemplate
 
 __all__ = [
-    "Algorithm",
+    "AlgorithmSpec",
     "EarlyStopping",
     "Experiment",
-    "MetricsCollector",
+    "CollectorSpec",
     "Objective",
     "ObjectiveTerm",
     "Parameter",

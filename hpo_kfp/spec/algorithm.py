@@ -9,11 +9,11 @@ from hpo_kfp.algorithms import get_algorithm
 from hpo_kfp.errors import SpecError
 from hpo_kfp.spec._reader import Node, show
 
-__all__ = ["Algorithm", "EarlyStopping", "parse_algorithm", "parse_early_stopping"]
+__all__ = ["AlgorithmSpec", "EarlyStopping", "parse_algorithm", "parse_early_stopping"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class Algorithm:
+class AlgorithmSpec:
     """The search algorithm, by Katib's name, with its validated settings."""
 
     name: str
@@ -38,7 +38,7 @@ class EarlyStopping:
     """Number of reported values before a trial can be stopped."""
 
 
-def parse_algorithm(spec: Node) -> Algorithm:
+def parse_algorithm(spec: Node) -> AlgorithmSpec:
     node = spec.required_child("algorithm", ("algorithmName", "algorithmSettings"))
     name = node.string("algorithmName", required=True)
     assert name is not None
@@ -62,7 +62,7 @@ def parse_algorithm(spec: Node) -> Algorithm:
         settings[setting.target] = value
         if setting.target == "seed":
             seed = value
-    return Algorithm(name=name, settings=settings, seed=seed)
+    return AlgorithmSpec(name=name, settings=settings, seed=seed)
 
 
 def _setting_text(entry: Node) -> str:

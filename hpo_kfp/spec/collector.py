@@ -9,7 +9,7 @@ from typing import Literal
 from hpo_kfp.errors import SpecError
 from hpo_kfp.spec._reader import Node, show
 
-__all__ = ["DEFAULT_FILE_PATH", "MetricsCollector", "parse_collector"]
+__all__ = ["DEFAULT_FILE_PATH", "CollectorSpec", "parse_collector"]
 
 CollectorKind = Literal["StdOut", "File", "Push", "TensorFlowEvent", "TrainJobStatus"]
 FileFormat = Literal["TEXT", "JSON"]
@@ -28,7 +28,7 @@ _TWO_GROUPS = re.compile(r".*\(.*\).*\(.*\).*")
 
 
 @dataclass(frozen=True, kw_only=True)
-class MetricsCollector:
+class CollectorSpec:
     """How metrics are collected from a trial, with Katib's defaults applied."""
 
     kind: CollectorKind = "StdOut"
@@ -46,10 +46,10 @@ class MetricsCollector:
     """``filter.metricsFormat``: regexes whose two groups are a metric's name and value."""
 
 
-def parse_collector(spec: Node) -> MetricsCollector:
+def parse_collector(spec: Node) -> CollectorSpec:
     node = spec.child("metricsCollectorSpec", ("collector", "source"))
     if node is None:
-        return MetricsCollector()
+        return CollectorSpec()
     collector = node.child("collector", ("kind", "customCollector"))
     kind = "StdOut"
     if collector is not None:
@@ -91,7 +91,7 @@ def parse_collector(spec: Node) -> MetricsCollector:
             raise SpecError(
                 "spec.metricsCollectorSpec.source.fileSystemPath.path", "must be an absolute path", show(path)
             )
-    return MetricsCollector(kind=kind, path=path, format=file_format, metrics_format=filters)  # type: ignore[arg-type]
+    return CollectorSpec(kind=kind, path=path, format=file_format, metrics_format=filters)  # type: ignore[arg-type]
 
 
 def _check_event_source(node: Node, path: str | None, filters: tuple[str, ...]) -> None:

@@ -13,8 +13,8 @@ import yaml
 from hpo_kfp.algorithms import get_algorithm
 from hpo_kfp.errors import SpecError
 from hpo_kfp.spec._reader import Node, show
-from hpo_kfp.spec.algorithm import Algorithm, EarlyStopping, parse_algorithm, parse_early_stopping
-from hpo_kfp.spec.collector import MetricsCollector, parse_collector
+from hpo_kfp.spec.algorithm import AlgorithmSpec, EarlyStopping, parse_algorithm, parse_early_stopping
+from hpo_kfp.spec.collector import CollectorSpec, parse_collector
 from hpo_kfp.spec.objective import Objective, parse_objective
 from hpo_kfp.spec.optimization_job import API_VERSION as JOB_API_VERSION
 from hpo_kfp.spec.optimization_job import KIND, is_optimization_job, job_path, katib_document
@@ -49,7 +49,7 @@ class Experiment:
     namespace: str | None
     """``metadata.namespace``, if given."""
     objective: Objective
-    algorithm: Algorithm
+    algorithm: AlgorithmSpec
     parameters: tuple[Parameter, ...]
     trial_template: TrialTemplate | None
     """What each trial runs; None when the trials are a KFP component (``hpo_kfp.tune``)."""
@@ -61,7 +61,7 @@ class Experiment:
     """The experiment fails once this many trials failed (none: no limit)."""
     resume_policy: str = "Never"
     """Katib's resume policy; recorded, as resuming here goes through the metadata store."""
-    metrics_collector: MetricsCollector = field(default_factory=MetricsCollector)
+    metrics_collector: CollectorSpec = field(default_factory=CollectorSpec)
     early_stopping: EarlyStopping | None = None
     source: Mapping[str, Any] | None = None
     """The document the experiment was read from."""
