@@ -14,10 +14,14 @@ name the field path, the rule that must hold and the value received, in one line
     │   ├── TemplateError            a trial template and its assignment
     │   ├── SettingsError            the step settings (a pipeline argument)
     │   ├── UsageError               a command-line flag
+    │   ├── OptionError              an option of a command or a server
     │   ├── BuildError               a pipeline that cannot be built as asked
     │   │   └── PipelineTooLarge
     │   ├── BackendTooOld            the KFP backend chosen
     │   ├── HistoryError             a history document
+    │   ├── PriorError               a file of trials to import
+    │   ├── ReportError              a metric reported by training code
+    │   ├── AccessDenied             a credential the KFP API refused
     │   ├── SamplerUnavailable       an optional library the algorithm needs
     │   ├── SearchSpaceChanged       the space differs from the stored one
     │   ├── StoreInputError          a store named but unusable as given
@@ -40,6 +44,7 @@ name the field path, the rule that must hold and the value received, in one line
 from __future__ import annotations
 
 __all__ = [
+    "AccessDenied",
     "BackendTooOld",
     "BuildError",
     "ClaimRefused",
@@ -52,7 +57,10 @@ __all__ = [
     "InputError",
     "MetricsUnavailable",
     "NotFound",
+    "OptionError",
     "PipelineTooLarge",
+    "PriorError",
+    "ReportError",
     "RequestError",
     "RunnerError",
     "SamplerUnavailable",
@@ -108,12 +116,18 @@ class SettingsError(_FieldError):
 
 
 class TemplateError(InputError):
-    """A trial template cannot be rendered with the given assignment. Raised by
-    :mod:`hpo_kfp.render` and the spec reader."""
+    """A trial template cannot be rendered with the given assignment, or cannot run where
+    it is asked to (a local process). Raised by :mod:`hpo_kfp.render`, the spec reader and
+    the runners' checks."""
 
 
 class UsageError(InputError):
     """A command-line mistake; the CLI prints the message as it is."""
+
+
+class OptionError(InputError):
+    """An option of a command or a server breaks a rule (``--cron``, ``--kube-context``, a
+    server's binding and token); names the option and the value."""
 
 
 class BuildError(InputError):
@@ -138,6 +152,21 @@ class BackendTooOld(InputError):
 
 class HistoryError(InputError):
     """A history document is malformed or of a version this release does not read."""
+
+
+class PriorError(InputError):
+    """A file of trials run elsewhere (``hpo-kfp import``) breaks a rule; names the entry,
+    the field and the value. Nothing of the file was imported."""
+
+
+class ReportError(InputError):
+    """Training code reported a metric wrongly (:func:`hpo_kfp.report_metrics` outside a
+    trial, or a value that is not a number; :func:`hpo_kfp.metrics.log_metric` likewise)."""
+
+
+class AccessDenied(InputError):
+    """The KFP API refused the credential (HTTP 401 or 403). Raised by ``submit`` and
+    ``schedule``; fix the token, the kube context or the profile's access."""
 
 
 class SamplerUnavailable(InputError):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from hpo_kfp.errors import InputError, MetricsUnavailable
+from hpo_kfp.errors import MetricsUnavailable, ReportError
 from hpo_kfp.spec import Objective
 
 __all__ = [
@@ -92,10 +92,10 @@ def log_metric(metrics: MetricsArtifact, name: str, value: float) -> None:
     ``metrics.metadata["loss"] = "NaN"``.
 
     Raises:
-        InputError: ``value`` is not a number.
+        ReportError: ``value`` is not a number.
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputError(f"log_metric(): {name} must be a number, but got {value!r}")
+        raise ReportError(f"log_metric(): {name} must be a number, but got {value!r}")
     number = float(value)
     if math.isfinite(number):
         metrics.metadata[name] = number

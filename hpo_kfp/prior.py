@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hpo_kfp.errors import InputError
+from hpo_kfp.errors import PriorError
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.space import SearchSpace
 from hpo_kfp.spec import Experiment, Parameter
@@ -35,7 +35,7 @@ def read_prior_trials(path: str | Path, experiment: Experiment, history: History
     """Reads prior trials, numbered after those ``history`` holds.
 
     Raises:
-        InputError: The file is unreadable or a trial breaks a rule; the message names the
+        PriorError: The file is unreadable or a trial breaks a rule; the message names the
             trial (JSON index or CSV row), the field, the rule and the value.
     """
     source = Path(path)
@@ -43,9 +43,9 @@ def read_prior_trials(path: str | Path, experiment: Experiment, history: History
         # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark.
         text = source.read_text(encoding="utf-8-sig")
     except OSError as error:
-        raise InputError(f"the file must be readable, but got {error.strerror}") from None
+        raise PriorError(f"the file must be readable, but got {error.strerror}") from None
     except UnicodeDecodeError as error:
-        raise InputError(
+        raise PriorError(
             f"the file must be UTF-8 text, but got byte 0x{error.object[error.start]:02x}"
         ) from None
     entries = _csv(text) if source.suffix.lower() == ".csv" else _json(text)
@@ -60,16 +60,16 @@ def _json(text: str) -> list[tuple[str, Mapping[str, Any]]]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
-        raise InputError(
+        raise PriorError(
             f"the file must be JSON, but it is not ({error.msg} at line {error.lineno})"
         ) from None
     trials = document.get("trials") if isinstance(document, dict) else document
     if not isinstance(trials, list):
-        raise InputError('the file must hold a list of trials (or {"trials": [...]})')
+        raise PriorError('the file must hold a list of trials (or {"trials": [...]})')
     result: list[tuple[str, Mapping[str, Any]]] = []
     for index, entry in enumerate(trials):
         if not isinstance(entry, dict) or not isinstance(entry.get("parameters"), dict):
-            raise InputError(f'trials[{index}]: must be an object with "parameters", but got {entry!r}')
+            raise PriorError(f'trials[{index}]: must be an object with "parameters", but got {entry!r}')
         result.append((f"trials[{index}]", entry))
     return result
 
@@ -102,21 +102,21 @@ def _record(experiment: Experiment, where: str, entry: Mapping[str, Any], number
     typed = {}
     for parameter in experiment.parameters:
         if parameter.name not in parameters:
-            raise InputError(f"{where}: {parameter.name}: must be given, but got nothing")
+            raise PriorError(f"{where}: {parameter.name}: must be given, but got nothing")
         raw = parameters.pop(parameter.name)
         typed[parameter.name] = _value(parameter, raw, where)
         rule = space.violation(parameter.name, typed[parameter.name])
         if rule is not None:
-            raise InputError(f"{where}: {parameter.name}: {rule}, but got {raw!r}")
+            raise PriorError(f"{where}: {parameter.name}: {rule}, but got {raw!r}")
     if parameters:
-        raise InputError(
+        raise PriorError(
             f"{where}: {sorted(parameters)[0]}: must be a parameter of the experiment, "
             "but got an unknown name"
         )
     metrics = {}
     for name, value in metric_values.items():
         if name not in experiment.objective.metrics:
-            raise InputError(
+            raise PriorError(
                 f"{where}: {name}: must be a metric of the experiment "
                 f"({', '.join(experiment.objective.metrics)}), but got an unknown name"
             )
@@ -126,13 +126,13 @@ def _record(experiment: Experiment, where: str, entry: Mapping[str, Any], number
     if status is None:
         status = "Succeeded" if all(m in metrics for m in objectives) else None
     if status not in _STATUSES:
-        raise InputError(
+        raise PriorError(
             f"{where}: status: must be one of {', '.join(_STATUSES)} (or give the objective "
             f"{', '.join(objectives)}), but got {status!r}"
         )
     values = tuple(metrics[m] for m in objectives) if status == "Succeeded" else None
     if status == "Succeeded" and any(m not in metrics for m in objectives):
-        raise InputError(
+        raise PriorError(
             f"{where}: a Succeeded trial must report {', '.join(objectives)}, but got {sorted(metrics)}"
         )
     return TrialRecord(
@@ -158,7 +158,7 @@ def _value(parameter: Parameter, raw: Any, where: str) -> Any:
         and any(isinstance(v, int) for v in parameter.values)
     ):
         if not number.is_integer():
-            raise InputError(f"{label}: must be a whole number, but got {raw!r}")
+            raise PriorError(f"{label}: must be a whole number, but got {raw!r}")
         return int(number)
     return number
 
@@ -167,13 +167,13 @@ def _finite(raw: Any, label: str) -> float:
     try:
         number = float(raw)
     except (TypeError, ValueError):
-        raise InputError(f"{label}: must be a number, but got {raw!r}") from None
+        raise PriorError(f"{label}: must be a number, but got {raw!r}") from None
     if not math.isfinite(number) or isinstance(raw, bool):
-        raise InputError(f"{label}: must be a finite number, but got {raw!r}")
+        raise PriorError(f"{label}: must be a finite number, but got {raw!r}")
     return number
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise InputError(f"{where}: must be an object of name: value, but got {value!r}")
+        raise PriorError(f"{where}: must be an object of name: value, but got {value!r}")
     return dict(value)

@@ -30,7 +30,7 @@ import yaml
 
 from hpo_kfp.backend import check_backend, required_features
 from hpo_kfp.compat import kfp_server_healthz
-from hpo_kfp.errors import ClusterError, HpoKfpError, InputError
+from hpo_kfp.errors import AccessDenied, ClusterError, HpoKfpError, OptionError
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
 
@@ -81,7 +81,7 @@ class ClusterAccess:
         """A KFP client for the API.
 
         Raises:
-            InputError: ``kube_context`` names no context of the kube config.
+            OptionError: ``kube_context`` names no context of the kube config.
         """
         import kfp.client  # explicitly: the command line loads kfp without its client (compat)
 
@@ -118,7 +118,7 @@ class ClusterAccess:
             message = f"the KFP API at {self.where} must accept the request, but it answered: {detail}"
             # A refused credential is the user's input; anything else is the cluster's failure.
             if status in (401, 403):
-                raise InputError(message) from error
+                raise AccessDenied(message) from error
             raise ClusterError(message) from error
 
     def run_url(self, run_id: str) -> str:
@@ -142,7 +142,7 @@ def check_kube_context(context: str) -> None:
     """Refuses a kube config context that is not in the kube config, naming both.
 
     Raises:
-        InputError: No readable kube config, or no context of that name in it.
+        OptionError: No readable kube config, or no context of that name in it.
     """
     from kubernetes import config
 
@@ -152,13 +152,13 @@ def check_kube_context(context: str) -> None:
         contexts, _ = config.list_kube_config_contexts(config_file=path)
     except (config.ConfigException, OSError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise InputError(
+        raise OptionError(
             f"--kube-context: {context!r} must be a context of a readable kube config, but {where} "
             f"gave: {reason}"
         ) from error
     names = sorted(str(c.get("name")) for c in contexts or [])
     if context not in names:
-        raise InputError(
+        raise OptionError(
             f"--kube-context: must name a context of the kube config {where} ({', '.join(names) or 'none'}), "
             f"but got {context!r}"
         )
@@ -238,10 +238,10 @@ def schedule(
     time (fewer if that many do not fit one run: the share is then what fits).
 
     Raises:
-        InputError: Neither or both of ``cron`` and ``every``, or either malformed.
+        OptionError: Neither or both of ``cron`` and ``every``, or either malformed.
     """
     if (cron is None) == (every is None):
-        raise InputError("give one of --cron and --every")
+        raise OptionError("give one of --cron and --every")
     timing: dict[str, Any] = (
         {"cron_expression": six_field_cron(cron)}
         if cron is not None
@@ -296,14 +296,14 @@ def six_field_cron(expression: str) -> str:
         return " ".join(["0", *fields])
     if len(fields) == 6:
         return expression
-    raise InputError(f"--cron: must have 5 fields (or 6 with seconds), but got {expression!r}")
+    raise OptionError(f"--cron: must have 5 fields (or 6 with seconds), but got {expression!r}")
 
 
 def every_seconds(duration: str | None) -> int:
     """``30m``, ``6h``, ``1d``, ``1w`` or a number of seconds, as seconds."""
     match = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", duration or "")
     if match is None or int(match.group(1)) == 0:
-        raise InputError(f"--every: must be a positive duration like 30m, 6h or 1d, but got {duration!r}")
+        raise OptionError(f"--every: must be a positive duration like 30m, 6h or 1d, but got {duration!r}")
     return int(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 

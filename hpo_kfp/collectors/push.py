@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from hpo_kfp.errors import InputError
+from hpo_kfp.errors import ReportError
 
 __all__ = ["METRICS_FILE_ENV", "PUSH_METRICS_PATH", "TRIAL_NAME_ENV", "report_metrics"]
 
@@ -31,12 +31,12 @@ def report_metrics(metrics: Mapping[str, float] | None = None, /, **named: float
     """
     path = os.environ.get(METRICS_FILE_ENV)
     if not path:
-        raise InputError(f"report_metrics() must run inside a trial, but {METRICS_FILE_ENV} is not set")
+        raise ReportError(f"report_metrics() must run inside a trial, but {METRICS_FILE_ENV} is not set")
     values = {**(metrics or {}), **named}
     record: dict[str, object] = {"timestamp": datetime.now(UTC).isoformat()}
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InputError(f"report_metrics(): {name} must be a number, but got {value!r}")
+            raise ReportError(f"report_metrics(): {name} must be a number, but got {value!r}")
         record[name] = float(value) if math.isfinite(value) else str(value)
     with open(path, "a", encoding="utf-8") as stream:
         stream.write(json.dumps(record) + "\n")

@@ -30,7 +30,7 @@ from hpo_kfp.collectors import collector_for
 from hpo_kfp.collectors.push import METRICS_FILE_ENV, TRIAL_NAME_ENV
 from hpo_kfp.collectors.tfevents import EventExporter
 from hpo_kfp.containers import expand_variables, primary_container
-from hpo_kfp.errors import InputError, RunnerError
+from hpo_kfp.errors import RunnerError, TemplateError
 from hpo_kfp.history import TrialRecord, TrialRun, now
 from hpo_kfp.render import render
 from hpo_kfp.runners.base import OutputWatch, RunnerOptions, TrialFiles
@@ -77,7 +77,7 @@ class LocalRunner:
         try:
             local_command(experiment, trial, Path("metrics"))
         except RunnerError as error:
-            raise InputError(str(error)) from error
+            raise TemplateError(str(error)) from error
 
     def run(
         self,

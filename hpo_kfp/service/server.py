@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import TextIO
 
-from hpo_kfp.errors import InputError
+from hpo_kfp.errors import OptionError
 from hpo_kfp.service.app import DEFAULT_MAX_BODY, create_app
 from hpo_kfp.service.tuning import Tuner
 from hpo_kfp.store import Store, open_store
@@ -72,11 +72,11 @@ def check_binding(options: ServeOptions) -> None:
     """Refuses to serve the network without a token, unless told to.
 
     Raises:
-        InputError: ``host`` is not a loopback address, no token is set, and ``insecure``
+        OptionError: ``host`` is not a loopback address, no token is set, and ``insecure``
             is False; or the token is too short.
     """
     if options.token is not None and len(options.token) < MIN_TOKEN_LENGTH:
-        raise InputError(
+        raise OptionError(
             f"--token-file: the token must be at least {MIN_TOKEN_LENGTH} characters, "
             f"but it has {len(options.token)}"
         )
@@ -87,7 +87,7 @@ def check_binding(options: ServeOptions) -> None:
         hosts.append(("--grpc-host", options.grpc_host))
     for flag, host in hosts:
         if not is_loopback(host):
-            raise InputError(
+            raise OptionError(
                 f"{flag}: serving {host!r}, a non-loopback address, needs a token (--token-file); "
                 "give --insecure to serve it without one"
             )
