@@ -93,7 +93,6 @@ import shutil
 import string
 import tempfile
 import threading
-import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -106,6 +105,8 @@ import kmock
 import pytest
 from kubernetes import client as k8s_client
 from kubernetes.dynamic import DynamicClient
+
+from tests.waiting import wait_for
 
 __all__ = [
     "CUSTOM_RESOURCES",
@@ -2136,11 +2137,10 @@ class K8sEmulator:
 
     def wait_for_watch(self, plural: str | None = None, count: int = 1, timeout: float = 5.0) -> None:
         """Block until at least ``count`` matching watches are open; raise TimeoutError otherwise."""
-        deadline = time.monotonic() + timeout
-        while len(self.open_watches(plural)) < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"fewer than {count} open watch(es) on {plural or 'any resource'}")
-            time.sleep(0.01)
+        try:
+            wait_for(lambda: len(self.open_watches(plural)) >= count, seconds=timeout, what="open watches")
+        except AssertionError:
+            raise TimeoutError(f"fewer than {count} open watch(es) on {plural or 'any resource'}") from None
 
 
 @pytest.fixture

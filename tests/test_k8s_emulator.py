@@ -17,6 +17,7 @@ from kubernetes.client.rest import ApiException
 
 from tests import k8s_emulator
 from tests.k8s_emulator import K8sEmulator, match_field_selector, match_label_selector, merge_patch
+from tests.waiting import wait_for
 
 k8s = k8s_emulator.k8s  # the fixture (redundant once tests/conftest.py imports it)
 
@@ -600,10 +601,9 @@ def test_deleting_an_owner_collects_its_dependents(k8s: K8sEmulator, policy: str
     _owned_pod(k8s, "owned", k8s.get("batch", "v1", "jobs", NS, "owner") or {})
     k8s.create_pod(NS, "free")
     batch.delete_namespaced_job("owner", NS, body=client.V1DeleteOptions(propagation_policy=policy))
-    deadline = time.monotonic() + 5
-    while k8s.get("batch", "v1", "jobs", NS, "owner") is not None:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_for(
+        lambda: k8s.get("batch", "v1", "jobs", NS, "owner") is None, seconds=5, what="the owner's deletion"
+    )
     assert k8s.get("", "v1", "pods", NS, "owned") is None
     assert k8s.get("", "v1", "pods", NS, "free") is not None
     if policy == "Foreground":  # the owner was marked while its dependents went
@@ -625,10 +625,11 @@ def test_an_object_whose_owner_does_not_exist_is_collected(k8s: K8sEmulator) -> 
     body = _job("orphan")
     body["metadata"]["ownerReferences"] = [ghost]
     client.BatchV1Api(k8s.api_client()).create_namespaced_job(NS, body)
-    deadline = time.monotonic() + 5
-    while k8s.get("batch", "v1", "jobs", NS, "orphan") is not None:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_for(
+        lambda: k8s.get("batch", "v1", "jobs", NS, "orphan") is None,
+        seconds=5,
+        what="the orphan's collection",
+    )
 
 
 def _log(k8s: K8sEmulator, pod: str, **query: str) -> tuple[int, str]:

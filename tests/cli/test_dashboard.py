@@ -20,6 +20,7 @@ from hpo_kfp.cli import main
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.store import ExperimentKey, open_store
 from tests.conftest import base_spec
+from tests.waiting import wait_for
 
 pytest.importorskip("optuna_dashboard", reason="the dashboard extra is not installed")
 
@@ -36,16 +37,15 @@ def _get(url: str) -> Any:
 
 
 def _until(check: Any, deadline: float, what: str) -> Any:
-    """Polls ``check`` until it returns something truthy, failing at the deadline."""
-    while True:
+    """Asks ``check`` until it returns something truthy (a refused connection: not yet)."""
+
+    def answered() -> Any:
         try:
-            value = check()
+            return check()
         except (urllib.error.URLError, ConnectionError):
-            value = None
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+            return None
+
+    return wait_for(answered, seconds=max(deadline - time.monotonic(), 0.0), what=what)
 
 
 def test_the_dashboard_shows_trials_as_they_finish(tmp_path: Path) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from hpo_kfp.cli import _progress as progress_module
 from hpo_kfp.cli._progress import Progress, describe
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.pipeline.launch import LocalRun
@@ -13,6 +16,7 @@ from hpo_kfp.spec import parse_experiment
 from hpo_kfp.steps import StepSettings
 from hpo_kfp.store import ExperimentKey, open_store
 from tests.conftest import base_spec
+from tests.waiting import wait_for
 
 
 class _Terminal(io.StringIO):
@@ -57,19 +61,33 @@ def test_describe_names_round_counts_best_and_time(tmp_path: Path) -> None:
     )
 
 
-def test_a_terminal_gets_one_redrawn_line(tmp_path: Path) -> None:
+def _counting_reports(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The lines the progress loop makes, one per report (written or not)."""
+    made: list[str] = []
+
+    def counted(*args: Any) -> str:
+        made.append(describe(*args))
+        return made[-1]
+
+    monkeypatch.setattr(progress_module, "describe", counted)
+    return made
+
+
+def test_a_terminal_gets_one_redrawn_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     stream = _Terminal()
+    reports = _counting_reports(monkeypatch)
     with Progress(_run(tmp_path), stream, interval=0.05):
-        time.sleep(0.3)
+        wait_for(lambda: len(reports) >= 3, what="three reports")
     text = stream.getvalue()
     assert text.count("\r") >= 3 and text.count("\n") == 1  # redrawn in place, one newline at the end
     assert "3/8 trials finished" in text
 
 
-def test_a_pipe_gets_a_plain_line_per_change(tmp_path: Path) -> None:
+def test_a_pipe_gets_a_plain_line_per_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     stream = io.StringIO()
+    reports = _counting_reports(monkeypatch)
     with Progress(_run(tmp_path), stream, interval=0.05):
-        time.sleep(0.3)
+        wait_for(lambda: len(reports) >= 4, what="four reports of one unchanged state")
     lines = stream.getvalue().splitlines()
     assert "\r" not in stream.getvalue()
     assert len(lines) == 1 and lines[0].startswith("round 2/4: 3/8 trials finished")

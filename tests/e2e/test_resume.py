@@ -9,11 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from hpo_kfp.history import ACTIVE, FINISHED, History
 from hpo_kfp.store import ExperimentKey, open_store
+from tests.waiting import group_alive, wait_for
 
 _SPEC = Path(__file__).parent / "slow.yaml"
 
@@ -35,17 +35,18 @@ def test_kill_9_then_resume(tmp_path: Path) -> None:
         command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     try:
-        deadline = time.monotonic() + 180
-        while len(_finished(store)) < 3:
+
+        def three_finished() -> bool:
             assert first.poll() is None, "the run ended before it could be killed"
-            assert time.monotonic() < deadline, "no trials finished in time"
-            time.sleep(0.2)
+            return len(_finished(store)) >= 3
+
+        wait_for(three_finished, seconds=180, what="three finished trials")
         os.kill(first.pid, signal.SIGKILL)  # the CLI only; its steps become orphans
         first.wait(timeout=10)
-        time.sleep(3)  # let orphaned steps finish whatever they were writing
     finally:
         with contextlib.suppress(ProcessLookupError):  # no orphan left is fine too
-            os.killpg(first.pid, signal.SIGKILL)
+            os.killpg(first.pid, signal.SIGKILL)  # the orphans, mid-write: a store write is atomic
+    wait_for(lambda: not group_alive(first.pid), seconds=30, what="the killed run's processes to end")
     left = _all(store)
     before = {t.name: t for t in left.trials if t.status in FINISHED}
     claimed = {t.name: t for t in left.trials if t.status in ACTIVE}

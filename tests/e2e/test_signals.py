@@ -6,29 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
 
+from tests.waiting import process_alive, wait_for
+
 _HERE = Path(__file__).parent
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (ended, not yet reaped by its new parent) counts as gone.
-    stat = Path(f"/proc/{pid}/stat")
-    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _wait_for(condition: object, seconds: float, what: str) -> None:
-    end = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_sigterm_stops_the_steps_and_their_trials(tmp_path: Path) -> None:
@@ -52,13 +36,17 @@ def test_sigterm_stops_the_steps_and_their_trials(tmp_path: Path) -> None:
         start_new_session=True,  # its own group: only the signal sent below reaches it
     )
     try:
-        _wait_for(lambda: pid_file.exists() and len(pid_file.read_text().split()) == 2, 120, "two trials")
+        wait_for(
+            lambda: pid_file.exists() and len(pid_file.read_text().split()) == 2,
+            seconds=120,
+            what="two trials",
+        )
         trials = [int(pid) for pid in pid_file.read_text().split()]
         run.send_signal(signal.SIGTERM)
         _, err = run.communicate(timeout=60)
         assert run.returncode == 130, err
         assert "interrupted" in err
-        _wait_for(lambda: not any(_alive(pid) for pid in trials), 30, "the trials to end")
+        wait_for(lambda: not any(process_alive(pid) for pid in trials), seconds=30, what="the trials to end")
         leftover = subprocess.run(
             ["pgrep", "-f", str(tmp_path)], check=False, capture_output=True, text=True
         ).stdout.split()
@@ -67,5 +55,5 @@ def test_sigterm_stops_the_steps_and_their_trials(tmp_path: Path) -> None:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
         for pid in [int(p) for p in pid_file.read_text().split()] if pid_file.exists() else []:
-            if _alive(pid):
+            if process_alive(pid):
                 os.killpg(pid, signal.SIGKILL)

@@ -11,7 +11,6 @@ the trial started left behind.
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from hpo_kfp.runners import RUNNERS, RunnerOptions, TrialFiles, TrialRunner, get
 from hpo_kfp.spec import Experiment, parse_experiment
 from tests.conftest import base_spec, with_field
 from tests.k8s_emulator import K8sEmulator
-from tests.waiting import wait_for
+from tests.waiting import process_alive, wait_for
 
 _TRIAL = TrialRecord(name="demo-0001", number=1, parameters={"lr": 0.02, "layers": 4, "optimizer": "adam"})
 _LINES = {
@@ -105,11 +104,7 @@ class LocalDriver:
 
     def leftovers(self) -> list[str]:
         pid = int(self._pid_file.read_text())
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return []
-        return [f"process {pid}"]
+        return [f"process {pid}"] if process_alive(pid) else []
 
 
 _NS = "team-a"

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from hpo_kfp.runners.kubernetes import KubernetesRunner, KubernetesSettings, Tri
 from hpo_kfp.spec import Experiment, parse_experiment
 from tests.conftest import base_spec
 from tests.k8s_emulator import K8sEmulator
+from tests.waiting import wait_for
 
 _NS = "team-a"
 _TRIAL = TrialRecord(name="demo-0001", number=1, parameters={"lr": 0.02, "layers": 4, "optimizer": "adam"})
@@ -110,12 +110,10 @@ def _start(
 def _created(
     k8s: K8sEmulator, group: str, version: str, plural: str, name: str = _TRIAL.name
 ) -> dict[str, Any]:
-    for _ in range(200):
-        found = k8s.get(group, version, plural, _NS, name)
-        if found is not None:
-            return found
-        time.sleep(0.025)
-    raise AssertionError(f"{plural}/{name} was never created")
+    found: dict[str, Any] = wait_for(
+        lambda: k8s.get(group, version, plural, _NS, name), what=f"{plural}/{name}"
+    )
+    return found
 
 
 def _pod_for(
@@ -267,10 +265,7 @@ def test_watch_dropped_midway_is_resumed(k8s: K8sEmulator, abort: bool) -> None:
 
 
 def _wait_until(condition: Any, seconds: float = 10) -> None:
-    end = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.02)
+    wait_for(condition, seconds=seconds)
 
 
 def test_gone_410_restarts_from_a_fresh_read(k8s: K8sEmulator) -> None:

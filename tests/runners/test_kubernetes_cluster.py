@@ -187,7 +187,9 @@ def test_409_on_the_trials_object_being_deleted_waits_and_creates_anew(k8s: K8sE
     k8s.delete(*_JOB, _NS, _TRIAL.name)  # marked: deletionTimestamp, held by the finalizer
     future = _start(k8s, experiment)
     _wait_until(lambda: len(k8s.requests(verb="create", plural="jobs")) == 1)
-    time.sleep(0.3)
+    # The runner looks at the object being deleted again and again; it must not create meanwhile.
+    _wait_until(lambda: len(k8s.requests(verb="get", plural="jobs")) >= 3)
+    assert len(k8s.requests(verb="create", plural="jobs")) == 1
     k8s.patch(*_JOB, _NS, _TRIAL.name, {"metadata": {"finalizers": None}})
     _wait_until(lambda: len(k8s.requests(verb="create", plural="jobs")) == 2)
     job = _created(k8s, *_JOB)

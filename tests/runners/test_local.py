@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from hpo_kfp.history import History, TrialRecord, TrialRun
 from hpo_kfp.runners.local import local_command, run_local
 from hpo_kfp.spec import Experiment, parse_experiment
 from tests.conftest import base_spec, with_field
+from tests.waiting import process_alive, wait_for
 
 _TRIAL = TrialRecord(name="demo-0003", number=3, parameters={"lr": 0.02, "layers": 4, "optimizer": "adam"})
 
@@ -148,21 +148,7 @@ def test_deadline_kills_the_whole_process_group(tmp_path: Path) -> None:
     assert run.exit_code is None
     assert run.reason.startswith("DeadlineExceeded")
     child = int((tmp_path / "child.pid").read_text())
-    for _ in range(50):
-        if not _alive(child):
-            break
-        time.sleep(0.1)
-    assert not _alive(child)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie has exited; it only waits for its parent to be reaped.
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split()[2] == "Z")
+    wait_for(lambda: not process_alive(child), seconds=5, what="the trial's child to end")
 
 
 def test_file_collector_path_is_mapped_to_a_per_trial_file(tmp_path: Path) -> None:

@@ -22,13 +22,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.waiting import wait_for
+
 _STARTUP = 60.0
 """Seconds a server gets to start: imports take ~3 s on this machine's 2 cores, far more when
 the tests of other modules run beside."""
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: several server processes; deselect with -m 'not slow'")
 
 
 @dataclass
@@ -59,15 +57,15 @@ class Server:
                 self.grpc = match.group(1)
             if self.process.poll() is not None and self.lines.empty():
                 raise AssertionError(f"the server exited ({self.process.returncode}):\n{self.output()}")
-        while True:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=5).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"/health never answered 200:\n{self.output()}"
+
+        def healthy() -> bool:
             assert self.process.poll() is None, f"the server exited:\n{self.output()}"
-            time.sleep(0.05)  # a poll interval, not a timed assertion
+            try:
+                return httpx.get(f"{self.url}/health", timeout=5).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(healthy, seconds=max(deadline - time.monotonic(), 0.0), what=f"/health:\n{self.output()}")
 
     def stop(self) -> int:
         if self.process.poll() is None:
