@@ -306,6 +306,7 @@ def test_sampler_state_on_the_study_survives_a_rebuild() -> None:
     assert study_system_attrs(second) == stored
 
 
+@pytest.mark.slow
 def test_optuna_importance_loads_without_scikit_learn() -> None:
     code = (
         "import sys\n"

@@ -4,7 +4,7 @@ A scan of the package's source finds comparisons of a metrics collector's kind o
 runner's name with a literal (``collector.kind == "File"``, ``settings.runner != "local"``,
 ``"Push" in kinds``) anywhere but in the registry's own package and, for collector kinds,
 in the spec reader that parses them from the document. (Algorithm names have the same scan
-in test_algorithms.py.)
+in tests/algorithms/test_contract.py.)
 """
 
 from __future__ import annotations

@@ -564,6 +564,7 @@ def test_field_selectors_are_limited_to_what_a_server_supports(k8s: K8sEmulator)
     assert exc.value.status == 400 and "field label not supported" in str(exc.value.body)
 
 
+@pytest.mark.slow
 def test_a_stalled_watch_outlives_its_timeout_until_the_client_gives_up(k8s: K8sEmulator) -> None:
     k8s.stall_next(verb="watch", plural="jobs")
     batch = client.BatchV1Api(k8s.api_client())

@@ -96,6 +96,7 @@ def test_schedule_creates_a_recurring_run_with_a_budget(
     assert "start" in recurring["pipeline_spec"]["root"]["dag"]["tasks"]  # asynchronous lanes
 
 
+@pytest.mark.slow
 def test_submit_continues_an_experiment_bigger_than_one_run_with_a_recurring_run(
     kfp_api: KfpApiStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -48,6 +48,7 @@ def _until(check: Any, deadline: float, what: str) -> Any:
     return wait_for(answered, seconds=max(deadline - time.monotonic(), 0.0), what=what)
 
 
+@pytest.mark.slow
 def test_the_dashboard_shows_trials_as_they_finish(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'store.sqlite'}"
     store = open_store(url)

@@ -247,6 +247,7 @@ def test_100_trials_4_at_a_time_end_over_1_mib(compiled: Callable[[int, int], di
     assert not with_retry.fits(ARGO_MAX_WORKFLOW_BYTES, max_depth=ARGO_MAX_DEPTH)
 
 
+@pytest.mark.slow
 def test_100_flat_rounds_are_over_1_mib_before_anything_runs(tmp_path: Path) -> None:
     """Issue 15: 100 flat rounds exceed 1 MiB as submitted, and the root driver's ``--component``
     argument passes Linux's 128 KiB per-argument limit."""

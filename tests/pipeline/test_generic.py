@@ -32,6 +32,7 @@ def test_kfp_loads_it_and_it_states_its_capacity() -> None:
     assert (settings.runner, settings.capacity_parallelism, settings.run_budget) == ("kubernetes", 10, 50)
 
 
+@pytest.mark.slow
 def test_it_runs_locally_with_a_pasted_spec(tmp_path: Path) -> None:
     pasted = (_E2E / "scripted.yaml").read_text()
     settings = StepSettings(

@@ -83,6 +83,7 @@ def test_a_run_of_any_experiment_fits_the_budget_and_the_depth(tmp_path: Path, p
     assert StepSettings.from_json(settings).run_budget == plan.share
 
 
+@pytest.mark.slow
 def test_depth_does_not_grow_with_max_trial_count(tmp_path: Path) -> None:
     depths = {
         trials: compile_run(_example(trials), _SETTINGS, tmp_path / f"{trials}.yaml").depth
@@ -124,6 +125,7 @@ def test_the_generic_pipeline_fits_at_its_capacity() -> None:
     assert estimate.depth < BUDGET_DEPTH
 
 
+@pytest.mark.slow
 def test_synchronous_rounds_that_cannot_fit_are_refused_naming_the_figure(tmp_path: Path) -> None:
     with pytest.raises(PipelineTooLarge, match=r"must be at most 700 KiB, but is estimated at \d+ KiB"):
         compile_run(_example(400, 4, 30), _SETTINGS, tmp_path / "p.yaml", synchronous=True)

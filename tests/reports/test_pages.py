@@ -60,6 +60,7 @@ def test_summary_and_page_without_any_success() -> None:
     assert summary.splitlines()[-1] == "| demo-0000 | Failed | 0.02 | 3 | sgd |  |  |  |  |"
 
 
+@pytest.mark.slow
 def test_importance_plot_does_not_load_scikit_learn() -> None:
     """Optuna's importance package imports scikit-learn eagerly (seconds); the page must not."""
     script = """

@@ -409,6 +409,7 @@ def test_sigterm_deletes_the_trial_object_before_exiting(k8s: K8sEmulator, tmp_p
     assert [d.name for d in k8s.requests(verb="delete", plural="jobs")] == ["demo-0001"]
 
 
+@pytest.mark.slow
 def test_early_stopping_reads_the_log_while_it_runs_and_deletes(k8s: K8sEmulator) -> None:
     from hpo_kfp.early_stopping import StopRule, trial_watch
 

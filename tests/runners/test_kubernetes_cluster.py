@@ -286,6 +286,7 @@ def test_a_request_that_never_answers_is_retried(k8s: K8sEmulator) -> None:
     assert [r.status for r in k8s.requests(verb="create", plural="jobs")][-1] in (201, 409)
 
 
+@pytest.mark.slow
 def test_a_server_that_keeps_answering_410_is_asked_with_backoff(k8s: K8sEmulator) -> None:
     k8s.expire_next_watch("jobs", in_stream=True, times=10_000)
     settings = KubernetesSettings(watch_seconds=1, backoff_seconds=0.1, deadline_seconds=2)
@@ -294,6 +295,7 @@ def test_a_server_that_keeps_answering_410_is_asked_with_backoff(k8s: K8sEmulato
     assert len(k8s.requests(verb="watch", plural="jobs")) <= 8  # 0.1, 0.2, 0.4, 0.8 s ... not hundreds
 
 
+@pytest.mark.slow
 def test_early_stopping_waits_through_the_image_pull(k8s: K8sEmulator) -> None:
     rule = StopRule(metric="loss", median=0.5, direction="minimize", start_step=2, trials=3)
     settings = KubernetesSettings(watch_seconds=5, check_seconds=0.1, backoff_seconds=0.05)
@@ -673,6 +675,7 @@ def test_trainjob_status_metrics_are_the_trials_metrics(k8s: K8sEmulator) -> Non
 # ---- the log, read while the trial runs ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_stdout_metrics_survive_log_rotation_a_restart_and_pod_cleanup(k8s: K8sEmulator) -> None:
     settings = KubernetesSettings(
         watch_seconds=5, check_seconds=0.05, backoff_seconds=0.05, pod_check_seconds=0.2, deadline_seconds=30

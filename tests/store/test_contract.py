@@ -326,6 +326,7 @@ def _claim_in_four_processes(store_url: str, script: str, max_trials: int) -> li
     return outputs
 
 
+@pytest.mark.slow
 def test_concurrent_claimers_take_turns_and_throw_no_suggestion_away(store_url: str) -> None:
     """Four processes claim at once: each claim suggests once (no claimer suggests, loses the
     race for the numbers and suggests again)."""
@@ -382,6 +383,7 @@ def test_a_claim_waits_only_for_claims_of_its_own_experiment(
     assert finished, "the claim of 'second' waited for the turn on 'first'"
 
 
+@pytest.mark.slow
 def test_concurrent_claimers_share_the_budget_exactly(store_url: str) -> None:
     """Four processes claim and record at once: no number twice, none lost, the budget exact."""
     numbers: list[int] = []
