@@ -94,14 +94,11 @@ import string
 import tempfile
 import threading
 import uuid
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import aiohttp.web
-import attrs
 import jsonpatch
-import kmock
 import pytest
 from kubernetes import client as k8s_client
 from kubernetes.dynamic import DynamicClient
@@ -159,7 +156,236 @@ _POD_FIELDS = frozenset(
         "status.nominatedNodeName",
     }
 )
-_PODS = kmock.resource("", "v1", "pods")
+# --------------------------------------------------------------------------------------------------
+# The API surface: resources, requests, errors, discovery
+# --------------------------------------------------------------------------------------------------
+
+
+class Resource(NamedTuple):
+    """A resource type as a URL addresses it: ``("batch", "v1", "jobs")``; the core group is ``""``."""
+
+    group: str
+    version: str
+    plural: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ResourceInfo:
+    """What discovery says of a resource type (``APIResource`` in an ``APIResourceList``)."""
+
+    kind: str
+    singular: str
+    namespaced: bool = True
+    subresources: frozenset[str] = frozenset()
+    shortnames: frozenset[str] = frozenset()
+    verbs: frozenset[str] = frozenset(_STANDARD_VERBS)
+
+
+def _builtin(
+    kind: str, *subresources: str, namespaced: bool = True, short: tuple[str, ...] = ()
+) -> ResourceInfo:
+    return ResourceInfo(
+        kind=kind,
+        singular=kind.lower(),
+        namespaced=namespaced,
+        subresources=frozenset(subresources),
+        shortnames=frozenset(short),
+    )
+
+
+BUILTIN_RESOURCES: Mapping[Resource, ResourceInfo] = {
+    Resource("", "v1", "pods"): _builtin("Pod", "status", "log", short=("po",)),
+    Resource("", "v1", "configmaps"): _builtin("ConfigMap", short=("cm",)),
+    Resource("", "v1", "secrets"): _builtin("Secret"),
+    Resource("", "v1", "services"): _builtin("Service", "status", short=("svc",)),
+    Resource("", "v1", "serviceaccounts"): _builtin("ServiceAccount", short=("sa",)),
+    Resource("", "v1", "events"): _builtin("Event", short=("ev",)),
+    Resource("", "v1", "persistentvolumeclaims"): _builtin("PersistentVolumeClaim", "status", short=("pvc",)),
+    Resource("batch", "v1", "jobs"): _builtin("Job", "status"),
+    Resource("batch", "v1", "cronjobs"): _builtin("CronJob", "status", short=("cj",)),
+    Resource("apps", "v1", "deployments"): _builtin("Deployment", "status", short=("deploy",)),
+    Resource("apps", "v1", "statefulsets"): _builtin("StatefulSet", "status", short=("sts",)),
+    Resource("rbac.authorization.k8s.io", "v1", "roles"): _builtin("Role"),
+    Resource("rbac.authorization.k8s.io", "v1", "rolebindings"): _builtin("RoleBinding"),
+}
+"""The built-in kinds the emulator serves (custom resources are declared per emulator)."""
+
+
+class ApiError(Exception):
+    """A refusal, answered as a ``Status`` object (``apimachinery``'s ``StatusError``)."""
+
+    def __init__(self, status: int, message: str, reason: str | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.reason = reason or _STATUS_REASONS.get(status, "Unknown")
+        self.details = details if details is not None else {}
+
+    def body(self) -> _Obj:
+        body = _status_body(self.status, self.message, self.reason)
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ApiRequest:
+    """One HTTP request, read as the API server routes it."""
+
+    id: int
+    method: str
+    path: str
+    params: Mapping[str, str]
+    data: Any
+    """The JSON body (None without one)."""
+    content_type: str
+    raw: aiohttp.web.BaseRequest
+    resource: Resource | None = None
+    """None for discovery (``/api``, ``/apis/...``, ``/version``)."""
+    namespace: str | None = None
+    name: str | None = None
+    subresource: str | None = None
+
+    @property
+    def watch(self) -> bool:
+        """A watch: ``?watch=true`` (the Python client sends ``True``; the server parses a bool)."""
+        return self.method == "GET" and self.params.get("watch", "").lower() in ("true", "1")
+
+    @property
+    def verb(self) -> str | None:
+        """The Kubernetes verb (RBAC's), or None for discovery."""
+        if self.resource is None:
+            return None
+        if self.watch:
+            return "watch"
+        return {
+            "GET": "get" if self.name else "list",
+            "POST": "create",
+            "PUT": "update",
+            "PATCH": "patch",
+            "DELETE": "delete" if self.name else "deletecollection",
+        }.get(self.method)
+
+
+async def parse_request(raw: aiohttp.web.BaseRequest, request_id: int) -> ApiRequest:
+    """Reads ``raw`` as the API server's router does (``/api/v1/...``, ``/apis/G/V/...``,
+    ``namespaces/NS/`` for a namespaced resource, then ``PLURAL[/NAME[/SUBRESOURCE]]``)."""
+    text = await raw.text()
+    try:
+        data = json.loads(text) if text else None
+    except json.JSONDecodeError as error:
+        raise ApiError(400, f"the request body must be JSON: {error}") from error
+    common = {
+        "id": request_id,
+        "method": raw.method.upper(),
+        "path": raw.path,
+        "params": dict(raw.query),
+        "data": data,
+        "content_type": raw.content_type,
+        "raw": raw,
+    }
+    parts = [p for p in raw.path.split("/") if p]
+    if parts[:2] == ["api", "v1"]:
+        group, version, rest = "", "v1", parts[2:]
+    elif len(parts) >= 3 and parts[0] == "apis":
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return ApiRequest(**common)  # discovery
+    if not rest:
+        return ApiRequest(**common)
+    namespace = None
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        namespace, rest = rest[1], rest[2:]
+    if len(rest) > 3:
+        raise ApiError(404, f"the server could not find the requested resource ({raw.path})")
+    return ApiRequest(
+        **common,
+        resource=Resource(group, version, rest[0]),
+        namespace=namespace,
+        name=rest[1] if len(rest) > 1 else None,
+        subresource=rest[2] if len(rest) > 2 else None,
+    )
+
+
+def discovery(path: str, resources: Mapping[Resource, ResourceInfo]) -> _Obj:
+    """The discovery documents ``kubernetes.dynamic.DynamicClient`` reads: ``/api``,
+    ``/api/v1``, ``/apis``, ``/apis/G``, ``/apis/G/V``, and ``/version``."""
+    parts = [p for p in path.split("/") if p]
+    versions: dict[str, list[str]] = {}
+    for res in resources:
+        if res.group and res.version not in versions.setdefault(res.group, []):
+            versions[res.group].append(res.version)
+
+    def group_entry(group: str) -> _Obj:
+        listed = versions[group]
+        return {
+            "name": group,
+            "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in listed],
+            "preferredVersion": {"groupVersion": f"{group}/{listed[0]}", "version": listed[0]},
+        }
+
+    if parts == ["version"]:
+        return {"major": "1", "minor": "31", "gitVersion": "v1.31.0", "platform": "linux/amd64"}
+    if parts == ["api"]:
+        return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+    if parts == ["apis"]:
+        return {
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": [group_entry(g) for g in sorted(versions)],
+        }
+    if len(parts) == 2 and parts[0] == "apis" and parts[1] in versions:
+        return {"kind": "APIGroup", "apiVersion": "v1", **group_entry(parts[1])}
+    if parts == ["api", "v1"] or (
+        len(parts) == 3 and parts[0] == "apis" and parts[2] in versions.get(parts[1], [])
+    ):
+        group, version = ("", "v1") if parts[0] == "api" else (parts[1], parts[2])
+        listed = []
+        for res, info in sorted(resources.items()):
+            if (res.group, res.version) != (group, version):
+                continue
+            entry = {
+                "name": res.plural,
+                "singularName": info.singular,
+                "namespaced": info.namespaced,
+                "kind": info.kind,
+                "verbs": sorted(info.verbs),
+                "shortNames": sorted(info.shortnames),
+            }
+            listed.append(entry)
+            for sub in sorted(info.subresources):
+                verbs = ["get"] if sub == "log" else ["get", "patch", "update"]
+                listed.append({**entry, "name": f"{res.plural}/{sub}", "verbs": verbs, "shortNames": []})
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": f"{group}/{version}" if group else version,
+            "resources": listed,
+        }
+    raise ApiError(404, f"the server could not find the requested resource ({path})")
+
+
+class _Stored:
+    """One object's versions, oldest first; None marks a deletion."""
+
+    def __init__(self, raw: _Obj) -> None:
+        self.history: list[_Obj | None] = [raw]
+
+    @property
+    def deleted(self) -> bool:
+        return self.history[-1] is None
+
+    @property
+    def raw(self) -> _Obj:
+        latest = self.history[-1]
+        assert latest is not None, "a deleted object has no current version"
+        return latest
+
+    def delete(self) -> None:
+        self.history.append(None)
+
+
+_PODS = Resource("", "v1", "pods")
 _ORPHAN_BY_DEFAULT = frozenset({("batch", "jobs")})  # batch/v1 Job's DefaultGarbageCollectionPolicy
 
 
@@ -186,7 +412,7 @@ class CustomResource:
         return f"{self.group}/{self.version}"
 
 
-#: Custom kinds declared by default, in addition to kmock's bundled built-ins (pods, batch/v1 jobs, ...).
+#: Custom kinds declared by default, besides :data:`BUILTIN_RESOURCES`.
 #: Argo's Workflow CRD has no status subresource: its controller writes status via the main endpoint.
 CUSTOM_RESOURCES: tuple[CustomResource, ...] = (
     CustomResource("kubeflow.org", "v1", "tfjobs", "TFJob"),
@@ -637,7 +863,7 @@ class _ContainerLog:
         return text[:limit] if limit is not None else text
 
 
-def _check_field_selector(res: kmock.resource, selector: str | None) -> None:
+def _check_field_selector(res: Resource, selector: str | None) -> None:
     """A real API server accepts field selectors only on the fields each kind registers."""
     allowed = {"metadata.name", "metadata.namespace"} | (_POD_FIELDS if res == _PODS else set())
     for term in _split_terms(selector or ""):
@@ -654,14 +880,12 @@ def _now() -> str:
     return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _api_version(res: kmock.resource) -> str:
+def _api_version(res: Resource) -> str:
     return f"{res.group}/{res.version}" if res.group else str(res.version)
 
 
-def _error(
-    status: int, message: str, reason: str | None = None, details: Any = None
-) -> kmock.KubernetesError:
-    return kmock.KubernetesError(
+def _error(status: int, message: str, reason: str | None = None, details: Any = None) -> ApiError:
+    return ApiError(
         status=status,
         reason=reason or _STATUS_REASONS.get(status, "Unknown"),
         message=message,
@@ -684,7 +908,7 @@ def _status_body(status: int, message: str, reason: str | None = None) -> _Obj:
 @dataclasses.dataclass
 class _Event:
     rv: int
-    resource: kmock.resource
+    resource: Resource
     type: str
     obj: _Obj
     old: _Obj | None
@@ -732,80 +956,67 @@ class _MutableRecord:
     data: RecordedRequest
 
 
-@attrs.define(kw_only=True)
-class _Emulator(kmock.KubernetesEmulator):
-    """KubernetesEmulator with a replaced request interceptor for resource URLs.
+class _Emulator:
+    """The API server: routes each request, keeps the objects, streams watches.
 
-    kmock keeps: request parsing & recording, discovery (``KubernetesScaffold._serve_*``), Status
-    error rendering, and the object store (``self.objects`` with per-object history). This class
-    replaces ``KubernetesEmulator._handle`` for resource URLs (the module docstring says why).
+    An ``aiohttp`` low-level handler (``aiohttp.web.Server(emulator)``): every request is read
+    by :func:`parse_request`, recorded, and answered from the store, or by discovery.
     """
 
-    _rv: int = attrs.field(default=0, init=False)
-    _compacted_rv: int = attrs.field(default=0, init=False)
-    _events: list[_Event] = attrs.field(factory=list, init=False)
-    _watches: set[_OpenWatch] = attrs.field(factory=set, init=False)
-    _records: list[_MutableRecord] = attrs.field(factory=list, init=False)
-    _faults: list[Fault] = attrs.field(factory=list, init=False)
-    _drops: list[WatchDrop] = attrs.field(factory=list, init=False)
-    _logs: dict[tuple[str, str, str | None], _ContainerLog] = attrs.field(factory=dict, init=False)
-    _rules_lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
-    _shutting_down: bool = attrs.field(default=False, init=False)
+    def __init__(self) -> None:
+        self.resources: dict[Resource, ResourceInfo] = dict(BUILTIN_RESOURCES)
+        self.objects: dict[tuple[Resource, str | None, str], _Stored] = {}
+        self._rv = 0
+        self._compacted_rv = 0
+        self._events: list[_Event] = []
+        self._watches: set[_OpenWatch] = set()
+        self._records: list[_MutableRecord] = []
+        self._faults: list[Fault] = []
+        self._drops: list[WatchDrop] = []
+        self._logs: dict[tuple[str, str, str | None], _ContainerLog] = {}
+        self._rules_lock = threading.Lock()
+        self._shutting_down = False
+        self._next_id = 0
 
     # ---- request entry point ----------------------------------------------------------------
 
-    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
-        # kmock recognises only ?watch=true; the Python client sends watch=True (see parsing.guess_k8s).
-        if request.method == kmock.method.GET and request.params.get("watch", "").lower() in ("true", "1"):
-            object.__setattr__(request, "action", kmock.action.WATCH)
-
+    async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        self._next_id += 1
+        try:
+            request = await parse_request(raw, self._next_id)
+        except ApiError as error:
+            return aiohttp.web.json_response(error.body(), status=error.status)
         record = self._record(request)
         try:
             fault = self._take_fault(record.data)
             if fault is not None:
                 response = await self._respond_fault(request, record, fault)
-            elif request.resource is not None and request.resource.plural is not None:
+            elif request.resource is not None:
                 response = await self._serve_resource(request, record)
             else:
-                # Discovery & friends: kmock's own fallbacks, skipping KubernetesEmulator's interceptor.
-                response = await kmock.KubernetesScaffold._handle(self, request)
-        except kmock.KubernetesError as e:
-            self._set_status(record, e.status)
-            raise
-        except Exception:
+                response = aiohttp.web.json_response(discovery(request.path, self.resources))
+        except ApiError as error:
+            self._set_status(record, error.status)
+            return aiohttp.web.json_response(error.body(), status=error.status)
+        except Exception as error:  # an emulator bug: a 500 the test sees, not a hung client
             self._set_status(record, 500)
-            raise
+            return aiohttp.web.json_response(
+                _status_body(500, f"{type(error).__name__}: {error}"), status=500
+            )
         self._set_status(record, response.status)
         return response
 
-    def _record(self, request: kmock.Request) -> _MutableRecord:
+    def _record(self, request: ApiRequest) -> _MutableRecord:
         res = request.resource
-        verb: str | None = None
-        if res is not None and res.plural is not None:
-            method = request.method.value if request.method is not None else ""
-            if request.action == kmock.action.WATCH:
-                verb = "watch"
-            elif method == "GET":
-                verb = "get" if request.name else "list"
-            elif method == "POST":
-                verb = "create"
-            elif method == "PUT":
-                verb = "update"
-            elif method == "PATCH":
-                verb = "patch"
-            elif method == "DELETE":
-                verb = "delete" if request.name else "deletecollection"
-        raw = request._raw_request
-        content_type = raw.content_type if raw is not None else ""
         record = _MutableRecord(
             RecordedRequest(
                 id=request.id,
-                method=str(request.method.value if request.method is not None else ""),
-                path=request.url.path,
+                method=request.method,
+                path=request.path,
                 query=dict(request.params),
                 body=copy.deepcopy(request.data) if isinstance(request.data, dict | list) else request.data,
-                content_type=content_type,
-                verb=verb,
+                content_type=request.content_type,
+                verb=request.verb,
                 group=res.group if res is not None else None,
                 version=res.version if res is not None else None,
                 plural=res.plural if res is not None else None,
@@ -861,17 +1072,17 @@ class _Emulator(kmock.KubernetesEmulator):
         return None
 
     async def _respond_fault(
-        self, request: kmock.Request, record: _MutableRecord, fault: Fault
+        self, request: ApiRequest, record: _MutableRecord, fault: Fault
     ) -> aiohttp.web.StreamResponse:
         message = fault.message or f"injected fault: HTTP {fault.status}"
         body = _status_body(fault.status, message, fault.reason)
-        if fault.stall and request._raw_request is not None:
-            return await self._stall(request._raw_request, record, record.data.verb == "watch")
-        if fault.in_stream and record.data.verb == "watch" and request._raw_request is not None:
+        if fault.stall:
+            return await self._stall(request.raw, record, record.data.verb == "watch")
+        if fault.in_stream and record.data.verb == "watch":
             response = aiohttp.web.StreamResponse(status=200)
             response.content_type = "application/json"
             self._set_status(record, 200)
-            await response.prepare(request._raw_request)
+            await response.prepare(request.raw)
             await response.write(json.dumps({"type": "ERROR", "object": body}).encode() + b"\n")
             await response.write_eof()
             return response
@@ -895,16 +1106,15 @@ class _Emulator(kmock.KubernetesEmulator):
     # ---- resources ------------------------------------------------------------------------------
 
     def declare(self, custom: CustomResource) -> None:
-        self.resources[custom.api_version + "/" + custom.plural] = kmock.ResourceInfo(
+        self.resources[Resource(custom.group, custom.version, custom.plural)] = ResourceInfo(
             kind=custom.kind,
             singular=custom.kind.lower(),
             namespaced=custom.namespaced,
-            verbs=set(_STANDARD_VERBS),
-            shortnames=set(custom.shortnames),
-            subresources=set(custom.subresources),
+            shortnames=frozenset(custom.shortnames),
+            subresources=frozenset(custom.subresources),
         )
 
-    def info(self, res: kmock.resource) -> kmock.ResourceInfo:
+    def info(self, res: Resource) -> ResourceInfo:
         if res not in self.resources:
             raise _error(
                 404, f"the server could not find the requested resource ({_api_version(res)} {res.plural})"
@@ -913,13 +1123,13 @@ class _Emulator(kmock.KubernetesEmulator):
 
     # ---- the store (synchronous: atomic within the event loop) -----------------------------------
 
-    def _live(self, key: tuple[kmock.resource, str | None, str]) -> _Obj | None:
+    def _live(self, key: tuple[Resource, str | None, str]) -> _Obj | None:
         if key not in self.objects:
             return None
         obj = self.objects[key]
         return None if obj.deleted else copy.deepcopy(obj.raw)
 
-    def _commit(self, res: kmock.resource, event_type: str, new: _Obj, old: _Obj | None) -> _Obj:
+    def _commit(self, res: Resource, event_type: str, new: _Obj, old: _Obj | None) -> _Obj:
         meta = new["metadata"]
         key = (res, meta.get("namespace"), meta["name"])
         self._rv += 1
@@ -929,7 +1139,7 @@ class _Emulator(kmock.KubernetesEmulator):
         elif key in self.objects:
             self.objects[key].history.append(copy.deepcopy(new))
         else:
-            self.objects[key] = copy.deepcopy(new)
+            self.objects[key] = _Stored(copy.deepcopy(new))
         self._events.append(_Event(self._rv, res, event_type, copy.deepcopy(new), old))
         for watch in self._watches:
             watch.wakeup.set()
@@ -942,7 +1152,7 @@ class _Emulator(kmock.KubernetesEmulator):
         self._compacted_rv = self._rv
         return self._rv
 
-    def get_object(self, res: kmock.resource, namespace: str | None, name: str) -> _Obj:
+    def get_object(self, res: Resource, namespace: str | None, name: str) -> _Obj:
         info = self.info(res)
         obj = self._live((res, namespace if info.namespaced else None, name))
         if obj is None:
@@ -953,13 +1163,13 @@ class _Emulator(kmock.KubernetesEmulator):
             )
         return obj
 
-    def find_object(self, res: kmock.resource, namespace: str | None, name: str) -> _Obj | None:
+    def find_object(self, res: Resource, namespace: str | None, name: str) -> _Obj | None:
         info = self.info(res)
         return self._live((res, namespace if info.namespaced else None, name))
 
     def list_objects(
         self,
-        res: kmock.resource,
+        res: Resource,
         namespace: str | None,
         label_selector: str | None = None,
         field_selector: str | None = None,
@@ -983,7 +1193,7 @@ class _Emulator(kmock.KubernetesEmulator):
         return result
 
     def create_object(
-        self, res: kmock.resource, namespace: str | None, body: Any, *, from_client: bool = False
+        self, res: Resource, namespace: str | None, body: Any, *, from_client: bool = False
     ) -> _Obj:
         """Store a new object; ``from_client``: an API request (its ``status`` is dropped for kinds
         with a status subresource, as the API server does)."""
@@ -1039,7 +1249,7 @@ class _Emulator(kmock.KubernetesEmulator):
             asyncio.get_running_loop().call_soon(self._collect, res, namespace, name, meta["uid"])
         return created
 
-    def _validate(self, res: kmock.resource, info: kmock.ResourceInfo, obj: _Obj) -> None:
+    def _validate(self, res: Resource, info: ResourceInfo, obj: _Obj) -> None:
         meta = obj["metadata"]
         causes = validate_metadata(str(info.kind or ""), str(res.plural), meta)
         if causes:
@@ -1065,7 +1275,7 @@ class _Emulator(kmock.KubernetesEmulator):
         uids = self._live_uids(namespace)
         return any(ref.get("uid") in uids for ref in meta.get("ownerReferences") or [])
 
-    def _collect(self, res: kmock.resource, namespace: str | None, name: str, uid: str) -> None:
+    def _collect(self, res: Resource, namespace: str | None, name: str, uid: str) -> None:
         obj = self._live((res, namespace, name))
         if (
             obj is not None
@@ -1074,7 +1284,7 @@ class _Emulator(kmock.KubernetesEmulator):
         ):
             self.delete_object(res, namespace, name, policy="Background")
 
-    def _dependents(self, uid: str, namespace: str | None) -> list[tuple[kmock.resource, str | None, str]]:
+    def _dependents(self, uid: str, namespace: str | None) -> list[tuple[Resource, str | None, str]]:
         found = []
         for (key_res, key_ns, key_name), obj in self.objects.items():
             if obj.deleted or (namespace is not None and key_ns != namespace):
@@ -1114,7 +1324,7 @@ class _Emulator(kmock.KubernetesEmulator):
 
     def update_object(
         self,
-        res: kmock.resource,
+        res: Resource,
         namespace: str | None,
         name: str,
         change: Callable[[_Obj], _Obj],
@@ -1190,7 +1400,7 @@ class _Emulator(kmock.KubernetesEmulator):
 
     def delete_object(
         self,
-        res: kmock.resource,
+        res: Resource,
         namespace: str | None,
         name: str,
         preconditions: Mapping[str, Any] | None = None,
@@ -1236,7 +1446,7 @@ class _Emulator(kmock.KubernetesEmulator):
         self._collect_dependents(deleted, policy)
         return deleted, True
 
-    def _finish_foreground(self, res: kmock.resource, namespace: str | None, name: str) -> None:
+    def _finish_foreground(self, res: Resource, namespace: str | None, name: str) -> None:
         owner = self._live((res, namespace, name))
         if owner is None:
             return
@@ -1298,9 +1508,10 @@ class _Emulator(kmock.KubernetesEmulator):
     # ---- HTTP serving of resource URLs ------------------------------------------------------------
 
     async def _serve_resource(
-        self, request: kmock.Request, record: _MutableRecord
+        self, request: ApiRequest, record: _MutableRecord
     ) -> aiohttp.web.StreamResponse:
-        res = kmock.resource(request.resource)
+        res = request.resource
+        assert res is not None, "discovery is served apart"
         info = self.info(res)
         rec = record.data
         namespace = request.namespace if info.namespaced else None
@@ -1309,7 +1520,7 @@ class _Emulator(kmock.KubernetesEmulator):
         if sub is not None and sub not in ("status", "log"):
             raise _error(404, f"the subresource {sub!r} is not emulated")
         if sub == "log":
-            if res != kmock.resource("", "v1", "pods") or rec.verb != "get" or request.name is None:
+            if res != Resource("", "v1", "pods") or rec.verb != "get" or request.name is None:
                 raise _error(405, "only GET of pods/log is emulated")
             return self._serve_log(namespace, request.name, params)
 
@@ -1353,7 +1564,7 @@ class _Emulator(kmock.KubernetesEmulator):
             raise _error(400, str(e)) from e
         raise _error(405, f"method {rec.method} is not emulated for {rec.path}")
 
-    def _list_body(self, res: kmock.resource, info: kmock.ResourceInfo, items: list[_Obj]) -> _Obj:
+    def _list_body(self, res: Resource, info: ResourceInfo, items: list[_Obj]) -> _Obj:
         return {
             "apiVersion": _api_version(res),
             "kind": f"{info.kind or 'Object'}List",
@@ -1363,8 +1574,8 @@ class _Emulator(kmock.KubernetesEmulator):
 
     def _serve_write(
         self,
-        request: kmock.Request,
-        res: kmock.resource,
+        request: ApiRequest,
+        res: Resource,
         namespace: str | None,
         name: str,
         rec: RecordedRequest,
@@ -1415,9 +1626,9 @@ class _Emulator(kmock.KubernetesEmulator):
 
     def _serve_delete(
         self,
-        request: kmock.Request,
-        res: kmock.resource,
-        info: kmock.ResourceInfo,
+        request: ApiRequest,
+        res: Resource,
+        info: ResourceInfo,
         namespace: str | None,
         name: str,
     ) -> aiohttp.web.StreamResponse:
@@ -1446,7 +1657,7 @@ class _Emulator(kmock.KubernetesEmulator):
     def _serve_log(
         self, namespace: str | None, pod_name: str, params: Mapping[str, str]
     ) -> aiohttp.web.Response:
-        pod = self.get_object(kmock.resource("", "v1", "pods"), namespace, pod_name)
+        pod = self.get_object(Resource("", "v1", "pods"), namespace, pod_name)
         containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
         container = params.get("container")
         if container is None and len(containers) > 1:
@@ -1484,7 +1695,7 @@ class _Emulator(kmock.KubernetesEmulator):
         )
 
     async def _serve_watch(
-        self, request: kmock.Request, record: _MutableRecord, res: kmock.resource, namespace: str | None
+        self, request: ApiRequest, record: _MutableRecord, res: Resource, namespace: str | None
     ) -> aiohttp.web.StreamResponse:
         params = request.params
         label_selector, field_selector, name = (
@@ -1510,13 +1721,13 @@ class _Emulator(kmock.KubernetesEmulator):
 
         timeout = float(params["timeoutSeconds"]) if params.get("timeoutSeconds") else None
         deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
-        assert request._raw_request is not None
+        assert request.raw is not None
         response = aiohttp.web.StreamResponse(status=200)
         response.content_type = "application/json"
         self._set_status(record, 200)
-        await response.prepare(request._raw_request)
+        await response.prepare(request.raw)
         watch = _OpenWatch(
-            rec=record.data, raw=request._raw_request, response=response, drop=self._take_drop(record.data)
+            rec=record.data, raw=request.raw, response=response, drop=self._take_drop(record.data)
         )
         self._watches.add(watch)
         try:
@@ -1535,7 +1746,7 @@ class _Emulator(kmock.KubernetesEmulator):
     async def _stream_watch(
         self,
         watch: _OpenWatch,
-        res: kmock.resource,
+        res: Resource,
         namespace: str | None,
         matches: Callable[[_Obj], bool],
         rv_param: str,
@@ -1582,7 +1793,7 @@ class _Emulator(kmock.KubernetesEmulator):
                 await asyncio.wait_for(watch.wakeup.wait(), wait)
 
     @staticmethod
-    def _translate(event: _Event, res: kmock.resource, matches: Callable[[_Obj], bool]) -> _Obj | None:
+    def _translate(event: _Event, res: Resource, matches: Callable[[_Obj], bool]) -> _Obj | None:
         if event.resource != res:
             return None
         now = matches(event.obj)
@@ -1611,7 +1822,7 @@ class K8sEmulator:
     namespace, name)``; the core group is ``""`` (e.g. ``("", "v1", "pods", ...)``).
     Harness writes go through the same store as HTTP writes: they bump resourceVersion and
     produce watch events, but are not recorded in :meth:`requests`.
-    Errors from harness writes are raised as ``kmock.KubernetesError`` (``.status``, ``.message``).
+    Errors from harness writes are raised as ``ApiError`` (``.status``, ``.message``).
     """
 
     def __init__(
@@ -1692,25 +1903,21 @@ class K8sEmulator:
     async def _main(self) -> None:
         self._stop_event = asyncio.Event()
         emulator = _Emulator()
-        with warnings.catch_warnings():  # kmock 0.8 uses the deprecated importlib.resources.read_binary
-            warnings.simplefilter("ignore", DeprecationWarning)
-            emulator.resources.load_bundled()
         for custom in self._custom_resources:
             emulator.declare(custom)
-        async with emulator:
-            server = aiohttp.web.Server(emulator, access_log=None)
-            runner = aiohttp.web.ServerRunner(server, shutdown_timeout=2.0)
-            await runner.setup()
-            try:
-                site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
-                await site.start()
-                self._port = int(runner.addresses[0][1])
-                self._emulator = emulator
-                self._ready.set()
-                await self._stop_event.wait()
-            finally:
-                emulator.shutdown_watches()
-                await runner.cleanup()
+        server = aiohttp.web.Server(emulator, access_log=None)
+        runner = aiohttp.web.ServerRunner(server, shutdown_timeout=2.0)
+        await runner.setup()
+        try:
+            site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            self._port = int(runner.addresses[0][1])
+            self._emulator = emulator
+            self._ready.set()
+            await self._stop_event.wait()
+        finally:
+            emulator.shutdown_watches()
+            await runner.cleanup()
 
     def _call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         loop = self._loop
@@ -1771,7 +1978,7 @@ class K8sEmulator:
 
     def get(self, group: str, version: str, plural: str, namespace: str | None, name: str) -> _Obj | None:
         """The current object (a deep copy), or None if absent."""
-        return self._call(self._em.find_object, kmock.resource(group, version, plural), namespace, name)
+        return self._call(self._em.find_object, Resource(group, version, plural), namespace, name)
 
     def list(
         self,
@@ -1784,7 +1991,7 @@ class K8sEmulator:
         field_selector: str | None = None,
     ) -> list[_Obj]:
         """Current objects of a resource (all namespaces if ``namespace`` is None), filtered by selectors."""
-        res = kmock.resource(group, version, plural)
+        res = Resource(group, version, plural)
         return self._call(self._em.list_objects, res, namespace, label_selector, field_selector)
 
     def history(
@@ -1793,10 +2000,10 @@ class K8sEmulator:
         """Every stored version of the object, oldest first; None marks a deletion (kmock's history)."""
 
         def read() -> builtins.list[_Obj | None]:
-            key = (kmock.resource(group, version, plural), namespace, name)
+            key = (Resource(group, version, plural), namespace, name)
             if key not in self._em.objects:
                 return []
-            return [None if v is None else copy.deepcopy(v.raw) for v in self._em.objects[key].history]
+            return [copy.deepcopy(version) for version in self._em.objects[key].history]
 
         return self._call(read)
 
@@ -1804,7 +2011,7 @@ class K8sEmulator:
         self, group: str, version: str, plural: str, namespace: str | None, body: Mapping[str, Any]
     ) -> _Obj:
         """Create an object (emits ADDED); 409 ``KubernetesError`` if it exists."""
-        return self._call(self._em.create_object, kmock.resource(group, version, plural), namespace, body)
+        return self._call(self._em.create_object, Resource(group, version, plural), namespace, body)
 
     def create_pod(
         self,
@@ -1852,7 +2059,7 @@ class K8sEmulator:
         patch: Mapping[str, Any],
     ) -> _Obj:
         """Merge-patch the whole object, status included (emits MODIFIED unless it is a no-op)."""
-        res = kmock.resource(group, version, plural)
+        res = Resource(group, version, plural)
         return self._call(
             self._em.update_object, res, namespace, name, lambda old: self._patch_all(old, patch), scope="all"
         )
@@ -1877,7 +2084,7 @@ class K8sEmulator:
 
         This is how a test plays the job controller; works for kinds with and without a status subresource.
         """
-        res = kmock.resource(group, version, plural)
+        res = Resource(group, version, plural)
 
         def change(old: _Obj) -> _Obj:
             old["status"] = (
@@ -1899,7 +2106,7 @@ class K8sEmulator:
     ) -> _Obj | None:
         """Delete like the API would (finalizers -> deletionTimestamp only; dependents collected
         by ``propagation``, None for the kind's default); None if it was absent."""
-        res = kmock.resource(group, version, plural)
+        res = Resource(group, version, plural)
 
         def delete() -> _Obj | None:
             if self._em.find_object(res, namespace, name) is None:
@@ -1933,7 +2140,7 @@ class K8sEmulator:
         "ImagePullBackOff"}}`` or ``{"terminated": {"exitCode": 0, "message": <the file>}}``) in the
         pod's status, keeping the other containers' entries. Messages are trimmed as the kubelet
         trims them."""
-        res = kmock.resource("", "v1", "pods")
+        res = Resource("", "v1", "pods")
 
         def change(old: _Obj) -> _Obj:
             status = old.setdefault("status", {})
@@ -1986,7 +2193,7 @@ class K8sEmulator:
             else {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off restarting"}}
         )
         last = {"terminated": {"exitCode": exit_code, "reason": "Error", "containerID": old_id}}
-        res = kmock.resource("", "v1", "pods")
+        res = Resource("", "v1", "pods")
 
         def change(old: _Obj) -> _Obj:
             status = old.setdefault("status", {})
