@@ -225,7 +225,7 @@ class K8sEmulator:
     def history(
         self, group: str, version: str, plural: str, namespace: str | None, name: str
     ) -> builtins.list[_Obj | None]:
-        """Every stored version of the object, oldest first; None marks a deletion (kmock's history)."""
+        """Every stored version of the object, oldest first; None marks a deletion."""
 
         def read() -> builtins.list[_Obj | None]:
             key = (Resource(group, version, plural), namespace, name)
