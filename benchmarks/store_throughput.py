@@ -24,6 +24,7 @@ import _common as C
 _WORKER = """
 import json, sys
 from dataclasses import replace
+from hpo_kfp.claim import claim
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.store import ExperimentKey, open_store
 
@@ -36,7 +37,7 @@ print("ready", flush=True)
 sys.stdin.readline()  # all processes start claiming together
 done = 0
 while True:
-    claimed, _ = store.claim(experiment, key, 1, owner=owner)
+    claimed, _ = claim(store, experiment, key, 1, owner=owner)
     if not claimed:
         break
     for trial in claimed:
