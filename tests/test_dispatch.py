@@ -10,6 +10,7 @@ in tests/algorithms/test_contract.py.)
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def _is_runner_name(node: ast.expr) -> bool:
     return isinstance(node, ast.Name) and node.id in ("runner", "runner_name")
 
 
-def comparisons(source: str, names: set[str], subject: object) -> list[int]:
+def comparisons(source: str, names: set[str], subject: Callable[[ast.expr], bool]) -> list[int]:
     """Lines comparing ``subject`` (a predicate on an expression) with a literal, or one of
     ``names`` with anything."""
     found = []
@@ -52,9 +53,9 @@ def comparisons(source: str, names: set[str], subject: object) -> list[int]:
         if isinstance(node, ast.Compare):
             operands = [node.left, *node.comparators]
             literals = set().union(*(_literals(o) for o in operands))
-            if (literals and any(subject(o) for o in operands)) or (literals & names):  # type: ignore[operator]
+            if (literals and any(subject(o) for o in operands)) or (literals & names):
                 found.append(node.lineno)
-        elif isinstance(node, ast.Match) and subject(node.subject):  # type: ignore[operator]
+        elif isinstance(node, ast.Match) and subject(node.subject):
             found.append(node.lineno)
     return found
 

@@ -33,6 +33,7 @@ from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.space import SearchSpace
 from hpo_kfp.spec import Experiment, parse_experiment
 from tests.conftest import base_spec
+from tests.test_dispatch import comparisons
 
 _NAMES = list(ALGORITHMS)
 
@@ -243,27 +244,9 @@ def _names_an_algorithm(node: ast.expr) -> bool:
     return False
 
 
-def _strings(node: ast.expr) -> list[str]:
-    """The string literals ``node`` is, or holds (a tuple, list or set of them)."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return [node.value]
-    if isinstance(node, ast.Tuple | ast.List | ast.Set):
-        return [s for element in node.elts for s in _strings(element)]
-    return []
-
-
 def name_comparisons(source: str) -> list[int]:
     """Lines that compare an algorithm's name with a literal, or a literal algorithm name."""
-    lines = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Compare):
-            operands = [node.left, *node.comparators]
-            literals = [s for operand in operands for s in _strings(operand)]
-            if (any(_names_an_algorithm(o) for o in operands) and literals) or _NAME_LITERALS & set(literals):
-                lines.append(node.lineno)
-        elif isinstance(node, ast.Match) and _names_an_algorithm(node.subject):
-            lines.append(node.lineno)
-    return lines
+    return comparisons(source, set(_NAME_LITERALS), _names_an_algorithm)
 
 
 @pytest.mark.parametrize(
