@@ -14,6 +14,7 @@ with the same numbers and parameters before anything new is suggested.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import socket
@@ -158,8 +159,10 @@ def prepare_local_run(
 
 
 def local_claimer(workdir: Path, key: ExperimentKey) -> str:
-    """The prefix of the owner of every trial a local run from ``workdir`` claims."""
-    return f"local:{socket.gethostname()}:{_lock_path(workdir, key).resolve()}/"
+    """The prefix of the owner of every trial a local run from ``workdir`` claims: this
+    machine and the run folder's lock, as a digest (a store keeps 128 characters of an owner)."""
+    where = f"{socket.gethostname()}:{_lock_path(workdir, key).resolve()}"
+    return f"local:{hashlib.sha256(where.encode()).hexdigest()[:16]}/"
 
 
 def _lock_path(workdir: Path, key: ExperimentKey) -> Path:

@@ -241,6 +241,19 @@ def test_a_run_from_another_folder_keeps_the_trials_a_live_run_holds(tmp_path: P
     second.lock.close()
 
 
+def test_an_owner_fits_the_store_however_deep_the_run_folder(tmp_path: Path) -> None:
+    """PostgreSQL and MariaDB refuse an owner longer than its 128-character column."""
+    from hpo_kfp.pipeline.launch import local_claimer
+    from hpo_kfp.steps.settings import StepSettings
+    from hpo_kfp.store import ExperimentKey
+
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 12)
+    claimer = local_claimer(deep, ExperimentKey("a-namespace", "an-experiment-" + "x" * 40))
+    owner = StepSettings(claimer=claimer).owner("8f14e45f-ceea-467f-a0e6-0123456789ab")
+    assert len(owner) <= 128 and owner.startswith(claimer)
+    assert local_claimer(deep, ExperimentKey("", "other")) != claimer
+
+
 def test_restart_starts_the_experiment_over(tmp_path: Path) -> None:
     from hpo_kfp.pipeline.launch import local_claimer, prepare_local_run
     from hpo_kfp.spec import load_experiment
