@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 import sqlite3
 import sys
 import time
@@ -114,15 +115,21 @@ class SqlStore:
         self.url = url
         self._engine = _engine(url)
         self._turns: Engine | None = None  # see _claim_turn
-        for attempt in range(5):
+        for attempt in range(_ATTEMPTS):
             try:
                 _metadata.create_all(self._engine, checkfirst=True)
                 break
             except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError) as error:
-                # Steps starting at once race to create the tables; the loser finds them made.
-                if attempt < 4 and (
-                    "already exists" in str(error) or isinstance(error, sa.exc.IntegrityError)
+                # Steps (or a server's workers) starting at once race to create the tables; the
+                # loser finds them made. A new SQLite file's switch to WAL takes the whole file
+                # and is not retried by SQLite's busy timeout: 1 of 90 processes opening a new
+                # store at once (6 at a time) failed with "database is locked" before this wait.
+                if attempt < _ATTEMPTS - 1 and (
+                    "already exists" in str(error)
+                    or "database is locked" in str(error)
+                    or isinstance(error, sa.exc.IntegrityError)
                 ):
+                    time.sleep(random.uniform(0.01, 0.05))
                     continue
                 raise StoreError(
                     f"the store at {_safe(url)} must be reachable, but {_first_line(error)}"

@@ -393,3 +393,27 @@ def test_concurrent_claimers_share_the_budget_exactly(store_url: str) -> None:
     history = open_store(store_url).history(ExperimentKey("", "demo"))
     assert [t.number for t in history.trials] == list(range(24))
     assert {t.status for t in history.trials} == {"Succeeded"}
+
+
+def test_a_new_sqlite_store_opened_by_many_at_once_waits_for_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes switching a new SQLite file to WAL at once: the loser's "database is
+    locked" comes at once, not after SQLite's busy timeout (1 of 90 processes opening a new
+    store 6 at a time; a server's workers start so). The store waits and tries again."""
+    import sqlalchemy as sa
+
+    from hpo_kfp.store import sql
+
+    calls: list[int] = []
+    create_all = sql._metadata.create_all
+
+    def locked_once(*args: object, **kwargs: object) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise sa.exc.OperationalError("PRAGMA journal_mode=WAL", {}, Exception("database is locked"))
+        create_all(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sql._metadata, "create_all", locked_once)
+    store = sql.SqlStore(f"sqlite:///{tmp_path / 'new.sqlite'}")
+    assert len(calls) == 2 and store.experiments() == []
