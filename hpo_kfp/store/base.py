@@ -178,8 +178,8 @@ class Store(Protocol):
         self, key: ExperimentKey, *, older_than: float | None = None, owner_prefix: str | None = None
     ) -> list[str]:
         """Gives claimed active trials back for the next claim: those whose last heartbeat
-        is more than ``older_than`` seconds old, those whose owner starts with
-        ``owner_prefix``, both when both are given, every one when neither is.
+        is more than ``older_than`` seconds old and whose owner starts with ``owner_prefix``
+        (each condition only when given: every claimed trial when neither is).
 
         Returns:
             The names of the trials released.
