@@ -8,7 +8,9 @@ COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
 WORKDIR /opt/hpo-kfp
 COPY pyproject.toml uv.lock README.md ./
 # Pinned dependencies first (a cached layer), from the same lock file the tests use.
-RUN uv export --frozen --no-dev --group examples --group mlmd --extra plot --extra postgres --extra mysql --extra serve --no-emit-project -o /tmp/requirements.txt \
+# The validate extra: the Kubernetes runner checks a rendered Job, Pod... against the schemas
+# offline before it creates it, and skips the check without it.
+RUN uv export --frozen --no-dev --group examples --group mlmd --extra plot --extra postgres --extra mysql --extra serve --extra validate --no-emit-project -o /tmp/requirements.txt \
     && uv pip install --system --no-cache -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 COPY hpo_kfp hpo_kfp
