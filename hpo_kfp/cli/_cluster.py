@@ -202,7 +202,7 @@ def _access(args: argparse.Namespace) -> ClusterAccess:
 def _settings(args: argparse.Namespace) -> StepSettings:
     return StepSettings(
         runner="kubernetes",
-        store=store_url(args),
+        store=store_url(args, "kubernetes"),
         type_prefix=type_prefix(args),
         namespace=args.trial_namespace,
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from hpo_kfp.errors import HistoryError, InputError, UsageError
 from hpo_kfp.history import History
+from hpo_kfp.runners import get_runner
 from hpo_kfp.spec import Experiment, load_experiment
 from hpo_kfp.store import PREFIX_ENV, STORE_ENV, resolve_store, resolve_type_prefix
 
@@ -52,12 +53,17 @@ def add_store_options(parser: argparse.ArgumentParser, default: str, *, namespac
     add_type_prefix_option(parser)
 
 
-def store_url(args: argparse.Namespace) -> str:
-    """The ``--store`` in effect (the flag, ``$HPO_KFP_STORE``, or the command's default)."""
+def store_url(args: argparse.Namespace, runner: str | None = None) -> str:
+    """The ``--store`` in effect (the flag, ``$HPO_KFP_STORE``, or the command's default),
+    checked against the steps of a run whose trials ``runner`` runs, when named."""
     try:
-        return resolve_store(args.store, args.default_store)
+        url = resolve_store(args.store, args.default_store)
     except InputError as error:
         raise UsageError(f"--store: {error}") from None
+    problem = get_runner(runner).store_problem(url) if runner else None
+    if problem is not None:
+        raise UsageError(f"--store: {problem} (runner {runner}), but got {url!r}")
+    return url
 
 
 def read_experiment(args: argparse.Namespace) -> Experiment:

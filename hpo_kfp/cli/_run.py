@@ -226,7 +226,7 @@ def _compile(args: argparse.Namespace) -> int:
         raise UsageError("--no-store: needs --sync (asynchronous lanes share their trials through the store)")
     settings = StepSettings(
         runner=args.runner,
-        store="" if args.no_store else store_url(args),
+        store="" if args.no_store else store_url(args, args.runner),
         type_prefix=type_prefix(args),
         namespace=args.namespace,
     )

@@ -70,6 +70,11 @@ class TrialRunner(Protocol):
         """The name the step settings give (``settings.runner``): the registry key."""
         ...
 
+    def store_problem(self, url: str) -> str | None:
+        """Why the steps of a run whose trials this runner runs cannot share the store at
+        ``url`` (what must hold, for an error message), or None when they can."""
+        ...
+
     def check(self, experiment: Experiment) -> None:
         """Refuses, before any pipeline is built, an experiment this runner cannot run.
 

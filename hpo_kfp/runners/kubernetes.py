@@ -290,6 +290,16 @@ class KubernetesRunner:
 
         return DynamicClient(self._timed)
 
+    def store_problem(self, url: str) -> str | None:
+        """A file store lives in one pod's file system: the other steps of the run (other
+        pods, perhaps on other nodes) would each open a file of their own."""
+        if url.startswith(("sqlite:", "mlmd+sqlite:")):
+            return (
+                "must be a store every step's pod reaches on a cluster (postgresql://, mysql:// or "
+                "grpc://), not a file in one pod"
+            )
+        return None
+
     def check(self, experiment: Experiment) -> None:
         """See :func:`check_cluster_support`."""
         check_cluster_support(experiment)

@@ -65,6 +65,10 @@ class LocalRunner:
     def __init__(self, options: RunnerOptions | None = None) -> None:
         self._cwd = Path((options or RunnerOptions()).trial_cwd or ".")
 
+    def store_problem(self, url: str) -> str | None:
+        """None: the steps of a local run share this machine, and any store on it."""
+        return None
+
     def check(self, experiment: Experiment) -> None:
         """Refuses a template that cannot run as a local process (see :func:`local_command`).
 

@@ -89,11 +89,14 @@ class StepSettings:
         if self.runner not in RUNNERS:
             raise SettingsError("settings.runner", f"must be one of {', '.join(RUNNERS)}", repr(self.runner))
         if self.store:
+            shown = re.sub(r"(://[^:/@]+:)[^@/]*@", r"\1***@", self.store)  # never echo a password
             try:
                 check_store_url(self.store)
             except InputError as error:
-                shown = re.sub(r"(://[^:/@]+:)[^@/]*@", r"\1***@", self.store)  # never echo a password
                 raise SettingsError("settings.store", str(error).split(", but ")[0], repr(shown)) from None
+            problem = get_runner(self.runner).store_problem(self.store)
+            if problem is not None:
+                raise SettingsError("settings.store", f"{problem} (runner {self.runner})", repr(shown))
         if not _PREFIX.fullmatch(self.type_prefix):
             raise SettingsError(
                 "settings.type_prefix", "must be letters, digits, '.', '_' or '-'", repr(self.type_prefix)

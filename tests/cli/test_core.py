@@ -231,3 +231,19 @@ def test_an_optimization_job_compiles_for_a_cluster_and_keeps_its_own_document(t
     experiment = parse_experiment(document)
     assert experiment.metrics_collector.kind == "TrainJobStatus"
     assert experiment.trial_template is not None and experiment.trial_template.kind == "TrainJob"
+
+
+@pytest.mark.parametrize("store", ["sqlite:////runs/s.sqlite", "mlmd+sqlite:////runs/m.sqlite"])
+def test_a_file_store_is_refused_for_a_cluster_naming_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], store: str
+) -> None:
+    """Each step of a cluster run is a pod of its own: a file store would be one file per pod."""
+    spec = _write(tmp_path, base_spec())
+    assert main(["compile", str(spec), "-o", str(tmp_path / "p.yaml"), "--store", store]) == 2
+    assert capsys.readouterr().err == (
+        "--store: must be a store every step's pod reaches on a cluster (postgresql://, mysql:// or "
+        f"grpc://), not a file in one pod (runner kubernetes), but got {store!r}\n"
+    )
+    assert not (tmp_path / "p.yaml").exists()
+    local = ["compile", str(spec), "-o", str(tmp_path / "p.yaml"), "--store", store, "--runner", "local"]
+    assert main(local) == 0

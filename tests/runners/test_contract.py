@@ -218,3 +218,15 @@ def test_an_experiment_the_runner_cannot_run_is_refused_before_it_runs(driver: D
 def test_the_suite_covers_every_registered_runner() -> None:
     assert sorted(RUNNERS) == ["kubernetes", "local"], "give a new runner a driver above"
     assert sys.modules[__name__].LocalDriver and sys.modules[__name__].KubernetesDriver
+
+
+def test_a_runner_says_which_stores_its_steps_can_share(driver: Driver) -> None:
+    runner = driver.runner
+    assert runner.store_problem("postgresql://hpo@db/hpo") is None
+    assert runner.store_problem("mysql://hpo@db/hpo") is None
+    for url in ("sqlite:////runs/s.sqlite", "mlmd+sqlite:////runs/m.sqlite"):
+        problem = runner.store_problem(url)
+        if runner.name == "local":
+            assert problem is None  # every step runs on this machine
+        else:
+            assert problem is not None and problem.startswith("must be ") and "\n" not in problem

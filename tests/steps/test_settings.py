@@ -24,6 +24,15 @@ from hpo_kfp.steps.settings import SETTINGS_VERSION, StepSettings
             {"store": "postgresql://hpo:secret@db/hpo"},
             r"^settings.store: the store URL must not hold a password .*, but got 'postgresql://hpo:\*\*\*@db/hpo'$",
         ),
+        (
+            {"runner": "kubernetes", "store": "sqlite:////runs/s.sqlite"},
+            r"^settings.store: must be a store every step's pod reaches on a cluster .* \(runner kubernetes\), "
+            r"but got 'sqlite:////runs/s.sqlite'$",
+        ),
+        (
+            {"runner": "kubernetes", "store": "mlmd+sqlite:////runs/m.sqlite"},
+            r"^settings.store: must be a store every step's pod reaches .*, but got 'mlmd\+sqlite:////runs/m.sqlite'$",
+        ),
         ({"type_prefix": "a b"}, r"^settings.type_prefix: must be letters, digits.*, but got 'a b'$"),
         (
             {"namespace": "Team_A"},
@@ -39,6 +48,8 @@ from hpo_kfp.steps.settings import SETTINGS_VERSION, StepSettings
         "runner-type",
         "store",
         "store-password",
+        "file-store-on-a-cluster",
+        "mlmd-file-on-a-cluster",
         "type-prefix",
         "namespace",
         "negative",
