@@ -207,18 +207,23 @@ def submit(
                 namespace=access.namespace,
                 enable_caching=False,
             )
-            recurring = None
-            if plan.continues:
-                recurring = _create_recurring(
-                    client,
-                    access,
-                    experiment,
-                    plan,
-                    name=f"{experiment.name}-continue",
-                    description=f"hpo-kfp: follow-on runs of {experiment.name} until it is done",
-                    timing={"interval_second": every_seconds(continue_every)},
-                )
-    run_id = str(result.run_id)
+        run_id = str(result.run_id)
+        recurring = None
+        if plan.continues:
+            try:
+                with _quiet(), access.calling():
+                    recurring = _create_recurring(
+                        client,
+                        access,
+                        experiment,
+                        plan,
+                        name=f"{experiment.name}-continue",
+                        description=f"hpo-kfp: follow-on runs of {experiment.name} until it is done",
+                        timing={"interval_second": every_seconds(continue_every)},
+                    )
+            except HpoKfpError as error:
+                # The run exists and runs: whoever reads the error must still find it.
+                raise type(error)(f"{error} (run {run_id} was started: {access.run_url(run_id)})") from error
     return Submitted(run_id=run_id, url=access.run_url(run_id), plan=plan, recurring_id=recurring)
 
 

@@ -166,6 +166,23 @@ def test_a_failing_cluster_exits_1_not_2(kfp_api: KfpApiStub, capsys: pytest.Cap
     assert err.count("\n") == 1
 
 
+def test_a_run_started_before_a_failure_is_still_named(
+    kfp_api: KfpApiStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The run exists (and runs) when the next call fails: its ID and URL must reach the user."""
+    document = yaml.safe_load(_EXAMPLE.read_text())
+    document["spec"]["maxTrialCount"] = 500  # more than one run holds: a recurring run follows
+    big = tmp_path / "big.yaml"
+    big.write_text(yaml.safe_dump(document))
+    kfp_api.failing = "/apis/v2beta1/recurringruns"
+    assert main(["submit", str(big), "--host", kfp_api.url]) == 1
+    err = capsys.readouterr().err
+    assert "answered: HTTP 500" in err
+    assert err.rstrip().endswith(f"(run run-1 was started: {kfp_api.url}/#/runs/details/run-1)")
+    assert err.count("\n") == 1
+    assert len(kfp_api.posted("/apis/v2beta1/runs")) == 1
+
+
 def test_duration_and_cron_helpers() -> None:
     assert every_seconds("45") == 45 and every_seconds("2w") == 2 * 604800
     assert six_field_cron("*/5 0 2 * * *") == "*/5 0 2 * * *"
