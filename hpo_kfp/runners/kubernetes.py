@@ -270,8 +270,7 @@ class KubernetesRunner:
     @classmethod
     def from_environment(cls, settings: KubernetesSettings | None = None) -> KubernetesRunner:
         """A runner with in-cluster credentials, or the local kubeconfig outside a cluster."""
-        runner = cls(_environment_client(), settings)
-        return runner
+        return cls(_environment_client(), settings)
 
     @functools.cached_property
     def _timed(self) -> Any:
