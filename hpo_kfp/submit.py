@@ -23,6 +23,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,8 +44,9 @@ __all__ = [
     "Submitted",
     "check_kube_context",
     "every_seconds",
-    "six_field_cron",
     "schedule",
+    "schedule_end",
+    "six_field_cron",
     "submit",
 ]
 
@@ -238,9 +240,16 @@ def schedule(
     every: str | None = None,
     name: str | None = None,
     synchronous: bool = False,
+    until: str | None = None,
 ) -> str:
     """Creates a recurring run that adds ``trials_per_run`` trials to the experiment each
     time (fewer if that many do not fit one run: the share is then what fits).
+
+    Args:
+        until: No run starts after this RFC 3339 time (:func:`schedule_end`); None: never.
+            The ScheduledWorkflow controller schedules a run only while its time is not past
+            ``end_time`` (``getNextScheduledEpoch`` in KFP's
+            ``backend/src/crd/controller/scheduledworkflow/util``, periodic and cron alike).
 
     Raises:
         OptionError: Neither or both of ``cron`` and ``every``, or either malformed.
@@ -252,6 +261,8 @@ def schedule(
         if cron is not None
         else {"interval_second": every_seconds(every)}
     )
+    if until is not None:
+        timing["end_time"] = until
     client = access.client()
     with _compiled(
         experiment, settings, image, synchronous=synchronous, trials_per_run=trials_per_run
@@ -292,6 +303,29 @@ def _create_recurring(
         **timing,
     )
     return str(recurring.recurring_run_id)
+
+
+def schedule_end(text: str, *, now: datetime | None = None) -> str:
+    """``--until`` as the RFC 3339 UTC time KFP's API takes: a time with its offset (or UTC
+    without one), or a date, meaning the end of that day in UTC.
+
+    Raises:
+        OptionError: Not a date or time, or not in the future.
+    """
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+            end = datetime.fromisoformat(text.strip()).replace(hour=23, minute=59, second=59, tzinfo=UTC)
+        else:
+            end = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+            end = end.replace(tzinfo=UTC) if end.tzinfo is None else end.astimezone(UTC)
+    except ValueError:
+        raise OptionError(
+            "--until: must be an RFC 3339 time (2027-01-31T18:00:00Z) or a date (2027-01-31), "
+            f"but got {text!r}"
+        ) from None
+    if end <= (now or datetime.now(UTC)):
+        raise OptionError(f"--until: must be in the future, but got {text!r} ({end:%Y-%m-%dT%H:%M:%SZ})")
+    return end.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def six_field_cron(expression: str) -> str:

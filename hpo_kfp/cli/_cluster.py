@@ -19,6 +19,7 @@ from hpo_kfp.submit import (
     check_kube_context,
     every_seconds,
     schedule,
+    schedule_end,
     six_field_cron,
     submit,
 )
@@ -85,6 +86,11 @@ def register(commands: Any) -> None:
     timing.add_argument("--every", help="interval, e.g. 6h, 1d")
     recurring.add_argument("--trials-per-run", type=int, required=True, help="new trials each run adds")
     recurring.add_argument("--name", help="the recurring run's name")
+    recurring.add_argument(
+        "--until",
+        help="no run starts after this time: an RFC 3339 time (2027-01-31T18:00:00Z) or a date "
+        "(2027-01-31: the end of that day, UTC); default: never",
+    )
     recurring.set_defaults(handler=_schedule)
 
     sweep = commands.add_parser(
@@ -244,6 +250,7 @@ def _schedule(args: argparse.Namespace) -> int:
         raise UsageError(f"--trials-per-run: must be at least 1, but got {args.trials_per_run}")
     try:  # checked before the cluster is contacted
         six_field_cron(args.cron) if args.cron is not None else every_seconds(args.every)
+        until = schedule_end(args.until) if args.until is not None else None
     except InputError as error:
         raise UsageError(str(error)) from None
     access = _access(args)
@@ -258,8 +265,11 @@ def _schedule(args: argparse.Namespace) -> int:
         every=args.every,
         name=args.name,
         synchronous=args.sync,
+        until=until,
     )
     when = f"cron {args.cron!r}" if args.cron else f"every {args.every}"
+    if until is not None:
+        when += f", until {until}"
     print(
         f"{experiment.name}: recurring run {recurring} created ({when}, "
         f"{args.trials_per_run} trials per run, one run at a time, caching off)"

@@ -96,6 +96,51 @@ def test_schedule_creates_a_recurring_run_with_a_budget(
     assert "start" in recurring["pipeline_spec"]["root"]["dag"]["tasks"]  # asynchronous lanes
 
 
+@pytest.mark.parametrize(
+    ("timing", "until", "field", "end"),
+    [
+        (["--every", "6h"], "2099-01-31", "periodic_schedule", "2099-01-31T23:59:59Z"),
+        (["--cron", "0 2 * * *"], "2099-01-31T18:30:00+02:00", "cron_schedule", "2099-01-31T16:30:00Z"),
+    ],
+    ids=["every-until-a-date", "cron-until-a-time"],
+)
+def test_schedule_takes_an_end(
+    kfp_api: KfpApiStub,
+    capsys: pytest.CaptureFixture[str],
+    timing: list[str],
+    until: str,
+    field: str,
+    end: str,
+) -> None:
+    """A recurring run of a done experiment still starts runs: an end stops it by itself."""
+    command = ["schedule", str(_EXAMPLE), "--host", kfp_api.url, *timing, "--trials-per-run", "3"]
+    assert main([*command, "--until", until]) == 0
+    assert f"until {end}" in capsys.readouterr().out
+    [recurring] = kfp_api.posted("/apis/v2beta1/recurringruns")
+    assert recurring["trigger"][field]["end_time"] == end
+
+
+@pytest.mark.parametrize(
+    ("until", "message"),
+    [
+        (
+            "next week",
+            "--until: must be an RFC 3339 time (2027-01-31T18:00:00Z) or a date (2027-01-31), "
+            "but got 'next week'",
+        ),
+        ("2001-01-01", "--until: must be in the future, but got '2001-01-01' (2001-01-01T23:59:59Z)"),
+    ],
+    ids=["malformed", "past"],
+)
+def test_a_bad_end_is_one_line_before_the_cluster_is_asked(
+    kfp_api: KfpApiStub, capsys: pytest.CaptureFixture[str], until: str, message: str
+) -> None:
+    command = ["schedule", str(_EXAMPLE), "--host", kfp_api.url, "--every", "6h", "--trials-per-run", "3"]
+    assert main([*command, "--until", until]) == 2
+    assert capsys.readouterr().err == message + "\n"
+    assert kfp_api.requests == []
+
+
 @pytest.mark.slow
 def test_submit_continues_an_experiment_bigger_than_one_run_with_a_recurring_run(
     kfp_api: KfpApiStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
