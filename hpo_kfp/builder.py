@@ -54,7 +54,7 @@ class SearchParameter:
 
     def to_katib(self) -> dict[str, Any]:
         """The ``spec.parameters[]`` entry."""
-        if self.values:
+        if self.values or self.type in ("categorical", "discrete"):
             space: dict[str, Any] = {"list": list(self.values)}
         else:
             space = {"min": str(self.low), "max": str(self.high), "distribution": self.distribution}

@@ -66,3 +66,17 @@ def test_a_mistake_names_the_field_as_for_a_file() -> None:
         hpo_kfp.experiment(
             "bad", objective=hpo_kfp.objective("loss"), parameters=[hpo_kfp.integer("n", 5, 2)], max_trials=3
         )
+
+
+@pytest.mark.parametrize(
+    ("parameter", "kind"),
+    [(hpo_kfp.categorical("act", []), "categorical"), (hpo_kfp.discrete("n", []), "discrete")],
+    ids=["categorical", "discrete"],
+)
+def test_an_empty_list_of_choices_is_refused_as_such(parameter: SearchParameter, kind: str) -> None:
+    """Not as a range's missing bounds ("feasibleSpace.min ... 'None'")."""
+    with pytest.raises(SpecError) as refused:
+        hpo_kfp.experiment("x", objective=hpo_kfp.objective("loss"), parameters=[parameter], max_trials=3)
+    assert str(refused.value) == (
+        f"spec.parameters[0].feasibleSpace.list: must list the choices of a {kind} parameter, but got nothing"
+    )

@@ -119,6 +119,7 @@ def parse_experiment(source: str | Mapping[str, Any], *, trial_template: bool | 
             either (None: the pipeline steps, which serve both).
     """
     document = _parse_yaml(source) if isinstance(source, str) else source
+    _check_top_level(document)
     if is_optimization_job(document):
         katib = katib_document(document, with_template=trial_template)
         try:
@@ -127,6 +128,24 @@ def parse_experiment(source: str | Mapping[str, Any], *, trial_template: bool | 
             raise SpecError(job_path(error.path), error.must, error.got) from error
         return replace(experiment, source=document)
     return _parse_katib(document, trial_template)
+
+
+_TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
+"""A Kubernetes object's fields (``status`` is the controller's, read by neither format)."""
+
+
+def _check_top_level(document: Any) -> None:
+    """Refuses a field beside ``apiVersion``, ``kind``, ``metadata``, ``spec`` and ``status``
+    (a misplaced ``parameters:`` one indent too far left, say), as the API server would."""
+    if not isinstance(document, Mapping):
+        return  # the readers below say what the document must be
+    for key in document:
+        if key not in _TOP_LEVEL:
+            raise SpecError(
+                str(key),
+                f"must be one of the fields {', '.join(_TOP_LEVEL)} (unknown field)",
+                show(document[key]),
+            )
 
 
 def _parse_katib(document: Any, trial_template: bool | None) -> Experiment:

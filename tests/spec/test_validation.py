@@ -14,6 +14,13 @@ from tests.conftest import base_spec, with_field
 # (id, field path to change, new value or ... to delete, expected message regex)
 _CASES: list[tuple[str, str, Any, str]] = [
     ("wrong-kind", "kind", "Trial", r"^kind: must be Experiment, but got 'Trial'$"),
+    (
+        "unknown-top-level",
+        "parameters",
+        [],
+        r"^parameters: must be one of the fields apiVersion, kind, metadata, spec, status \(unknown field\), "
+        r"but got a list \[\]$",
+    ),
     ("wrong-api", "apiVersion", "kubeflow.org/v1alpha3", r"^apiVersion: must be kubeflow.org/v1beta1"),
     ("missing-name", "metadata.name", ..., r"^metadata.name: must be specified"),
     (
