@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -86,7 +87,10 @@ def parse_objective(spec: Node) -> Objective:
     direction = node.string("type", required=True, choices=_DIRECTIONS)
     metric = node.string("objectiveMetricName", required=True)
     assert direction is not None and metric is not None
+    _check_metric_name(node.at("objectiveMetricName"), metric)
     additional = node.strings("additionalMetricNames")
+    for index, name in enumerate(additional):
+        _check_metric_name(f"{node.at('additionalMetricNames')}[{index}]", name)
     if metric in additional:
         raise SpecError(
             node.at("additionalMetricNames"),
@@ -147,3 +151,12 @@ def _strategies(
     for name in additional:
         strategies.setdefault(name, "min" if direction == "minimize" else "max")
     return strategies
+
+
+_METRIC_NAME = re.compile(r"[^\s=]+")
+"""A metric name as a trial prints it: ``name=value`` on a line of its output (StdOut)."""
+
+
+def _check_metric_name(path: str, name: str) -> None:
+    if not _METRIC_NAME.fullmatch(name):
+        raise SpecError(path, "must be a metric name: no white space, line break or '='", show(name))

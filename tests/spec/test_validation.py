@@ -31,6 +31,19 @@ _CASES: list[tuple[str, str, Any, str]] = [
     ),
     ("missing-objective", "spec.objective", ..., r"^spec.objective: must be specified, but got nothing$"),
     (
+        "metric-with-a-newline",
+        "spec.objective.objectiveMetricName",
+        "loss\naccuracy",
+        r"^spec.objective.objectiveMetricName: must be a metric name: no white space, line break or '=', "
+        r"but got 'loss\\naccuracy'$",
+    ),
+    (
+        "additional-metric-with-a-space",
+        "spec.objective.additionalMetricNames",
+        ["accuracy", "val loss"],
+        r"^spec.objective.additionalMetricNames\[1\]: must be a metric name.*, but got 'val loss'$",
+    ),
+    (
         "bad-objective-type",
         "spec.objective.type",
         "maximise",
