@@ -49,6 +49,8 @@ def read_prior_trials(path: str | Path, experiment: Experiment, history: History
             f"the file must be UTF-8 text, but got byte 0x{error.object[error.start]:02x}"
         ) from None
     entries = _csv(text) if source.suffix.lower() == ".csv" else _json(text)
+    if not entries:
+        raise PriorError("the file must hold at least one trial, but it holds none")
     records = []
     for offset, (where, entry) in enumerate(entries):
         number = history.next_number + offset
@@ -84,6 +86,12 @@ def _csv(text: str) -> list[tuple[str, Mapping[str, Any]]]:
         reader.fieldnames = [name.strip() for name in reader.fieldnames]
     result: list[tuple[str, Mapping[str, Any]]] = []
     for row_number, row in enumerate(reader, start=2):  # row 1 is the header
+        if None in row:  # DictReader's place for the fields past the header's
+            fields = len(reader.fieldnames or ()) + len(row[None])
+            raise PriorError(
+                f"row {row_number}: must have the header's {len(reader.fieldnames or ())} fields, "
+                f"but it has {fields}"
+            )
         metrics = {k: v for k, v in row.items() if k not in ("status",) and v not in (None, "")}
         result.append((f"row {row_number}", {"row": metrics, "status": row.get("status") or None}))
     return result

@@ -126,6 +126,14 @@ def test_imported_trials_feed_suggest(tmp_path: Path, spec_file: Path) -> None:
             ".json",
             r"trials\[0\]: loss: must be a finite number",
         ),
+        (
+            "lr,layers,optimizer,loss\n0.02,3,adam,0.1,0.7,x\n",
+            ".csv",
+            r"row 2: must have the header's 4 fields, but it has 6$",
+        ),
+        ("", ".csv", r"the file must hold at least one trial, but it holds none$"),
+        ("lr,layers,optimizer,loss\n", ".csv", r"the file must hold at least one trial, but it holds none$"),
+        ("[]", ".json", r"the file must hold at least one trial, but it holds none$"),
     ],
     ids=[
         "out-of-range",
@@ -136,6 +144,10 @@ def test_imported_trials_feed_suggest(tmp_path: Path, spec_file: Path) -> None:
         "missing-parameter",
         "not-json",
         "nan",
+        "extra-fields",
+        "empty-csv",
+        "header-only",
+        "empty-json",
     ],
 )
 def test_bad_prior_data_is_one_line_naming_the_file(
