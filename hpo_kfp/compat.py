@@ -410,6 +410,14 @@ def load_pipeline_file(path: Path) -> Any:
     return yaml_component.YamlComponent(component_spec=spec, component_yaml=text)
 
 
+def defining_a_pipeline() -> bool:
+    """Whether a ``@dsl.pipeline`` function is being defined (``Pipeline.get_default_pipeline``:
+    a component called outside one runs at once, through ``kfp.local``)."""
+    from kfp.dsl import pipeline_context
+
+    return pipeline_context.Pipeline.get_default_pipeline() is not None
+
+
 @contextlib.contextmanager
 def outside_pipeline_definition() -> Iterator[None]:
     """Lets sub-pipelines be defined while the caller's pipeline is being defined.

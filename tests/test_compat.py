@@ -423,3 +423,16 @@ with compat.kfp_local_warm_tasks(("json",)):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "ran").read_text() == "ran\n"
+
+
+def test_a_pipeline_being_defined_is_seen() -> None:
+    """``defining_a_pipeline`` reads KFP's ``Pipeline.get_default_pipeline``, which a
+    ``@dsl.pipeline`` function's definition sets (the ``Pipeline`` context it runs in)."""
+    from kfp.dsl import pipeline_context
+
+    from hpo_kfp.compat import defining_a_pipeline
+
+    assert defining_a_pipeline() is False
+    with pipeline_context.Pipeline("probe"):
+        assert defining_a_pipeline() is True
+    assert defining_a_pipeline() is False

@@ -43,7 +43,7 @@ from kfp import dsl
 from kfp.dsl import Artifact, Input, Output, OutputPath
 
 from hpo_kfp.algorithms import get_algorithm
-from hpo_kfp.compat import artifact_class, outside_pipeline_definition
+from hpo_kfp.compat import artifact_class, defining_a_pipeline, outside_pipeline_definition
 from hpo_kfp.errors import BuildError
 from hpo_kfp.pipeline.components import (
     RUNTIME_IMAGE,
@@ -142,10 +142,17 @@ def tune(
             ``REGISTRY/hpo-kfp:0.1.0`` built from the repository's ``Dockerfile``).
 
     Raises:
-        BuildError: The trial component does not fit the experiment (names the parameter), or
-            no store is set.
+        BuildError: Called outside a ``@dsl.pipeline`` function, the trial component does not
+            fit the experiment (names the parameter), or no store is set.
         SpecError: The experiment breaks a rule.
     """
+    if not defining_a_pipeline():
+        # Outside one, KFP would run the first component at once and fail with "Local
+        # environment not initialized".
+        raise BuildError(
+            "tune() must be called inside a @dsl.pipeline function: it adds the tuning's tasks to "
+            "the pipeline being defined (to tune from Python, run `hpo-kfp run FILE --local`)"
+        )
     native = trial is not None
     spec = _experiment(experiment, native)
     if native and spec.early_stopping is not None:

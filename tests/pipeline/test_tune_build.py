@@ -375,3 +375,10 @@ def test_tune_nests_as_deep_for_1000_trials_as_for_10(tmp_path: Path) -> None:
         compiler.Compiler().compile(pipeline, str(tmp_path / f"{trials}.yaml"))
         depths.append(template_depth(load_ir(tmp_path / f"{trials}.yaml")))
     assert depths[1] < BUDGET_DEPTH and depths[1] - depths[0] <= 30
+
+
+def test_tune_outside_a_pipeline_says_where_it_belongs() -> None:
+    """KFP would run the first component at once and fail with "Local environment not initialized"."""
+    with pytest.raises(BuildError) as refused:
+        hpo_kfp.tune(base_spec(), trial=good, settings=hpo_kfp.StepSettings(store="sqlite:////x.sqlite"))
+    assert str(refused.value).startswith("tune() must be called inside a @dsl.pipeline function")
