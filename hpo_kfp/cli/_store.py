@@ -6,12 +6,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from hpo_kfp.cli._common import add_store_options, store_url, type_prefix
 from hpo_kfp.decide import decide
 from hpo_kfp.errors import UsageError
+from hpo_kfp.history import History
 from hpo_kfp.prior import read_prior_trials
 from hpo_kfp.reports.pages import html_page, markdown_summary
 from hpo_kfp.reports.summary import best_text, counts_text, pareto_text, report_document, trials_table
@@ -190,12 +192,28 @@ def _import(args: argparse.Namespace) -> int:
     args.error_source = args.trials
     records = read_prior_trials(args.trials, experiment, history)
     added = store.import_trials(experiment, key, records)
-    total = len(store.history(key).trials)
+    after = store.history(key)
+    if added:
+        _save_best(store, experiment, key, after)
+    total = len(after.trials)
     skipped = f" ({len(records) - added} already there)" if added < len(records) else ""
     print(
         f"{experiment.name}: imported {added} trials from {args.trials}{skipped}; the store now holds {total}"
     )
     return 0
+
+
+def _save_best(store: Store, experiment: Experiment, key: ExperimentKey, history: History) -> None:
+    """Records what imported trials changed of the decision (a better best, say), so that
+    ``experiments`` agrees with ``report``; an experiment they do not end keeps its status."""
+    decision = decide(experiment, history)
+    if not decision.done:
+        stored = next(
+            (s for s in store.experiments() if (s.namespace, s.name) == (key.namespace, key.name)), None
+        )
+        status = stored.status if stored is not None else decision.status
+        decision = replace(decision, status=status, reason=None)  # type: ignore[arg-type]
+    store.save_decision(key, decision, history.study_attrs)
 
 
 def _delete(args: argparse.Namespace) -> int:

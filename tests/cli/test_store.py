@@ -12,8 +12,9 @@ import yaml
 
 from hpo_kfp.claim import claim
 from hpo_kfp.cli import main
+from hpo_kfp.decide import decide
 from hpo_kfp.history import History, TrialRecord
-from hpo_kfp.spec import parse_experiment
+from hpo_kfp.spec import load_experiment, parse_experiment
 from hpo_kfp.store import ExperimentKey, open_store
 from hpo_kfp.suggest import suggest
 from tests.conftest import base_spec
@@ -399,3 +400,24 @@ def test_export_keeps_start_and_end_times_and_the_series_as_intermediate_values(
     assert (stopped.datetime_start - done.datetime_start).total_seconds() == 13
     assert done.intermediate_values == {1: 0.9, 2: 0.5, 3: 0.3}
     assert (stopped.state.name, stopped.intermediate_values) == ("PRUNED", {1: 0.95, 2: 0.8})
+
+
+def test_an_imported_better_trial_is_the_best_that_experiments_lists(
+    tmp_path: Path, spec_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``experiments`` read the stored decision, ``report`` the history: they must agree."""
+    experiment = load_experiment(spec_file)
+    key = ExperimentKey("kubeflow", "demo")
+    store = open_store(_store(tmp_path))
+    store.open_experiment(experiment, key)
+    (trial,), _ = claim(store, experiment, key, 1, owner="run-1")
+    store.record(key, replace(trial, status="Succeeded", values=(0.5,), metrics={"loss": 0.5}))
+    history = store.history(key)
+    store.save_decision(key, decide(experiment, history), history.study_attrs)
+    prior = tmp_path / "prior.csv"
+    prior.write_text("lr,layers,optimizer,loss\n0.03,4,sgd,0.1\n")
+    assert main(["import", str(spec_file), str(prior), "--store", _store(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["experiments", "--store", _store(tmp_path)]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert "best demo-0001 = 0.1" in line and "Running" in line
