@@ -75,6 +75,8 @@ def _open(args: argparse.Namespace, *, create: bool = False) -> Store:
     for scheme in ("sqlite:///", "mlmd+sqlite:///"):
         if url.startswith(scheme) and not create:
             path = Path(url.removeprefix(scheme))
+            if path.is_dir():
+                raise UsageError(f"--store: the store must be a file, but {path} is a folder")
             if not path.is_file() or path.stat().st_size == 0:
                 raise UsageError(
                     f"--store: the store must exist, but {path} does not (run an experiment first)"

@@ -99,6 +99,29 @@ def check_store_url(url: str) -> None:
             "the store URL must not hold a password (set HPO_KFP_STORE_PASSWORD, or "
             "HPO_KFP_STORE_PASSWORD_FILE for a mounted secret), but it does"
         )
+    _check_form(url, scheme)
+
+
+def _check_form(url: str, scheme: str) -> None:
+    """Each kind's URL names what it needs: a file, a database, a service's port."""
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    if url.startswith(("sqlite:", "mlmd+sqlite:")):
+        if not rest.startswith("/") or not rest.lstrip("/"):
+            prefix = url.split("://", 1)[0]
+            raise StoreInputError(
+                f"the store must be {prefix}:///PATH (three slashes before a relative path, four "
+                f"before an absolute one), but got {url!r}"
+            )
+    elif url.startswith("grpc://"):
+        host, _, port = rest.split("/", 1)[0].rpartition(":")
+        if not host or not port.isdigit():
+            raise StoreInputError(f"the store must be grpc://HOST:PORT, but got {url!r}")
+    elif scheme in _SQL:
+        database = rest.split("/", 1)[1].split("?", 1)[0] if "/" in rest else ""
+        if not database:
+            raise StoreInputError(
+                f"the store must name a database: {scheme}://USER@HOST/DATABASE, but got {url!r}"
+            )
 
 
 def open_store(url: str, *, type_prefix: str = "odh.") -> Store:

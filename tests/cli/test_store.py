@@ -221,6 +221,38 @@ def test_report_without_a_store_is_a_user_error(tmp_path: Path, capsys: pytest.C
     assert not missing.exists()
 
 
+@pytest.mark.parametrize(
+    ("store", "message"),
+    [
+        (
+            "mysql://",
+            "--store: the store must name a database: mysql://USER@HOST/DATABASE, but got 'mysql://'",
+        ),
+        (
+            "postgresql://hpo@db.example",
+            "--store: the store must name a database: postgresql://USER@HOST/DATABASE, but got "
+            "'postgresql://hpo@db.example'",
+        ),
+        (
+            "sqlite://relative.sqlite",
+            "--store: the store must be sqlite:///PATH (three slashes before a relative path, four "
+            "before an absolute one), but got 'sqlite://relative.sqlite'",
+        ),
+        ("grpc://metadata", "--store: the store must be grpc://HOST:PORT, but got 'grpc://metadata'"),
+    ],
+    ids=["mysql-nothing", "postgresql-no-database", "sqlite-two-slashes", "grpc-no-port"],
+)
+def test_a_malformed_store_is_one_line(store: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each was a traceback of the driver's or SQLAlchemy's (39 to 52 lines)."""
+    assert main(["experiments", "--store", store]) == 2
+    assert capsys.readouterr().err == message + "\n"
+
+
+def test_a_folder_is_no_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["experiments", "--store", f"sqlite:///{tmp_path}"]) == 2
+    assert capsys.readouterr().err == f"--store: the store must be a file, but {tmp_path} is a folder\n"
+
+
 def test_report_writes_the_html_page_and_markdown_summary(
     tmp_path: Path, spec_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
