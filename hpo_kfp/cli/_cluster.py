@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hpo_kfp.cli._common import add_store_options, read_experiment, store_url, type_prefix
+from hpo_kfp.cli._common import add_store_options, namespace_argument, read_experiment, store_url, type_prefix
 from hpo_kfp.errors import InputError, UsageError
 from hpo_kfp.runtime import RUNTIME_IMAGE
 from hpo_kfp.steps.settings import StepSettings
@@ -30,7 +30,11 @@ __all__ = ["register"]
 def _cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="Katib Experiment YAML")
     parser.add_argument("--host", help="KFP API URL (or use --kube-context)")
-    parser.add_argument("--namespace", help="KFP namespace (multi-user profile) to run in")
+    parser.add_argument(
+        "--namespace",
+        type=namespace_argument("--namespace"),
+        help="KFP namespace (multi-user profile) to run in",
+    )
     parser.add_argument("--token", help="bearer token for the KFP API (default: $KFP_TOKEN)")
     parser.add_argument(
         "--kube-context", help="reach the cluster with this kube config context's credentials"
@@ -41,7 +45,10 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
         "--image", default=RUNTIME_IMAGE, help=f"image of every step (default: {RUNTIME_IMAGE})"
     )
     parser.add_argument(
-        "--trial-namespace", default="", help="namespace of trial objects (default: the run's)"
+        "--trial-namespace",
+        default="",
+        type=namespace_argument("--trial-namespace"),
+        help="namespace of trial objects (default: the run's)",
     )
     add_store_options(parser, CLUSTER_STORE, namespace=False)
     add_shape_options(parser)
@@ -98,7 +105,10 @@ def register(commands: Any) -> None:
     )
     sweep.add_argument("file", help="Katib Experiment YAML")
     sweep.add_argument(
-        "--namespace", default="", help="the trials' namespace (default: the spec's, else the kube context's)"
+        "--namespace",
+        default="",
+        type=namespace_argument("--namespace"),
+        help="the trials' namespace (default: the spec's, else the kube context's)",
     )
     sweep.add_argument("--kube-context", help="reach the cluster with this kube config context's credentials")
     sweep.add_argument(

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
-from hpo_kfp.errors import HistoryError, InputError, UsageError
+from hpo_kfp.errors import HistoryError, InputError, SpecError, UsageError
 from hpo_kfp.history import History
 from hpo_kfp.runners import get_runner
 from hpo_kfp.spec import Experiment, load_experiment
+from hpo_kfp.spec.experiment import check_namespace
 from hpo_kfp.store import PREFIX_ENV, STORE_ENV, resolve_store, resolve_type_prefix
 
 __all__ = [
+    "namespace_argument",
     "UsageError",
     "add_store_options",
     "add_type_prefix_option",
@@ -37,6 +40,24 @@ def type_prefix(args: argparse.Namespace) -> str:
         raise UsageError(f"--mlmd-type-prefix: {error}") from None
 
 
+def namespace_argument(flag: str) -> Callable[[str], str]:
+    """An argparse ``type`` for a namespace option: "" (none) or a Kubernetes namespace.
+
+    Raises (while the arguments are parsed):
+        UsageError: Naming ``flag``, the rule and the value.
+    """
+
+    def checked(value: str) -> str:
+        if value:
+            try:
+                check_namespace(flag, value)
+            except SpecError as error:
+                raise UsageError(str(error)) from None
+        return value
+
+    return checked
+
+
 def add_store_options(parser: argparse.ArgumentParser, default: str, *, namespace: bool = True) -> None:
     """``--store URL`` (default ``$HPO_KFP_STORE``, else ``default``), ``--mlmd-type-prefix``,
     and ``--namespace`` where an experiment is named."""
@@ -48,7 +69,10 @@ def add_store_options(parser: argparse.ArgumentParser, default: str, *, namespac
     parser.set_defaults(default_store=default)
     if namespace:
         parser.add_argument(
-            "--namespace", default="", help="the experiment's namespace in the store (default: none)"
+            "--namespace",
+            default="",
+            type=namespace_argument("--namespace"),
+            help="the experiment's namespace in the store (default: none)",
         )
     add_type_prefix_option(parser)
 

@@ -38,7 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # ML Metadata logs every connection at INFO through absl; a command line shows results.
     logging.getLogger("absl").setLevel(logging.WARNING)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as error:  # an argument's own check (a namespace, say)
+        print(str(error), file=sys.stderr)
+        return _USER_ERROR
     try:
         return int(args.handler(args))
     except UsageError as error:

@@ -18,6 +18,7 @@ from hpo_kfp.cli._common import (
     UsageError,
     add_store_options,
     add_type_prefix_option,
+    namespace_argument,
     read_experiment,
     store_url,
     type_prefix,
@@ -92,7 +93,12 @@ def register(commands: Any) -> None:
     build.add_argument(
         "--image", default=RUNTIME_IMAGE, help=f"image of every step (default: {RUNTIME_IMAGE})"
     )
-    build.add_argument("--namespace", default="", help="namespace of trial objects (default: the step's own)")
+    build.add_argument(
+        "--namespace",
+        default="",
+        type=namespace_argument("--namespace"),
+        help="namespace of trial objects (default: the step's own)",
+    )
     add_store_options(build, CLUSTER_STORE, namespace=False)
     build.add_argument("--no-store", action="store_true", help="keep no store (the history lives in the run)")
     build.add_argument(

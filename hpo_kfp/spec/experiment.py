@@ -21,7 +21,7 @@ from hpo_kfp.spec.optimization_job import KIND, is_optimization_job, job_path, k
 from hpo_kfp.spec.parameters import Parameter, parse_parameters
 from hpo_kfp.spec.template import TrialTemplate, parse_template
 
-__all__ = ["Experiment", "load_experiment", "parse_experiment"]
+__all__ = ["NAMESPACE", "Experiment", "check_namespace", "load_experiment", "parse_experiment"]
 
 API_VERSION = "kubeflow.org/v1beta1"
 _NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -130,6 +130,25 @@ def parse_experiment(source: str | Mapping[str, Any], *, trial_template: bool | 
     return _parse_katib(document, trial_template)
 
 
+NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+"""A Kubernetes namespace: an RFC 1123 label (what a KFP profile, and a store key, may be)."""
+
+
+def check_namespace(path: str, value: str) -> None:
+    """Refuses a namespace Kubernetes would refuse (``../x``, 300 characters, ``Équipe``).
+
+    Raises:
+        SpecError: Naming ``path``.
+    """
+    if not NAMESPACE.fullmatch(value):
+        raise SpecError(
+            path,
+            "must be a Kubernetes namespace: lower-case letters, digits and '-', at most 63, "
+            "starting and ending with a letter or digit",
+            show(value),
+        )
+
+
 _TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
 """A Kubernetes object's fields (``status`` is the controller's, read by neither format)."""
 
@@ -173,7 +192,10 @@ def _parse_katib(document: Any, trial_template: bool | None) -> Experiment:
             show(name),
         )
     spec = Node(root.raw("spec"), "spec", _SPEC_FIELDS)
-    return _experiment(spec, name, metadata.string("namespace"), document, trial_template)
+    namespace = metadata.string("namespace")
+    if namespace is not None:
+        check_namespace("metadata.namespace", namespace)
+    return _experiment(spec, name, namespace, document, trial_template)
 
 
 def _parse_yaml(text: str) -> Any:

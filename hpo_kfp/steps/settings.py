@@ -19,6 +19,7 @@ from pathlib import Path
 from hpo_kfp.errors import InputError, SettingsError
 from hpo_kfp.runners import RUNNERS, RunnerOptions, TrialRunner, get_runner
 from hpo_kfp.spec import Experiment
+from hpo_kfp.spec.experiment import NAMESPACE
 from hpo_kfp.store import ExperimentKey, Store, check_store_url, open_store
 from hpo_kfp.wire import check_version
 
@@ -27,8 +28,6 @@ __all__ = ["SETTINGS_VERSION", "SettingsError", "StepSettings"]
 SETTINGS_VERSION = 1
 """The version of the settings document this release writes, and the only one it reads."""
 
-_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-"""A Kubernetes namespace: an RFC 1123 label."""
 _PREFIX = re.compile(r"[A-Za-z0-9_.-]*")
 _POD_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
@@ -101,7 +100,7 @@ class StepSettings:
             raise SettingsError(
                 "settings.type_prefix", "must be letters, digits, '.', '_' or '-'", repr(self.type_prefix)
             )
-        if self.namespace and not _NAMESPACE.fullmatch(self.namespace):
+        if self.namespace and not NAMESPACE.fullmatch(self.namespace):
             raise SettingsError(
                 "settings.namespace",
                 'must be a Kubernetes namespace (lower-case letters, digits and "-", at most 63) '

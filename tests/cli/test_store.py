@@ -453,3 +453,13 @@ def test_an_imported_better_trial_is_the_best_that_experiments_lists(
     assert main(["experiments", "--store", _store(tmp_path)]) == 0
     line = capsys.readouterr().out.splitlines()[0]
     assert "best demo-0001 = 0.1" in line and "Running" in line
+
+
+def test_a_namespace_option_is_a_kubernetes_namespace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", "demo", "--namespace", "../../tmp/evil", "--store", _store(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        "--namespace: must be a Kubernetes namespace: lower-case letters, digits and '-', at most 63, "
+        "starting and ending with a letter or digit, but got '../../tmp/evil'\n"
+    )

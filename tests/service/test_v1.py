@@ -191,6 +191,8 @@ def _broken(path: tuple[str, ...], value: Any) -> dict[str, Any]:
         ),
         pytest.param(_broken(("kind",), "Job"), "body.kind", id="kind"),
         pytest.param(_broken(("metadata", "name"), "Not_A_Name"), "body.metadata.name", id="name"),
+        # One it could not be read back by (?namespace= takes a Kubernetes namespace only).
+        pytest.param(_broken(("metadata", "namespace"), "Team_A"), "body.metadata.namespace", id="namespace"),
     ],
 )
 def test_a_bad_experiment_is_refused_naming_the_field(

@@ -24,6 +24,24 @@ _CASES: list[tuple[str, str, Any, str]] = [
     ("wrong-api", "apiVersion", "kubeflow.org/v1alpha3", r"^apiVersion: must be kubeflow.org/v1beta1"),
     ("missing-name", "metadata.name", ..., r"^metadata.name: must be specified"),
     (
+        "namespace-path",
+        "metadata.namespace",
+        "../../tmp/evil",
+        r"^metadata.namespace: must be a Kubernetes namespace: .*, but got '../../tmp/evil'$",
+    ),
+    (
+        "namespace-accent",
+        "metadata.namespace",
+        "Équipe",
+        r"^metadata.namespace: must be a Kubernetes namespace",
+    ),
+    (
+        "namespace-long",
+        "metadata.namespace",
+        "a" * 300,
+        r"^metadata.namespace: must be a Kubernetes namespace",
+    ),
+    (
         "bad-name",
         "metadata.name",
         "My_Experiment",
