@@ -253,7 +253,9 @@ class MlmdStore:
     def turn(self, key: ExperimentKey) -> Iterator[None]:
         """No turns: ML Metadata has no lock, and a gRPC service offers none; claimers are
         kept apart by the unique trial context names alone."""
-        self._guard(lambda: self._require(key))
+        context, _ = self._guard(lambda: self._find(key))  # one look-up: not the whole history
+        if context is None:
+            raise StoreError(f"experiment {key}: must be in the store {self.url}, but it is not")
         yield
 
     def take_released(self, key: ExperimentKey, count: int, *, owner: str) -> list[TrialRecord]:
