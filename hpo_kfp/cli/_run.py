@@ -151,9 +151,9 @@ def _run(args: argparse.Namespace) -> int:
             f"{experiment.name}: continuing with {len(prepared.prior.trials)} trials from {store}{again}\n"
         )
     shape = (
-        f"{experiment.parallel_trial_count} asynchronous lanes of up to {prepared.slots} trials per run"
-        if prepared.slots
-        else f"{prepared.rounds} rounds of up to {experiment.parallel_trial_count} trials"
+        f"{prepared.rounds} rounds of up to {experiment.parallel_trial_count} trials"
+        if prepared.rounds
+        else f"{experiment.parallel_trial_count} asynchronous lanes"
     )
     out.write(f"{experiment.name}: {shape}; run folder {prepared.directory}\n")
     out.flush()
@@ -251,9 +251,8 @@ def _compile(args: argparse.Namespace) -> int:
     )
     if plan.continues:
         print(
-            f"{output}: one run holds {plan.share} of {plan.needed} trials; start runs until the "
-            "experiment is done (each continues what the store holds), or use `hpo-kfp submit`, which "
-            "schedules them"
+            f"{output}: one run starts {plan.share} of {plan.needed} trials (--trials-per-run); the next "
+            "run of the pipeline continues what the store holds"
         )
     return 0
 

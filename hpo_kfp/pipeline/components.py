@@ -21,11 +21,9 @@ __all__ = [
     "collect_native_value_op",
     "decide_op",
     "lane_decide_op",
-    "lane_collect_metrics_op",
     "lane_native_metrics_op",
     "lane_native_value_op",
-    "lane_report_op",
-    "lane_run_trial_op",
+    "lane_op",
     "lane_suggest_op",
     "report_op",
     "run_trial_op",
@@ -207,43 +205,19 @@ def lane_suggest_op(base_image: str = RUNTIME_IMAGE) -> Any:
 
 
 @functools.cache
-def lane_run_trial_op(base_image: str = RUNTIME_IMAGE) -> Any:
-    """A lane's run_trial component."""
+def lane_op(base_image: str = RUNTIME_IMAGE) -> Any:
+    """The lane component: claims, runs, collects and records trials one after another until
+    the experiment has none left for it; ``Output`` is how many it recorded."""
 
     @dsl.component(base_image=base_image, install_kfp_package=False)
-    def run_trial(
-        run: Input[Artifact], trial: str, log: Output[Artifact], metrics_file: Output[Artifact]
-    ) -> str:
-        """Runs one trial of the experiment's trial template; keeps its log and metrics file."""
-        from hpo_kfp.steps.lanes import run_lane_trial_step
+    def lane(run: Input[Artifact], run_id: str, lane: str, trials: Output[Artifact]) -> int:
+        """Runs the experiment's trials one after another (claim -> run -> collect -> record)
+        until none is left to claim; keeps each trial's log and metrics file in ``trials``."""
+        from hpo_kfp.steps.lanes import lane_step
 
-        return run_lane_trial_step(run.path, trial, log.path, metrics_file.path)
+        return lane_step(run.path, run_id, lane, trials.path)
 
-    return run_trial
-
-
-@functools.cache
-def lane_collect_metrics_op(base_image: str = RUNTIME_IMAGE) -> Any:
-    """A lane's collect_metrics component."""
-
-    @dsl.component(base_image=base_image, install_kfp_package=False)
-    def collect_metrics(
-        run: Input[Artifact],
-        run_id: str,
-        result: str,
-        log: Input[Artifact],
-        metrics_file: Input[Artifact],
-        metrics: Output[Metrics],
-    ) -> str:
-        """Reads a trial's metrics as Katib's collectors do and records the trial."""
-        from hpo_kfp.steps.lanes import collect_lane_trial_step
-
-        record, shown = collect_lane_trial_step(run.path, run_id, result, log.path, metrics_file.path)
-        for name, value in shown.items():
-            metrics.log_metric(name, value)
-        return record
-
-    return collect_metrics
+    return lane
 
 
 @functools.cache
@@ -251,39 +225,21 @@ def lane_decide_op(base_image: str = RUNTIME_IMAGE) -> Any:
     """The asynchronous loop's decide component, once every lane ended."""
 
     @dsl.component(base_image=base_image, install_kfp_package=False)
-    def decide(
+    def lane_decide(
         run: Input[Artifact],
-        lanes: List[bool],
+        lanes: List[int],
         history: Output[Artifact],
         decision: OutputPath(str),  # type: ignore[valid-type]
     ) -> bool:
         """Applies Katib's stop rules to what the store holds once every lane ended (``lanes``
-        collects each lane's first claim: it makes this step wait for the whole loop); returns
+        collects what each lane ran: it makes this step wait for the whole loop); returns
         whether done."""
         from hpo_kfp.steps.lanes import finish_step
 
         del lanes
         return finish_step(run.path, history.path, decision)
 
-    return decide
-
-
-@functools.cache
-def lane_report_op(base_image: str = RUNTIME_IMAGE) -> Any:
-    """The asynchronous loop's report component."""
-
-    @dsl.component(base_image=base_image, install_kfp_package=False)
-    def report(
-        run: Input[Artifact], history: Input[Artifact], summary: Output[Markdown], page: Output[HTML]
-    ) -> None:
-        """Writes the experiment's summary (Markdown) and page with plots (HTML)."""
-        from hpo_kfp.steps.lanes import read_run_document
-        from hpo_kfp.steps.report import report_step
-
-        document = read_run_document(run.path)
-        report_step(document.spec, history.path, summary.path, page.path)
-
-    return report
+    return lane_decide
 
 
 @functools.cache

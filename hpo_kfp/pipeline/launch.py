@@ -5,11 +5,12 @@ are claimed from the store, ``maxTrialCount`` counts every trial the experiment 
 and only what is still needed is compiled. An experiment runs in asynchronous lanes
 (:mod:`hpo_kfp.pipeline.lanes`) unless its algorithm needs synchronous rounds or they are
 asked for (:mod:`hpo_kfp.pipeline.loop`); when one compiled run holds less than the
-experiment needs (a lane's slots, ``--trials-per-run``), :func:`run_to_end` starts the
-same pipeline again until the experiment is done. One local run of an experiment at a time per
-run folder: a second is refused while the first runs (a lock file it holds). A run that was
-killed leaves its unfinished trials claimed; the next run releases them, and they run again
-with the same numbers and parameters before anything new is suggested.
+experiment needs (``--trials-per-run``, synchronous rounds left for a later run),
+:func:`run_to_end` starts the same pipeline again until the experiment is done. One local
+run of an experiment at a time per run folder: a second is refused while the first runs (a
+lock file it holds). A run that was killed leaves its unfinished trials claimed; the next
+run releases them, and they run again with the same numbers and parameters before anything
+new is suggested.
 """
 
 from __future__ import annotations
@@ -58,8 +59,6 @@ class LocalRun:
     pipeline: Path
     rounds: int
     """Synchronous rounds compiled (0 for the asynchronous lanes)."""
-    slots: int = 0
-    """Trials per lane compiled (0 for synchronous rounds)."""
     settings: StepSettings
     prior: History
     """What the store held before this run."""
@@ -98,7 +97,7 @@ def prepare_local_run(
         SearchSpaceChanged: The space changed and neither ``restart`` nor ``allow_space_change``.
     """
     from hpo_kfp.pipeline.compact import compact_file
-    from hpo_kfp.pipeline.lanes import build_lanes_pipeline, slots_for
+    from hpo_kfp.pipeline.lanes import build_lanes_pipeline
     from hpo_kfp.pipeline.loop import build_pipeline, compile_pipeline
 
     LocalRunner().check(experiment)
@@ -131,25 +130,22 @@ def prepare_local_run(
     counts = trial_counts(prior)
     if synchronous or get_algorithm(experiment.algorithm.name).synchronous:
         limited = replace(prior, run_limit=counts["total"] + trials_per_run) if trials_per_run else prior
-        rounds, slots = rounds_needed(experiment, limited), 0
+        rounds = rounds_needed(experiment, limited)
         compiled = build_pipeline(experiment, settings=settings, rounds=rounds)
     else:
-        remaining = experiment.max_trial_count - (counts["total"] - counts["active"])
-        rounds, slots = 0, slots_for(experiment, min(remaining, trials_per_run or remaining))
+        rounds = 0
         # No report step: the command writes the page itself, with the trials' logs.
-        compiled = build_lanes_pipeline(experiment, settings=settings, slots=slots, report=False)
+        compiled = build_lanes_pipeline(experiment, settings=settings, report=False)
     with kfp_compiler_libyaml():
         compile_pipeline(compiled, pipeline)
     if rounds:
-        # Not the lanes: kfp.local names a task's artifact folder after its component, so
-        # slots sharing one component would share (and overwrite) their trials' logs.
+        # The lanes are a few tasks: nothing to compact.
         compact_file(pipeline)
     return LocalRun(
         experiment=experiment,
         directory=directory,
         pipeline=pipeline,
         rounds=rounds,
-        slots=slots,
         settings=settings,
         prior=prior,
         key=key,
@@ -212,7 +208,7 @@ def _take_lock(path: Path, key: ExperimentKey) -> Any:
 
 def run_to_end(run: LocalRun) -> int:
     """Runs the pipeline, and again while the experiment goes on (a run holds a share of
-    it: a lane's slots, ``--trials-per-run``); returns how many runs it took.
+    it: ``--trials-per-run``); returns how many runs it took.
 
     Raises:
         StepFailed: A step failed, or a run finished no trial (another would not either).

@@ -1,8 +1,9 @@
 """The compiled files committed at the repository's top: one command writes them all.
 
-``components/<name>/component.yaml`` is each component of the synchronous loop compiled on
-its own, ``components/async/<name>/component.yaml`` each of the asynchronous loop's, for
-``kfp.components.load_component_from_file`` (or ``_from_url``, from the repository);
+``components/<name>/component.yaml`` is each component compiled on its own -- suggest,
+run_trial, collect_metrics, decide and report, each usable alone, and the lane loop's start,
+lane and lane_decide -- for ``kfp.components.load_component_from_file`` (or ``_from_url``,
+from the repository);
 ``pipelines/hpo_experiment.yaml`` is the generic uploadable pipeline. From a checkout::
 
     uv run python -m hpo_kfp.pipeline.publish          # rewrite them
@@ -24,11 +25,8 @@ from hpo_kfp.pipeline.compact import compact_file
 from hpo_kfp.pipeline.components import (
     collect_metrics_op,
     decide_op,
-    lane_collect_metrics_op,
     lane_decide_op,
-    lane_report_op,
-    lane_run_trial_op,
-    lane_suggest_op,
+    lane_op,
     report_op,
     run_trial_op,
     start_op,
@@ -45,12 +43,9 @@ COMPONENTS: Mapping[str, Callable[[], Any]] = {
     "collect_metrics": collect_metrics_op,
     "decide": decide_op,
     "report": report_op,
-    "async/start": start_op,
-    "async/suggest": lane_suggest_op,
-    "async/run_trial": lane_run_trial_op,
-    "async/collect_metrics": lane_collect_metrics_op,
-    "async/decide": lane_decide_op,
-    "async/report": lane_report_op,
+    "start": start_op,
+    "lane": lane_op,
+    "lane_decide": lane_decide_op,
 }
 """Folder under ``components/`` -> the component's factory."""
 

@@ -17,11 +17,13 @@ caller's: the assignment reaches its inputs by name, its metrics come from its
 ``system.Metrics`` output or its float return value. Its task runs with caching off.
 
 The loop is the asynchronous one of :mod:`hpo_kfp.pipeline.lanes` (``parallelTrialCount``
-lanes, each starting its next trial when its last one ended; its depth does not grow with
-the trials), over the experiment store of ``settings`` — which it needs: the lanes share
-their trials through it. A run of the pipeline holds up to ``parallelTrialCount`` x
-``slots`` trials; running the pipeline again continues the same experiment, and once it is
-done a run costs a few steps and hands the stored best downstream. An algorithm that needs
+lanes, each starting its next trial when its last one ended), over the experiment store of
+``settings`` — which it needs: the lanes share their trials through it. With the trial
+template, each lane is one task looping over its trials: the pipeline is the same few tasks
+for any ``maxTrialCount`` and one run holds the whole experiment. A KFP-native trial is
+still unrolled into ``slots`` slots per lane (a run holds up to ``parallelTrialCount`` x
+``slots`` of them). Running the pipeline again continues the same experiment, and once it
+is done a run costs a few steps and hands the stored best downstream. An algorithm that needs
 synchronous rounds (hyperband) gets nested rounds instead: round k runs suggest ->
 ParallelFor(trial -> record) -> decide, then round k+1 only under ``dsl.If(not done)``
 (3 template levels a round: at most 25 rounds, under Argo's depth limit).
@@ -56,8 +58,7 @@ from hpo_kfp.pipeline.components import (
     suggest_op,
 )
 from hpo_kfp.pipeline.generated import best_op, identifier, unpack_op
-from hpo_kfp.pipeline.lanes import add_lanes, slots_for
-from hpo_kfp.pipeline.lanes import template_trial as lane_template_trial
+from hpo_kfp.pipeline.lanes import add_lanes, add_slot_lanes, slots_for
 from hpo_kfp.pipeline.loop import name_step, round_count, template_trial
 from hpo_kfp.rounds import check_rounds
 from hpo_kfp.spec import Experiment, Parameter, load_experiment, parse_experiment
@@ -135,7 +136,7 @@ def tune(
             (e.g. ``sqlite:////abs/path.sqlite`` locally, ML Metadata's
             ``grpc://metadata-grpc-service.kubeflow:8080`` or an SQL database on a cluster),
             except for an algorithm with synchronous rounds.
-        slots: Trials per lane in one run (default: ``maxTrialCount``, at most
+        slots: KFP-native trials per lane in one run (default: ``maxTrialCount``, at most
             :data:`~hpo_kfp.pipeline.lanes.MAX_SLOTS`).
         rounds: Synchronous rounds (hyperband only; default: enough for ``maxTrialCount``).
         base_image: The image hpo-kfp's own steps run in (an image with hpo-kfp and kfp, e.g.
@@ -175,14 +176,19 @@ def tune(
             )
         if slots is not None and slots < 1:
             raise BuildError(f"slots: must be at least 1, but got {slots}")
-        finished = add_lanes(
-            spec_text,
-            step_settings,
-            parallelism=spec.parallel_trial_count,
-            slots=slots or slots_for(spec, spec.max_trial_count),
-            base_image=base_image,
-            trial=plan.lane_trial,
-        )
+        if native:
+            finished = add_slot_lanes(
+                spec_text,
+                step_settings,
+                parallelism=spec.parallel_trial_count,
+                slots=slots or slots_for(spec, spec.max_trial_count),
+                trial=plan.lane_trial,
+                base_image=base_image,
+            )
+        else:
+            finished = add_lanes(
+                spec_text, step_settings, parallelism=spec.parallel_trial_count, base_image=base_image
+            )
         decision, history = finished.outputs["decision"], finished.outputs["history"]
     fields = [(f"best_{identifier(p.name)}", p.name, _python_type(p)) for p in spec.parameters]
     best = best_op(fields, base_image)(decided=decision, tuning_history=history)
@@ -324,9 +330,7 @@ class _Plan:
         )
 
     def lane_trial(self, run: Any, item: Any, label: str) -> Any:
-        """Adds one trial's tasks inside a lane's slot; returns its last task."""
-        if self.trial is None:
-            return lane_template_trial(self.base_image)(run, item, label)
+        """Adds one KFP-native trial's tasks inside a lane's slot; returns its last task."""
         user = self._user_trial(item, label, self.arguments)
         common = {"run": run, "run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER, "trial": item}
         if self.metrics_output is not None:

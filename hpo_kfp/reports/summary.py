@@ -64,12 +64,13 @@ def counts_text(counts: Mapping[str, int]) -> str:
 
 
 def trial_logs(artifacts: Path) -> dict[str, Path]:
-    """Trial name -> the log its run-trial step kept, in a local run's artifacts folder.
+    """Trial name -> the log its run kept, in a local run's artifacts folder.
 
-    kfp.local keeps each task's outputs in ``<task>/executor_output.json`` beside its
-    output files; the run-trial step's ``Output`` names the trial it ran.
+    A lane task keeps each trial's log as ``trials/<trial name>/log`` in its ``trials``
+    artifact. A round's run-trial step keeps it beside its ``executor_output.json``
+    (kfp.local's record of a task's outputs), whose ``Output`` names the trial.
     """
-    logs: dict[str, Path] = {}
+    logs: dict[str, Path] = {log.parent.name: log for log in sorted(artifacts.glob("**/trials/*/log"))}
     for output in sorted(artifacts.glob("**/run-trial/executor_output.json")):
         try:
             document = json.loads(output.read_text(encoding="utf-8"))

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from hpo_kfp.collectors.collect import collect_trial
-from hpo_kfp.spec import parse_experiment
+from hpo_kfp.history import TrialRecord, TrialRun
+from hpo_kfp.runners import TrialFiles
+from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.wire import NoTrial, RecordedTrial, RunResult, read
 
-__all__ = ["collect_metrics_step"]
+__all__ = ["collect_metrics_step", "record_run"]
 
 
 def collect_metrics_step(
@@ -29,13 +31,28 @@ def collect_metrics_step(
     if isinstance(message, NoTrial):
         return message.to_json(), {}
     experiment = parse_experiment(spec, trial_template=None)
-    log = Path(log_path).read_text(encoding="utf-8", errors="replace")
-    metrics = Path(metrics_path).read_text(encoding="utf-8", errors="replace")
-    record = collect_trial(experiment, message.trial.record(), message.run, log, metrics)
     options = StepSettings.from_json(settings)
-    store = options.open_store()
-    if store is not None:
-        store.record(options.experiment_key(experiment), record, run_id=run_id)
+    files = TrialFiles(log=Path(log_path), metrics=Path(metrics_path))
+    record = record_run(experiment, options, message.trial.record(), message.run, files, run_id)
     shown = dict(record.metrics)
     shown["trial-number"] = float(record.number)
     return RecordedTrial(record=record).to_json(), shown
+
+
+def record_run(
+    experiment: Experiment,
+    options: StepSettings,
+    trial: TrialRecord,
+    run: TrialRun,
+    files: TrialFiles,
+    run_id: str = "",
+) -> TrialRecord:
+    """The trial's record from its run and the outputs its runner kept in ``files``, saved
+    to the settings' store when they name one."""
+    log = files.log.read_text(encoding="utf-8", errors="replace")
+    metrics = files.metrics.read_text(encoding="utf-8", errors="replace")
+    record = collect_trial(experiment, trial, run, log, metrics)
+    store = options.open_store()
+    if store is not None:
+        store.record(options.experiment_key(experiment), record, run_id=run_id)
+    return record

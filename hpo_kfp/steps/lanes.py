@@ -1,12 +1,14 @@
-"""The steps of the asynchronous loop: ``start`` opens the run, each lane's ``next_trial``
-claims one trial at a time, ``finish`` decides.
+"""The steps of the asynchronous loop: ``start`` opens the run, each lane loops over its
+trials, ``finish`` decides.
 
-A run is ``start -> ParallelFor(lanes) -> finish``; a lane is a chain of slots, each
-``next_trial -> run_trial -> collect_metrics``, the next slot entered only when this one
-claimed a trial. Lanes share nothing but the experiment store: a claim sees every other
-lane's (and run's) trials as pending, so a lane starts its next trial as soon as its last
-one ended, and the claims stop for every lane at once when the experiment is done or the
-run's share of trials is spent.
+A run is ``start -> ParallelFor(lanes) -> lane -> finish``. A lane is one task that loops
+in its own process: claim the experiment's next trial, run it through the settings' trial
+runner, collect its metrics through the experiment's collector, record it, claim again --
+until the claim finds nothing (the experiment is done, ``maxTrialCount`` trials exist, or
+the run's share is spent). Lanes share nothing but the experiment store: a claim sees every
+other lane's (and run's) trials as pending, so a lane starts its next trial as soon as its
+last one ended. (KFP-native trials of ``tune()`` still run as a chain of slots, each
+``next_trial`` -> the author's component -> its record.)
 
 Only ``start`` receives the Experiment as a string; it writes it, with the settings and the
 run's trial limit, into one :class:`~hpo_kfp.wire.RunDocument` artifact the other steps read.
@@ -14,6 +16,7 @@ run's trial limit, into one :class:`~hpo_kfp.wire.RunDocument` artifact the othe
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,21 +24,28 @@ from hpo_kfp.claim import claim
 from hpo_kfp.decide import decide, trial_counts
 from hpo_kfp.early_stopping import stop_rule
 from hpo_kfp.errors import SettingsError, SpecError
+from hpo_kfp.history import TrialRecord
+from hpo_kfp.runners import TrialFiles
 from hpo_kfp.spec import Experiment, parse_experiment
-from hpo_kfp.steps.collect_metrics import collect_metrics_step
-from hpo_kfp.steps.run_trial import run_trial_step
+from hpo_kfp.steps.collect_metrics import record_run
+from hpo_kfp.steps.run_trial import run_item
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.steps.suggest import initial_history
 from hpo_kfp.wire import DecisionDocument, NoTrial, RunDocument, TrialItem
 
 __all__ = [
-    "collect_lane_trial_step",
+    "LANE_RECORDS",
     "finish_step",
+    "lane_owner",
+    "lane_step",
     "next_trial_step",
     "read_run_document",
-    "run_lane_trial_step",
     "start_step",
 ]
+
+LANE_RECORDS = "lane-{lane}.jsonl"
+"""A lane's records in its ``trials`` artifact folder, one trial's record as JSON per line
+(each trial's log and metrics file are in the folder named after the trial)."""
 
 
 def start_step(spec: str, settings: str, run_id: str, document_out: str) -> list[str]:
@@ -123,19 +133,70 @@ def next_trial_step(document_path: str, run_id: str, trial_out: str) -> bool:
     return True
 
 
-def run_lane_trial_step(document_path: str, trial: str, log_path: str, metrics_path: str) -> str:
-    """:func:`~hpo_kfp.steps.run_trial.run_trial_step` with the run document's spec and settings."""
-    document = read_run_document(document_path)
-    return run_trial_step(document.spec, trial, log_path, metrics_path, document.settings)
+def lane_owner(options: StepSettings, run_id: str, lane: str) -> str:
+    """The owner of the trials lane ``lane`` of run ``run_id`` claims; a retried lane task
+    has the same, and gives back what its killed attempt held."""
+    return f"{options.owner(run_id)}/lane-{lane}/"
 
 
-def collect_lane_trial_step(
-    document_path: str, run_id: str, result: str, log_path: str, metrics_path: str
-) -> tuple[str, dict[str, float]]:
-    """:func:`~hpo_kfp.steps.collect_metrics.collect_metrics_step` with the run document's
-    spec and settings."""
-    document = read_run_document(document_path)
-    return collect_metrics_step(document.spec, result, log_path, metrics_path, document.settings, run_id)
+def lane_step(document_path: str, run_id: str, lane: str, trials_out: str) -> int:
+    """Runs trials of the experiment one after another until a claim finds none; returns
+    how many this lane recorded.
+
+    First gives back the trials an earlier attempt of this lane held (a retried task: its
+    pod was deleted or evicted), so they are claimed again -- the Kubernetes runner adopts a
+    trial object that still runs, by its labels and digest -- with their numbers and
+    parameters. Prints one line per trial (what the KFP UI's log shows) and keeps each
+    trial's log and metrics file, and the lane's records, in the ``trials_out`` folder.
+
+    Raises:
+        RunnerError: A trial could not be launched at all (the task's retry tries again).
+        StoreError: The store failed.
+    """
+    document, experiment, options = _opened(document_path)
+    store = options.open_store()
+    assert store is not None, "start refuses settings without a store"
+    key = options.experiment_key(experiment)
+    owner = lane_owner(options, run_id, lane)
+    folder = Path(trials_out)
+    folder.mkdir(parents=True, exist_ok=True)
+    given_back = store.release(key, owner_prefix=owner)
+    if given_back:
+        held = ", ".join(given_back)
+        print(f"lane {lane}: taking up {held} again (an earlier attempt of this lane held them)", flush=True)
+    count = 0
+    while True:
+        created, history = claim(store, experiment, key, 1, owner=owner, run_limit=document.run_limit)
+        if not created:
+            break
+        item = TrialItem.of(created[0], stop_rule=stop_rule(experiment, history))
+        files = TrialFiles(log=folder / item.name / "log", metrics=folder / item.name / "metrics")
+        files.log.parent.mkdir(exist_ok=True)
+        files.log.write_text("", encoding="utf-8")
+        files.metrics.write_text("", encoding="utf-8")
+        run = run_item(experiment, options, item, files)
+        record = record_run(experiment, options, item.record(), run, files, run_id)
+        with (folder / LANE_RECORDS.format(lane=lane)).open("a", encoding="utf-8") as stream:
+            stream.write(json.dumps(record.to_dict(), separators=(",", ":")) + "\n")
+        print(f"lane {lane}: {_trial_line(experiment, record)}", flush=True)
+        count += 1
+    print(f"lane {lane}: no trial left to claim after {count} of its own", flush=True)
+    return count
+
+
+def _trial_line(experiment: Experiment, record: TrialRecord) -> str:
+    """One trial for people: its name, parameters, and result or reason."""
+    parameters = ", ".join(
+        f"{name}={value:.6g}" if isinstance(value, float) else f"{name}={value}"
+        for name, value in record.parameters.items()
+    )
+    line = f"{record.name} ({parameters}): {record.status}"
+    metric = experiment.objective.metric
+    if metric in record.metrics:
+        line += f", {metric}={record.metrics[metric]:.6g}"
+    if record.reason:
+        line += f" ({record.reason})"
+    return line
 
 
 def finish_step(document_path: str, history_out: str, decision_out: str) -> bool:

@@ -9,12 +9,13 @@ from pathlib import Path
 
 from hpo_kfp.early_stopping import trial_watch
 from hpo_kfp.errors import HpoKfpError
+from hpo_kfp.history import TrialRun
 from hpo_kfp.runners import TrialFiles
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.wire import NoTrial, RunResult, TrialItem, read
 
-__all__ = ["run_trial_step"]
+__all__ = ["run_item", "run_trial_step"]
 
 
 def run_trial_step(
@@ -46,13 +47,22 @@ def run_trial_step(
         return item.to_json()
     experiment = parse_experiment(spec, trial_template=None)
     options = StepSettings.from_json(settings)
-    record = item.record()
     files = TrialFiles(log=Path(log_path), metrics=Path(metrics_path))
+    return RunResult(trial=item, run=run_item(experiment, options, item, files)).to_json()
+
+
+def run_item(experiment: Experiment, options: StepSettings, item: TrialItem, files: TrialFiles) -> TrialRun:
+    """Runs a claimed trial with the settings' runner, its lease renewed while it runs and
+    its early-stopping rule watching it; the log and metrics file go to ``files``.
+
+    Raises:
+        RunnerError: The trial could not be launched at all (a trial that fails is a result).
+    """
+    record = item.record()
     with _heartbeats(options, experiment, record.name):
-        run = options.trial_runner().run(
+        return options.trial_runner().run(
             experiment, record, files, watch=trial_watch(experiment, item.stop_rule)
         )
-    return RunResult(trial=item, run=run).to_json()
 
 
 @contextlib.contextmanager

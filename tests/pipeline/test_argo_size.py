@@ -375,11 +375,11 @@ def test_check_fits_refuses_a_run_over_the_budget_in_one_line(
     message = str(caught.value)
     assert re.fullmatch(
         r"pipeline 'hpo-sklearn-digits' on a KFP cluster: the Workflow at the end of the run must be at most "
-        r"700 KiB, but is estimated at \d+ KiB \(\d+ nodes\)",
+        r"700 KiB with its node status gzipped, but is estimated at \d+ KiB \(\d+ nodes\)",
         message,
     ), message
     assert isinstance(caught.value, InputError)
-    assert caught.value.estimate is not None and caught.value.estimate.end_bytes > BUDGET_END_BYTES
+    assert caught.value.estimate is not None and caught.value.estimate.compressed_bytes > BUDGET_END_BYTES
 
 
 def test_check_fits_refuses_deep_nesting(tmp_path: Path) -> None:

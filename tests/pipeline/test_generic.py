@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,9 @@ def test_kfp_loads_it_and_it_states_its_capacity() -> None:
     pipeline = components.load_component_from_file(str(GENERIC_PIPELINE))
     assert set(pipeline.component_spec.inputs or {}) == {"spec", "settings"}
     description = pipeline.component_spec.description or ""
-    assert "up to 10 trials at a time" in description and "up to 50 new trials per run" in description
+    assert "Up to 32 trials at a time" in description and "one run holds the whole experiment" in description
     settings = StepSettings.from_json(pipeline.component_spec.inputs["settings"].default)
-    assert (settings.runner, settings.capacity_parallelism, settings.run_budget) == ("kubernetes", 10, 50)
+    assert (settings.runner, settings.capacity_parallelism, settings.run_budget) == ("kubernetes", 32, 0)
 
 
 @pytest.mark.slow
@@ -37,8 +38,7 @@ def test_it_runs_locally_with_a_pasted_spec(tmp_path: Path) -> None:
     pasted = (_E2E / "scripted.yaml").read_text()
     settings = StepSettings(
         trial_cwd=str(_E2E),
-        capacity_parallelism=10,
-        run_budget=50,
+        capacity_parallelism=32,
         store=f"sqlite:///{tmp_path / 's.sqlite'}",
     )
     handlers = logging.getLogger().handlers[:]
@@ -54,6 +54,9 @@ def test_it_runs_locally_with_a_pasted_spec(tmp_path: Path) -> None:
     assert (decision["status"], decision["reason"]) == ("Succeeded", "GoalReached")
     # Trial 5 is the first to meet the goal; lanes still running trials finish them.
     assert decision["best"]["name"] in {"scripted-0005", "scripted-0006", "scripted-0007"}
+    # Lane tasks ran the trials, each logging one line per trial as it ended.
+    logged = re.findall(r"^lane \d: (scripted-\d{4}) \(x=", (tmp_path / "kfp.log").read_text(), re.MULTILINE)
+    assert "scripted-0000" in logged and len(logged) == len(set(logged)) >= 6
     # kfp.local's per-task logger contexts overlapped in the lanes: none is left behind.
     assert logging.getLogger().handlers == handlers
 

@@ -108,8 +108,8 @@ def test_compile_for_a_cluster_uses_the_kubernetes_runner(tmp_path: Path, exampl
     assert settings.type_prefix == "odh."
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert images == {"registry.example/hpo-kfp:1"}
-    run_trial = [e for name, e in spec["deploymentSpec"]["executors"].items() if "run-trial" in name]
-    assert run_trial and all("run_trial" in e["container"]["args"] for e in run_trial)
+    [lane] = [e for name, e in spec["deploymentSpec"]["executors"].items() if name == "exec-lane"]
+    assert "lane" in lane["container"]["args"]
 
 
 def test_compile_carries_the_metadata_type_prefix(tmp_path: Path) -> None:

@@ -30,54 +30,40 @@ def test_a_changed_file_is_reported_stale(tmp_path: Path) -> None:
 def test_each_component_file_loads_with_kfp() -> None:
     for name in COMPONENTS:
         component = components.load_component_from_file(str(_ROOT / "components" / name / "component.yaml"))
-        assert component.name == name.rpartition("/")[2].replace("_", "-")
+        assert component.name == name.replace("_", "-")
         inputs = set(component.component_spec.inputs or {})
-        # The asynchronous loop's steps read the Experiment from the run document, but start.
-        assert (
-            {"spec"} <= inputs if not name.startswith("async/") or name == "async/start" else "run" in inputs
-        )
+        # The lanes read the Experiment from the run document, but start.
+        assert {"spec"} <= inputs if not name.startswith("lane") else "run" in inputs
 
 
-def test_the_loaded_async_components_run_a_lane_on_kfp_local(tmp_path: Path) -> None:
-    """start -> ParallelFor(suggest -> If(claimed): run_trial -> collect_metrics) -> decide
-    -> report, from the YAML files only: one slot per lane."""
+def test_the_loaded_lane_components_run_lanes_on_kfp_local(tmp_path: Path) -> None:
+    """start -> ParallelFor(lane) -> lane_decide -> report, from the YAML files only."""
     loaded = {
-        name.rpartition("/")[2]: components.load_component_from_file(
-            str(_ROOT / "components" / name / "component.yaml")
-        )
-        for name in COMPONENTS
-        if name.startswith("async/")
+        name: components.load_component_from_file(str(_ROOT / "components" / name / "component.yaml"))
+        for name in ("start", "lane", "lane_decide", "report")
     }
     document = yaml.safe_load((_EXAMPLE / "experiment.yaml").read_text())
-    document["spec"]["maxTrialCount"] = 2
+    document["spec"]["maxTrialCount"] = 5
     document["spec"]["parallelTrialCount"] = 2
     document["spec"]["maxFailedTrialCount"] = 1
+    document["spec"]["objective"].pop("goal")
     spec_text = json.dumps(document)
     settings_text = StepSettings(
         trial_cwd=str(_EXAMPLE), store=f"sqlite:///{tmp_path / 's.sqlite'}"
     ).to_json()
 
-    @dsl.pipeline(name="one-slot")
-    def one_slot(spec: str = spec_text, settings: str = settings_text) -> str:
+    @dsl.pipeline(name="lanes")
+    def lanes(spec: str = spec_text, settings: str = settings_text) -> str:
         started = loaded["start"](spec=spec, settings=settings, run_id="test")
         run = started.outputs["run"]
-        with dsl.ParallelFor(started.outputs["Output"], parallelism=2):
-            proposed = loaded["suggest"](run=run, run_id="test")
-            with dsl.If(proposed.outputs["Output"] == True):  # noqa: E712 - a KFP condition
-                ran = loaded["run_trial"](run=run, trial=proposed.outputs["trial"])
-                loaded["collect_metrics"](
-                    run=run,
-                    run_id="test",
-                    result=ran.outputs["Output"],
-                    log=ran.outputs["log"],
-                    metrics_file=ran.outputs["metrics_file"],
-                )
-        decided = loaded["decide"](run=run, lanes=dsl.Collected(proposed.outputs["Output"]))
-        loaded["report"](run=run, history=decided.outputs["history"])
+        with dsl.ParallelFor(started.outputs["Output"], parallelism=2) as lane:
+            ran = loaded["lane"](run=run, run_id="test", lane=lane)
+        decided = loaded["lane_decide"](run=run, lanes=dsl.Collected(ran.outputs["Output"]))
+        loaded["report"](spec=spec, history=decided.outputs["history"])
         return decided.outputs["decision"]  # type: ignore[no-any-return]
 
-    package = tmp_path / "one-slot.yaml"
-    compiler.Compiler().compile(one_slot, str(package))
+    package = tmp_path / "lanes.yaml"
+    compiler.Compiler().compile(lanes, str(package))
     with (tmp_path / "kfp.log").open("w") as log:
         output = run_pipeline_locally(
             package, {}, pipeline_root=tmp_path / "root", max_parallelism=2, log=log
@@ -86,8 +72,10 @@ def test_the_loaded_async_components_run_a_lane_on_kfp_local(tmp_path: Path) -> 
     assert (decision["done"], decision["reason"], decision["trials"]["succeeded"]) == (
         True,
         "MaxTrialsReached",
-        2,
+        5,
     )
+    kept = sorted(path.parent.name for path in tmp_path.glob("root/**/lane/trials/*/log"))
+    assert kept == [f"quadratic-{n:04d}" for n in range(5)]
     assert list(tmp_path.glob("root/**/report/page"))
 
 
@@ -95,8 +83,7 @@ def test_the_loaded_components_run_a_round_on_kfp_local(tmp_path: Path) -> None:
     """suggest -> ParallelFor(run_trial -> collect_metrics) -> decide -> report, from the YAML files only."""
     loaded = {
         name: components.load_component_from_file(str(_ROOT / "components" / name / "component.yaml"))
-        for name in COMPONENTS
-        if not name.startswith("async/")
+        for name in ("suggest", "run_trial", "collect_metrics", "decide", "report")
     }
     document = yaml.safe_load((_EXAMPLE / "experiment.yaml").read_text())
     document["spec"]["maxTrialCount"] = 2

@@ -319,7 +319,7 @@ def test_tune_takes_an_optimization_job_with_its_template_or_a_kfp_trial(tmp_pat
     compiler.Compiler().compile(both, str(tmp_path / "p.yaml"))
     compiled = yaml.safe_load((tmp_path / "p.yaml").read_text())
     assert "comp-collect-trial-value" in compiled["components"]  # the KFP trial's record
-    assert "comp-run-trial" in compiled["components"]  # the TrainJob template's trials
+    assert "comp-lane" in compiled["components"]  # the TrainJob template's trials
     with pytest.raises(BuildError, match=r"^settings.store: tune\(\) must be given an experiment store"):
         _build_with(without_template, _score_x, settings=None)
 
