@@ -10,7 +10,7 @@ COPY pyproject.toml uv.lock README.md ./
 # Pinned dependencies first (a cached layer), from the same lock file the tests use.
 # The validate extra: the Kubernetes runner checks a rendered Job, Pod... against the schemas
 # offline before it creates it, and skips the check without it.
-RUN uv export --frozen --no-dev --group examples --group mlmd --extra plot --extra postgres --extra mysql --extra serve --extra validate --no-emit-project -o /tmp/requirements.txt \
+RUN uv export --frozen --no-dev --group examples --group mlmd --extra plot --extra postgres --extra mysql --extra serve --extra validate --extra cluster --no-emit-project -o /tmp/requirements.txt \
     && uv pip install --system --no-cache -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 COPY hpo_kfp hpo_kfp

@@ -1,10 +1,10 @@
 """Starting tuning runs on a KFP cluster: one run now, or a recurring run.
 
-One run holds the share of the experiment that fits Argo's Workflow limit
-(:mod:`hpo_kfp.pipeline.run_size`); when the experiment needs more, ``submit`` also creates a
-recurring run that starts follow-on runs, one at a time, until it is done.
+``submit`` starts one run, which holds the whole experiment: its lane tasks loop over the
+trials in their own pods, so the run's Argo Workflow does not grow with them
+(:mod:`hpo_kfp.pipeline.run_size`). No recurring run is created behind it.
 
-A recurring run continues the same experiment each time: its first round reads what the
+A recurring run (``schedule``) continues the same experiment each time: its first round reads what the
 metadata store holds of the experiment, and each run adds up to N trials (its budget), so
 e.g. a nightly schedule keeps tuning on fresh data. Caching is off (every trial must run)
 and at most one run of a schedule is active at a time.
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from hpo_kfp.pipeline.run_size import RunPlan
 
 __all__ = [
-    "DEFAULT_CONTINUE_EVERY",
     "ClusterAccess",
     "Submitted",
     "check_kube_context",
@@ -51,10 +50,6 @@ __all__ = [
 ]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-DEFAULT_CONTINUE_EVERY = "10m"
-"""How often the recurring run of an experiment bigger than one run starts a follow-on run
-(one at a time: a start while a run is active is skipped)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,13 +163,11 @@ def check_kube_context(context: str) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class Submitted:
-    """A run started on a cluster, and the recurring run that continues it, if any."""
+    """A run started on a cluster."""
 
     run_id: str
     url: str
     plan: RunPlan
-    recurring_id: str | None = None
-    """The recurring run starting follow-on runs, when one run cannot hold the experiment."""
 
 
 def submit(
@@ -186,16 +179,9 @@ def submit(
     run_name: str | None = None,
     synchronous: bool = False,
     trials_per_run: int = 0,
-    continue_every: str = DEFAULT_CONTINUE_EVERY,
 ) -> Submitted:
-    """Compiles the experiment's pipeline and starts one run.
-
-    When one run cannot hold the experiment (its share of trials is what fits Argo's limit,
-    or ``trials_per_run``), a recurring run is created beside it that starts a follow-on run
-    every ``continue_every``, one at a time, each continuing what the store holds; once
-    the experiment is done a follow-on run costs its first steps (start, one claim, decide,
-    report) until the recurring run is deleted.
-    """
+    """Compiles the experiment's pipeline and starts one run: the whole experiment, or
+    ``trials_per_run`` more trials of it (a later run continues what the store holds)."""
     client = access.client()
     with _compiled(
         experiment, settings, image, synchronous=synchronous, trials_per_run=trials_per_run
@@ -210,23 +196,7 @@ def submit(
                 enable_caching=False,
             )
         run_id = str(result.run_id)
-        recurring = None
-        if plan.continues:
-            try:
-                with _quiet(), access.calling():
-                    recurring = _create_recurring(
-                        client,
-                        access,
-                        experiment,
-                        plan,
-                        name=f"{experiment.name}-continue",
-                        description=f"hpo-kfp: follow-on runs of {experiment.name} until it is done",
-                        timing={"interval_second": every_seconds(continue_every)},
-                    )
-            except HpoKfpError as error:
-                # The run exists and runs: whoever reads the error must still find it.
-                raise type(error)(f"{error} (run {run_id} was started: {access.run_url(run_id)})") from error
-    return Submitted(run_id=run_id, url=access.run_url(run_id), plan=plan, recurring_id=recurring)
+    return Submitted(run_id=run_id, url=access.run_url(run_id), plan=plan)
 
 
 def schedule(

@@ -280,9 +280,7 @@ def test_kfp_still_dumps_through_its_module_s_yaml_and_libyaml_writes_the_same_p
     experiment = load_experiment(
         Path(__file__).resolve().parent.parent / "examples/quadratic/experiment.yaml"
     )
-    pipeline = build_lanes_pipeline(
-        experiment, settings=StepSettings(store="sqlite:////tmp/x.sqlite"), slots=3
-    )
+    pipeline = build_lanes_pipeline(experiment, settings=StepSettings(store="sqlite:////tmp/x.sqlite"))
     compile_pipeline(pipeline, tmp_path / "kfp.yaml")
     with kfp_compiler_libyaml():
         assert pipeline_spec_builder.yaml is not yaml

@@ -8,13 +8,19 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hpo_kfp.cli._common import add_store_options, namespace_argument, read_experiment, store_url, type_prefix
+from hpo_kfp.cli._common import (
+    add_store_options,
+    add_store_secret_option,
+    namespace_argument,
+    read_experiment,
+    store_url,
+    type_prefix,
+)
 from hpo_kfp.errors import InputError, UsageError
 from hpo_kfp.runtime import RUNTIME_IMAGE
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.store import CLUSTER_STORE, LOCAL_STORE
 from hpo_kfp.submit import (
-    DEFAULT_CONTINUE_EVERY,
     ClusterAccess,
     check_kube_context,
     every_seconds,
@@ -51,6 +57,7 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
         help="namespace of trial objects (default: the run's)",
     )
     add_store_options(parser, CLUSTER_STORE, namespace=False)
+    add_store_secret_option(parser)
     add_shape_options(parser)
 
 
@@ -73,14 +80,7 @@ def register(commands: Any) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="new trials one run may start (default: what fits Argo's Workflow limit)",
-    )
-    run.add_argument(
-        "--continue-every",
-        default=DEFAULT_CONTINUE_EVERY,
-        metavar="DURATION",
-        help="when one run cannot hold the experiment, a recurring run starts a follow-on run this often "
-        f"(default: {DEFAULT_CONTINUE_EVERY})",
+        help="new trials the run may start (default: every trial the experiment has left)",
     )
     run.set_defaults(handler=_submit)
 
@@ -221,16 +221,13 @@ def _settings(args: argparse.Namespace) -> StepSettings:
         store=store_url(args, "kubernetes"),
         type_prefix=type_prefix(args),
         namespace=args.trial_namespace,
+        store_secret=args.store_secret,
     )
 
 
 def _submit(args: argparse.Namespace) -> int:
     if args.trials_per_run < 0:
-        raise UsageError(f"--trials-per-run: must be 0 (what fits) or more, but got {args.trials_per_run}")
-    try:  # checked before the cluster is contacted
-        every_seconds(args.continue_every)
-    except InputError as error:
-        raise UsageError(str(error).replace("--every", "--continue-every")) from None
+        raise UsageError(f"--trials-per-run: must be 0 (no limit) or more, but got {args.trials_per_run}")
     experiment = read_experiment(args)
     access = _access(args)
     args.error_source = args.host
@@ -242,15 +239,9 @@ def _submit(args: argparse.Namespace) -> int:
         run_name=args.run_name,
         synchronous=args.sync,
         trials_per_run=args.trials_per_run,
-        continue_every=args.continue_every,
     )
     print(f"{experiment.name}: run {submitted.run_id} started: {submitted.url}")
     print(f"{experiment.name}: {submitted.plan.describe()}")
-    if submitted.recurring_id is not None:
-        print(
-            f"{experiment.name}: recurring run {submitted.recurring_id} starts a follow-on run every "
-            f"{args.continue_every} (one at a time) until the experiment is done; delete it then"
-        )
     return 0
 
 

@@ -6,11 +6,12 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from hpo_kfp.errors import HistoryError, InputError, SpecError, UsageError
+from hpo_kfp.errors import HistoryError, InputError, SettingsError, SpecError, UsageError
 from hpo_kfp.history import History
 from hpo_kfp.runners import get_runner
 from hpo_kfp.spec import Experiment, load_experiment
 from hpo_kfp.spec.experiment import check_namespace
+from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.store import PREFIX_ENV, STORE_ENV, resolve_store, resolve_type_prefix
 
 __all__ = [
@@ -56,6 +57,26 @@ def namespace_argument(flag: str) -> Callable[[str], str]:
         return value
 
     return checked
+
+
+def add_store_secret_option(parser: argparse.ArgumentParser) -> None:
+    """``--store-secret NAME``: the Kubernetes Secret the cluster steps read the store's password from."""
+
+    def checked(value: str) -> str:
+        try:
+            StepSettings(store_secret=value)
+        except SettingsError as error:
+            raise UsageError(str(error).replace("settings.store_secret", "--store-secret", 1)) from None
+        return value
+
+    parser.add_argument(
+        "--store-secret",
+        default="",
+        metavar="NAME",
+        type=checked,
+        help="a Secret in the run's namespace whose key `password` is the store's password: every step "
+        "that opens the store gets it as HPO_KFP_STORE_PASSWORD (needs the `cluster` extra)",
+    )
 
 
 def add_store_options(parser: argparse.ArgumentParser, default: str, *, namespace: bool = True) -> None:

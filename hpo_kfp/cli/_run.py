@@ -17,6 +17,7 @@ from typing import Any
 from hpo_kfp.cli._common import (
     UsageError,
     add_store_options,
+    add_store_secret_option,
     add_type_prefix_option,
     namespace_argument,
     read_experiment,
@@ -100,6 +101,7 @@ def register(commands: Any) -> None:
         help="namespace of trial objects (default: the step's own)",
     )
     add_store_options(build, CLUSTER_STORE, namespace=False)
+    add_store_secret_option(build)
     build.add_argument("--no-store", action="store_true", help="keep no store (the history lives in the run)")
     build.add_argument(
         "--sync",
@@ -227,7 +229,7 @@ def _compile(args: argparse.Namespace) -> int:
     if args.rounds is not None and args.rounds < 1:
         raise UsageError(f"--rounds: must be at least 1, but got {args.rounds}")
     if args.trials_per_run < 0:
-        raise UsageError(f"--trials-per-run: must be 0 (what fits) or more, but got {args.trials_per_run}")
+        raise UsageError(f"--trials-per-run: must be 0 (no limit) or more, but got {args.trials_per_run}")
     if args.no_store and not args.sync:
         raise UsageError("--no-store: needs --sync (asynchronous lanes share their trials through the store)")
     settings = StepSettings(
@@ -235,6 +237,7 @@ def _compile(args: argparse.Namespace) -> int:
         store="" if args.no_store else store_url(args, args.runner),
         type_prefix=type_prefix(args),
         namespace=args.namespace,
+        store_secret=args.store_secret,
     )
     plan = compile_run(
         experiment,

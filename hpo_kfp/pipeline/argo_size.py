@@ -1250,7 +1250,8 @@ class ArgoEstimate:
         if self.compressed_bytes > budget:
             found.append(
                 f"the Workflow at the end of the run must be at most {budget / 1024:.0f} KiB with its node "
-                f"status gzipped, but is estimated at {self.compressed_bytes / 1024:.0f} KiB ({self.nodes} nodes)"
+                f"status gzipped, but is estimated at {self.compressed_bytes / 1024:.0f} KiB "
+                f"({self.nodes} nodes)"
             )
         if self.depth >= max_depth:
             found.append(f"templates must nest less than {max_depth} deep, but nest {self.depth} deep")

@@ -229,15 +229,19 @@ def lane_decide_op(base_image: str = RUNTIME_IMAGE) -> Any:
         run: Input[Artifact],
         lanes: List[int],
         history: Output[Artifact],
+        best: Output[Metrics],
         decision: OutputPath(str),  # type: ignore[valid-type]
     ) -> bool:
         """Applies Katib's stop rules to what the store holds once every lane ended (``lanes``
-        collects what each lane ran: it makes this step wait for the whole loop); returns
-        whether done."""
+        collects what each lane ran: it makes this step wait for the whole loop); shows the
+        best trial's metrics as ``best``; returns whether done."""
         from hpo_kfp.steps.lanes import finish_step
 
         del lanes
-        return finish_step(run.path, history.path, decision)
+        done, shown = finish_step(run.path, history.path, decision)
+        for name, value in shown.items():
+            best.log_metric(name, value)
+        return done
 
     return lane_decide
 

@@ -38,7 +38,7 @@ from hpo_kfp.pipeline.components import (
     report_op,
     start_op,
 )
-from hpo_kfp.pipeline.loop import name_step
+from hpo_kfp.pipeline.loop import name_step, store_secret
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
 
@@ -79,6 +79,7 @@ def build_lanes_pipeline(
     settings: StepSettings,
     base_image: str = RUNTIME_IMAGE,
     report: bool = True,
+    retry: bool = True,
 ) -> Any:
     """The experiment's asynchronous tuning pipeline.
 
@@ -90,22 +91,26 @@ def build_lanes_pipeline(
         base_image: The image every step runs in.
         report: End with the report step (its page shows in the KFP UI; ``hpo-kfp run
             --local`` writes its own, beside the trials' logs).
+        retry: Retry a failed lane task (see :func:`add_lanes`).
     """
     settings.trial_runner().check(experiment)
     spec_text = json.dumps(experiment.source, separators=(",", ":"))
     parallelism = experiment.parallel_trial_count
     share = f"up to {settings.run_budget} trials" if settings.run_budget else "its trials"
 
-    @dsl.pipeline(
-        name=f"hpo-{experiment.name}",
-        description=f"Hyperparameter tuning of {experiment.name}: {share} in {parallelism} asynchronous "
-        f"lanes ({experiment.algorithm.name}, {experiment.objective.type} {experiment.objective.metric}).",
-    )
     def tuning(spec: str = spec_text, settings: str = settings.to_json()) -> str:
-        finished = add_lanes(spec, settings, parallelism=parallelism, base_image=base_image, report=report)
+        finished = add_lanes(
+            spec, settings, parallelism=parallelism, base_image=base_image, report=report, retry=retry
+        )
         return finished.outputs["decision"]  # type: ignore[no-any-return]
 
-    return tuning
+    with store_secret(settings.store_secret):
+        return dsl.pipeline(
+            name=f"hpo-{experiment.name}",
+            description=f"Hyperparameter tuning of {experiment.name}: {share} in {parallelism} "
+            f"asynchronous lanes ({experiment.algorithm.name}, {experiment.objective.type} "
+            f"{experiment.objective.metric}).",
+        )(tuning)
 
 
 def add_lanes(
@@ -115,6 +120,7 @@ def add_lanes(
     parallelism: int,
     base_image: str = RUNTIME_IMAGE,
     report: bool = True,
+    retry: bool = True,
 ) -> Any:
     """Adds a run of the asynchronous loop of lane tasks to the pipeline being defined;
     returns its ``decide`` task (outputs ``Output`` (done), ``decision``, ``history``).
@@ -125,13 +131,17 @@ def add_lanes(
         parallelism: The lanes' loop parallelism (at least ``parallelTrialCount``).
         base_image: The image hpo-kfp's steps run in.
         report: Add the report step after ``decide``.
+        retry: Retry a lane task that failed (:data:`LANE_RETRIES` times): on a cluster its
+            pod may be deleted or evicted. ``hpo-kfp run --local`` turns it off: there a lane
+            process ends only when the whole run is stopped (Ctrl-C), and a retry would go on.
     """
     started = _start(spec, settings, base_image)
     run = started.outputs["run"]
     with dsl.ParallelFor(started.outputs["Output"], parallelism=parallelism, name="lanes") as lane:
         ran = lane_op(base_image)(run=run, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, lane=lane)
-        name_step(ran, "lane")
-        ran.set_retry(num_retries=LANE_RETRIES, backoff_duration="5s")
+        name_step(ran, "lane", store=True)
+        if retry:
+            ran.set_retry(num_retries=LANE_RETRIES, backoff_duration="5s")
     return _finish(spec, run, ran, base_image, report)
 
 
@@ -157,7 +167,7 @@ def add_slot_lanes(
 
     def slot(index: int) -> Any:
         proposed = suggest(run=run, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
-        name_step(proposed, f"slot-{index}-suggest")
+        name_step(proposed, f"slot-{index}-suggest", store=True)
         with dsl.If(proposed.outputs["Output"] == True, name=f"slot-{index}"):  # noqa: E712 - a KFP condition
             last = trial(run, proposed.outputs["trial"], f"slot-{index}")
             if index < slots:
@@ -171,7 +181,7 @@ def add_slot_lanes(
 
 def _start(spec: Any, settings: Any, base_image: str) -> Any:
     started = start_op(base_image)(spec=spec, settings=settings, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
-    name_step(started, "start")
+    name_step(started, "start", store=True)
     return started
 
 
@@ -179,7 +189,7 @@ def _finish(spec: Any, run: Any, lanes: Any, base_image: str, report: bool) -> A
     """Adds decide, once every lane ended (``lanes``: a task inside the lanes' loop whose
     ``Output`` it collects), and the report."""
     finished = lane_decide_op(base_image)(run=run, lanes=dsl.Collected(lanes.outputs["Output"]))
-    name_step(finished, "decide")
+    name_step(finished, "decide", store=True)
     if report:
         reported = report_op(base_image)(spec=spec, history=finished.outputs["history"])
         name_step(reported, "report")

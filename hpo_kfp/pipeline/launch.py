@@ -135,7 +135,7 @@ def prepare_local_run(
     else:
         rounds = 0
         # No report step: the command writes the page itself, with the trials' logs.
-        compiled = build_lanes_pipeline(experiment, settings=settings, report=False)
+        compiled = build_lanes_pipeline(experiment, settings=settings, report=False, retry=False)
     with kfp_compiler_libyaml():
         compile_pipeline(compiled, pipeline)
     if rounds:

@@ -29,12 +29,16 @@ parameter into a float.
 """
 
 # No `from __future__ import annotations`: KFP reads the pipeline function's annotations.
+import contextlib
 import json
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Optional
 
 from kfp import compiler, dsl
 
+from hpo_kfp.errors import BuildError
 from hpo_kfp.pipeline.components import (
     RUNTIME_IMAGE,
     collect_metrics_op,
@@ -47,7 +51,16 @@ from hpo_kfp.rounds import check_rounds, rounds_needed
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
 
-__all__ = ["add_rounds", "build_pipeline", "compile_pipeline", "name_step", "round_count", "template_trial"]
+__all__ = [
+    "STORE_PASSWORD_ENV",
+    "add_rounds",
+    "build_pipeline",
+    "compile_pipeline",
+    "name_step",
+    "round_count",
+    "store_secret",
+    "template_trial",
+]
 
 
 def round_count(experiment: Experiment) -> int:
@@ -81,17 +94,18 @@ def build_pipeline(
     default_settings = (settings or StepSettings()).to_json()
     parallelism = experiment.parallel_trial_count
 
-    @dsl.pipeline(
-        name=f"hpo-{experiment.name}",
-        description=f"Hyperparameter tuning of {experiment.name}: {total} rounds of up to {parallelism} "
-        f"trials ({experiment.algorithm.name}, {experiment.objective.type} {experiment.objective.metric}).",
-    )
     def tuning(spec: str = spec_text, settings: str = default_settings) -> str:
         return add_rounds(  # type: ignore[no-any-return]
             spec, settings, rounds=total, parallelism=parallelism, base_image=base_image
         )
 
-    return tuning
+    with store_secret(settings.store_secret if settings is not None else ""):
+        return dsl.pipeline(
+            name=f"hpo-{experiment.name}",
+            description=f"Hyperparameter tuning of {experiment.name}: {total} rounds of up to "
+            f"{parallelism} trials ({experiment.algorithm.name}, {experiment.objective.type} "
+            f"{experiment.objective.metric}).",
+        )(tuning)
 
 
 def add_rounds(spec: Any, settings: Any, *, rounds: int, parallelism: int, base_image: str) -> Any:
@@ -110,7 +124,7 @@ def add_rounds(spec: Any, settings: Any, *, rounds: int, parallelism: int, base_
     for index in range(1, rounds + 1):
         previous: dict[str, Any] = {} if history is None else {"previous": history}
         proposed = suggest(spec=spec, settings=settings, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, **previous)
-        name_step(proposed, f"round-{index}-suggest")
+        name_step(proposed, f"round-{index}-suggest", store=True)
         with dsl.ParallelFor(proposed.outputs["Output"], parallelism=parallelism) as trial:
             record = template_trial(spec, settings, trial, f"round-{index}", base_image)
         decided = decide(
@@ -119,7 +133,7 @@ def add_rounds(spec: Any, settings: Any, *, rounds: int, parallelism: int, base_
             previous=proposed.outputs["history"],
             results=dsl.Collected(record),
         )
-        name_step(decided, f"round-{index}-decide")
+        name_step(decided, f"round-{index}-decide", store=True)
         history = decided.outputs["history"]
         decision = decided.outputs["decision"]
     reported = report_op(base_image)(spec=spec, history=history)
@@ -131,7 +145,7 @@ def template_trial(spec: Any, settings: Any, item: Any, label: str, base_image: 
     """Adds one trial of the experiment's trial template (run_trial -> collect_metrics)
     inside a round's loop; returns the channel of the trial's record."""
     ran = run_trial_op(base_image)(spec=spec, settings=settings, trial=item)
-    name_step(ran, f"{label}-run-trial")
+    name_step(ran, f"{label}-run-trial", store=True)
     record = collect_metrics_op(base_image)(
         spec=spec,
         settings=settings,
@@ -140,15 +154,47 @@ def template_trial(spec: Any, settings: Any, item: Any, label: str, base_image: 
         log=ran.outputs["log"],
         metrics_file=ran.outputs["metrics_file"],
     )
-    name_step(record, f"{label}-collect-metrics")
+    name_step(record, f"{label}-collect-metrics", store=True)
     return record.outputs["Output"]
 
 
-def name_step(task: Any, display: str) -> None:
-    """Names a step for people and turns its caching off."""
+STORE_PASSWORD_ENV = "HPO_KFP_STORE_PASSWORD"
+"""Where a step finds the store's password (:mod:`hpo_kfp.store.sql`)."""
+
+_STORE_SECRET: ContextVar[str] = ContextVar("store_secret", default="")
+
+
+@contextlib.contextmanager
+def store_secret(name: str) -> Iterator[None]:
+    """While a pipeline is defined in the block, every step that opens the store (named
+    with ``store=True``) gets the store's password from the Kubernetes Secret ``name`` (its
+    key ``password``, as ``HPO_KFP_STORE_PASSWORD``), through kfp-kubernetes: the password
+    never enters the compiled pipeline, only the Secret's name does. "" changes nothing."""
+    token = _STORE_SECRET.set(name)
+    try:
+        yield
+    finally:
+        _STORE_SECRET.reset(token)
+
+
+def name_step(task: Any, display: str, *, store: bool = False) -> None:
+    """Names a step for people and turns its caching off; a step that opens the store
+    (``store``) gets its password from the Secret of :func:`store_secret`, if any."""
     # Trials must run every time (the data may have changed); and people read round names.
     task.set_caching_options(False)
     task.set_display_name(display)
+    secret = _STORE_SECRET.get()
+    if store and secret:
+        try:
+            from kfp import kubernetes
+        except ImportError:
+            raise BuildError(
+                f"settings.store_secret: a store Secret ({secret!r}) needs kfp-kubernetes: "
+                "pip install 'hpo-kfp[cluster]'"
+            ) from None
+        kubernetes.use_secret_as_env(
+            task, secret_name=secret, secret_key_to_env={"password": STORE_PASSWORD_ENV}
+        )
 
 
 def compile_pipeline(pipeline: Any, output: Any) -> int:

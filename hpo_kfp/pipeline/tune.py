@@ -59,7 +59,7 @@ from hpo_kfp.pipeline.components import (
 )
 from hpo_kfp.pipeline.generated import best_op, identifier, unpack_op
 from hpo_kfp.pipeline.lanes import add_lanes, add_slot_lanes, slots_for
-from hpo_kfp.pipeline.loop import name_step, round_count, template_trial
+from hpo_kfp.pipeline.loop import name_step, round_count, store_secret, template_trial
 from hpo_kfp.rounds import check_rounds
 from hpo_kfp.spec import Experiment, Parameter, load_experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
@@ -163,6 +163,20 @@ def tune(
         )
     plan = _Plan(spec, trial, dict(trial_arguments or {}), metrics_output, base_image)
     options = settings or StepSettings()
+    with store_secret(options.store_secret):
+        return _add_tuning(spec, plan, options, slots, rounds, base_image)
+
+
+def _add_tuning(
+    spec: Experiment,
+    plan: "_Plan",
+    options: StepSettings,
+    slots: Optional[int],
+    rounds: Optional[int],
+    base_image: str,
+) -> Any:
+    """Adds the loop and the ``best`` step of :func:`tune`; returns the ``best`` task."""
+    native = plan.trial is not None
     step_settings = options.to_json()
     spec_text = json.dumps(spec.source, separators=(",", ":"))
     if get_algorithm(spec.algorithm.name).synchronous:
@@ -339,7 +353,7 @@ class _Plan:
             )
         else:
             record = lane_native_value_op(self.base_image)(value=user.outputs["Output"], **common)
-        name_step(record, f"{label}-collect-metrics")
+        name_step(record, f"{label}-collect-metrics", store=True)
         return record
 
     def _user_trial(self, item: Any, label: str, extra: Mapping[str, Any]) -> Any:
@@ -369,7 +383,7 @@ class _Plan:
             )
         else:
             record = collect_native_value_op(self.base_image)(value=user.outputs["Output"], **common)
-        name_step(record, f"{label}-collect-metrics")
+        name_step(record, f"{label}-collect-metrics", store=True)
         return record.outputs["Output"]
 
 
@@ -400,13 +414,13 @@ def _round(plan: _Plan, index: int, total: int) -> Any:
         proposed = suggest_op(base_image)(
             spec=spec, settings=settings, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, **previous
         )
-        name_step(proposed, f"round-{index}-suggest")
+        name_step(proposed, f"round-{index}-suggest", store=True)
         with dsl.ParallelFor(proposed.outputs["Output"], parallelism=experiment.parallel_trial_count) as item:
             record = plan.trial_tasks(spec, settings, item, extra, index)
         decided = decide_op(base_image)(
             spec=spec, settings=settings, previous=proposed.outputs["history"], results=dsl.Collected(record)
         )
-        name_step(decided, f"round-{index}-decide")
+        name_step(decided, f"round-{index}-decide", store=True)
         carry = _carry_op(base_image)
         if later is None:
             final = carry(decision=decided.outputs["decision"], history=decided.outputs["history"])

@@ -17,6 +17,7 @@ run's trial limit, into one :class:`~hpo_kfp.wire.RunDocument` artifact the othe
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -199,13 +200,14 @@ def _trial_line(experiment: Experiment, record: TrialRecord) -> str:
     return line
 
 
-def finish_step(document_path: str, history_out: str, decision_out: str) -> bool:
+def finish_step(document_path: str, history_out: str, decision_out: str) -> tuple[bool, dict[str, float]]:
     """Decides from what the store holds once every lane ended; records the decision and
     writes the history and the :class:`~hpo_kfp.wire.DecisionDocument`.
 
     Returns:
         Whether the experiment is done (a run whose share is spent is done, its
-        experiment still ``Running``: the next run continues it).
+        experiment still ``Running``: the next run continues it), and what the best
+        trial's ``system.Metrics`` show: its finite metrics and its number (none without one).
     """
     document, experiment, options = _opened(document_path)
     store = options.open_store()
@@ -216,4 +218,8 @@ def finish_step(document_path: str, history_out: str, decision_out: str) -> bool
     store.save_decision(key, decision, history.study_attrs)
     Path(history_out).write_text(history.to_json(), encoding="utf-8")
     Path(decision_out).write_text(DecisionDocument.of(experiment.name, decision).to_json(), encoding="utf-8")
-    return decision.done
+    best = decision.best
+    shown = {} if best is None else {k: v for k, v in best.metrics.items() if math.isfinite(v)}
+    if best is not None:
+        shown["trial-number"] = float(best.number)
+    return decision.done, shown

@@ -29,6 +29,8 @@ SETTINGS_VERSION = 1
 """The version of the settings document this release writes, and the only one it reads."""
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.-]*")
+_SECRET = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+"""A Kubernetes Secret's name: a DNS subdomain (RFC 1123)."""
 _POD_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -72,6 +74,11 @@ class StepSettings:
     """Prefix of the owner of every trial this run claims. A local run names its run folder
     here, so the next run from that folder (which holds the folder's lock) gives back what
     a killed run left at once, and nothing another live run holds."""
+    store_secret: str = ""
+    """A Kubernetes Secret (in the run's namespace) whose key ``password`` is the store's
+    password: the compiled pipeline hands it to every step that opens the store as
+    ``HPO_KFP_STORE_PASSWORD`` (kfp-kubernetes' ``use_secret_as_env``); "" for none. Only
+    its name is in the pipeline."""
     trial_deadline_seconds: int = 0
     """Kubernetes trials: one still running after this long is deleted and recorded as
     failed (DeadlineExceeded); 0: the trial object's own ``activeDeadlineSeconds`` and a
@@ -99,6 +106,12 @@ class StepSettings:
         if not _PREFIX.fullmatch(self.type_prefix):
             raise SettingsError(
                 "settings.type_prefix", "must be letters, digits, '.', '_' or '-'", repr(self.type_prefix)
+            )
+        if self.store_secret and not _SECRET.fullmatch(self.store_secret):
+            raise SettingsError(
+                "settings.store_secret",
+                'must be a Kubernetes Secret name (lower-case letters, digits, "-" and ".", at most 253)',
+                repr(self.store_secret),
             )
         if self.namespace and not NAMESPACE.fullmatch(self.namespace):
             raise SettingsError(

@@ -60,7 +60,7 @@ def test_submit_starts_one_run_and_prints_its_url(
     assert code == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"sklearn-digits: run run-1 started: {kfp_api.url}/#/runs/details/run-1"
-    assert out[1].startswith("sklearn-digits: asynchronous lanes of up to 18 trials, every trial in one run")
+    assert out[1].startswith("sklearn-digits: asynchronous lanes, every trial in one run")
     assert len(out) == 2 and kfp_api.posted("/apis/v2beta1/recurringruns") == []  # one run holds it
     [experiment] = kfp_api.posted("/apis/v2beta1/experiments")
     assert experiment == {"display_name": "sklearn-digits", "namespace": "team-a"}
@@ -142,26 +142,23 @@ def test_a_bad_end_is_one_line_before_the_cluster_is_asked(
 
 
 @pytest.mark.slow
-def test_submit_continues_an_experiment_bigger_than_one_run_with_a_recurring_run(
+def test_submit_starts_one_run_whatever_the_experiment_size_and_no_recurring_run(
     kfp_api: KfpApiStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Issue 15: one run holds what fits Argo's limit; follow-on runs come by themselves."""
+    """Issue 26: lane tasks hold any number of trials; submit leaves no follow-on runs behind."""
     document = yaml.safe_load(_EXAMPLE.read_text())
-    document["spec"]["maxTrialCount"] = 500
+    document["spec"]["maxTrialCount"] = 10_000
     big = tmp_path / "big.yaml"
     big.write_text(yaml.safe_dump(document))
-    assert main(["submit", str(big), "--host", kfp_api.url, "--continue-every", "15m"]) == 0
+    assert main(["submit", str(big), "--host", kfp_api.url]) == 0
     out = capsys.readouterr().out
     [run] = kfp_api.posted("/apis/v2beta1/runs")
-    [recurring] = kfp_api.posted("/apis/v2beta1/recurringruns")
-    share = _check_pipeline_spec(run["pipeline_spec"]).run_budget
-    assert 10 <= share < 500 and f"{share} trials per run" in out
-    assert "recurring run recurring-1 starts a follow-on run every 15m" in out
-    assert int(recurring["trigger"]["periodic_schedule"]["interval_second"]) == 900
-    assert int(recurring["max_concurrency"]) == 1 and recurring["no_catchup"] is True
-    assert _check_pipeline_spec(recurring["pipeline_spec"]).run_budget == share
-    assert main(["submit", str(big), "--host", kfp_api.url, "--continue-every", "soon"]) == 2
-    assert "--continue-every: must be a positive duration" in capsys.readouterr().err
+    assert _check_pipeline_spec(run["pipeline_spec"]).run_budget == 0 and "every trial in one run" in out
+    assert kfp_api.posted("/apis/v2beta1/recurringruns") == [] and "recurring" not in out
+    with pytest.raises(SystemExit) as stopped:
+        main(["submit", str(big), "--host", kfp_api.url, "--continue-every", "15m"])
+    assert stopped.value.code == 2
+    assert "unrecognized arguments: --continue-every" in capsys.readouterr().err
 
 
 def test_schedule_every_interval(kfp_api: KfpApiStub) -> None:
@@ -209,23 +206,6 @@ def test_a_failing_cluster_exits_1_not_2(kfp_api: KfpApiStub, capsys: pytest.Cap
     err = capsys.readouterr().err
     assert f"the KFP API at {kfp_api.url} must accept the request, but it answered: HTTP 500" in err
     assert err.count("\n") == 1
-
-
-def test_a_run_started_before_a_failure_is_still_named(
-    kfp_api: KfpApiStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The run exists (and runs) when the next call fails: its ID and URL must reach the user."""
-    document = yaml.safe_load(_EXAMPLE.read_text())
-    document["spec"]["maxTrialCount"] = 500  # more than one run holds: a recurring run follows
-    big = tmp_path / "big.yaml"
-    big.write_text(yaml.safe_dump(document))
-    kfp_api.failing = "/apis/v2beta1/recurringruns"
-    assert main(["submit", str(big), "--host", kfp_api.url]) == 1
-    err = capsys.readouterr().err
-    assert "answered: HTTP 500" in err
-    assert err.rstrip().endswith(f"(run run-1 was started: {kfp_api.url}/#/runs/details/run-1)")
-    assert err.count("\n") == 1
-    assert len(kfp_api.posted("/apis/v2beta1/runs")) == 1
 
 
 def test_duration_and_cron_helpers() -> None:

@@ -147,7 +147,10 @@ def test_the_generic_pipeline_fits_at_its_capacity() -> None:
 
 @pytest.mark.slow
 def test_synchronous_rounds_that_cannot_fit_are_refused_naming_the_figure(tmp_path: Path) -> None:
-    with pytest.raises(PipelineTooLarge, match=r"must be at most 700 KiB with its node status gzipped, but is estimated at \d+ KiB"):
+    with pytest.raises(
+        PipelineTooLarge,
+        match=r"must be at most 700 KiB with its node status gzipped, but is estimated at \d+ KiB",
+    ):
         compile_run(_example(400, 4, 30), _SETTINGS, tmp_path / "p.yaml", synchronous=True)
     plan = compile_run(
         _example(400, 4, 30), _SETTINGS, tmp_path / "p.yaml", synchronous=True, trials_per_run=12

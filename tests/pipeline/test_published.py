@@ -74,6 +74,9 @@ def test_the_loaded_lane_components_run_lanes_on_kfp_local(tmp_path: Path) -> No
         "MaxTrialsReached",
         5,
     )
+    [decided] = tmp_path.glob("root/**/lane-decide/executor_output.json")
+    shown = json.loads(decided.read_text())["artifacts"]["best"]["artifacts"][0]["metadata"]
+    assert shown["trial-number"] == float(decision["best"]["name"].rsplit("-", 1)[1])
     kept = sorted(path.parent.name for path in tmp_path.glob("root/**/lane/trials/*/log"))
     assert kept == [f"quadratic-{n:04d}" for n in range(5)]
     assert list(tmp_path.glob("root/**/report/page"))

@@ -382,3 +382,26 @@ def test_tune_outside_a_pipeline_says_where_it_belongs() -> None:
     with pytest.raises(BuildError) as refused:
         hpo_kfp.tune(base_spec(), trial=good, settings=hpo_kfp.StepSettings(store="sqlite:////x.sqlite"))
     assert str(refused.value).startswith("tune() must be called inside a @dsl.pipeline function")
+
+
+def test_tune_with_the_trial_template_is_the_same_tasks_for_100_and_10000_trials(tmp_path: Path) -> None:
+    """Issue 26: no unrolled slots; the author's pipeline does not grow with maxTrialCount."""
+    job_file = Path(__file__).parents[2] / "examples" / "optimization-job" / "job.yaml"
+    counts = []
+    for trials in (100, 10_000):
+        job = yaml.safe_load(job_file.read_text())
+        job["spec"]["trialConfig"]["numTrials"] = trials
+
+        @dsl.pipeline(name="p")
+        def pipeline() -> float:
+            return hpo_kfp.tune(job, settings=_STORE).outputs["best_objective"]  # noqa: B023
+
+        compiler.Compiler().compile(pipeline, str(tmp_path / f"{trials}.yaml"))
+        compiled = yaml.safe_load((tmp_path / f"{trials}.yaml").read_text())
+        counts.append(
+            sum(
+                len(c.get("dag", {}).get("tasks", {}))
+                for c in [compiled["root"], *compiled["components"].values()]
+            )
+        )
+    assert counts[0] == counts[1] <= 8, counts
