@@ -30,7 +30,7 @@ ROOT = BENCH_DIR.parent
 RESULTS = BENCH_DIR / "RESULTS.md"
 
 # Order of the sections in RESULTS.md (a section not yet written is simply absent).
-SECTION_ORDER = ["quality", "suggest_latency", "loop_overhead", "pipeline_size", "memory", "store_throughput"]
+SECTION_ORDER = ["quality", "suggest_latency", "loop_overhead", "memory", "store_throughput"]
 
 _PACKAGES = (
     "optuna",

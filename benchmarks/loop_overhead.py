@@ -550,7 +550,7 @@ def pieces(trials: int, parallel: int, repeats: int) -> dict[str, float]:
     from hpo_kfp.decide import decide
     from hpo_kfp.pipeline.lanes import build_lanes_pipeline, slots_for
     from hpo_kfp.pipeline.local import warm_modules
-    from hpo_kfp.pipeline.loop import compile_pipeline
+    from hpo_kfp.pipeline.tasks import compile_pipeline
     from hpo_kfp.spec import parse_experiment
     from hpo_kfp.steps.lanes import finish_step, next_trial_step, start_step
     from hpo_kfp.steps.settings import StepSettings

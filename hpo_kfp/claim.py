@@ -71,6 +71,7 @@ def claim(
     *,
     owner: str,
     run_limit: int | None = None,
+    round_size: int = 0,
 ) -> Claim:
     """Hands out up to ``count`` trials of the experiment to ``owner``.
 
@@ -82,6 +83,12 @@ def claim(
     Args:
         owner: Who claims: a run, a lane's run, a server. A heartbeat under the trial's name
             keeps the claim; ``release(owner_prefix=...)`` gives back an owner's trials.
+        round_size: Synchronous rounds of up to this many trials (0: none). A round is
+            suggested only once no trial of the experiment is active, all at once from the
+            whole history before it; what this claimer does not take of it is released at
+            once, for the other claimers to take. While a round's trials run, a claimer that
+            finds none released gets none: the store is the round's barrier, and the caller
+            waits (``trial_counts(history)["active"]``) before claiming again.
 
     Raises:
         ClaimRefused: ``owner`` is empty (a trial without a claimer could never be released).
@@ -96,14 +103,22 @@ def claim(
             if taken:
                 return Claim(taken, store.history(key))
             history = store.history(key)
-            new = claimable(experiment, history, count, run_limit)
+            if round_size and trial_counts(history)["active"]:
+                return Claim([], history)  # the round still runs
+            new = claimable(experiment, history, round_size or count, run_limit)
             if new == 0:
                 return Claim([], history)
             created, updated = suggest(experiment, history, new)
             if not created:
                 return Claim([], history)
-            if store.append_trials(key, created, owner=owner, study_attrs=updated.study_attrs):
-                return Claim(created, updated)
+            # A round larger than this claim is written for a holder of its own, then
+            # released for everyone: this claimer takes its share like the others.
+            holder = f"{owner}round/" if len(created) > count else owner
+            if store.append_trials(key, created, owner=holder, study_attrs=updated.study_attrs):
+                if holder == owner:
+                    return Claim(created, updated)
+                store.release(key, owner_prefix=holder)
+                return Claim(store.take_released(key, count, owner=owner), store.history(key))
             _back_off(attempt)
     raise StoreError(f"experiment {key}: no claim succeeded in {ATTEMPTS} attempts (too many claimers)")
 

@@ -1,11 +1,11 @@
 """How many rounds a pipeline needs to finish an experiment from where its history stands, and
 the checks an experiment must pass to start.
 
-Parsing checks the document; :func:`check_startable` checks it against this installation
-and the pipeline it becomes: the algorithm's optional libraries, and, for an algorithm that
-runs synchronous rounds, the rounds one pipeline may unroll. ``run`` and ``compile`` make
-the same checks when they build the pipeline, and ``validate`` makes them up front, so a
-file that validates also starts.
+Parsing checks the document; :func:`check_startable` checks it against this installation:
+the algorithm's optional libraries. ``run`` and ``compile`` make the same checks when they
+build the pipeline, and ``validate`` makes them up front, so a file that validates also
+starts. :func:`rounds_needed` and :func:`check_rounds` serve a pipeline of the separate
+components that unrolls synchronous rounds (the committed ``components/``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from hpo_kfp.decide import trial_counts
 from hpo_kfp.errors import SpecError
 from hpo_kfp.history import History
 from hpo_kfp.spec import Experiment
-from hpo_kfp.spec.optimization_job import is_optimization_job, job_path
 
 __all__ = ["MAX_ROUNDS", "check_rounds", "check_startable", "rounds_needed"]
 
@@ -58,16 +57,5 @@ def check_startable(experiment: Experiment) -> None:
 
     Raises:
         SamplerUnavailable: The algorithm needs a library that is not installed.
-        SpecError: ``maxTrialCount`` needs more synchronous rounds than one pipeline unrolls; the path is
-            the field of the experiment's own format (``spec.trialConfig.numTrials`` in an
-            OptimizationJob).
     """
     require_dependencies(experiment.algorithm.name)
-    if not get_algorithm(experiment.algorithm.name).synchronous:
-        return
-    try:
-        check_rounds(rounds_needed(experiment))
-    except SpecError as error:
-        if not is_optimization_job(experiment.source):
-            raise
-        raise SpecError(job_path(error.path), error.must, error.got) from error

@@ -2,9 +2,9 @@
 
 Everything one step hands another is a message here: a round's loop item
 (:class:`TrialItem`, or :class:`NoTrial`), a run's result (:class:`RunResult`), a trial's
-record (:class:`RecordedTrial`), the decision (:class:`DecisionDocument`) and what
-``tune()`` carries to its ``best`` step (:class:`TuneResult`). Each is a JSON object with
-its ``kind`` and ``version`` beside its fields::
+record (:class:`RecordedTrial`), the decision (:class:`DecisionDocument`) and a lane run's
+document (:class:`RunDocument`). Each is a JSON object with its ``kind`` and ``version``
+beside its fields::
 
     {"kind": "trial-item", "version": 1, "name": "demo-0000", "number": 0, "parameters": {...}, ...}
 
@@ -49,7 +49,6 @@ __all__ = [
     "RunDocument",
     "RunResult",
     "TrialItem",
-    "TuneResult",
     "check_version",
     "parameter_kinds",
     "read",
@@ -364,32 +363,6 @@ class DecisionDocument(Message):
             reason=_take(data, "reason", where, (str, type(None)), default=None),
             trials=dict(trials),
             best=best,
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
-class TuneResult(Message):
-    """What ``tune()``'s chain of rounds hands its ``best`` step: the last decision and the
-    history. The history rides in this string because kfp.local cannot merge artifacts
-    from ``dsl.If`` branches."""
-
-    KIND: ClassVar[str] = "tune-result"
-
-    decision: DecisionDocument
-    """The last round's decision."""
-    history: str
-    """The history document (JSON) after the last round, as decide wrote it."""
-
-    def _fields(self) -> dict[str, Any]:
-        return {"decision": self.decision._fields(), "history": self.history}
-
-    @classmethod
-    def _from_fields(cls, data: Mapping[str, Any], where: str) -> TuneResult:
-        _check_keys(data, ("decision", "history"), where)
-        decision = _take(data, "decision", where, dict)
-        return cls(
-            decision=DecisionDocument._from_fields(decision, f"{where}.decision"),
-            history=_take(data, "history", where, str),
         )
 
 

@@ -23,7 +23,6 @@ def test_tune_has_its_real_parameters_and_a_docstring() -> None:
         "metrics_output",
         "settings",
         "slots",
-        "rounds",
         "base_image",
     ]
     assert signature.parameters["settings"].kind is inspect.Parameter.KEYWORD_ONLY

@@ -272,7 +272,7 @@ def test_kfp_still_dumps_through_its_module_s_yaml_and_libyaml_writes_the_same_p
     from kfp.compiler import pipeline_spec_builder
 
     from hpo_kfp.pipeline.lanes import build_lanes_pipeline
-    from hpo_kfp.pipeline.loop import compile_pipeline
+    from hpo_kfp.pipeline.tasks import compile_pipeline
     from hpo_kfp.spec import load_experiment
     from hpo_kfp.steps.settings import StepSettings
 
@@ -332,7 +332,7 @@ def test_the_kfp_layer_refuses_an_unsupported_kfp_at_import() -> None:
         "import hpo_kfp.compat as compat\n"
         "compat.SUPPORTED['kfp'] = ((9, 0), (10,))\n"
         "try:\n"
-        "    import hpo_kfp.pipeline.loop\n"
+        "    import hpo_kfp.pipeline.tasks\n"
         "except compat.UnsupportedDependency as error:\n"
         "    print(error)\n"
     )

@@ -26,7 +26,6 @@ from hpo_kfp.wire import (
     RecordedTrial,
     RunResult,
     TrialItem,
-    TuneResult,
     read,
 )
 from tests.conftest import base_spec
@@ -77,7 +76,6 @@ _MESSAGES: list[Message] = [
     RecordedTrial(record=_RECORD),
     _DECISION,
     DecisionDocument(done=False, experiment="demo", status="Running"),
-    TuneResult(decision=_DECISION, history=History(experiment="demo", trials=(_RECORD,)).to_json()),
 ]
 _IDS = [
     "no-trial",
@@ -87,7 +85,6 @@ _IDS = [
     "trial-record",
     "decision",
     "decision-no-best",
-    "tune-result",
 ]
 
 
@@ -236,12 +233,6 @@ def _with(message: Message, path: str, value: Any) -> str:
             r"^decision.best.objective: must be int or float, but got 'low'$",
         ),
         (_DECISION, "done", "yes", r"^decision.done: must be bool, but got 'yes'$"),
-        (
-            TuneResult(decision=_DECISION, history="{}"),
-            "decision.status",
-            None,
-            r"^tune-result.decision.status: must be str, but got None$",
-        ),
     ],
     ids=[
         "number-string",
@@ -256,7 +247,6 @@ def _with(message: Message, path: str, value: Any) -> str:
         "count-float",
         "objective-string",
         "done-string",
-        "nested-decision",
     ],
 )
 def test_malformed_fields_are_named(message: Message, path: str, value: Any, error: str) -> None:

@@ -131,7 +131,7 @@ def register(commands: Any) -> None:
 def _generic_pipeline(args: argparse.Namespace) -> int:
     from hpo_kfp.pipeline.compact import compact_file
     from hpo_kfp.pipeline.generic import build_generic_pipeline
-    from hpo_kfp.pipeline.loop import compile_pipeline
+    from hpo_kfp.pipeline.tasks import compile_pipeline
 
     image = args.image
     if not image or any(c.isspace() for c in image):

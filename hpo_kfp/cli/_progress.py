@@ -22,10 +22,9 @@ __all__ = ["Progress", "describe", "parameters_text"]
 def describe(run: LocalRun, history: History, elapsed: float) -> str:
     """One line: the round (synchronous runs), trials finished of the total, outcomes, best so far, time."""
     experiment = run.experiment
-    if run.rounds:
+    if run.synchronous:
         new = [t for t in history.trials if t.number >= run.prior.next_number and t.status in FINISHED]
-        round_index = min(run.rounds, len(new) // experiment.parallel_trial_count + 1)
-        where = f"round {round_index}/{run.rounds}: "
+        where = f"round {len(new) // experiment.parallel_trial_count + 1}: "
     else:
         where = ""
     counts = trial_counts(history)  # the experiment's own trials, as the summary counts them

@@ -102,21 +102,17 @@ def register(commands: Any) -> None:
     )
     add_store_options(build, CLUSTER_STORE, namespace=False)
     add_store_secret_option(build)
-    build.add_argument("--no-store", action="store_true", help="keep no store (the history lives in the run)")
     build.add_argument(
         "--sync",
         action="store_true",
-        help="synchronous rounds of parallelTrialCount instead of asynchronous lanes (hyperband always)",
+        help="lanes in synchronous rounds of parallelTrialCount (reproducible; hyperband always)",
     )
     build.add_argument(
         "--trials-per-run",
         type=int,
         default=0,
         metavar="N",
-        help="new trials one run may start (default: what fits Argo's Workflow limit)",
-    )
-    build.add_argument(
-        "--rounds", type=int, help="with --sync: rounds to unroll (default: enough for maxTrialCount)"
+        help="new trials one run may start (default: every trial the experiment has left)",
     )
     build.set_defaults(handler=_compile)
 
@@ -153,8 +149,8 @@ def _run(args: argparse.Namespace) -> int:
             f"{experiment.name}: continuing with {len(prepared.prior.trials)} trials from {store}{again}\n"
         )
     shape = (
-        f"{prepared.rounds} rounds of up to {experiment.parallel_trial_count} trials"
-        if prepared.rounds
+        f"{experiment.parallel_trial_count} lanes in synchronous rounds"
+        if prepared.synchronous
         else f"{experiment.parallel_trial_count} asynchronous lanes"
     )
     out.write(f"{experiment.name}: {shape}; run folder {prepared.directory}\n")
@@ -226,15 +222,11 @@ def _compile(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.suffix not in (".yaml", ".yml", ".json"):
         raise UsageError(f"-o: the pipeline file must end with .yaml, .yml or .json, but got {args.output}")
-    if args.rounds is not None and args.rounds < 1:
-        raise UsageError(f"--rounds: must be at least 1, but got {args.rounds}")
     if args.trials_per_run < 0:
         raise UsageError(f"--trials-per-run: must be 0 (no limit) or more, but got {args.trials_per_run}")
-    if args.no_store and not args.sync:
-        raise UsageError("--no-store: needs --sync (asynchronous lanes share their trials through the store)")
     settings = StepSettings(
         runner=args.runner,
-        store="" if args.no_store else store_url(args, args.runner),
+        store=store_url(args, args.runner),
         type_prefix=type_prefix(args),
         namespace=args.namespace,
         store_secret=args.store_secret,
@@ -244,9 +236,8 @@ def _compile(args: argparse.Namespace) -> int:
         settings,
         output,
         image=args.image,
-        synchronous=args.sync or args.rounds is not None,
+        synchronous=args.sync,
         trials_per_run=args.trials_per_run,
-        rounds=args.rounds,
     )
     print(
         f"{output}: {plan.describe()}; up to {experiment.parallel_trial_count} trials at a time, "

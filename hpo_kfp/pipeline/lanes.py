@@ -13,14 +13,21 @@ handful of tasks whatever ``maxTrialCount`` is: on a KFP cluster a trial costs i
 objects and nothing else (no driver or executor pod per trial, no Argo node per trial), and
 one run holds the whole experiment. A lane task carries a retry: a retried lane gives back
 and claims again the trial its killed attempt held (the Kubernetes runner adopts the trial
-object if it still runs).
+object if it still runs). KFP compiles ``set_retry`` to an Argo ``retryStrategy`` with a
+limit and a backoff only (``getTaskRetryStrategyFromInput`` in KFP's
+``backend/src/v2/compiler/argocompiler/container.go``), whose policy is then ``OnFailure``
+(``RetryStrategy.RetryPolicyActual`` in Argo's ``workflow_types.go``): a pod that failed
+(evicted, OOM-killed) is retried, a deleted one -- its node marked ``Error``, "pod deleted"
+(``operator.go``) -- is not; its trial goes back to the other lanes when its lease runs out
+(:func:`hpo_kfp.steps.lanes.next_trial`).
+
+Synchronous rounds (hyperband, ``settings.synchronous``) run in the same lanes: a round is
+claimable once the round before it ended, a barrier through the store
+(:func:`hpo_kfp.claim.claim`'s ``round_size``).
 
 KFP-native trials of ``tune()`` (the author's own component) are not yet run by the lane:
 they are unrolled into a chain of slots per lane (:func:`add_slot_lanes`), each
 ``suggest -> If(claimed): component -> record``, at most :data:`MAX_SLOTS` per lane.
-
-Algorithms that need synchronous rounds (Hyperband's rungs) use the round-by-round loop of
-:mod:`hpo_kfp.pipeline.loop`, also available as an option for reproducible runs.
 """
 
 # No `from __future__ import annotations`: KFP reads the pipeline function's annotations.
@@ -38,7 +45,7 @@ from hpo_kfp.pipeline.components import (
     report_op,
     start_op,
 )
-from hpo_kfp.pipeline.loop import name_step, store_secret
+from hpo_kfp.pipeline.tasks import name_step, store_secret
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
 

@@ -1,12 +1,12 @@
-"""Running an experiment's pipeline on this machine: compile, compact, run with kfp.local.
+"""Running an experiment's pipeline on this machine: compile, run with kfp.local.
 
 A run continues whatever the experiment store already holds of the experiment: its trials
 are claimed from the store, ``maxTrialCount`` counts every trial the experiment ever ran,
-and only what is still needed is compiled. An experiment runs in asynchronous lanes
-(:mod:`hpo_kfp.pipeline.lanes`) unless its algorithm needs synchronous rounds or they are
-asked for (:mod:`hpo_kfp.pipeline.loop`); when one compiled run holds less than the
-experiment needs (``--trials-per-run``, synchronous rounds left for a later run),
-:func:`run_to_end` starts the same pipeline again until the experiment is done. One local
+and the run goes on until the experiment is done. Its lane tasks
+(:mod:`hpo_kfp.pipeline.lanes`) run the trials asynchronously, or in synchronous rounds when
+the algorithm needs them or they are asked for; when one run holds less than the experiment
+needs (``--trials-per-run``), :func:`run_to_end` starts the same pipeline again until the
+experiment is done. One local
 run of an experiment at a time per run folder: a second is refused while the first runs (a
 lock file it holds). A run that was killed leaves its unfinished trials claimed; the next
 run releases them, and they run again with the same numbers and parameters before anything
@@ -30,7 +30,6 @@ from hpo_kfp.compat import kfp_compiler_libyaml
 from hpo_kfp.decide import Decision, decide, trial_counts
 from hpo_kfp.errors import ExperimentBusy, StepFailed
 from hpo_kfp.history import History
-from hpo_kfp.rounds import rounds_needed
 from hpo_kfp.runners.local import LocalRunner
 from hpo_kfp.spec import Experiment
 from hpo_kfp.steps.settings import StepSettings
@@ -57,8 +56,8 @@ class LocalRun:
     directory: Path
     """This run's folder: pipeline YAML, kfp.local's log and the steps' artifacts."""
     pipeline: Path
-    rounds: int
-    """Synchronous rounds compiled (0 for the asynchronous lanes)."""
+    synchronous: bool = False
+    """Whether the lanes run synchronous rounds."""
     settings: StepSettings
     prior: History
     """What the store held before this run."""
@@ -96,9 +95,8 @@ def prepare_local_run(
         ExperimentBusy: Another run of the experiment holds the lock.
         SearchSpaceChanged: The space changed and neither ``restart`` nor ``allow_space_change``.
     """
-    from hpo_kfp.pipeline.compact import compact_file
     from hpo_kfp.pipeline.lanes import build_lanes_pipeline
-    from hpo_kfp.pipeline.loop import build_pipeline, compile_pipeline
+    from hpo_kfp.pipeline.tasks import compile_pipeline
 
     LocalRunner().check(experiment)
     require_dependencies(experiment.algorithm.name)
@@ -127,25 +125,17 @@ def prepare_local_run(
     directory = (workdir / experiment.name / stamp).resolve()
     directory.mkdir(parents=True)
     pipeline = directory / "pipeline.yaml"
-    counts = trial_counts(prior)
-    if synchronous or get_algorithm(experiment.algorithm.name).synchronous:
-        limited = replace(prior, run_limit=counts["total"] + trials_per_run) if trials_per_run else prior
-        rounds = rounds_needed(experiment, limited)
-        compiled = build_pipeline(experiment, settings=settings, rounds=rounds)
-    else:
-        rounds = 0
-        # No report step: the command writes the page itself, with the trials' logs.
-        compiled = build_lanes_pipeline(experiment, settings=settings, report=False, retry=False)
+    synchronous = synchronous or get_algorithm(experiment.algorithm.name).synchronous
+    settings = replace(settings, synchronous=synchronous)
+    # No report step: the command writes the page itself, with the trials' logs.
+    compiled = build_lanes_pipeline(experiment, settings=settings, report=False, retry=False)
     with kfp_compiler_libyaml():
         compile_pipeline(compiled, pipeline)
-    if rounds:
-        # The lanes are a few tasks: nothing to compact.
-        compact_file(pipeline)
     return LocalRun(
         experiment=experiment,
         directory=directory,
         pipeline=pipeline,
-        rounds=rounds,
+        synchronous=synchronous,
         settings=settings,
         prior=prior,
         key=key,

@@ -33,7 +33,7 @@ from hpo_kfp.pipeline.components import (
     suggest_op,
 )
 from hpo_kfp.pipeline.generic import build_generic_pipeline
-from hpo_kfp.pipeline.loop import compile_pipeline
+from hpo_kfp.pipeline.tasks import compile_pipeline
 
 __all__ = ["COMPONENTS", "GENERIC_PIPELINE", "check", "main", "write_all"]
 

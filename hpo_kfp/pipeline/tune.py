@@ -24,9 +24,8 @@ for any ``maxTrialCount`` and one run holds the whole experiment. A KFP-native t
 still unrolled into ``slots`` slots per lane (a run holds up to ``parallelTrialCount`` x
 ``slots`` of them). Running the pipeline again continues the same experiment, and once it
 is done a run costs a few steps and hands the stored best downstream. An algorithm that needs
-synchronous rounds (hyperband) gets nested rounds instead: round k runs suggest ->
-ParallelFor(trial -> record) -> decide, then round k+1 only under ``dsl.If(not done)``
-(3 template levels a round: at most 25 rounds, under Argo's depth limit).
+synchronous rounds (hyperband), or ``settings.synchronous``, runs in the same lanes: a
+round's trials are claimable once the round before it ended (a barrier through the store).
 
 A KFP-native trial that *raises* fails the run: kfp.local does not honour
 ``ignore_upstream_failure``. One that logs no objective, or logs a non-finite one through
@@ -35,80 +34,28 @@ on; a bare NaN fails its task (KFP cannot carry it).
 """
 
 # No `from __future__ import annotations`: KFP reads the pipeline functions' annotations.
-import functools
-import inspect
 import json
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 from kfp import dsl
-from kfp.dsl import Artifact, Input, Output, OutputPath
 
 from hpo_kfp.algorithms import get_algorithm
-from hpo_kfp.compat import artifact_class, defining_a_pipeline, outside_pipeline_definition
+from hpo_kfp.compat import defining_a_pipeline
 from hpo_kfp.errors import BuildError
 from hpo_kfp.pipeline.components import (
     RUNTIME_IMAGE,
-    collect_native_metrics_op,
-    collect_native_value_op,
-    decide_op,
     lane_native_metrics_op,
     lane_native_value_op,
-    report_op,
-    suggest_op,
 )
 from hpo_kfp.pipeline.generated import best_op, identifier, unpack_op
 from hpo_kfp.pipeline.lanes import add_lanes, add_slot_lanes, slots_for
-from hpo_kfp.pipeline.loop import name_step, round_count, store_secret, template_trial
-from hpo_kfp.rounds import check_rounds
+from hpo_kfp.pipeline.tasks import name_step, store_secret
 from hpo_kfp.spec import Experiment, Parameter, load_experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
 
 __all__ = ["tune"]
-
-_PARAMETER_TYPES = {
-    "String": str,
-    "Integer": int,
-    "Float": float,
-    "Boolean": bool,
-    "Struct": dict,
-    "List": list,
-}
-
-
-MAX_NESTED_ROUNDS = 25
-"""Most synchronous rounds tune() nests: 3 template levels a round, under Argo's limit of 100
-with room for the caller's own nesting."""
-
-
-@functools.cache
-def _result_op(base_image: str) -> Any:
-    """Splits the nested rounds' :class:`~hpo_kfp.wire.TuneResult` into the decision and the
-    history artifact the ``best`` step reads."""
-
-    @dsl.component(base_image=base_image, install_kfp_package=False)
-    def result(result: str, history: Output[Artifact], decision: OutputPath(str)) -> None:  # type: ignore[valid-type]
-        from hpo_kfp.wire import TuneResult
-
-        outcome = TuneResult.from_json(result)
-        with open(history.path, "w", encoding="utf-8") as stream:
-            stream.write(outcome.history)
-        with open(decision, "w", encoding="utf-8") as stream:
-            stream.write(outcome.decision.to_json())
-
-    return result
-
-
-@functools.cache
-def _carry_op(base_image: str) -> Any:
-    @dsl.component(base_image=base_image, install_kfp_package=False)
-    def carry(decision: str, history: Input[Artifact]) -> str:
-        from hpo_kfp.wire import DecisionDocument, TuneResult
-
-        with open(history.path, encoding="utf-8") as stream:
-            return TuneResult(decision=DecisionDocument.from_json(decision), history=stream.read()).to_json()
-
-    return carry
 
 
 def tune(
@@ -119,7 +66,6 @@ def tune(
     metrics_output: Optional[str] = None,
     settings: Optional[StepSettings] = None,
     slots: Optional[int] = None,
-    rounds: Optional[int] = None,
     base_image: str = RUNTIME_IMAGE,
 ) -> Any:
     """Adds hyperparameter tuning to the pipeline being defined; returns the ``best`` task.
@@ -134,11 +80,10 @@ def tune(
             component has several.
         settings: Runner, experiment store and namespace of the steps; the store is required
             (e.g. ``sqlite:////abs/path.sqlite`` locally, ML Metadata's
-            ``grpc://metadata-grpc-service.kubeflow:8080`` or an SQL database on a cluster),
-            except for an algorithm with synchronous rounds.
+            ``grpc://metadata-grpc-service.kubeflow:8080`` or an SQL database on a cluster);
+            ``store_secret`` names the Kubernetes Secret holding its password.
         slots: KFP-native trials per lane in one run (default: ``maxTrialCount``, at most
             :data:`~hpo_kfp.pipeline.lanes.MAX_SLOTS`).
-        rounds: Synchronous rounds (hyperband only; default: enough for ``maxTrialCount``).
         base_image: The image hpo-kfp's own steps run in (an image with hpo-kfp and kfp, e.g.
             ``REGISTRY/hpo-kfp:0.1.0`` built from the repository's ``Dockerfile``).
 
@@ -164,7 +109,7 @@ def tune(
     plan = _Plan(spec, trial, dict(trial_arguments or {}), metrics_output, base_image)
     options = settings or StepSettings()
     with store_secret(options.store_secret):
-        return _add_tuning(spec, plan, options, slots, rounds, base_image)
+        return _add_tuning(spec, plan, options, slots, base_image)
 
 
 def _add_tuning(
@@ -172,62 +117,39 @@ def _add_tuning(
     plan: "_Plan",
     options: StepSettings,
     slots: Optional[int],
-    rounds: Optional[int],
     base_image: str,
 ) -> Any:
     """Adds the loop and the ``best`` step of :func:`tune`; returns the ``best`` task."""
     native = plan.trial is not None
-    step_settings = options.to_json()
+    if not options.store:
+        raise BuildError(
+            "settings.store: tune() must be given an experiment store (its lanes share their trials "
+            "through it), e.g. StepSettings(store='sqlite:////abs/path/hpo.sqlite') for kfp.local or "
+            "'postgresql://USER@HOST/DB' on a cluster, but got none"
+        )
+    if slots is not None and slots < 1:
+        raise BuildError(f"slots: must be at least 1, but got {slots}")
+    synchronous = options.synchronous or get_algorithm(spec.algorithm.name).synchronous
+    step_settings = replace(options, synchronous=synchronous).to_json()
     spec_text = json.dumps(spec.source, separators=(",", ":"))
-    if get_algorithm(spec.algorithm.name).synchronous:
-        decision, history = _nested_rounds(plan, spec_text, step_settings, rounds)
+    if native:
+        finished = add_slot_lanes(
+            spec_text,
+            step_settings,
+            parallelism=spec.parallel_trial_count,
+            slots=slots or slots_for(spec, spec.max_trial_count),
+            trial=plan.lane_trial,
+            base_image=base_image,
+        )
     else:
-        if not options.store:
-            raise BuildError(
-                "settings.store: tune() must be given an experiment store (its lanes share their trials "
-                "through it), e.g. StepSettings(store='sqlite:////abs/path/hpo.sqlite') for kfp.local or "
-                "'grpc://metadata-grpc-service.kubeflow:8080' on a cluster, but got none"
-            )
-        if slots is not None and slots < 1:
-            raise BuildError(f"slots: must be at least 1, but got {slots}")
-        if native:
-            finished = add_slot_lanes(
-                spec_text,
-                step_settings,
-                parallelism=spec.parallel_trial_count,
-                slots=slots or slots_for(spec, spec.max_trial_count),
-                trial=plan.lane_trial,
-                base_image=base_image,
-            )
-        else:
-            finished = add_lanes(
-                spec_text, step_settings, parallelism=spec.parallel_trial_count, base_image=base_image
-            )
-        decision, history = finished.outputs["decision"], finished.outputs["history"]
+        finished = add_lanes(
+            spec_text, step_settings, parallelism=spec.parallel_trial_count, base_image=base_image
+        )
+    decision, history = finished.outputs["decision"], finished.outputs["history"]
     fields = [(f"best_{identifier(p.name)}", p.name, _python_type(p)) for p in spec.parameters]
     best = best_op(fields, base_image)(decided=decision, tuning_history=history)
     name_step(best, f"{spec.name}-best")
     return best
-
-
-def _nested_rounds(plan: "_Plan", spec_text: str, settings: str, rounds: Optional[int]) -> Tuple[Any, Any]:
-    """Adds the nested synchronous rounds and the report; returns the decision and history channels."""
-    spec = plan.experiment
-    with outside_pipeline_definition():
-        total = rounds or round_count(spec)
-        check_rounds(total)
-        if total > MAX_NESTED_ROUNDS:
-            raise BuildError(
-                f"spec.maxTrialCount: must need at most {MAX_NESTED_ROUNDS} synchronous rounds in tune() "
-                f"(3 Argo template levels each, under Argo's limit of 100), but needs {total}"
-            )
-        first = _round(plan, 1, total)
-    chain = first(spec=spec_text, settings=settings, **plan.arguments)
-    result = _result_op(plan.base_image)(result=chain.output)
-    name_step(result, f"{spec.name}-result")
-    reported = report_op(plan.base_image)(spec=spec_text, history=result.outputs["history"])
-    name_step(reported, f"{spec.name}-report")
-    return result.outputs["decision"], result.outputs["history"]
 
 
 def _experiment(source: Union[str, Path, Mapping[str, Any], Experiment], native: bool) -> Experiment:
@@ -271,7 +193,6 @@ class _Plan:
         self.trial = trial
         self.arguments = arguments
         self.base_image = base_image
-        self.extra_inputs: List[Tuple[str, Any]] = []
         self.metrics_output: Optional[str] = None
         if trial is not None:
             self._check_trial(metrics_output)
@@ -309,15 +230,10 @@ class _Plan:
                     f"but its inputs are {sorted(inputs)}"
                 )
         for input_name, input_spec in inputs.items():
-            if input_name in hyper:
-                continue
-            if input_name not in self.arguments:
-                if not input_spec.optional:
-                    raise BuildError(
-                        f"trial_arguments: input {input_name!r} of trial component {name!r} needs a value"
-                    )
-                continue
-            self.extra_inputs.append((input_name, _annotation(input_spec.type)))
+            if input_name not in hyper and input_name not in self.arguments and not input_spec.optional:
+                raise BuildError(
+                    f"trial_arguments: input {input_name!r} of trial component {name!r} needs a value"
+                )
         self.metrics_output = self._metrics(spec, metrics_output)
 
     def _metrics(self, spec: Any, requested: Optional[str]) -> Optional[str]:
@@ -365,87 +281,7 @@ class _Plan:
         name_step(user, f"{label}-trial")
         return user
 
-    def trial_tasks(self, spec: Any, settings: Any, item: Any, extra: Mapping[str, Any], index: int) -> Any:
-        """Adds one trial's tasks inside the round's loop; returns the channel of its record."""
-        label = f"round-{index}"
-        if self.trial is None:
-            return template_trial(spec, settings, item, label, self.base_image)
-        user = self._user_trial(item, label, extra)
-        common = {
-            "spec": spec,
-            "settings": settings,
-            "run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-            "trial": item,
-        }
-        if self.metrics_output is not None:
-            record = collect_native_metrics_op(self.base_image)(
-                trial_metrics=user.outputs[self.metrics_output], **common
-            )
-        else:
-            record = collect_native_value_op(self.base_image)(value=user.outputs["Output"], **common)
-        name_step(record, f"{label}-collect-metrics", store=True)
-        return record.outputs["Output"]
-
 
 def _accepted_types(parameter: Parameter) -> Tuple[str, ...]:
     kind = _python_type(parameter)
     return {"int": ("Integer",), "float": ("Float",), "str": ("String",)}[kind]
-
-
-def _annotation(kfp_type: str) -> Any:
-    if kfp_type in _PARAMETER_TYPES:
-        return _PARAMETER_TYPES[kfp_type]
-    return Input[artifact_class(kfp_type)]
-
-
-def _round(plan: _Plan, index: int, total: int) -> Any:
-    """Round ``index`` as a sub-pipeline that calls round ``index + 1`` unless done."""
-    later = _round(plan, index + 1, total) if index < total else None
-    extra_names = [name for name, _ in plan.extra_inputs]
-    names = ["spec", "settings", *(["previous"] if index > 1 else []), *extra_names]
-    experiment = plan.experiment
-    base_image = plan.base_image
-
-    def body(*values: Any) -> Any:
-        given = dict(zip(names, values, strict=True))
-        spec, settings = given["spec"], given["settings"]
-        extra = {name: given[name] for name in extra_names}
-        previous = {"previous": given["previous"]} if index > 1 else {}
-        proposed = suggest_op(base_image)(
-            spec=spec, settings=settings, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, **previous
-        )
-        name_step(proposed, f"round-{index}-suggest", store=True)
-        with dsl.ParallelFor(proposed.outputs["Output"], parallelism=experiment.parallel_trial_count) as item:
-            record = plan.trial_tasks(spec, settings, item, extra, index)
-        decided = decide_op(base_image)(
-            spec=spec, settings=settings, previous=proposed.outputs["history"], results=dsl.Collected(record)
-        )
-        name_step(decided, f"round-{index}-decide", store=True)
-        carry = _carry_op(base_image)
-        if later is None:
-            final = carry(decision=decided.outputs["decision"], history=decided.outputs["history"])
-            name_step(final, f"round-{index}-result")
-            return final.output
-        with dsl.If(decided.outputs["Output"] == False):  # noqa: E712 - a KFP condition, not Python
-            following = later(spec=spec, settings=settings, previous=decided.outputs["history"], **extra)
-        with dsl.Else():
-            final = carry(decision=decided.outputs["decision"], history=decided.outputs["history"])
-            name_step(final, f"round-{index}-result")
-        return dsl.OneOf(following.output, final.output)
-
-    parameters = [
-        inspect.Parameter("spec", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str),
-        inspect.Parameter("settings", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str),
-    ]
-    if index > 1:
-        parameters.append(
-            inspect.Parameter("previous", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Input[Artifact])
-        )
-    parameters += [
-        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation)
-        for name, annotation in plan.extra_inputs
-    ]
-    body.__signature__ = inspect.Signature(parameters, return_annotation=str)  # type: ignore[attr-defined]
-    body.__name__ = f"round_{index}"
-    body.__doc__ = f"Round {index} of {total} of tuning {experiment.name}."
-    return dsl.pipeline(name=f"{experiment.name}-round-{index}")(body)

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import json
 import math
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from hpo_kfp.algorithms import get_algorithm
 from hpo_kfp.claim import claim
 from hpo_kfp.decide import decide, trial_counts
 from hpo_kfp.early_stopping import stop_rule
@@ -32,6 +35,7 @@ from hpo_kfp.steps.collect_metrics import record_run
 from hpo_kfp.steps.run_trial import run_item
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.steps.suggest import initial_history
+from hpo_kfp.store import Store
 from hpo_kfp.wire import DecisionDocument, NoTrial, RunDocument, TrialItem
 
 __all__ = [
@@ -43,6 +47,9 @@ __all__ = [
     "read_run_document",
     "start_step",
 ]
+
+_LONGEST_WAIT = 5.0
+"""Seconds between two looks at the store, at most, while a synchronous round runs."""
 
 LANE_RECORDS = "lane-{lane}.jsonl"
 """A lane's records in its ``trials`` artifact folder, one trial's record as JSON per line
@@ -118,20 +125,48 @@ def next_trial_step(document_path: str, run_id: str, trial_out: str) -> bool:
     document, experiment, options = _opened(document_path)
     store = options.open_store()
     assert store is not None, "start refuses settings without a store"
-    created, history = claim(
-        store,
-        experiment,
-        options.experiment_key(experiment),
-        1,
-        owner=options.owner(run_id),
-        run_limit=document.run_limit,
-    )
-    if not created:
-        Path(trial_out).write_text(NoTrial().to_json(), encoding="utf-8")
-        return False
-    item = TrialItem.of(created[0], stop_rule=stop_rule(experiment, history))
-    Path(trial_out).write_text(item.to_json(), encoding="utf-8")
-    return True
+    item = next_trial(store, experiment, options, document, owner=options.owner(run_id))
+    Path(trial_out).write_text((item or NoTrial()).to_json(), encoding="utf-8")
+    return item is not None
+
+
+def next_trial(
+    store: Store,
+    experiment: Experiment,
+    options: StepSettings,
+    document: RunDocument,
+    *,
+    owner: str,
+    said: Callable[[str], None] = lambda line: None,
+) -> TrialItem | None:
+    """The experiment's next trial for ``owner``, or None when it has none left to hand out.
+
+    Gives back first the trials whose lease ran out (a lane or run that died: their
+    heartbeats stopped ``settings.stale_seconds`` ago). In synchronous rounds (``--sync``,
+    or an algorithm that needs them, hyperband) a claim finds nothing while the round's
+    trials run; this waits for them, polling the store, and ``said`` is told so once.
+
+    Raises:
+        StoreError: The store failed.
+    """
+    key = options.experiment_key(experiment)
+    synchronous = options.synchronous or get_algorithm(experiment.algorithm.name).synchronous
+    round_size = experiment.parallel_trial_count if synchronous else 0
+    waited = 0
+    while True:
+        if options.stale_seconds:
+            store.release(key, older_than=options.stale_seconds)
+        created, history = claim(
+            store, experiment, key, 1, owner=owner, run_limit=document.run_limit, round_size=round_size
+        )
+        if created:
+            return TrialItem.of(created[0], stop_rule=stop_rule(experiment, history))
+        if not synchronous or not trial_counts(history)["active"]:
+            return None
+        if not waited:
+            said("waiting for the round's other trials to end")
+        time.sleep(min(0.1 * 1.5**waited, _LONGEST_WAIT))
+        waited += 1
 
 
 def lane_owner(options: StepSettings, run_id: str, lane: str) -> str:
@@ -167,10 +202,11 @@ def lane_step(document_path: str, run_id: str, lane: str, trials_out: str) -> in
         print(f"lane {lane}: taking up {held} again (an earlier attempt of this lane held them)", flush=True)
     count = 0
     while True:
-        created, history = claim(store, experiment, key, 1, owner=owner, run_limit=document.run_limit)
-        if not created:
+        item = next_trial(
+            store, experiment, options, document, owner=owner, said=lambda line: print(f"lane {lane}: {line}")
+        )
+        if item is None:
             break
-        item = TrialItem.of(created[0], stop_rule=stop_rule(experiment, history))
         files = TrialFiles(log=folder / item.name / "log", metrics=folder / item.name / "metrics")
         files.log.parent.mkdir(exist_ok=True)
         files.log.write_text("", encoding="utf-8")

@@ -74,6 +74,9 @@ class StepSettings:
     """Prefix of the owner of every trial this run claims. A local run names its run folder
     here, so the next run from that folder (which holds the folder's lock) gives back what
     a killed run left at once, and nothing another live run holds."""
+    synchronous: bool = False
+    """Run trials in synchronous rounds of ``parallelTrialCount`` (each round suggested from
+    every trial before it, once they all ended) even if the algorithm does not need them."""
     store_secret: str = ""
     """A Kubernetes Secret (in the run's namespace) whose key ``password`` is the store's
     password: the compiled pipeline hands it to every step that opens the store as

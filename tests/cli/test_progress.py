@@ -46,7 +46,7 @@ def _run(tmp_path: Path) -> LocalRun:
         experiment=experiment,
         directory=tmp_path,
         pipeline=tmp_path / "p.yaml",
-        rounds=4,
+        synchronous=True,
         settings=settings,
         prior=History(experiment="demo"),
         key=key,
@@ -57,7 +57,7 @@ def test_describe_names_round_counts_best_and_time(tmp_path: Path) -> None:
     run = _run(tmp_path)
     history = open_store(run.settings.store).history(run.key)
     assert describe(run, history, 12.34) == (
-        "round 2/4: 3/8 trials finished (2 ok, 1 failed), best loss=0.25 (demo-0001), 12.3 s"
+        "round 2: 3/8 trials finished (2 ok, 1 failed), best loss=0.25 (demo-0001), 12.3 s"
     )
 
 
@@ -90,7 +90,7 @@ def test_a_pipe_gets_a_plain_line_per_change(tmp_path: Path, monkeypatch: pytest
         wait_for(lambda: len(reports) >= 4, what="four reports of one unchanged state")
     lines = stream.getvalue().splitlines()
     assert "\r" not in stream.getvalue()
-    assert len(lines) == 1 and lines[0].startswith("round 2/4: 3/8 trials finished")
+    assert len(lines) == 1 and lines[0].startswith("round 2: 3/8 trials finished")
 
 
 def test_describe_counts_early_stopped_apart_and_agrees_with_the_summary(tmp_path: Path) -> None:
@@ -117,7 +117,7 @@ def test_describe_counts_early_stopped_apart_and_agrees_with_the_summary(tmp_pat
     ]
     history = History(experiment="demo", trials=tuple(trials))
     assert describe(run, history, 1.0) == (
-        "round 3/4: 4/8 trials finished (1 ok, 1 early-stopped, 1 failed, 1 without metrics), "
+        "round 3: 4/8 trials finished (1 ok, 1 early-stopped, 1 failed, 1 without metrics), "
         "best loss=0.1 (demo-0004, imported), 1.0 s"
     )
     assert counts_text(decide(run.experiment, history).counts) == (

@@ -107,6 +107,67 @@ def test_runs_follow_one_another_until_the_experiment_is_done(tmp_path: Path) ->
     ]
 
 
+def test_synchronous_rounds_in_the_lanes_wait_for_their_slowest_trial(tmp_path: Path) -> None:
+    """Issue 26: --sync runs in the lane tasks, the store as the rounds' barrier: trials 2 and
+    3 start only once trial 0 (slow) ended, though trial 1 ended long before (asynchronous
+    lanes would start trial 2 right after trial 1)."""
+    path = _experiment(tmp_path, maxTrialCount=6, command=["--slow-first=1.5"])
+    result = _run(path, "--sync")
+    assert result.returncode == 0, result.stdout + result.stderr
+    trials = (
+        open_store(f"sqlite:///{tmp_path / 'runs' / 'hpo-kfp.sqlite'}")
+        .history(ExperimentKey("", "lanes"))
+        .trials
+    )
+    assert [t.number for t in trials] == list(range(6)) and {t.status for t in trials} == {"Succeeded"}
+    for later, earlier in ((2, 0), (3, 0), (4, 2), (5, 2)):
+        assert trials[later].started is not None and trials[earlier].finished is not None
+        assert trials[later].started >= trials[earlier].finished, (later, earlier)
+    assert trials[1].finished is not None and trials[1].finished < trials[0].finished  # trial 1 waited
+    [log] = (tmp_path / "runs" / "lanes").glob("*/kfp-local.log")
+    assert _tasks(log) == ["start", "lane", "lane", "lane-decide"]
+    assert "waiting for the round's other trials to end" in log.read_text()
+
+
+def test_hyperband_runs_its_rungs_in_the_lanes(tmp_path: Path) -> None:
+    """Hyperband's rungs are synchronous rounds: the lanes run them whole, one after another."""
+    document = yaml.safe_load((_HERE / "lanes.yaml").read_text())
+    spec = document["spec"]
+    spec.update(
+        maxTrialCount=9,
+        parallelTrialCount=3,
+        algorithm={
+            "algorithmName": "hyperband",
+            "algorithmSettings": [
+                {"name": "resource_name", "value": "epochs"},
+                {"name": "r_l", "value": "3"},
+                {"name": "eta", "value": "3"},
+            ],
+        },
+    )
+    spec["parameters"].append(
+        {"name": "epochs", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "9"}}
+    )
+    spec["trialTemplate"]["trialParameters"].append({"name": "epochs", "reference": "epochs"})
+    container = spec["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = [*container["command"][:3], "--epochs=${trialParameters.epochs}"]
+    shutil.copy(_HERE / "lanes_trial.py", tmp_path / "lanes_trial.py")
+    path = tmp_path / "hyperband.yaml"
+    path.write_text(yaml.safe_dump(document))
+    result = _run(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    outcome = json.loads(result.stdout.splitlines()[-1])
+    assert outcome["trials"]["succeeded"] == outcome["trials"]["total"] >= 3
+    trials = (
+        open_store(f"sqlite:///{tmp_path / 'runs' / 'hpo-kfp.sqlite'}")
+        .history(ExperimentKey("", "lanes"))
+        .trials
+    )
+    assert [t.number for t in trials] == list(range(len(trials)))
+    assert len({t.parameters["epochs"] for t in trials}) > 1  # promoted to a larger resource
+    assert "lanes in synchronous rounds" in result.stdout
+
+
 @pytest.mark.parametrize("flag", ["--trials-per-run=-1"])
 def test_a_negative_share_is_refused(tmp_path: Path, flag: str) -> None:
     result = _run(_experiment(tmp_path), flag)

@@ -34,10 +34,11 @@ from hpo_kfp.pipeline.argo_size import (
     workflow_size,
 )
 from hpo_kfp.pipeline.compact import compact_file
-from hpo_kfp.pipeline.loop import build_pipeline, compile_pipeline
+from hpo_kfp.pipeline.tasks import compile_pipeline
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.wire import RecordedTrial, RunResult, TrialItem
+from tests.pipeline.rounds_pipeline import build_rounds_pipeline
 
 _ROOT = Path(__file__).resolve().parents[2]
 _GENERIC = _ROOT / "pipelines" / "hpo_experiment.yaml"
@@ -56,10 +57,10 @@ def _sklearn_digits(parallel: int, max_trials: int) -> dict[str, Any]:
 
 
 def _flat(tmp: Path, rounds: int, parallel: int, compact: bool = True) -> dict[str, Any]:
-    """A flat-round pipeline compiled as ``hpo-kfp compile`` does (compiled, then compacted)."""
+    """A flat-round pipeline of the separate components (compiled, then compacted)."""
     experiment = parse_experiment(_sklearn_digits(parallel, rounds * parallel))
     output = tmp / f"flat-{rounds}x{parallel}.yaml"
-    pipeline = build_pipeline(experiment, settings=StepSettings(runner="kubernetes"), rounds=rounds)
+    pipeline = build_rounds_pipeline(experiment, settings=StepSettings(runner="kubernetes"), rounds=rounds)
     compile_pipeline(pipeline, output)
     if compact:
         compact_file(output)
@@ -238,7 +239,7 @@ def test_values_by_input_name_and_type() -> None:
 def test_100_trials_4_at_a_time_end_over_1_mib(compiled: Callable[[int, int], dict[str, Any]]) -> None:
     """Issue 15: a 100-trial, 4-parallel experiment compiles to ~322 KiB and ends near 1087 KiB."""
     ir = compiled(25, 4)
-    _need_flat(ir, "loop.build_pipeline's pipeline")
+    _need_flat(ir, "the rounds pipeline")
     without_retry = estimate_run(ir, default_values(LARGE_SPEC_BYTES), default_iterations=4, retry=False)
     assert 290 * _KIB <= without_retry.spec_bytes <= 360 * _KIB, without_retry.describe()
     assert ARGO_MAX_WORKFLOW_BYTES < without_retry.end_bytes <= 1200 * _KIB, without_retry.describe()
@@ -254,7 +255,7 @@ def test_100_flat_rounds_are_over_1_mib_before_anything_runs(tmp_path: Path) -> 
     # Not compacted (7 s for 100 rounds): the argocompiler already shares components by their
     # container's hash, so compaction changes the Argo spec by 0.2 % (1,266,570 -> 1,264,250 bytes).
     ir = _flat(tmp_path, 100, 3, compact=False)
-    _need_flat(ir, "loop.build_pipeline's pipeline")
+    _need_flat(ir, "the rounds pipeline")
     workflow = argo_spec(ir)
     assert workflow_size(workflow) > ARGO_MAX_WORKFLOW_BYTES
     root = next(

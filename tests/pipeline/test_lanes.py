@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import yaml
 
-from hpo_kfp.errors import PipelineTooLarge
 from hpo_kfp.pipeline.argo_size import (
     BUDGET_DEPTH,
     BUDGET_END_BYTES,
@@ -85,7 +84,7 @@ def test_the_pipeline_is_the_same_handful_of_tasks_for_100_and_10000_trials(tmp_
     containers, dags = _tasks(plans[10_000].path)
     assert containers <= 12 and dags <= 2, (containers, dags)
     for plan in plans.values():
-        assert plan.asynchronous and plan.share == 0 and not plan.continues  # one run holds it all
+        assert not plan.synchronous and plan.share == 0 and not plan.continues  # one run holds it all
         assert plan.end_bytes <= BUDGET_END_BYTES and plan.depth < BUDGET_DEPTH
     assert abs(plans[10_000].end_bytes - plans[100].end_bytes) < 1024  # the spec's digits
 
@@ -145,14 +144,16 @@ def test_the_generic_pipeline_fits_at_its_capacity() -> None:
     assert estimate.depth < BUDGET_DEPTH
 
 
-@pytest.mark.slow
-def test_synchronous_rounds_that_cannot_fit_are_refused_naming_the_figure(tmp_path: Path) -> None:
-    with pytest.raises(
-        PipelineTooLarge,
-        match=r"must be at most 700 KiB with its node status gzipped, but is estimated at \d+ KiB",
-    ):
-        compile_run(_example(400, 4, 30), _SETTINGS, tmp_path / "p.yaml", synchronous=True)
-    plan = compile_run(
-        _example(400, 4, 30), _SETTINGS, tmp_path / "p.yaml", synchronous=True, trials_per_run=12
+def test_synchronous_rounds_are_the_same_lanes_at_any_size(tmp_path: Path) -> None:
+    """Issue 26: --sync (and hyperband) no longer unroll rounds: 400 trials of a large spec
+    (refused as 100 unrolled rounds before) compile to the lanes, told to run in rounds."""
+    plan = compile_run(_example(400, 4, 30), _SETTINGS, tmp_path / "p.yaml", synchronous=True)
+    assert plan.synchronous and plan.share == 0 and plan.end_bytes <= BUDGET_END_BYTES
+    compiled = yaml.safe_load(plan.path.read_text())
+    settings = StepSettings.from_json(
+        compiled["root"]["inputDefinitions"]["parameters"]["settings"]["defaultValue"]
     )
-    assert plan.rounds == 3 and plan.share == 12 and plan.end_bytes <= BUDGET_END_BYTES
+    assert settings.synchronous
+    assert _without_spec(plan.path) == _without_spec(
+        compile_run(_example(8, 4, 30), _SETTINGS, tmp_path / "q.yaml", synchronous=True).path
+    )

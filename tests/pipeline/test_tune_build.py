@@ -258,21 +258,13 @@ def test_unpack_reads_the_loop_item_through_the_wire_format() -> None:
         unpack(trial=item.to_json().replace('"version":1', '"version":2'))
 
 
-def test_result_and_best_pass_the_decision_and_history_through_the_wire_format(tmp_path: Path) -> None:
+def test_best_passes_the_decision_and_history_through_the_wire_format(tmp_path: Path) -> None:
     from hpo_kfp.errors import StepFailed
     from hpo_kfp.pipeline.generated import best_op
-    from hpo_kfp.pipeline.tune import _carry_op, _result_op
-    from hpo_kfp.wire import DecisionDocument, TuneResult
+    from hpo_kfp.wire import DecisionDocument
 
-    (tmp_path / "history").write_text('{"version":1}')
-    result = _carry_op("image").python_func(
-        decision=_decision(True).to_json(), history=_Path(tmp_path / "history")
-    )
-    assert TuneResult.from_json(result) == TuneResult(decision=_decision(True), history='{"version":1}')
-    _result_op("image").python_func(
-        result=result, history=_Path(tmp_path / "split"), decision=str(tmp_path / "decision")
-    )
-    assert (tmp_path / "split").read_text() == '{"version":1}'
+    (tmp_path / "split").write_text('{"version":1}')
+    (tmp_path / "decision").write_text(_decision(True).to_json())
     fields = [("best_lr", "lr", "float"), ("best_layers", "layers", "int")]
     best = best_op(fields, "image").python_func
     outputs = best(
@@ -324,12 +316,12 @@ def test_tune_takes_an_optimization_job_with_its_template_or_a_kfp_trial(tmp_pat
         _build_with(without_template, _score_x, settings=None)
 
 
-def test_hyperband_nests_synchronous_rounds_without_a_store_and_refuses_too_many(tmp_path: Path) -> None:
-    """Hyperband promotes whole rungs: tune() gives it nested rounds (no store needed), at most
-    25 of them (3 Argo template levels each)."""
+def test_hyperband_runs_in_the_lanes_in_synchronous_rounds(tmp_path: Path) -> None:
+    """Hyperband promotes whole rungs: tune() runs it in the lanes with the store as the
+    rounds' barrier (issue 26: no nested rounds, no limit of 25)."""
     document = _native_spec()
     document["spec"]["parallelTrialCount"] = 9
-    document["spec"]["maxTrialCount"] = 20
+    document["spec"]["maxTrialCount"] = 200
     document["spec"]["algorithm"] = {
         "algorithmName": "hyperband",
         "algorithmSettings": [
@@ -341,21 +333,13 @@ def test_hyperband_nests_synchronous_rounds_without_a_store_and_refuses_too_many
 
     @dsl.pipeline(name="p")
     def pipeline() -> float:
-        return hpo_kfp.tune(document, trial=returns_value).outputs["best_objective"]
+        return hpo_kfp.tune(document, trial=returns_value, settings=_STORE, slots=2).outputs["best_objective"]
 
     compiler.Compiler().compile(pipeline, str(tmp_path / "p.yaml"))
     compiled = yaml.safe_load((tmp_path / "p.yaml").read_text())
-    assert "comp-demo-round-1" in compiled["components"] and "comp-start" not in compiled["components"]
-    with pytest.raises(BuildError, match=r"^spec.maxTrialCount: must need at most 25 synchronous rounds"):
-        _build_hyperband(document, rounds=26)
-
-
-def _build_hyperband(document: Any, **kwargs: Any) -> None:
-    @dsl.pipeline(name="p")
-    def pipeline() -> None:
-        hpo_kfp.tune(document, trial=returns_value, **kwargs)
-
-    compiler.Compiler().compile(pipeline, "/dev/null")
+    assert "comp-start" in compiled["components"] and not any("round" in c for c in compiled["components"])
+    settings = compiled["root"]["dag"]["tasks"]["start"]["inputs"]["parameters"]["settings"]
+    assert hpo_kfp.StepSettings.from_json(settings["runtimeValue"]["constant"]).synchronous
 
 
 def test_tune_nests_as_deep_for_1000_trials_as_for_10(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The compiled pipeline: its shape, its size, and that KFP's own loader reads it."""
+"""Compiled pipelines: compiling for a cluster, compaction, and that KFP's own loader reads
+a compacted pipeline (one an author wires from the separate components, in rounds)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import yaml
 from kfp import components
 
 from hpo_kfp.pipeline.compact import compact_file, compact_spec
-from hpo_kfp.pipeline.loop import build_pipeline, compile_pipeline, round_count
+from hpo_kfp.pipeline.lanes import build_lanes_pipeline
+from hpo_kfp.pipeline.tasks import compile_pipeline
+from hpo_kfp.rounds import rounds_needed
 from hpo_kfp.spec import load_experiment
 from hpo_kfp.steps.settings import StepSettings
+from tests.pipeline.rounds_pipeline import build_rounds_pipeline
 
 _ROOT = Path(__file__).parents[2]
 _EXAMPLES = sorted(_ROOT.glob("examples/*/experiment.yaml"))
@@ -21,7 +25,9 @@ _EXAMPLES = sorted(_ROOT.glob("examples/*/experiment.yaml"))
 def _compiled(tmp_path: Path, rounds: int, runner: str = "local") -> Path:
     experiment = load_experiment(_ROOT / "examples/quadratic/experiment.yaml")
     path = tmp_path / f"p{rounds}.yaml"
-    compile_pipeline(build_pipeline(experiment, settings=StepSettings(runner=runner), rounds=rounds), path)
+    compile_pipeline(
+        build_rounds_pipeline(experiment, settings=StepSettings(runner=runner), rounds=rounds), path
+    )
     return path
 
 
@@ -34,7 +40,7 @@ def _tasks(spec: dict[str, Any]) -> list[str]:
 
 def test_rounds_cover_max_trials() -> None:
     experiment = load_experiment(_ROOT / "examples/quadratic/experiment.yaml")
-    assert round_count(experiment) == 8  # 32 trials, 4 at a time
+    assert rounds_needed(experiment) == 8  # 32 trials, 4 at a time
 
 
 def test_each_round_is_suggest_loop_decide(tmp_path: Path) -> None:
@@ -131,11 +137,12 @@ def test_a_cluster_pipeline_refuses_median_stopping_without_a_log(tmp_path: Path
     document["spec"]["earlyStopping"] = {"algorithmName": "medianstop"}
     document["spec"]["metricsCollectorSpec"] = {"collector": {"kind": "Push"}}
     experiment = parse_experiment(document)
-    build_pipeline(experiment, settings=StepSettings(runner="local"))  # a local process's file is followed
+    store = "postgresql://hpo@db/hpo"
+    build_lanes_pipeline(experiment, settings=StepSettings(runner="local", store=store))  # a file is followed
     with pytest.raises(
         SpecError, match=r"^spec.earlyStopping: on a cluster median stopping reads the trial's log"
     ):
-        build_pipeline(experiment, settings=StepSettings(runner="kubernetes"))
+        build_lanes_pipeline(experiment, settings=StepSettings(runner="kubernetes", store=store))
 
 
 def test_hyperband_gets_one_round_per_rung() -> None:
@@ -154,4 +161,4 @@ def test_hyperband_gets_one_round_per_rung() -> None:
             ],
         },
     )
-    assert round_count(parse_experiment(document)) == 6
+    assert rounds_needed(parse_experiment(document)) == 6
