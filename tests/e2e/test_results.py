@@ -28,7 +28,7 @@ def test_run_shows_every_trial_with_reason_and_log_and_leaves_no_temporary_folde
             "--json",
             "--workdir",
             str(tmp_path / "runs"),
-            "--sync",  # synchronous rounds: the other end-to-end runs use the default lanes
+            "--sync",  # synchronous rounds: the other end-to-end runs are asynchronous
         ],
         cwd=tmp_path,
         env={**os.environ, "TMPDIR": str(temporary)},
@@ -52,7 +52,7 @@ def test_run_shows_every_trial_with_reason_and_log_and_leaves_no_temporary_folde
     assert rows["scripted-0001"].split()[1] == "Failed" and rows["scripted-0001"].endswith("exit code 3")
     assert rows["scripted-0004"].split()[1] == "MetricsUnavailable"
     failed = lines.index("scripted-0001 Failed: exit code 3")
-    assert lines[failed + 1].startswith("  log: ") and lines[failed + 1].endswith("/run-trial/log")
+    assert lines[failed + 1].startswith("  log: ") and lines[failed + 1].endswith("/trials/scripted-0001/log")
     assert Path(lines[failed + 1].removeprefix("  log: ")).read_text().strip() == "simulated crash"
     assert lines[failed + 2] == "  | simulated crash"
 
@@ -74,7 +74,8 @@ def test_run_shows_every_trial_with_reason_and_log_and_leaves_no_temporary_folde
     assert results["scripted-0001"]["reason"] == "exit code 3"
     assert results["scripted-0001"]["logTail"] == "simulated crash"
     assert results["scripted-0001"]["seconds"] > 0.9  # it sleeps 1 s before it crashes
-    assert all(r["log"] and r["log"].endswith("/run-trial/log") for r in results.values())
+    # Every trial's log, failed or not: each lane keeps its trials' logs (issue 26).
+    assert all(r["log"] and r["log"].endswith(f"/trials/{name}/log") for name, r in results.items())
 
     # Every kfp.local task made a folder with mktemp (69 in this run): all removed.
     assert list(temporary.iterdir()) == []
