@@ -4,22 +4,18 @@ the checks an experiment must pass to start.
 Parsing checks the document; :func:`check_startable` checks it against this installation:
 the algorithm's optional libraries. ``run`` and ``compile`` make the same checks when they
 build the pipeline, and ``validate`` makes them up front, so a file that validates also
-starts. :func:`rounds_needed` and :func:`check_rounds` serve a pipeline of the separate
-components that unrolls synchronous rounds (the committed ``components/``).
+starts. :func:`rounds_needed` serves a pipeline of the separate components that unrolls
+synchronous rounds (the committed ``components/``), and their ``suggest``'s capacity check.
 """
 
 from __future__ import annotations
 
 from hpo_kfp.algorithms import get_algorithm, require_dependencies
 from hpo_kfp.decide import trial_counts
-from hpo_kfp.errors import SpecError
 from hpo_kfp.history import History
 from hpo_kfp.spec import Experiment
 
-__all__ = ["MAX_ROUNDS", "check_rounds", "check_startable", "rounds_needed"]
-
-MAX_ROUNDS = 1000
-"""Most rounds one pipeline unrolls: ~4 MB of pipeline YAML, minutes to compile."""
+__all__ = ["check_startable", "rounds_needed"]
 
 
 def rounds_needed(experiment: Experiment, history: History | None = None) -> int:
@@ -35,21 +31,6 @@ def rounds_needed(experiment: Experiment, history: History | None = None) -> int
     if history.run_limit is not None:
         remaining = min(remaining, history.run_limit - finished)
     return get_algorithm(experiment.algorithm.name).rounds_needed(experiment, history, remaining)
-
-
-def check_rounds(rounds: int) -> None:
-    """Refuses a pipeline of more than :data:`MAX_ROUNDS` rounds.
-
-    Raises:
-        SpecError: Naming ``spec.maxTrialCount``, which sets the rounds.
-    """
-    if rounds > MAX_ROUNDS:
-        raise SpecError(
-            "spec.maxTrialCount",
-            f"must need at most {MAX_ROUNDS} rounds of parallelTrialCount trials in one pipeline "
-            "(for more, schedule runs that each add some: hpo-kfp schedule --trials-per-run)",
-            f"{rounds} rounds",
-        )
 
 
 def check_startable(experiment: Experiment) -> None:
