@@ -304,6 +304,10 @@ def _document(request: Request) -> Any:
         return json.loads(text)
     except ValueError as error:
         raise RequestError("body", f"must be JSON, but it is not ({error})") from None
+    except RecursionError:
+        raise RequestError(
+            "body", "must be JSON nested at most a few hundred levels deep, but is deeper"
+        ) from None
 
 
 def _trial(trial: TrialRecord) -> Trial:

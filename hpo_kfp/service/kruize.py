@@ -354,6 +354,10 @@ def _json_body(content_type: str, body: bytes) -> dict[str, Any]:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise RequestError("body", f"must be JSON, but it is not ({error})") from None
+    except RecursionError:
+        raise RequestError(
+            "body", "must be JSON nested at most a few hundred levels deep, but is deeper"
+        ) from None
     if not isinstance(document, dict):
         raise RequestError("body", f"must be a JSON object, but got {_shown(document)}")
     return document

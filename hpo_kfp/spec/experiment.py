@@ -198,17 +198,95 @@ def _parse_katib(document: Any, trial_template: bool | None) -> Experiment:
     return _experiment(spec, name, namespace, document, trial_template)
 
 
+MAX_YAML_NODES = 100_000
+"""Most YAML nodes an Experiment may expand to, an alias counted as the whole node it names
+each time it is used (a 2 KB document of nested aliases can stand for billions)."""
+MAX_YAML_DEPTH = 100
+"""Deepest nesting of mappings and sequences an Experiment may have (a PyTorchJob's trial
+template nests about 15 deep)."""
+
+
 def _parse_yaml(text: str) -> Any:
+    """The one YAML document in ``text``, checked for size before it is built.
+
+    Raises:
+        SpecError: Not YAML, not one document, nested deeper than :data:`MAX_YAML_DEPTH`, or
+            expanding (aliases included) to more than :data:`MAX_YAML_NODES` nodes.
+    """
+    documents = []
+    loader = yaml.SafeLoader(text)
     try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+        _check_depth(text)  # before composing, which recurses once per level
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                break
+            _check_expansion(node)
+            document = loader.construct_document(node)
+            if document is not None:
+                documents.append(document)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "(document)"
         problem = getattr(error, "problem", None) or str(error)
         raise SpecError(where, "the file must be valid YAML", f"a syntax error: {problem}") from None
+    finally:
+        loader.dispose()
     if len(documents) != 1:
         raise SpecError("(document)", "the file must hold exactly one YAML document", f"{len(documents)}")
     return documents[0]
+
+
+def _too_deep() -> SpecError:
+    return SpecError("(document)", f"must nest at most {MAX_YAML_DEPTH} mappings or sequences deep", "deeper")
+
+
+def _check_depth(text: str) -> None:
+    """Refuses YAML nested deeper than :data:`MAX_YAML_DEPTH`, reading its events (the
+    parser does not recurse)."""
+    loader = yaml.SafeLoader(text)
+    depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()  # type: ignore[no-untyped-call]
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    raise _too_deep()
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    finally:
+        loader.dispose()
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuses a composed document that nests too deep or expands to too many nodes. Each
+    node is sized once (an alias is the node it names, shared), so the check takes time in
+    the document's length, not in what its aliases stand for."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, depth: int) -> int:
+        if depth > MAX_YAML_DEPTH:
+            raise _too_deep()
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(item, depth + 1) for item in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(key, depth + 1) + size(value, depth + 1) for key, value in node.value)
+        sizes[id(node)] = total
+        return total
+
+    expanded = size(root, 0)
+    if expanded > MAX_YAML_NODES:
+        raise SpecError(
+            "(document)",
+            f"must expand to at most {MAX_YAML_NODES} YAML nodes (an alias counts as the node it "
+            "names, each time it is used)",
+            f"{expanded} nodes",
+        )
 
 
 def _experiment(

@@ -238,6 +238,8 @@ def test_a_bad_post_is_refused_naming_the_field(
     [
         pytest.param(b"{not json", {"Content-Type": "application/json"}, "body", id="malformed-json"),
         pytest.param(b"[1, 2]", {"Content-Type": "application/json"}, "body", id="not-an-object"),
+        # 5,000 nested brackets were a plain-text 500 (a RecursionError), issue 28
+        pytest.param(b"[" * 5000 + b"]" * 5000, {"Content-Type": "application/json"}, "body", id="too-deep"),
         pytest.param(
             b'{"operation": "EXP_DELETE"}', {"Content-Type": "text/html"}, "Content-Type", id="not-json"
         ),

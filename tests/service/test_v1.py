@@ -278,3 +278,36 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(http: httpx.Client) 
         "/v1/experiments", content=b"x" * (1024 * 1024 + 1), headers={"Content-Type": "application/json"}
     )
     assert_refused(response, 413, "body")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "field"),
+    [
+        ("application/json", b"[" * 5000 + b"]" * 5000, "body"),
+        (
+            "application/yaml",
+            b"metadata: {name: deep}\nspec: " + b"[" * 5000 + b"]" * 5000,
+            "body.(document)",
+        ),
+        (
+            "application/yaml",
+            (
+                "metadata: {name: bomb}\nspec:\n  a: &a [x, x, x, x, x, x, x, x, x]\n"
+                + "".join(
+                    f"  {n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n"
+                    for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+                )
+            ).encode(),
+            "body.(document)",
+        ),
+    ],
+    ids=["deep-json", "deep-yaml", "alias-bomb"],
+)
+def test_a_hostile_body_is_one_line_of_json(
+    http: httpx.Client, content_type: str, body: bytes, field: str
+) -> None:
+    """Issues 28 and 31: 5,000 nested brackets were a plain-text 500 (RecursionError); a 2 KB
+    alias bomb kept the server busy without an answer."""
+    response = http.post("/v1/experiments", content=body, headers={"Content-Type": content_type})
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == field

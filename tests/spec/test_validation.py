@@ -476,3 +476,38 @@ def test_a_grid_too_large_to_list_is_refused_without_listing_it() -> None:
     with_field(document, "spec.parameters.0.feasibleSpace", {"min": "-4", "max": "4", "step": "1e-9"})
     with pytest.raises(SpecError, match=r"^spec.parameters: must make at most 1,000,000 points with grid"):
         parse_experiment(document)
+
+
+def _alias_bomb(levels: int) -> str:
+    """A document whose aliases stand for 9**levels strings in a few hundred bytes."""
+    lines = ["metadata: {name: bomb}", "spec:", '  l0: &l0 ["x","x","x","x","x","x","x","x","x"]']
+    for level in range(1, levels):
+        lines.append(f"  l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_is_refused_at_once_naming_what_it_expands_to() -> None:
+    """Issue 31: nine levels of nine aliases (2 KB) hung validate, run and the server."""
+    with pytest.raises(
+        SpecError,
+        match=r"^\(document\): must expand to at most 100000 YAML nodes \(an alias counts as the node it "
+        r"names, each time it is used\), but got 4\d{8} nodes$",
+    ):
+        parse_experiment(_alias_bomb(9))  # counted, not expanded: it returns at once
+
+
+def test_aliases_that_stay_small_are_read_as_before() -> None:
+    document = base_spec()
+    text = yaml.safe_dump(document).replace(
+        "  parallelTrialCount: 2\n", "  parallelTrialCount: &p 2\n  maxFailedTrialCount: *p\n", 1
+    )
+    text = text.replace("  maxFailedTrialCount: 3\n", "", 1)
+    assert parse_experiment(text).max_failed_trial_count == 2
+
+
+@pytest.mark.parametrize("depth", [101, 5000])
+def test_deep_nesting_is_one_line(depth: int) -> None:
+    with pytest.raises(
+        SpecError, match=r"^\(document\): must nest at most 100 mappings or sequences deep, but got deeper$"
+    ):
+        parse_experiment("metadata: {name: deep}\nspec: " + "[" * depth + "]" * depth + "\n")
