@@ -208,6 +208,12 @@ def history_from_request(
     )
 
 
+MAX_REQUEST_NUMBER = 1000
+"""Most suggestions one ``GetSuggestions`` call may ask for: Katib's controller asks for the
+trials it may start at once (``parallelTrialCount`` less the running ones, a Hyperband rung),
+and a call's work grows with the number."""
+
+
 class KatibSuggestion(api_pb2_grpc.SuggestionServicer):
     """``api.v1.beta1.Suggestion``: suggestions from hpo-kfp's algorithms, under Katib's names."""
 
@@ -215,18 +221,22 @@ class KatibSuggestion(api_pb2_grpc.SuggestionServicer):
         self, request: api_pb2.GetSuggestionsRequest, context: grpc.ServicerContext
     ) -> api_pb2.GetSuggestionsReply:
         count = request.current_request_number
-        if count < 1:
+        if not 1 <= count <= MAX_REQUEST_NUMBER:
             _abort(
                 context,
                 grpc.StatusCode.INVALID_ARGUMENT,
-                f"current_request_number: must be >= 1, but got {count}",
+                f"current_request_number: must be from 1 to {MAX_REQUEST_NUMBER}, but got {count}",
             )
         try:
             experiment, state = experiment_from_request(
                 request.experiment, trials=len(request.trials), requested=count
             )
             history = history_from_request(experiment, request.trials, state)
-            created, updated = suggest(experiment, history, count)
+            # Never past the budget: Katib has had total - current suggestions before this call.
+            had = max(request.total_request_number - count, len(request.trials))
+            created, updated = suggest(
+                experiment, history, min(count, max(experiment.max_trial_count - had, 0))
+            )
         except InputError as error:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error))
         created, updated = _numbered(experiment, request, created, updated)

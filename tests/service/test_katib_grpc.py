@@ -334,3 +334,27 @@ def test_the_median_stopping_rule_reads_the_logs_from_katibs_db_manager(channel:
         )
     assert unreachable.value.code() == grpc.StatusCode.UNAVAILABLE
     assert unreachable.value.details().startswith("db_manager_address:")
+
+
+def test_a_request_never_gets_more_than_the_budget_or_the_limit(
+    suggestion: api_pb2_grpc.SuggestionStub,
+) -> None:
+    """Issue 31: 10,000 asked of a 10-trial experiment returned 10,000; 2^31-1 kept the server busy."""
+    reply = suggestion.GetSuggestions(
+        api_pb2.GetSuggestionsRequest(
+            experiment=_experiment("random", max_trial_count=10),
+            current_request_number=1000,
+            total_request_number=1000,
+        )
+    )
+    assert len(reply.parameter_assignments) == 10
+    with pytest.raises(grpc.RpcError) as refused:
+        suggestion.GetSuggestions(
+            api_pb2.GetSuggestionsRequest(
+                experiment=_experiment("random"),
+                current_request_number=2**31 - 1,
+                total_request_number=2**31 - 1,
+            )
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details() == "current_request_number: must be from 1 to 1000, but got 2147483647"
