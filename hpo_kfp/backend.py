@@ -49,7 +49,7 @@ COLLECTED_PARAMETERS = BackendFeature(
 
 ONE_OF_NESTED = BackendFeature(name="dsl.OneOf across nested sub-DAGs", minimum=(2, 17, 0))
 """A ``dsl.OneOf`` whose branch's value comes from a sub-pipeline inside the branch
-(``tune()``'s nested rounds): older backends do not resolve it."""
+(an author's own nested rounds, say): older backends do not resolve it."""
 
 FEATURES = (COLLECTED_PARAMETERS, ONE_OF_NESTED)
 """Every feature checked, oldest requirement first."""
