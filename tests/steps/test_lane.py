@@ -88,15 +88,18 @@ def test_a_killed_lane_retried_loses_no_trial_and_repeats_none(
     code = f"from hpo_kfp.steps.lanes import lane_step; lane_step({str(document)!r}, 'run-1', '1', 'first')"
     lane = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, stdout=subprocess.DEVNULL)
     started = tmp_path / "started-demo-0001"
-    wait_for(started.exists, seconds=60, what="trial demo-0001 to start")
-    store = open_store(settings.store)
-    key = ExperimentKey("kubeflow", "demo")
-    before = store.history(key).trials[1]
-    lane.send_signal(signal.SIGKILL)  # as when the lane's pod is deleted
-    lane.wait()
-    orphan = int(wait_for(started.read_text, what="the trial's pid"))
-    os.kill(orphan, signal.SIGKILL)  # its pod would go with the lane's
-    wait_for(lambda: not process_alive(orphan), what="the orphaned trial to end")
+    try:
+        wait_for(started.exists, seconds=60, what="trial demo-0001 to start")
+        store = open_store(settings.store)
+        key = ExperimentKey("kubeflow", "demo")
+        before = store.history(key).trials[1]
+    finally:
+        lane.send_signal(signal.SIGKILL)  # as when the lane's pod is deleted
+        lane.wait()
+        if started.exists():
+            orphan = int(wait_for(started.read_text, what="the trial's pid"))
+            os.kill(orphan, signal.SIGKILL)  # its pod would go with the lane's
+            wait_for(lambda: not process_alive(orphan), what="the orphaned trial to end")
     assert store.history(key).trials[1].status == "Pending"
 
     (tmp_path / "gate").write_text("")
