@@ -118,7 +118,11 @@ def parse_experiment(source: str | Mapping[str, Any], *, trial_template: bool | 
             (False: the trials are a KFP component given to :func:`hpo_kfp.tune`), or may be
             either (None: the pipeline steps, which serve both).
     """
-    document = _parse_yaml(source) if isinstance(source, str) else source
+    if isinstance(source, str):
+        document = _parse_yaml(source)
+    else:
+        _check_nesting(source)
+        document = source
     _check_top_level(document)
     if is_optimization_job(document):
         katib = katib_document(document, with_template=trial_template)
@@ -239,6 +243,20 @@ def _parse_yaml(text: str) -> Any:
 
 def _too_deep() -> SpecError:
     return SpecError("(document)", f"must nest at most {MAX_YAML_DEPTH} mappings or sequences deep", "deeper")
+
+
+def _check_nesting(document: Any) -> None:
+    """Refuses a document (a parsed JSON body, say) nested deeper than :data:`MAX_YAML_DEPTH`,
+    walking it without recursion."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, Mapping) else node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, (Mapping, list)):
+                if depth + 1 > MAX_YAML_DEPTH:
+                    raise _too_deep()
+                stack.append((child, depth + 1))
 
 
 def _check_depth(text: str) -> None:

@@ -511,3 +511,14 @@ def test_deep_nesting_is_one_line(depth: int) -> None:
         SpecError, match=r"^\(document\): must nest at most 100 mappings or sequences deep, but got deeper$"
     ):
         parse_experiment("metadata: {name: deep}\nspec: " + "[" * depth + "]" * depth + "\n")
+
+
+def test_a_mapping_nested_too_deep_is_refused_without_recursion() -> None:
+    """A JSON body is parsed before it reaches the spec (Python 3.13's json reads 5,000 levels)."""
+    document = base_spec()
+    node: dict[str, Any] = document["spec"]["trialTemplate"]["trialSpec"]
+    for _ in range(5000):
+        node["x"] = {}
+        node = node["x"]
+    with pytest.raises(SpecError, match=r"^\(document\): must nest at most 100 mappings or sequences deep"):
+        parse_experiment(document)
