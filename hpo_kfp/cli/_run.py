@@ -148,10 +148,15 @@ def _run(args: argparse.Namespace) -> int:
         out.write(
             f"{experiment.name}: continuing with {len(prepared.prior.trials)} trials from {store}{again}\n"
         )
+    if prepared.lanes < experiment.parallel_trial_count:
+        out.write(
+            f"{experiment.name}: parallelTrialCount {experiment.parallel_trial_count} is more than this "
+            f"machine runs at once: {prepared.lanes} lanes (4 per CPU) run the trials\n"
+        )
     shape = (
-        f"{experiment.parallel_trial_count} lanes in synchronous rounds"
+        f"{prepared.lanes} lanes in synchronous rounds"
         if prepared.synchronous
-        else f"{experiment.parallel_trial_count} asynchronous lanes"
+        else f"{prepared.lanes} asynchronous lanes"
     )
     out.write(f"{experiment.name}: {shape}; run folder {prepared.directory}\n")
     out.flush()

@@ -39,6 +39,7 @@ __all__ = [
     "ExperimentBusy",
     "LocalRun",
     "local_claimer",
+    "local_lanes",
     "outcome",
     "prepare_local_run",
     "run_prepared",
@@ -65,6 +66,8 @@ class LocalRun:
     """The experiment's identity in the store."""
     released: tuple[str, ...] = ()
     """Trials a killed run had left claimed, to run again."""
+    lanes: int = 0
+    """Lanes the run starts: ``parallelTrialCount``, or fewer on a small machine."""
     lock: Any = None
     """The open lock file this run holds (closed when the process ends)."""
 
@@ -126,7 +129,8 @@ def prepare_local_run(
     directory.mkdir(parents=True)
     pipeline = directory / "pipeline.yaml"
     synchronous = synchronous or get_algorithm(experiment.algorithm.name).synchronous
-    settings = replace(settings, synchronous=synchronous)
+    lanes = min(experiment.parallel_trial_count, local_lanes())
+    settings = replace(settings, synchronous=synchronous, max_lanes=lanes)
     # No report step: the command writes the page itself, with the trials' logs.
     compiled = build_lanes_pipeline(experiment, settings=settings, report=False, retry=False)
     with kfp_compiler_libyaml():
@@ -140,8 +144,15 @@ def prepare_local_run(
         prior=prior,
         key=key,
         released=released,
+        lanes=lanes,
         lock=lock,
     )
+
+
+def local_lanes() -> int:
+    """Most lanes a local run starts, each running one trial process at a time: 4 per CPU, at
+    least 8 (a ``parallelTrialCount`` of 10,000 on 2 cores loaded the machine to ~155)."""
+    return max(8, 4 * (os.cpu_count() or 1))
 
 
 def local_claimer(workdir: Path, key: ExperimentKey) -> str:
@@ -244,7 +255,7 @@ def run_prepared(run: LocalRun, *, index: int = 0) -> None:
                 run.pipeline,
                 {"settings": run.settings.to_json()},
                 pipeline_root=run.directory / "artifacts",
-                max_parallelism=run.experiment.parallel_trial_count,
+                max_parallelism=run.lanes,
                 log=log,
                 store=run.settings.store,
             )

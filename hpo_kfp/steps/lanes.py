@@ -68,8 +68,9 @@ def start_step(spec: str, settings: str, run_id: str, document_out: str) -> list
         document_out: Where to write the :class:`~hpo_kfp.wire.RunDocument`.
 
     Returns:
-        The lanes' loop items: ``"1"`` .. ``"P"`` for ``parallelTrialCount`` P, or one lane
-        when the experiment is already done (its first claim finds nothing).
+        The lanes' loop items: ``"1"`` .. ``"P"`` for ``parallelTrialCount`` P (at most the
+        settings' ``max_lanes``), or one lane when the experiment is already done (its first
+        claim finds nothing).
 
     Raises:
         SpecError: No Experiment, or more trials at a time than the pipeline was compiled for.
@@ -99,7 +100,11 @@ def start_step(spec: str, settings: str, run_id: str, document_out: str) -> list
     document = RunDocument(spec=spec, settings=settings, run_limit=run_limit)
     Path(document_out).write_text(document.to_json(), encoding="utf-8")
     done = decide(experiment, replace(history, run_limit=run_limit)).done
-    lanes = 1 if done else experiment.parallel_trial_count
+    lanes = (
+        1
+        if done
+        else min(experiment.parallel_trial_count, options.max_lanes or experiment.parallel_trial_count)
+    )
     return [str(lane) for lane in range(1, lanes + 1)]
 
 

@@ -64,6 +64,9 @@ class StepSettings:
     """Rounds the pipeline was compiled with (0: sized for the experiment)."""
     capacity_parallelism: int = 0
     """Largest loop parallelism the pipeline was compiled with (0: sized for the experiment)."""
+    max_lanes: int = 0
+    """Most lanes a run starts (0: ``parallelTrialCount``): a local run caps them to what the
+    machine can run."""
     run_budget: int = 0
     """New trials this run may start (scheduled runs); 0: as many as ``maxTrialCount`` allows."""
     stale_seconds: int = 600

@@ -168,6 +168,24 @@ def test_hyperband_runs_its_rungs_in_the_lanes(tmp_path: Path) -> None:
     assert "lanes in synchronous rounds" in result.stdout
 
 
+def test_more_trials_at_a_time_than_the_machine_runs_are_capped_with_a_notice(tmp_path: Path) -> None:
+    """Issue 31: parallelTrialCount 10,000 started 10,000 lanes on 2 cores (load ~155)."""
+    from hpo_kfp.pipeline.launch import local_lanes
+
+    path = _experiment(tmp_path, maxTrialCount=10_000, parallelTrialCount=10_000, command=["--goal-at=0"])
+    result = _run(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    cap = local_lanes()
+    assert result.stdout.startswith(
+        f"lanes: parallelTrialCount 10000 is more than this machine runs at once: {cap} lanes (4 per CPU) "
+        "run the trials\n"
+    )
+    [log] = (tmp_path / "runs" / "lanes").glob("*/kfp-local.log")
+    assert _tasks(log).count("lane") == cap
+    outcome = json.loads(result.stdout.splitlines()[-1])
+    assert outcome["reason"] == "GoalReached" and outcome["trials"]["total"] <= cap
+
+
 @pytest.mark.parametrize("flag", ["--trials-per-run=-1"])
 def test_a_negative_share_is_refused(tmp_path: Path, flag: str) -> None:
     result = _run(_experiment(tmp_path), flag)
