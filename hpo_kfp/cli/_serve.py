@@ -55,6 +55,14 @@ def register(commands: Any) -> None:
     serve.add_argument(
         "--workers", type=int, default=1, help="processes serving REST on the port (default 1; one per core)"
     )
+    serve.add_argument(
+        "--trial-lease",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="a handed-out trial whose client reports nothing for this long is handed out again "
+        "(default 3600; 0: never)",
+    )
     serve.add_argument("--access-log", action="store_true", help="log every request (never its headers)")
     add_store_options(serve, LOCAL_STORE, namespace=False)
     serve.set_defaults(handler=_serve)
@@ -70,6 +78,8 @@ def _serve(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag}: must be between 0 and 65535, but got {port}")
     if args.workers < 1:
         raise UsageError(f"--workers: must be at least 1, but got {args.workers}")
+    if args.trial_lease < 0:
+        raise UsageError(f"--trial-lease: must be 0 (never) or more seconds, but got {args.trial_lease}")
     if args.max_request_kib < 1:
         raise UsageError(f"--max-request-kib: must be at least 1, but got {args.max_request_kib}")
     options = ServeOptions(
@@ -84,6 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=args.access_log,
         workers=args.workers,
         type_prefix=type_prefix(args),
+        trial_lease=args.trial_lease,
     )
     serve(options)
     return 0

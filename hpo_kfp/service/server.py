@@ -56,6 +56,9 @@ class ServeOptions:
     workers: int = 1
     """Processes serving REST on the one port (a suggestion rebuilds its sampler's study:
     CPU-bound Python, so one process uses one core at most)."""
+    trial_lease: float = 3600.0
+    """Seconds a handed-out trial stays its client's without a word from it (a report or a
+    completion renews it); then the next suggestion hands it out again. 0: for ever."""
 
 
 def is_loopback(host: str) -> bool:
@@ -146,7 +149,7 @@ def _exit_on_signal(number: int, _frame: object) -> None:
 def _run_rest(options: ServeOptions, listener: socket.socket, store: Store, *, grpc: bool) -> None:
     import uvicorn
 
-    tuner = Tuner(store, owner=f"serve:{socket.gethostname()}:{os.getpid()}")
+    tuner = Tuner(store, owner=f"serve:{socket.gethostname()}:{os.getpid()}", lease=options.trial_lease)
     # The first suggestion imports Optuna's samplers (~0.45 s measured): do it now, beside
     # the start, rather than in the first client's request.
     threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()

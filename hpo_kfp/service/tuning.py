@@ -94,10 +94,13 @@ class Tuner:
     errors listed are those of the request.
     """
 
-    def __init__(self, store: Store, *, owner: str) -> None:
-        """``owner`` names this process as a claimer of trials asked for without a client id."""
+    def __init__(self, store: Store, *, owner: str, lease: float = 0.0) -> None:
+        """``owner`` names this process as a claimer of trials asked for without a client id;
+        a trial whose client has said nothing (no report, no completion) for ``lease``
+        seconds is handed out again by the next suggestion (0: never)."""
         self.store = store
         self._owner = owner
+        self._lease = lease
         self._guard = threading.Lock()
         self._locks: dict[ExperimentKey, threading.Lock] = {}
         self._open: dict[ExperimentKey, _Batch] = {}
@@ -360,6 +363,10 @@ class Tuner:
                 with self._guard:
                     del self._open[key]  # requests from now on form the next batch
                 try:
+                    if self._lease:
+                        # A client that asked and vanished (or a server killed mid-claim) must
+                        # not hold the rest of the budget for ever.
+                        self.store.release(key, older_than=self._lease)
                     batch.result = claim(self.store, experiment, key, sum(batch.counts), owner=self._owner)
                 except Exception as error:
                     batch.error = error

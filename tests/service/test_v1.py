@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
 
-from tests.service.conftest import assert_refused, katib_experiment
+from tests.service.conftest import assert_refused, katib_experiment, start_server
+from tests.waiting import wait_for
 
 
 def _create(http: httpx.Client, document: dict[str, Any], namespace: str = "") -> httpx.Response:
@@ -312,3 +314,34 @@ def test_a_hostile_body_is_one_line_of_json(
     assert response.status_code == 400, response.text
     # Python 3.13's json parses 5,000 levels: then the document's nesting is refused.
     assert response.json()["field"] in (field, "body.(document)")
+
+
+def test_a_vanished_clients_trial_is_handed_out_again_after_its_lease(tmp_path: Path) -> None:
+    """Issue 28: a client that asked and vanished held the rest of the budget for ever (every
+    later suggestion: 409). With a lease, its trial goes to the next client, number and
+    parameters kept; a client that reports keeps its trial."""
+    server = start_server(tmp_path, f"sqlite:///{tmp_path / 'store.sqlite'}", "--trial-lease", "0.5")
+    try:
+        with server.client() as http:
+            _create(
+                http, katib_experiment("leased", maxTrialCount=2, parallelTrialCount=2)
+            ).raise_for_status()
+            path = "/v1/experiments/leased/suggestions"
+            gone, alive = http.post(path, json={"count": 2, "client_id": "gone"}).json()["trials"]
+
+            def handed_out(client: str = "next") -> list[Any]:
+                # The reporting client renews its trial's lease; the other one said nothing.
+                http.post(
+                    f"/v1/experiments/leased/trials/{alive['number']}/intermediate",
+                    json={"metrics": {"loss": 1}},
+                ).raise_for_status()
+                reply = http.post(path, json={"count": 1, "client_id": client})
+                return list(reply.json().get("trials") or []) if reply.status_code == 200 else []
+
+            [again] = wait_for(
+                handed_out, seconds=30, what="the vanished client's trial to be handed out again"
+            )
+            assert (again["number"], again["parameters"]) == (gone["number"], gone["parameters"])
+            assert handed_out("third") == []  # the reporting client's trial stays its own
+    finally:
+        server.stop()
