@@ -11,7 +11,8 @@ its scripts work unchanged. Where this server differs on purpose:
 * ``parallel_trials`` may be above 1: ``EXP_TRIAL_GENERATE_SUBSEQUENT`` hands out a new,
   distinct trial while others run, never more than ``total_trials`` in all (across every
   server process on the store). It is recorded as the experiment's ``parallelTrialCount``
-  but not enforced: the budget is. When nothing is left to hand out the reply is 409.
+  but not enforced: the budget is. When nothing is left to hand out the reply is 400, as
+  Kruize's (a duplicate ``EXP_TRIAL_GENERATE_NEW`` and a trial not handed out yet too).
 * any trial's configuration can be read, not only the current one's;
 * replies are JSON (``application/json``): a trial number is the JSON number; a refusal is
   ``{"error", "field"}`` with a 4xx status (Kruize answers ``-1`` as text/html);
@@ -29,11 +30,12 @@ its scripts work unchanged. Where this server differs on purpose:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -41,7 +43,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from hpo_kfp.algorithms import ALGORITHMS
-from hpo_kfp.errors import Conflict, RequestError, SpecError, Unavailable
+from hpo_kfp.errors import Conflict, NotFound, RequestError, SpecError, Unavailable
 from hpo_kfp.service.tuning import Tuner
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.store import ExperimentKey
@@ -125,7 +127,8 @@ def experiment_trials(request: Request) -> JSONResponse:
             raise RequestError(_SPACE, f"must be an object, but got {_shown(space)}")
         experiment = _parsed(katib_document(space))
         key = ExperimentKey(_NAMESPACE, experiment.name)
-        tuner.create(experiment, key, exist_ok=False, field=f"{_SPACE}.experiment_name")
+        with _as_kruize():
+            tuner.create(experiment, key, exist_ok=False, field=f"{_SPACE}.experiment_name")
         return JSONResponse(_next_trial(tuner, key))
     name = _string(document, "experiment_name", "experiment_name")
     key = ExperimentKey(_NAMESPACE, name)
@@ -146,22 +149,25 @@ def experiment_trials(request: Request) -> JSONResponse:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise RequestError("result_value", f"must be a number for a success, but got {_shown(value)}")
         experiment = tuner.experiment(key, field="experiment_name")
-        tuner.complete(
-            key,
-            number,
-            {experiment.objective.metric: value},
-            field="result_value",
-            trial_field="trial_number",
-            experiment_field="experiment_name",
-        )
+        with _as_kruize():
+            tuner.complete(
+                key,
+                number,
+                {experiment.objective.metric: value},
+                field="result_value",
+                trial_field="trial_number",
+                experiment_field="experiment_name",
+            )
     else:
-        tuner.fail(
-            key,
-            number,
-            f"Kruize trial_result: {result}",
-            trial_field="trial_number",
-            experiment_field="experiment_name",
-        )
+        tuner.experiment(key, field="experiment_name")
+        with _as_kruize():
+            tuner.fail(
+                key,
+                number,
+                f"Kruize trial_result: {result}",
+                trial_field="trial_number",
+                experiment_field="experiment_name",
+            )
     return JSONResponse(0)
 
 
@@ -179,7 +185,8 @@ def trial_configuration(
     tuner: Tuner = request.app.state.tuner
     key = ExperimentKey(_NAMESPACE, experiment_name)
     experiment = tuner.experiment(key, field="experiment_name")
-    trial = tuner.trial(key, trial_number, field="trial_number", experiment_field="experiment_name")
+    with _as_kruize():
+        trial = tuner.trial(key, trial_number, field="trial_number", experiment_field="experiment_name")
     return [
         TunableValue(tunable_name=p.name, tunable_value=trial.parameters[p.name])
         for p in experiment.parameters
@@ -341,10 +348,22 @@ def _kruize_path(path: str) -> str:
 def _next_trial(tuner: Tuner, key: ExperimentKey) -> int:
     suggestion = tuner.suggest(key, 1, field="experiment_name")
     if not suggestion.trials:
-        raise Conflict(
+        raise RequestError(
             "experiment_name", f"must name an experiment with trials left, but {suggestion.reason}"
         )
     return suggestion.trials[0].number
+
+
+@contextlib.contextmanager
+def _as_kruize() -> Iterator[None]:
+    """Kruize answers 400 where the /v1 API says 409 (a name taken, a trial finished otherwise)
+    or 404 for a trial (one not handed out yet): its clients branch on the status."""
+    try:
+        yield
+    except (Conflict, NotFound) as error:
+        if isinstance(error, NotFound) and error.field != "trial_number":
+            raise
+        raise RequestError(error.field, str(error).removeprefix(f"{error.field}: ")) from error
 
 
 def _json_body(content_type: str, body: bytes) -> dict[str, Any]:

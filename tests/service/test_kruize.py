@@ -83,7 +83,7 @@ def test_the_kruize_flow_runs_an_experiment_to_its_budget(http: httpx.Client) ->
             assert subsequent.json() == number + 1
             number = subsequent.json()
         else:
-            assert_refused(subsequent, 409, "experiment_name")
+            assert_refused(subsequent, 400, "experiment_name")  # Kruize's status for a spent budget
             assert "MaxTrialsReached" in subsequent.json()["error"]
 
     # Every trial's configuration stays readable, not only the current one's.
@@ -103,7 +103,7 @@ def test_parallel_trials_hand_out_distinct_trials_up_to_the_budget(http: httpx.C
         numbers.append(response.json())
     assert numbers == [0, 1, 2, 3, 4]
     over = _post(http, {"operation": "EXP_TRIAL_GENERATE_SUBSEQUENT", "experiment_name": "parallel"})
-    assert_refused(over, 409, "experiment_name")
+    assert_refused(over, 400, "experiment_name")
     configs = [_config(http, "parallel", n) for n in numbers]
     assert len({tuple(sorted(c.items())) for c in configs}) == 5
     failure = {"experiment_name": "parallel", "operation": "EXP_TRIAL_RESULT", "trial_number": 2}
@@ -206,13 +206,13 @@ _REFUSED_POSTS = [
             "trial_result": "success",
             "result_value": 1.0,
         },
-        404,
+        400,  # Kruize's status for a trial not handed out yet
         "trial_number",
         id="unknown-trial",
     ),
     pytest.param(
         {"operation": "EXP_TRIAL_GENERATE_NEW", "search_space": _search_space("known")},
-        409,
+        400,  # Kruize's status for a duplicate
         "search_space.experiment_name",
         id="name-taken",
     ),
@@ -260,7 +260,7 @@ def test_a_post_that_is_not_a_json_object_is_refused(
         ),
         pytest.param({"trial_number": 0}, 400, "experiment_name", id="no-name"),
         pytest.param(
-            {"experiment_name": "known", "trial_number": 5}, 404, "trial_number", id="unknown-trial"
+            {"experiment_name": "known", "trial_number": 5}, 400, "trial_number", id="unknown-trial"
         ),
         pytest.param(
             {"experiment_name": "nonexistent", "trial_number": 0}, 404, "experiment_name", id="unknown"
