@@ -389,7 +389,7 @@ class _TokenCheck(grpc.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, token: str) -> None:
         import hmac
 
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
         self._compare = hmac.compare_digest
 
     def intercept_service(
@@ -398,7 +398,9 @@ class _TokenCheck(grpc.ServerInterceptor):  # type: ignore[misc]
         if details.method.startswith(f"/{_HEALTH}/"):
             return continuation(details)
         given = dict(details.invocation_metadata or ()).get("authorization", "")
-        if isinstance(given, str) and self._compare(given.encode(), self._expected):
+        # The scheme is case-insensitive (RFC 9110 section 11.1), as on the REST APIs.
+        scheme, _, credentials = given.partition(" ") if isinstance(given, str) else ("", "", "")
+        if scheme.lower() == "bearer" and self._compare(credentials.strip().encode(), self._expected):
             return continuation(details)
 
         def refuse(_request: Any, context: grpc.ServicerContext) -> None:

@@ -74,14 +74,14 @@ def test_grpc_calls_need_the_token_too(guarded: Server) -> None:
     )
     with grpc.insecure_channel(guarded.grpc) as channel:
         stub = api_pb2_grpc.SuggestionStub(channel)  # type: ignore[no-untyped-call]
-        for metadata in ((), (("authorization", f"Bearer {WRONG}"),)):
+        for metadata in ((), (("authorization", f"Bearer {WRONG}"),), (("authorization", f"Basic {TOKEN}"),)):
             with pytest.raises(grpc.RpcError) as refused:
                 stub.ValidateAlgorithmSettings(request, metadata=metadata)
             assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        assert (
-            stub.ValidateAlgorithmSettings(request, metadata=(("authorization", f"Bearer {TOKEN}"),))
-            is not None
-        )
+        # The scheme is case-insensitive, as on the REST APIs (issue 28: gRPC refused "bearer").
+        for scheme in ("Bearer", "bearer", "BEARER"):
+            metadata = (("authorization", f"{scheme} {TOKEN}"),)
+            assert stub.ValidateAlgorithmSettings(request, metadata=metadata) is not None
 
 
 def test_tokens_are_never_logged(guarded: Server) -> None:
