@@ -218,9 +218,8 @@ def _parse_yaml(text: str) -> Any:
             expanding (aliases included) to more than :data:`MAX_YAML_NODES` nodes.
     """
     documents = []
-    loader = yaml.SafeLoader(text)
+    loader = _BoundedLoader(text)
     try:
-        _check_depth(text)  # before composing, which recurses once per level
         while loader.check_node():
             node = loader.get_node()
             if node is None:
@@ -259,22 +258,24 @@ def _check_nesting(document: Any) -> None:
                 stack.append((child, depth + 1))
 
 
-def _check_depth(text: str) -> None:
-    """Refuses YAML nested deeper than :data:`MAX_YAML_DEPTH`, reading its events (the
-    parser does not recurse)."""
-    loader = yaml.SafeLoader(text)
-    depth = 0
-    try:
-        while loader.check_event():
-            event = loader.get_event()  # type: ignore[no-untyped-call]
-            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                depth += 1
-                if depth > MAX_YAML_DEPTH:
-                    raise _too_deep()
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                depth -= 1
-    finally:
-        loader.dispose()
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing nesting deeper than :data:`MAX_YAML_DEPTH` as it
+    composes: its composer recurses once per level, so a deeper document would exhaust
+    Python's stack before anything could refuse it."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        nests = self.check_event(yaml.MappingStartEvent, yaml.SequenceStartEvent)
+        if nests:
+            self._depth += 1
+            if self._depth > MAX_YAML_DEPTH:
+                raise _too_deep()
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            if nests:
+                self._depth -= 1
 
 
 def _check_expansion(root: yaml.Node) -> None:
