@@ -5,9 +5,9 @@ repeat by repeat in a rotating order, the same trial script (``_trial.py``: slee
 the loss) run as a subprocess by all:
 
 * ``hpo-kfp``        — ``hpo-kfp run FILE --local --workdir DIR --json`` (compiles the pipeline,
-  runs it with kfp.local in asynchronous lanes: a ``start`` task, then P lanes each a chain of
-  suggest → run-trial → collect-metrics slots, then ``decide``; every task a process forked
-  from the steps' warm server; tpe);
+  runs it with kfp.local in asynchronous lanes: a ``start`` task, then P lane tasks each looping
+  claim → run → collect → record in its own process, then ``decide``; every task a process
+  forked from the steps' warm server; tpe);
 * ``hpo-kfp cap 2``  — the same with kfp.local's cap of 2 concurrent ParallelFor iterations
   kept (``_peers.py capped``; hpo-kfp lifts it to ``parallelTrialCount``): 2 lanes at a time;
 * ``ray-tune``       — Ray Tune, Optuna searcher, 4 concurrent, on a local Ray (``_peers.py ray``);
@@ -548,11 +548,11 @@ def pieces(trials: int, parallel: int, repeats: int) -> dict[str, float]:
     from hpo_kfp.claim import claim
     from hpo_kfp.compat import load_pipeline_file
     from hpo_kfp.decide import decide
-    from hpo_kfp.pipeline.lanes import build_lanes_pipeline, slots_for
+    from hpo_kfp.pipeline.lanes import build_lanes_pipeline
     from hpo_kfp.pipeline.local import warm_modules
     from hpo_kfp.pipeline.tasks import compile_pipeline
     from hpo_kfp.spec import parse_experiment
-    from hpo_kfp.steps.lanes import finish_step, next_trial_step, start_step
+    from hpo_kfp.steps.lanes import finish_step, next_trial, read_run_document, start_step
     from hpo_kfp.steps.settings import StepSettings
     from hpo_kfp.store import open_store
 
@@ -608,10 +608,14 @@ def pieces(trials: int, parallel: int, repeats: int) -> dict[str, float]:
         out["start step in a fresh fork (start_step: open the experiment, write the run document)"] = _forked(
             repeats, lambda i: start_step(spec, settings.to_json(), "bench", str(document))
         )
-        out["suggest step in a fresh fork (next_trial_step: read the run document, open store, claim)"] = (
-            _forked(
-                repeats, lambda i: next_trial_step(str(document), "bench", str(folder / f"trial-{i}.json"))
-            )
+
+        def lane_claim(_: int) -> None:
+            # What a lane does before each trial: read the run document once, open the store, claim.
+            run = read_run_document(str(document))
+            next_trial(open_store(url), experiment, settings, run, owner="bench/lane-1/")
+
+        out["a lane's claim in a fresh fork (read the run document, open store, next_trial)"] = _forked(
+            repeats, lane_claim
         )
         out["decide step in a fresh fork (finish_step: history, decide, save_decision)"] = _forked(
             repeats,
@@ -625,9 +629,7 @@ def pieces(trials: int, parallel: int, repeats: int) -> dict[str, float]:
         out["open store + record (collect_metrics' write), in-process"] = _timed(
             repeats, lambda i: open_store(url).record(key, finished(claimed[i]), run_id="bench")
         )
-        out["suggest step in-process (next_trial_step)"] = _timed(
-            repeats, lambda i: next_trial_step(str(document), "bench", str(folder / f"again-{i}.json"))
-        )
+        out["a lane's claim in-process (next_trial)"] = _timed(repeats, lane_claim)
         out["decide step in-process (finish_step)"] = _timed(
             repeats,
             lambda i: finish_step(str(document), str(folder / "history.json"), str(folder / "decision.json")),
@@ -639,20 +641,16 @@ def pieces(trials: int, parallel: int, repeats: int) -> dict[str, float]:
         )
         # The pipeline `hpo-kfp run --local` compiles for the benchmark's experiment.
         compiled_experiment = parse_experiment(json.dumps(experiment_document(trials, parallel, 0.0)))
-        slots = slots_for(compiled_experiment, trials)
         pipeline = folder / "pipeline.yaml"
         compile_s = _timed(
             repeats,
             lambda i: compile_pipeline(
-                build_lanes_pipeline(compiled_experiment, settings=settings, slots=slots, report=False),
-                pipeline,
+                build_lanes_pipeline(compiled_experiment, settings=settings, report=False), pipeline
             ),
         )
         size = pipeline.stat().st_size / 1000
         lanes = compiled_experiment.parallel_trial_count
-        out[f"compile the lanes pipeline ({lanes} lanes × {slots} slots, {size:.0f} KB; warm imports)"] = (
-            compile_s
-        )
+        out[f"compile the lanes pipeline ({lanes} lanes, {size:.0f} KB; warm imports)"] = compile_s
         out["load it (load_pipeline_file)"] = _timed(repeats, lambda i: load_pipeline_file(pipeline))
     return out
 

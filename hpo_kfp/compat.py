@@ -48,9 +48,11 @@ __all__ = [
     "kfp_local_fixes",
     "kfp_local_task_folders",
     "kfp_local_warm_tasks",
+    "holds_pipeline_channel",
     "kfp_server_healthz",
     "load_pipeline_file",
     "outside_pipeline_definition",
+    "resolve_component_command",
     "set_study_system_attrs",
     "study_system_attrs",
     "warm_server",
@@ -474,6 +476,36 @@ def component_from_source(source: str, function: str, base_image: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return dsl.component(base_image=base_image, install_kfp_package=False)(getattr(module, function))
+
+
+def holds_pipeline_channel(value: Any) -> bool:
+    """Whether a task argument is, or holds, a pipeline channel (a pipeline parameter, a task
+    output, an f-string or a list or dict with one in it): its value is known only at run time."""
+    from kfp.dsl import pipeline_channel
+
+    return bool(pipeline_channel.extract_pipeline_channels_from_any(value))
+
+
+def resolve_component_command(
+    command: Sequence[str], executor_input: dict[str, Any], *, pipeline: str, task: str, job_id: str
+) -> list[str]:
+    """A component's command and args with KFP's placeholders resolved from
+    ``executor_input``, as kfp.local resolves a task's (``replace_placeholders`` in
+    ``kfp/local/placeholder_utils.py``): ``{{$}}`` becomes the executor input as JSON, an
+    input or output placeholder its value or path, an ``IfPresent`` or ``Concat`` structure
+    its parts. KFP's launcher does the same on a cluster (``backend/src/v2/component``)."""
+    from kfp.local import placeholder_utils
+
+    return list(
+        placeholder_utils.replace_placeholders(
+            full_command=list(command),
+            executor_input_dict=copy.deepcopy(executor_input),
+            pipeline_resource_name=pipeline,
+            task_resource_name=task,
+            pipeline_root=os.path.dirname(executor_input["outputs"]["outputFile"]),
+            unique_pipeline_id=job_id,
+        )
+    )
 
 
 def kfp_server_healthz(client: Any) -> dict[str, Any]:

@@ -24,6 +24,7 @@ Core layer: this module imports neither KFP nor :mod:`hpo_kfp.pipeline`.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from abc import ABC, abstractmethod
@@ -48,6 +49,7 @@ __all__ = [
     "RecordedTrial",
     "RunDocument",
     "RunResult",
+    "TrialComponent",
     "TrialItem",
     "check_version",
     "parameter_kinds",
@@ -367,6 +369,67 @@ class DecisionDocument(Message):
 
 
 @dataclass(frozen=True, kw_only=True)
+class TrialComponent(Message):
+    """A KFP component that runs as each trial of ``tune(trial=component)``: its container
+    as KFP compiled it, and the values of the inputs the tuning does not set
+    (:mod:`hpo_kfp.component_trial` runs it)."""
+
+    KIND: ClassVar[str] = "trial-component"
+
+    name: str
+    """The component's name."""
+    image: str
+    """Its container image."""
+    command: list[str]
+    """Its container's command, then its args, KFP's placeholders (``{{$}}``,
+    ``{{$.inputs.parameters['lr']}}`` ...) not yet resolved. On the wire it is base64 of its
+    JSON: KFP resolves placeholders inside a step's string inputs too (kfp.local's
+    ``resolve_self_references_in_executor_input``) and puts its own interpreter in place of
+    ``python3`` in a step's resolved command, so the text must reach the lane unread."""
+    arguments: dict[str, Any] = field(default_factory=dict)
+    """Values of its input parameters that are not hyperparameters (given, or defaults)."""
+    outputs: list[str] = field(default_factory=list)
+    """Its output parameters."""
+    artifacts: dict[str, list[str]] = field(default_factory=dict)
+    """Its output artifacts: name -> [schema title, schema version]."""
+    metrics_output: str = ""
+    """The ``system.Metrics`` output its metrics are read from, when it has several."""
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "image": self.image,
+            "command": base64.b64encode(json.dumps(self.command).encode()).decode(),
+            "arguments": self.arguments,
+            "outputs": self.outputs,
+            "artifacts": self.artifacts,
+            "metrics_output": self.metrics_output,
+        }
+
+    @classmethod
+    def _from_fields(cls, data: Mapping[str, Any], where: str) -> TrialComponent:
+        _check_keys(data, [f.name for f in fields(cls)], where)
+        try:
+            command = json.loads(base64.b64decode(_take(data, "command", where, str), validate=True))
+        except (ValueError, UnicodeDecodeError):
+            command = None
+        if not isinstance(command, list) or not command or not all(isinstance(part, str) for part in command):
+            raise WireError(f"{where}.command: must be a non-empty list of strings as base64 of JSON")
+        return cls(
+            name=_take(data, "name", where, str),
+            image=_take(data, "image", where, str),
+            command=list(command),
+            arguments=_take(data, "arguments", where, dict, default={}),
+            outputs=[str(name) for name in _take(data, "outputs", where, list, default=[])],
+            artifacts={
+                str(name): [str(part) for part in kind]
+                for name, kind in _take(data, "artifacts", where, dict, default={}).items()
+            },
+            metrics_output=_take(data, "metrics_output", where, str, default=""),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunDocument(Message):
     """What every step of an asynchronous run reads instead of the Experiment string: the
     run's first step writes it once, as an artifact, so a step's inputs stay a file
@@ -382,17 +445,26 @@ class RunDocument(Message):
     run_limit: int | None = None
     """How many trials the experiment may hold at the end of this run (None: as many as
     ``maxTrialCount`` allows)."""
+    trial_component: str = ""
+    """The KFP component each trial runs (a :class:`TrialComponent` as JSON), or "" to run
+    the experiment's trial template."""
 
     def _fields(self) -> dict[str, Any]:
-        return {"spec": self.spec, "settings": self.settings, "run_limit": self.run_limit}
+        return {
+            "spec": self.spec,
+            "settings": self.settings,
+            "run_limit": self.run_limit,
+            "trial_component": self.trial_component,
+        }
 
     @classmethod
     def _from_fields(cls, data: Mapping[str, Any], where: str) -> RunDocument:
-        _check_keys(data, ("spec", "settings", "run_limit"), where)
+        _check_keys(data, ("spec", "settings", "run_limit", "trial_component"), where)
         return cls(
             spec=_take(data, "spec", where, str),
             settings=_take(data, "settings", where, str),
             run_limit=_take(data, "run_limit", where, (int, type(None)), default=None),
+            trial_component=_take(data, "trial_component", where, str, default=""),
         )
 
 

@@ -22,7 +22,6 @@ def test_tune_has_its_real_parameters_and_a_docstring() -> None:
         "trial_arguments",
         "metrics_output",
         "settings",
-        "slots",
         "base_image",
     ]
     assert signature.parameters["settings"].kind is inspect.Parameter.KEYWORD_ONLY

@@ -1,9 +1,8 @@
 """The compat module: trials added to the rebuilt study, the version ranges, and a test per
 workaround that fails when upstream changes what it hooks."""
 
-from __future__ import annotations
-
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from google.protobuf import json_format
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
@@ -434,3 +434,59 @@ def test_a_pipeline_being_defined_is_seen() -> None:
     with pipeline_context.Pipeline("probe"):
         assert defining_a_pipeline() is True
     assert defining_a_pipeline() is False
+
+
+def test_kfp_local_still_resolves_a_components_placeholders_as_the_launcher_does() -> None:
+    """The whole executor input for ``{{$}}``, a value or path for an input or output
+    placeholder, and an ``IfPresent`` structure its branch for a given input."""
+    from kfp import dsl
+
+    from hpo_kfp.compat import resolve_component_command
+
+    @dsl.container_component
+    def shell(lr: float, out: dsl.OutputPath(float), note: str = "") -> dsl.ContainerSpec:  # type: ignore[valid-type]
+        return dsl.ContainerSpec(
+            image="alpine",
+            command=["run", lr, out, dsl.IfPresentPlaceholder(input_name="note", then=["--note", note])],
+            args=["{{$}}"],
+        )
+
+    container = json_format.MessageToDict(shell.pipeline_spec)["deploymentSpec"]["executors"]["exec-shell"][
+        "container"
+    ]
+    executor_input = {
+        "inputs": {"parameterValues": {"lr": 0.5, "note": "hi"}},
+        "outputs": {"parameters": {"out": {"outputFile": "/o/out"}}, "outputFile": "/o/executor_output.json"},
+    }
+    resolved = resolve_component_command(
+        [*container["command"], *container["args"]], executor_input, pipeline="p", task="t", job_id="j"
+    )
+    assert resolved[:5] == ["run", "0.5", "/o/out", "--note", "hi"]
+    assert json.loads(resolved[5]) == executor_input
+    without = {**executor_input, "inputs": {"parameterValues": {"lr": 0.5}}}
+    assert resolve_component_command(container["command"], without, pipeline="p", task="t", job_id="j") == [
+        "run",
+        "0.5",
+        "/o/out",
+    ]
+
+
+def test_pipeline_channels_are_found_in_any_argument() -> None:
+    from kfp import dsl
+
+    from hpo_kfp.compat import holds_pipeline_channel
+
+    found: list[bool] = []
+
+    @dsl.component(base_image="python:3.11", install_kfp_package=False)
+    def noop(text: str) -> None: ...
+
+    @dsl.pipeline
+    def pipeline(data: str = "x") -> None:
+        noop(text=data)
+        found.extend(
+            holds_pipeline_channel(value)
+            for value in (data, f"gs://{data}/y", {"k": [data]}, "plain", {"k": 1})
+        )
+
+    assert found == [True, True, True, False, False]

@@ -56,7 +56,7 @@ def test_tune_builds_next_to_the_users_own_pipelines_and_components_packages(tmp
 
         @dsl.pipeline(name="mine")
         def mine():
-            hpo_kfp.tune({str(example)!r}, settings=hpo_kfp.StepSettings(store="sqlite:////x.sqlite"), slots=2)
+            hpo_kfp.tune({str(example)!r}, settings=hpo_kfp.StepSettings(store="sqlite:////x.sqlite"))
 
         compiler.Compiler().compile(mine, "mine.yaml")
         print("built")

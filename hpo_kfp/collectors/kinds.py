@@ -77,17 +77,22 @@ class TrainJobStatusCollector(_Common):
         return published or parse_text(log_text, names, experiment.metrics_collector.metrics_format)
 
 
-@dataclass(frozen=True)
-class FileCollector(_Common):
-    """A file the trial writes: ``TEXT`` lines read by the filters, or ``JSON`` lines."""
-
-    kind: str = "File"
+class _WrittenFile(_Common):
+    """A collector of a file the trial writes at the spec's path: on a cluster the
+    container's termination message, locally the trial's own metrics file."""
 
     def metrics_file(self, spec: CollectorSpec) -> str | None:
         return spec.path
 
     def local_metrics(self, spec: CollectorSpec, metrics_file: Path) -> LocalMetrics | None:
         return LocalMetrics(placeholder=spec.path, replacement=metrics_file) if spec.path else None
+
+
+@dataclass(frozen=True)
+class FileCollector(_WrittenFile):
+    """A file the trial writes: ``TEXT`` lines read by the filters, or ``JSON`` lines."""
+
+    kind: str = "File"
 
     def metric_logs(self, experiment: Experiment, log_text: str, metrics_text: str) -> list[MetricLog]:
         collector = experiment.metrics_collector
@@ -148,12 +153,13 @@ class TensorFlowEventCollector(_Common):
 
 
 @dataclass(frozen=True)
-class ExecutorOutputCollector(_Common):
+class ExecutorOutputCollector(_WrittenFile):
     """A KFP component's executor output (kfp's ``dsl/executor.py`` writes it to
-    ``executor_input.outputs.outputFile``): its float return value ``Output`` is the primary
-    objective, and its ``system.Metrics`` outputs' metadata the other metrics (numbers, or the
-    markers :func:`hpo_kfp.metrics.log_metric` writes for NaN and ±inf). The metrics output
-    is that JSON document."""
+    ``executor_input.outputs.outputFile``, the spec's path): its float return value
+    ``Output`` is the primary objective, and its ``system.Metrics`` outputs' metadata the
+    other metrics (numbers, NaN and ±inf as JSON writes them, or the markers
+    :func:`hpo_kfp.metrics.log_metric` writes for them). The metrics output is that JSON
+    document (:mod:`hpo_kfp.component_trial`)."""
 
     kind: str = "ExecutorOutput"
 

@@ -17,14 +17,9 @@ from hpo_kfp.runtime import RUNTIME_IMAGE
 __all__ = [
     "RUNTIME_IMAGE",
     "collect_metrics_op",
-    "collect_native_metrics_op",
-    "collect_native_value_op",
     "decide_op",
     "lane_decide_op",
-    "lane_native_metrics_op",
-    "lane_native_value_op",
     "lane_op",
-    "lane_suggest_op",
     "report_op",
     "run_trial_op",
     "start_op",
@@ -130,47 +125,6 @@ def report_op(base_image: str = RUNTIME_IMAGE) -> Any:
     return report
 
 
-@functools.cache
-def collect_native_metrics_op(base_image: str = RUNTIME_IMAGE) -> Any:
-    """Records a KFP-native trial from its component's ``system.Metrics`` output."""
-
-    @dsl.component(base_image=base_image, install_kfp_package=False)
-    def collect_trial_metrics(
-        spec: str,
-        settings: str,
-        run_id: str,
-        trial: str,
-        trial_metrics: Input[Metrics],
-        metrics: Output[Metrics],
-    ) -> str:
-        from hpo_kfp.steps.native import native_trial_step
-
-        record, shown = native_trial_step(spec, trial, settings, run_id, metrics=trial_metrics.metadata)
-        for name, value in shown.items():
-            metrics.log_metric(name, value)
-        return record
-
-    return collect_trial_metrics
-
-
-@functools.cache
-def collect_native_value_op(base_image: str = RUNTIME_IMAGE) -> Any:
-    """Records a KFP-native trial from its component's float return value (the primary objective)."""
-
-    @dsl.component(base_image=base_image, install_kfp_package=False)
-    def collect_trial_value(
-        spec: str, settings: str, run_id: str, trial: str, value: float, metrics: Output[Metrics]
-    ) -> str:
-        from hpo_kfp.steps.native import native_trial_step
-
-        record, shown = native_trial_step(spec, trial, settings, run_id, value=value)
-        for name, reported in shown.items():
-            metrics.log_metric(name, reported)
-        return record
-
-    return collect_trial_value
-
-
 # The asynchronous loop's components (:mod:`hpo_kfp.pipeline.lanes`): every step but
 # ``start`` reads the Experiment from the run document artifact, not from a string parameter.
 
@@ -180,28 +134,16 @@ def start_op(base_image: str = RUNTIME_IMAGE) -> Any:
     """The start component: opens the run in the store, writes the run document, returns the lanes."""
 
     @dsl.component(base_image=base_image, install_kfp_package=False)
-    def start(spec: str, settings: str, run_id: str, run: Output[Artifact]) -> List[str]:
-        """Opens the experiment in its store and fixes this run's share of trials; one item per lane."""
+    def start(
+        spec: str, settings: str, run_id: str, run: Output[Artifact], trial_component: str = ""
+    ) -> List[str]:
+        """Opens the experiment in its store and fixes this run's share of trials; one item per
+        lane. ``trial_component``: the KFP component each trial runs (``tune()``), if any."""
         from hpo_kfp.steps.lanes import start_step
 
-        return start_step(spec, settings, run_id, run.path)
+        return start_step(spec, settings, run_id, run.path, trial_component)
 
     return start
-
-
-@functools.cache
-def lane_suggest_op(base_image: str = RUNTIME_IMAGE) -> Any:
-    """A lane's suggest component: claims the experiment's next trial; ``Output`` says
-    whether there was one (kfp.local tests conditions only on an output named ``Output``)."""
-
-    @dsl.component(base_image=base_image, install_kfp_package=False)
-    def suggest(run: Input[Artifact], run_id: str, trial: OutputPath(str)) -> bool:  # type: ignore[valid-type]
-        """Claims the experiment's next trial from the store, every running trial counted as pending."""
-        from hpo_kfp.steps.lanes import next_trial_step
-
-        return next_trial_step(run.path, run_id, trial)
-
-    return suggest
 
 
 @functools.cache
@@ -244,45 +186,3 @@ def lane_decide_op(base_image: str = RUNTIME_IMAGE) -> Any:
         return done
 
     return lane_decide
-
-
-@functools.cache
-def lane_native_metrics_op(base_image: str = RUNTIME_IMAGE) -> Any:
-    """Records a KFP-native trial of a lane from its component's ``system.Metrics`` output."""
-
-    @dsl.component(base_image=base_image, install_kfp_package=False)
-    def collect_trial_metrics(
-        run: Input[Artifact], run_id: str, trial: str, trial_metrics: Input[Metrics], metrics: Output[Metrics]
-    ) -> str:
-        from hpo_kfp.steps.lanes import read_run_document
-        from hpo_kfp.steps.native import native_trial_step
-
-        document = read_run_document(run.path)
-        record, shown = native_trial_step(
-            document.spec, trial, document.settings, run_id, metrics=trial_metrics.metadata
-        )
-        for name, value in shown.items():
-            metrics.log_metric(name, value)
-        return record
-
-    return collect_trial_metrics
-
-
-@functools.cache
-def lane_native_value_op(base_image: str = RUNTIME_IMAGE) -> Any:
-    """Records a KFP-native trial of a lane from its component's float return value."""
-
-    @dsl.component(base_image=base_image, install_kfp_package=False)
-    def collect_trial_value(
-        run: Input[Artifact], run_id: str, trial: str, value: float, metrics: Output[Metrics]
-    ) -> str:
-        from hpo_kfp.steps.lanes import read_run_document
-        from hpo_kfp.steps.native import native_trial_step
-
-        document = read_run_document(run.path)
-        record, shown = native_trial_step(document.spec, trial, document.settings, run_id, value=value)
-        for name, reported in shown.items():
-            metrics.log_metric(name, reported)
-        return record
-
-    return collect_trial_value

@@ -1,5 +1,6 @@
 """Lightweight components whose signature depends on the experiment (one output per
-hyperparameter), made from generated source by :func:`hpo_kfp.compat.component_from_source`."""
+hyperparameter) or on the trial component (one input per argument given as a pipeline
+channel), made from generated source by :func:`hpo_kfp.compat.component_from_source`."""
 
 # No `from __future__ import annotations`: KFP reads the components' annotations.
 import keyword
@@ -8,7 +9,7 @@ from typing import Any, List, Tuple
 
 from hpo_kfp.compat import component_from_source
 
-__all__ = ["best_op", "identifier", "unpack_op"]
+__all__ = ["best_op", "identifier", "trial_component_op"]
 
 
 def identifier(name: str) -> str:
@@ -19,27 +20,24 @@ def identifier(name: str) -> str:
     return text
 
 
-def unpack_op(fields: List[Tuple[str, str]], base_image: str) -> Any:
-    """A component turning a loop item (a :class:`~hpo_kfp.wire.TrialItem`) into one typed
-    output per hyperparameter.
+def trial_component_op(fields: List[Tuple[str, str, str]], base_image: str) -> Any:
+    """A component adding the arguments that are pipeline channels (known at run time) to a
+    trial component (a :class:`~hpo_kfp.wire.TrialComponent`).
 
     Args:
-        fields: ``(name, python type name)`` per hyperparameter; names are identifiers.
+        fields: ``(identifier, input name, python type name)`` per argument.
     """
-    annotation = ", ".join(f'("{name}", {kind})' for name, kind in fields)
-    values = ", ".join(f'{kind}(values["{name}"])' for name, kind in fields)
-    source = f"""from typing import NamedTuple
+    signature = "".join(f", {name}: {kind}" for name, _, kind in fields)
+    values = ", ".join(f"{argument!r}: {name}" for name, argument, _ in fields)
+    source = f"""def trial_component(trial_component_json: str{signature}) -> str:
+    from dataclasses import replace
 
+    from hpo_kfp.wire import TrialComponent
 
-def unpack(trial: str) -> NamedTuple("Assignment", [{annotation}]):
-    from collections import namedtuple
-
-    from hpo_kfp.wire import TrialItem
-
-    values = TrialItem.from_json(trial).parameters
-    return namedtuple("Assignment", {[name for name, _ in fields]!r})({values})
+    trial = TrialComponent.from_json(trial_component_json)
+    return replace(trial, arguments={{**trial.arguments, {values}}}).to_json()
 """
-    return component_from_source(source, "unpack", base_image)
+    return component_from_source(source, "trial_component", base_image)
 
 
 def best_op(fields: List[Tuple[str, str, str]], base_image: str) -> Any:

@@ -25,14 +25,13 @@ Synchronous rounds (hyperband, ``settings.synchronous``) run in the same lanes: 
 claimable once the round before it ended, a barrier through the store
 (:func:`hpo_kfp.claim.claim`'s ``round_size``).
 
-KFP-native trials of ``tune()`` (the author's own component) are not yet run by the lane:
-they are unrolled into a chain of slots per lane (:func:`add_slot_lanes`), each
-``suggest -> If(claimed): component -> record``, at most :data:`MAX_SLOTS` per lane.
+The KFP-native trials of ``tune()`` (the author's own component) run in the same lanes: the
+component's container, as KFP compiled it, is each trial's process or Job
+(:mod:`hpo_kfp.component_trial`), handed to ``start`` as a trial component.
 """
 
 # No `from __future__ import annotations`: KFP reads the pipeline function's annotations.
 import json
-from collections.abc import Callable
 from typing import Any
 
 from kfp import dsl
@@ -41,7 +40,6 @@ from hpo_kfp.pipeline.components import (
     RUNTIME_IMAGE,
     lane_decide_op,
     lane_op,
-    lane_suggest_op,
     report_op,
     start_op,
 )
@@ -51,33 +49,13 @@ from hpo_kfp.steps.settings import StepSettings
 
 __all__ = [
     "LANE_RETRIES",
-    "MAX_SLOTS",
-    "TrialTasks",
     "add_lanes",
-    "add_slot_lanes",
     "build_lanes_pipeline",
-    "slots_for",
 ]
 
 LANE_RETRIES = 3
 """Times a lane task is started again after it failed (its pod deleted, evicted, or its node
 lost): Argo's retry strategy on a cluster, kfp.local's retry policy locally."""
-
-MAX_SLOTS = 40
-"""Most KFP-native trials one lane of ``tune()`` runs in one run: Argo nests a template per
-slot (the whole run is then 48 levels deep, under Argo's limit of 100 with room for a
-caller's own nesting)."""
-
-TrialTasks = Callable[[Any, Any, str], Any]
-"""Adds one KFP-native trial's tasks inside a slot: ``(run document, trial item, slot
-label)`` -> the last task, which the next slot waits for."""
-
-
-def slots_for(experiment: Experiment, trials: int) -> int:
-    """Slots per lane of native trials for a run of at most ``trials`` trials: every lane
-    able to run them all (lanes are uneven: one lane may run many short trials while another
-    runs a long one), at most :data:`MAX_SLOTS`."""
-    return max(1, min(trials, MAX_SLOTS))
 
 
 def build_lanes_pipeline(
@@ -128,6 +106,7 @@ def add_lanes(
     base_image: str = RUNTIME_IMAGE,
     report: bool = True,
     retry: bool = True,
+    trial_component: Any = "",
 ) -> Any:
     """Adds a run of the asynchronous loop of lane tasks to the pipeline being defined;
     returns its ``decide`` task (outputs ``Output`` (done), ``decision``, ``history``).
@@ -141,8 +120,14 @@ def add_lanes(
         retry: Retry a lane task that failed (:data:`LANE_RETRIES` times): on a cluster its
             pod may be deleted or evicted. ``hpo-kfp run --local`` turns it off: there a lane
             process ends only when the whole run is stopped (Ctrl-C), and a retry would go on.
+        trial_component: The KFP component each trial runs (a
+            :class:`~hpo_kfp.wire.TrialComponent` as JSON, or a channel of one), or "" to run
+            the experiment's trial template.
     """
-    started = _start(spec, settings, base_image)
+    started = start_op(base_image)(
+        spec=spec, settings=settings, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, trial_component=trial_component
+    )
+    name_step(started, "start", store=True)
     run = started.outputs["run"]
     with dsl.ParallelFor(started.outputs["Output"], parallelism=parallelism, name="lanes") as lane:
         ran = lane_op(base_image)(run=run, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, lane=lane)
@@ -150,46 +135,6 @@ def add_lanes(
         if retry:
             ran.set_retry(num_retries=LANE_RETRIES, backoff_duration="5s")
     return _finish(spec, run, ran, base_image, report)
-
-
-def add_slot_lanes(
-    spec: Any,
-    settings: Any,
-    *,
-    parallelism: int,
-    slots: int,
-    trial: TrialTasks,
-    base_image: str = RUNTIME_IMAGE,
-    report: bool = True,
-) -> Any:
-    """Adds a run of the asynchronous loop for KFP-native trials, unrolled into ``slots``
-    slots per lane; returns its ``decide`` task (as :func:`add_lanes`).
-
-    Args:
-        trial: Adds a trial's tasks inside a slot.
-    """
-    started = _start(spec, settings, base_image)
-    run = started.outputs["run"]
-    suggest = lane_suggest_op(base_image)
-
-    def slot(index: int) -> Any:
-        proposed = suggest(run=run, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
-        name_step(proposed, f"slot-{index}-suggest", store=True)
-        with dsl.If(proposed.outputs["Output"] == True, name=f"slot-{index}"):  # noqa: E712 - a KFP condition
-            last = trial(run, proposed.outputs["trial"], f"slot-{index}")
-            if index < slots:
-                slot(index + 1).after(last)
-        return proposed
-
-    with dsl.ParallelFor(started.outputs["Output"], parallelism=parallelism, name="lanes") as _lane:
-        first = slot(1)
-    return _finish(spec, run, first, base_image, report)
-
-
-def _start(spec: Any, settings: Any, base_image: str) -> Any:
-    started = start_op(base_image)(spec=spec, settings=settings, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
-    name_step(started, "start", store=True)
-    return started
 
 
 def _finish(spec: Any, run: Any, lanes: Any, base_image: str, report: bool) -> Any:

@@ -32,7 +32,7 @@ __all__ = ["WARM_MODULES", "run_pipeline_locally", "start_warm_steps", "warm_mod
 WARM_MODULES = (
     "hpo_kfp.steps",
     "hpo_kfp.steps.lanes",
-    "hpo_kfp.steps.native",
+    "hpo_kfp.component_trial",
     "hpo_kfp.store.sql",
     "hpo_kfp.algorithms.optuna_family",
     "optuna",

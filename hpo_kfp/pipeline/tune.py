@@ -12,48 +12,47 @@ adds the tuning loop and a ``best`` step whose outputs are the best parameters a
 the ``history`` artifact.
 
 The trial is either the experiment's trial template (a Kubernetes object or, locally, a
-process — as in the uploadable pipelines) or a **KFP component** (or sub-pipeline) of the
-caller's: the assignment reaches its inputs by name, its metrics come from its
-``system.Metrics`` output or its float return value. Its task runs with caching off.
+process — as in the uploadable pipelines) or a **KFP component** of the caller's: the
+assignment reaches its inputs by name, its metrics come from its ``system.Metrics`` output or
+its float return value.
 
 The loop is the asynchronous one of :mod:`hpo_kfp.pipeline.lanes` (``parallelTrialCount``
-lanes, each starting its next trial when its last one ended), over the experiment store of
-``settings`` — which it needs: the lanes share their trials through it. With the trial
-template, each lane is one task looping over its trials: the pipeline is the same few tasks
-for any ``maxTrialCount`` and one run holds the whole experiment. A KFP-native trial is
-still unrolled into ``slots`` slots per lane (a run holds up to ``parallelTrialCount`` x
-``slots`` of them). Running the pipeline again continues the same experiment, and once it
-is done a run costs a few steps and hands the stored best downstream. An algorithm that needs
-synchronous rounds (hyperband), or ``settings.synchronous``, runs in the same lanes: a
-round's trials are claimable once the round before it ended (a barrier through the store).
-
-A KFP-native trial that *raises* fails the run: kfp.local does not honour
-``ignore_upstream_failure``. One that logs no objective, or logs a non-finite one through
-:func:`hpo_kfp.metrics.log_metric`, is recorded as ``MetricsUnavailable`` and the tuning goes
-on; a bare NaN fails its task (KFP cannot carry it).
+lane tasks, each starting its next trial when its last one ended), over the experiment
+store of ``settings`` — which it needs: the lanes share their trials through it. The
+pipeline is the same few tasks for any ``maxTrialCount``, and one run holds the whole
+experiment. A component trial is not a task of the pipeline: the lane runs the component's
+own container (image, command and args, as KFP compiled it) with an executor input built for
+the trial — a process on kfp.local, a Kubernetes Job on a cluster
+(:mod:`hpo_kfp.component_trial`). So a trial that raises, exits non-zero, or reports a NaN
+or no objective is a failed (or ``MetricsUnavailable``) trial of the experiment, with its
+reason, and the tuning goes on within ``maxFailedTrialCount``. What a trial cannot be
+handed — an input artifact — is refused when the pipeline is built. Running the pipeline
+again continues the same experiment, and once it is done a run costs a few steps and hands
+the stored best downstream. An algorithm that needs synchronous rounds (hyperband), or
+``settings.synchronous``, runs in the same lanes: a round's trials are claimable once the
+round before it ended (a barrier through the store).
 """
 
 # No `from __future__ import annotations`: KFP reads the pipeline functions' annotations.
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from kfp import dsl
+from google.protobuf import json_format
 
 from hpo_kfp.algorithms import get_algorithm
-from hpo_kfp.compat import defining_a_pipeline
-from hpo_kfp.errors import BuildError
-from hpo_kfp.pipeline.components import (
-    RUNTIME_IMAGE,
-    lane_native_metrics_op,
-    lane_native_value_op,
-)
-from hpo_kfp.pipeline.generated import best_op, identifier, unpack_op
-from hpo_kfp.pipeline.lanes import add_lanes, add_slot_lanes, slots_for
+from hpo_kfp.compat import defining_a_pipeline, holds_pipeline_channel
+from hpo_kfp.component_trial import trial_experiment
+from hpo_kfp.errors import BuildError, HpoKfpError
+from hpo_kfp.history import TrialRecord
+from hpo_kfp.pipeline.components import RUNTIME_IMAGE
+from hpo_kfp.pipeline.generated import best_op, identifier, trial_component_op
+from hpo_kfp.pipeline.lanes import add_lanes
 from hpo_kfp.pipeline.tasks import name_step, store_secret
 from hpo_kfp.spec import Experiment, Parameter, load_experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
+from hpo_kfp.wire import TrialComponent
 
 __all__ = ["tune"]
 
@@ -65,7 +64,6 @@ def tune(
     trial_arguments: Optional[Mapping[str, Any]] = None,
     metrics_output: Optional[str] = None,
     settings: Optional[StepSettings] = None,
-    slots: Optional[int] = None,
     base_image: str = RUNTIME_IMAGE,
 ) -> Any:
     """Adds hyperparameter tuning to the pipeline being defined; returns the ``best`` task.
@@ -73,23 +71,21 @@ def tune(
     Args:
         experiment: A Katib Experiment: a YAML file, a mapping, or an
             :class:`~hpo_kfp.spec.Experiment` (e.g. from :func:`hpo_kfp.experiment`).
-        trial: A KFP component (or sub-pipeline) to run per trial, or None to run the
-            experiment's trial template.
-        trial_arguments: Values (or pipeline channels) for the trial component's other inputs.
-        metrics_output: Which ``system.Metrics`` output holds the trial's metrics, when the
-            component has several.
+        trial: A KFP component to run per trial (one container: a pipeline cannot be one
+            trial), or None to run the experiment's trial template.
+        trial_arguments: Values (or pipeline channels) for the trial component's other input
+            parameters; an input artifact cannot be handed to a trial.
+        metrics_output: Which ``system.Metrics`` output holds the trial's metrics (the
+            component's one, if given, must be it).
         settings: Runner, experiment store and namespace of the steps; the store is required
-            (e.g. ``sqlite:////abs/path.sqlite`` locally, ML Metadata's
-            ``grpc://metadata-grpc-service.kubeflow:8080`` or an SQL database on a cluster);
+            (e.g. ``sqlite:////abs/path.sqlite`` locally, an SQL database on a cluster);
             ``store_secret`` names the Kubernetes Secret holding its password.
-        slots: KFP-native trials per lane in one run (default: ``maxTrialCount``, at most
-            :data:`~hpo_kfp.pipeline.lanes.MAX_SLOTS`).
         base_image: The image hpo-kfp's own steps run in (an image with hpo-kfp and kfp, e.g.
             ``REGISTRY/hpo-kfp:0.1.0`` built from the repository's ``Dockerfile``).
 
     Raises:
         BuildError: Called outside a ``@dsl.pipeline`` function, the trial component does not
-            fit the experiment (names the parameter), or no store is set.
+            fit the experiment or the runner (names the parameter or input), or no store is set.
         SpecError: The experiment breaks a rule.
     """
     if not defining_a_pipeline():
@@ -103,53 +99,58 @@ def tune(
     spec = _experiment(experiment, native)
     if native and spec.early_stopping is not None:
         raise BuildError(
-            "spec.earlyStopping: a KFP-native trial cannot be stopped while it runs; remove "
-            "earlyStopping, or run the trials from a trialTemplate"
+            "spec.earlyStopping: a KFP-native trial reports its metrics only when it ends, so it "
+            "cannot be stopped early; remove earlyStopping, or run the trials from a trialTemplate"
         )
-    plan = _Plan(spec, trial, dict(trial_arguments or {}), metrics_output, base_image)
+    plan = _Plan(spec, trial, dict(trial_arguments or {}), metrics_output)
     options = settings or StepSettings()
     with store_secret(options.store_secret):
-        return _add_tuning(spec, plan, options, slots, base_image)
+        return _add_tuning(spec, plan, options, base_image)
 
 
-def _add_tuning(
-    spec: Experiment,
-    plan: "_Plan",
-    options: StepSettings,
-    slots: Optional[int],
-    base_image: str,
-) -> Any:
+def _add_tuning(spec: Experiment, plan: "_Plan", options: StepSettings, base_image: str) -> Any:
     """Adds the loop and the ``best`` step of :func:`tune`; returns the ``best`` task."""
-    native = plan.trial is not None
     if not options.store:
         raise BuildError(
             "settings.store: tune() must be given an experiment store (its lanes share their trials "
             "through it), e.g. StepSettings(store='sqlite:////abs/path/hpo.sqlite') for kfp.local or "
             "'postgresql://USER@HOST/DB' on a cluster, but got none"
         )
-    if slots is not None and slots < 1:
-        raise BuildError(f"slots: must be at least 1, but got {slots}")
     synchronous = options.synchronous or get_algorithm(spec.algorithm.name).synchronous
     step_settings = replace(options, synchronous=synchronous).to_json()
     spec_text = json.dumps(spec.source, separators=(",", ":"))
-    if native:
-        finished = add_slot_lanes(
-            spec_text,
-            step_settings,
-            parallelism=spec.parallel_trial_count,
-            slots=slots or slots_for(spec, spec.max_trial_count),
-            trial=plan.lane_trial,
-            base_image=base_image,
-        )
-    else:
-        finished = add_lanes(
-            spec_text, step_settings, parallelism=spec.parallel_trial_count, base_image=base_image
-        )
+    trial_component: Any = ""
+    if plan.component is not None:
+        _check_runner(options, spec, plan.component)
+        trial_component = plan.component.to_json()
+        if plan.channels:
+            merged = trial_component_op(plan.channel_fields(), base_image)(
+                trial_component_json=trial_component, **{identifier(n): v for n, v in plan.channels.items()}
+            )
+            name_step(merged, f"{spec.name}-trial-arguments")
+            trial_component = merged.output
+    finished = add_lanes(
+        spec_text,
+        step_settings,
+        parallelism=spec.parallel_trial_count,
+        base_image=base_image,
+        trial_component=trial_component,
+    )
     decision, history = finished.outputs["decision"], finished.outputs["history"]
     fields = [(f"best_{identifier(p.name)}", p.name, _python_type(p)) for p in spec.parameters]
     best = best_op(fields, base_image)(decided=decision, tuning_history=history)
     name_step(best, f"{spec.name}-best")
     return best
+
+
+def _check_runner(options: StepSettings, spec: Experiment, component: TrialComponent) -> None:
+    """Refuses, while the pipeline is built, a component trial the settings' runner cannot run."""
+    sample = {p.name: (p.values[0] if p.values else p.min) for p in spec.parameters}
+    trial = TrialRecord(name=f"{spec.name}-check", number=0, parameters=sample)
+    try:
+        options.trial_runner().check(trial_experiment(spec, component, trial, run_id="check"))
+    except HpoKfpError as error:
+        raise BuildError(f"trial: component {component.name!r} cannot run as a trial: {error}") from None
 
 
 def _experiment(source: Union[str, Path, Mapping[str, Any], Experiment], native: bool) -> Experiment:
@@ -178,35 +179,65 @@ def _python_type(parameter: Parameter) -> str:
     return "float"
 
 
+_PYTHON_TYPES = {
+    "Float": "float",
+    "Integer": "int",
+    "String": "str",
+    "Boolean": "bool",
+    "List": "list",
+    "Dict": "dict",
+}
+"""A KFP input or output parameter's type -> the Python type of a component input taking it;
+any other type is an artifact's."""
+
+
 class _Plan:
-    """Everything a round needs to add its tasks, checked once when tune() is called."""
+    """The trial of a tune() call, checked once when tune() is called: the component as a
+    trial (its constant arguments in it) and the arguments that are pipeline channels."""
 
     def __init__(
-        self,
-        experiment: Experiment,
-        trial: Any,
-        arguments: Dict[str, Any],
-        metrics_output: Optional[str],
-        base_image: str,
+        self, experiment: Experiment, trial: Any, arguments: Dict[str, Any], metrics_output: Optional[str]
     ) -> None:
         self.experiment = experiment
-        self.trial = trial
         self.arguments = arguments
-        self.base_image = base_image
-        self.metrics_output: Optional[str] = None
+        self.component: Optional[TrialComponent] = None
+        self.channels: Dict[str, Any] = {}
+        self.input_types: Dict[str, str] = {}
         if trial is not None:
-            self._check_trial(metrics_output)
+            self.component = self._component(trial, metrics_output)
         elif arguments:
             raise BuildError("trial_arguments: only a KFP component trial takes arguments")
 
-    def _check_trial(self, metrics_output: Optional[str]) -> None:
-        spec = getattr(self.trial, "component_spec", None)
+    def _component(self, trial: Any, metrics_output: Optional[str]) -> TrialComponent:
+        spec = getattr(trial, "component_spec", None)
         if spec is None:
-            raise BuildError(
-                f"trial: must be a KFP component or pipeline, but got {type(self.trial).__name__}"
-            )
+            raise BuildError(f"trial: must be a KFP component, but got {type(trial).__name__}")
         name = spec.name
+        container = spec.implementation.container
+        if container is None:
+            raise BuildError(
+                f"trial: {name!r} is a pipeline, but a trial runs one container (a process locally, a "
+                "Job on a cluster); pass the component that trains (@dsl.component or "
+                "@dsl.container_component)"
+            )
         inputs = dict(spec.inputs or {})
+        self._check_parameters(name, inputs)
+        chosen = _metrics_output(spec, metrics_output)
+        outputs = dict(spec.outputs or {})
+        compiled = _compiled_container(trial)
+        return TrialComponent(
+            name=name,
+            image=str(compiled["image"]),
+            command=[*compiled.get("command", ()), *compiled.get("args", ())],
+            arguments=self._constants(name, inputs),
+            outputs=[n for n, o in outputs.items() if o.type in _PYTHON_TYPES],
+            artifacts={
+                n: list(_artifact_type(o.type)) for n, o in outputs.items() if o.type not in _PYTHON_TYPES
+            },
+            metrics_output=chosen,
+        )
+
+    def _check_parameters(self, name: str, inputs: Dict[str, Any]) -> None:
         for index, parameter in enumerate(self.experiment.parameters):
             where = f"spec.parameters[{index}] {parameter.name!r}"
             if parameter.name not in inputs:
@@ -229,57 +260,84 @@ class _Plan:
                     f"trial_arguments: trial component {name!r} must have an input named {argument!r}, "
                     f"but its inputs are {sorted(inputs)}"
                 )
+
+    def _constants(self, name: str, inputs: Dict[str, Any]) -> Dict[str, Any]:
+        """The values of the inputs that are not hyperparameters and not pipeline channels
+        (given, or their defaults); the channels go to :attr:`channels`.
+
+        Raises:
+            BuildError: An input artifact that is given or required, or a required input
+                parameter that is not given.
+        """
+        hyper = {p.name for p in self.experiment.parameters}
+        constants: Dict[str, Any] = {}
         for input_name, input_spec in inputs.items():
-            if input_name not in hyper and input_name not in self.arguments and not input_spec.optional:
+            if input_name in hyper:
+                continue
+            if input_spec.type not in _PYTHON_TYPES:
+                if input_name in self.arguments or not input_spec.optional:
+                    raise BuildError(
+                        f"trial_arguments: input {input_name!r} of trial component {name!r} is an artifact "
+                        f"({input_spec.type}), which a trial's process or pod cannot be handed; make it a "
+                        "str input and pass a location every trial can read (a bucket path, a volume path)"
+                    )
+                continue
+            self.input_types[input_name] = input_spec.type
+            if input_name in self.arguments:
+                value = self.arguments[input_name]
+                if holds_pipeline_channel(value):
+                    self.channels[input_name] = value
+                else:
+                    constants[input_name] = value
+            elif input_spec.default is not None:
+                constants[input_name] = input_spec.default
+            elif not input_spec.optional:
                 raise BuildError(
                     f"trial_arguments: input {input_name!r} of trial component {name!r} needs a value"
                 )
-        self.metrics_output = self._metrics(spec, metrics_output)
+        return constants
 
-    def _metrics(self, spec: Any, requested: Optional[str]) -> Optional[str]:
-        outputs = dict(spec.outputs or {})
-        metrics = [n for n, o in outputs.items() if str(o.type).startswith("system.Metrics")]
-        if requested is not None:
-            if requested not in metrics:
-                raise BuildError(
-                    f"metrics_output: trial component {spec.name!r} must have a system.Metrics output "
-                    f"named {requested!r}, but its Metrics outputs are {metrics}"
-                )
-            return requested
-        if len(metrics) == 1:
-            return str(metrics[0])
-        if len(metrics) > 1:
+    def channel_fields(self) -> List[Tuple[str, str, str]]:
+        """``(identifier, input name, Python type)`` of each argument that is a pipeline channel."""
+        return [(identifier(n), n, _PYTHON_TYPES[self.input_types[n]]) for n in self.channels]
+
+
+def _metrics_output(spec: Any, requested: Optional[str]) -> str:
+    """The ``system.Metrics`` output to read a trial's metrics from when the component has
+    several ("" when it has one, or reports through its float return value)."""
+    outputs = dict(spec.outputs or {})
+    metrics = [n for n, o in outputs.items() if str(o.type).startswith("system.Metrics")]
+    if requested is not None:
+        if requested not in metrics:
             raise BuildError(
-                f"metrics_output: must name one of trial component {spec.name!r}'s Metrics outputs {metrics}"
+                f"metrics_output: trial component {spec.name!r} must have a system.Metrics output "
+                f"named {requested!r}, but its Metrics outputs are {metrics}"
             )
-        if "Output" in outputs and outputs["Output"].type == "Float":
-            return None
+        return requested if len(metrics) > 1 else ""
+    if len(metrics) > 1:
         raise BuildError(
-            f"trial: component {spec.name!r} must report its metrics, through an Output[Metrics] "
-            "or a float return value, but has neither"
+            f"metrics_output: must name one of trial component {spec.name!r}'s Metrics outputs {metrics}"
         )
+    if metrics or ("Output" in outputs and outputs["Output"].type == "Float"):
+        return ""
+    raise BuildError(
+        f"trial: component {spec.name!r} must report its metrics, through an Output[Metrics] "
+        "or a float return value, but has neither"
+    )
 
-    def lane_trial(self, run: Any, item: Any, label: str) -> Any:
-        """Adds one KFP-native trial's tasks inside a lane's slot; returns its last task."""
-        user = self._user_trial(item, label, self.arguments)
-        common = {"run": run, "run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER, "trial": item}
-        if self.metrics_output is not None:
-            record = lane_native_metrics_op(self.base_image)(
-                trial_metrics=user.outputs[self.metrics_output], **common
-            )
-        else:
-            record = lane_native_value_op(self.base_image)(value=user.outputs["Output"], **common)
-        name_step(record, f"{label}-collect-metrics", store=True)
-        return record
 
-    def _user_trial(self, item: Any, label: str, extra: Mapping[str, Any]) -> Any:
-        """The unpacking of the assignment and the user's trial task (caching off: a trial must run)."""
-        fields = [(p.name, _python_type(p)) for p in self.experiment.parameters]
-        assignment = unpack_op(fields, self.base_image)(trial=item)
-        name_step(assignment, f"{label}-assignment")
-        user = self.trial(**{p.name: assignment.outputs[p.name] for p in self.experiment.parameters}, **extra)
-        name_step(user, f"{label}-trial")
-        return user
+def _compiled_container(component: Any) -> Dict[str, Any]:
+    """The component's container as KFP compiles it (``deploymentSpec`` of its IR): image,
+    command and args, the placeholders as KFP's launcher reads them."""
+    compiled = json_format.MessageToDict(component.pipeline_spec)
+    [executor] = compiled["deploymentSpec"]["executors"].values()
+    return dict(executor["container"])
+
+
+def _artifact_type(type_name: str) -> Tuple[str, str]:
+    """``system.Metrics@0.0.1`` -> (``system.Metrics``, ``0.0.1``)."""
+    title, _, version = type_name.partition("@")
+    return title, version or "0.0.1"
 
 
 def _accepted_types(parameter: Parameter) -> Tuple[str, ...]:

@@ -3,6 +3,9 @@
 What a laptop has of a container is its ``command`` + ``args`` and ``env``: those run as a
 subprocess (no shell) in the experiment file's folder, in a process group of its own so a
 deadline (``spec.activeDeadlineSeconds`` of the trial object, when set) ends the whole tree.
+Its ``python`` is the interpreter hpo-kfp runs in: a command starting ``python``/``python3``
+runs it, and its folder leads the trial's ``PATH`` (for a shell that calls ``python3``, as a
+KFP component's command does).
 Output and errors go, merged as a container log, to the trial's log file. A File metrics
 collector's path is mapped to a per-trial file: wherever the collector's path appears in the
 command, args or env values it is replaced by that file, so parallel trials never share one.
@@ -163,6 +166,8 @@ def local_command(experiment: Experiment, trial: TrialRecord, metrics_file: Path
         event_dir = local.event_dir
     env[METRICS_FILE_ENV] = str(metrics_file)
     env[TRIAL_NAME_ENV] = trial.name
+    if "PATH" not in env:  # `python3` in a shell command is this interpreter too (kfp's own wrapper)
+        env["PATH"] = os.pathsep.join(filter(None, (os.path.dirname(sys.executable), os.environ.get("PATH"))))
     argv = [expand_variables(part, env) for part in command + args]
     if argv[0] in ("python", "python3"):
         argv[0] = sys.executable  # the interpreter hpo-kfp runs in, with its packages

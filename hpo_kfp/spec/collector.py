@@ -11,7 +11,7 @@ from hpo_kfp.spec._reader import Node, show
 
 __all__ = ["DEFAULT_FILE_PATH", "CollectorSpec", "parse_collector"]
 
-CollectorKind = Literal["StdOut", "File", "Push", "TensorFlowEvent", "TrainJobStatus"]
+CollectorKind = Literal["StdOut", "File", "Push", "TensorFlowEvent", "TrainJobStatus", "ExecutorOutput"]
 FileFormat = Literal["TEXT", "JSON"]
 
 DEFAULT_FILE_PATH = "/var/log/katib/metrics.log"
@@ -35,7 +35,8 @@ class CollectorSpec:
     """``StdOut`` (the primary container's output), ``File``, ``Push``, ``TensorFlowEvent``, or
     ``TrainJobStatus`` (an hpo-kfp extension: the metrics Kubeflow Trainer publishes in a
     TrainJob's ``status.trainerStatus.metrics``, KEP-2779; where a trial publishes none, its
-    trainer's output as for StdOut)."""
+    trainer's output as for StdOut). ``ExecutorOutput`` is hpo-kfp's own, for the trials of a
+    KFP component (:mod:`hpo_kfp.component_trial`): a spec cannot name it."""
     path: str | None = None
     """The metrics file of a ``File`` collector; the event files' directory of a
     ``TensorFlowEvent`` collector (read by :mod:`hpo_kfp.collectors.tfevents`; locally only).

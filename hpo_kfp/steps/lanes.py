@@ -7,11 +7,12 @@ runner, collect its metrics through the experiment's collector, record it, claim
 until the claim finds nothing (the experiment is done, ``maxTrialCount`` trials exist, or
 the run's share is spent). Lanes share nothing but the experiment store: a claim sees every
 other lane's (and run's) trials as pending, so a lane starts its next trial as soon as its
-last one ended. (KFP-native trials of ``tune()`` still run as a chain of slots, each
-``next_trial`` -> the author's component -> its record.)
+last one ended. A KFP-native trial of ``tune()`` (the author's component) is run the same way,
+through the runner, from the component's own container (:mod:`hpo_kfp.component_trial`).
 
-Only ``start`` receives the Experiment as a string; it writes it, with the settings and the
-run's trial limit, into one :class:`~hpo_kfp.wire.RunDocument` artifact the other steps read.
+Only ``start`` receives the Experiment as a string; it writes it, with the settings, the
+run's trial limit and the trial component, into one :class:`~hpo_kfp.wire.RunDocument`
+artifact the other steps read.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from hpo_kfp.algorithms import get_algorithm
 from hpo_kfp.claim import claim
+from hpo_kfp.component_trial import read_outputs, trial_experiment
 from hpo_kfp.decide import decide, trial_counts
 from hpo_kfp.early_stopping import stop_rule
 from hpo_kfp.errors import SettingsError, SpecError
@@ -36,14 +38,13 @@ from hpo_kfp.steps.run_trial import run_item
 from hpo_kfp.steps.settings import StepSettings
 from hpo_kfp.steps.suggest import initial_history
 from hpo_kfp.store import Store
-from hpo_kfp.wire import DecisionDocument, NoTrial, RunDocument, TrialItem
+from hpo_kfp.wire import DecisionDocument, RunDocument, TrialComponent, TrialItem
 
 __all__ = [
     "LANE_RECORDS",
     "finish_step",
     "lane_owner",
     "lane_step",
-    "next_trial_step",
     "read_run_document",
     "start_step",
 ]
@@ -56,7 +57,9 @@ LANE_RECORDS = "lane-{lane}.jsonl"
 (each trial's log and metrics file are in the folder named after the trial)."""
 
 
-def start_step(spec: str, settings: str, run_id: str, document_out: str) -> list[str]:
+def start_step(
+    spec: str, settings: str, run_id: str, document_out: str, trial_component: str = ""
+) -> list[str]:
     """Opens the run: records the experiment in its store (refusing a changed search space
     unless allowed), hands trials a stopped run left behind out again, fixes this run's
     share of trials, and writes the run document.
@@ -66,6 +69,8 @@ def start_step(spec: str, settings: str, run_id: str, document_out: str) -> list
         settings: :class:`StepSettings` as JSON; must name a store.
         run_id: The pipeline run (unused here; the lanes claim under it).
         document_out: Where to write the :class:`~hpo_kfp.wire.RunDocument`.
+        trial_component: The KFP component each trial runs (a
+            :class:`~hpo_kfp.wire.TrialComponent` as JSON), or "" for the trial template.
 
     Returns:
         The lanes' loop items: ``"1"`` .. ``"P"`` for ``parallelTrialCount`` P (at most the
@@ -75,6 +80,7 @@ def start_step(spec: str, settings: str, run_id: str, document_out: str) -> list
     Raises:
         SpecError: No Experiment, or more trials at a time than the pipeline was compiled for.
         SettingsError: No store (the lanes share their trials through it).
+        WireError: ``trial_component`` is not a trial component.
     """
     del run_id
     if not spec.strip():
@@ -97,7 +103,9 @@ def start_step(spec: str, settings: str, run_id: str, document_out: str) -> list
         )
     history = initial_history(experiment, options)
     run_limit = trial_counts(history)["total"] + options.run_budget if options.run_budget else None
-    document = RunDocument(spec=spec, settings=settings, run_limit=run_limit)
+    if trial_component:
+        TrialComponent.from_json(trial_component)
+    document = RunDocument(spec=spec, settings=settings, run_limit=run_limit, trial_component=trial_component)
     Path(document_out).write_text(document.to_json(), encoding="utf-8")
     done = decide(experiment, replace(history, run_limit=run_limit)).done
     lanes = (
@@ -118,21 +126,6 @@ def _opened(path: str) -> tuple[RunDocument, Experiment, StepSettings]:
     document = read_run_document(path)
     experiment = parse_experiment(document.spec, trial_template=None)
     return document, experiment, StepSettings.from_json(document.settings)
-
-
-def next_trial_step(document_path: str, run_id: str, trial_out: str) -> bool:
-    """Claims the experiment's next trial for a lane; returns whether there was one.
-
-    Writes the claimed trial as a :class:`~hpo_kfp.wire.TrialItem` (or a
-    :class:`~hpo_kfp.wire.NoTrial` item) to ``trial_out``. There is none once the experiment
-    is done, ``maxTrialCount`` trials exist, or this run's share is spent.
-    """
-    document, experiment, options = _opened(document_path)
-    store = options.open_store()
-    assert store is not None, "start refuses settings without a store"
-    item = next_trial(store, experiment, options, document, owner=options.owner(run_id))
-    Path(trial_out).write_text((item or NoTrial()).to_json(), encoding="utf-8")
-    return item is not None
 
 
 def next_trial(
@@ -201,6 +194,7 @@ def lane_step(document_path: str, run_id: str, lane: str, trials_out: str) -> in
     owner = lane_owner(options, run_id, lane)
     folder = Path(trials_out)
     folder.mkdir(parents=True, exist_ok=True)
+    component = TrialComponent.from_json(document.trial_component) if document.trial_component else None
     given_back = store.release(key, owner_prefix=owner)
     if given_back:
         held = ", ".join(given_back)
@@ -216,8 +210,15 @@ def lane_step(document_path: str, run_id: str, lane: str, trials_out: str) -> in
         files.log.parent.mkdir(exist_ok=True)
         files.log.write_text("", encoding="utf-8")
         files.metrics.write_text("", encoding="utf-8")
-        run = run_item(experiment, options, item, files)
-        record = record_run(experiment, options, item.record(), run, files, run_id)
+        ran = (
+            experiment
+            if component is None
+            else trial_experiment(experiment, component, item.record(), run_id=run_id)
+        )
+        run = run_item(ran, options, item, files)
+        if component is not None:
+            run = read_outputs(component, run, files)
+        record = record_run(ran, options, item.record(), run, files, run_id)
         with (folder / LANE_RECORDS.format(lane=lane)).open("a", encoding="utf-8") as stream:
             stream.write(json.dumps(record.to_dict(), separators=(",", ":")) + "\n")
         print(f"lane {lane}: {_trial_line(experiment, record)}", flush=True)

@@ -95,7 +95,7 @@ def _build(trial: Any, **kwargs: Any) -> str:
             r"^trial_arguments: trial component 'good' must "
             r"have an input named 'epochs'",
         ),
-        ("not a component", {}, r"^trial: must be a KFP component or pipeline, but got str"),
+        ("not a component", {}, r"^trial: must be a KFP component, but got str"),
     ],
     ids=[
         "unknown-input",
@@ -121,15 +121,15 @@ def test_a_float_return_is_the_objective_and_outputs_are_typed(tmp_path: Path) -
 
     compiler.Compiler().compile(pipeline, str(tmp_path / "p.yaml"))
     compiled = yaml.safe_load((tmp_path / "p.yaml").read_text())
-    assert "comp-collect-trial-value" in compiled["components"]
-    # The trial's task (inside a lane's slot) never comes from KFP's cache.
-    trial_tasks = [
-        task
-        for component in compiled["components"].values()
-        for task in component.get("dag", {}).get("tasks", {}).values()
-        if task["componentRef"]["name"] == "comp-returns-value"
-    ]
-    assert trial_tasks and all(task["cachingOptions"] == {} for task in trial_tasks)
+    # The trial is no task of the pipeline: start hands its container to the lanes.
+    assert "comp-returns-value" not in compiled["components"]
+    component = _trial_component(compiled)
+    assert (component.name, component.image, component.outputs) == (
+        "returns-value",
+        "python:3.11",
+        ["Output"],
+    )
+    assert component.command[-4:] == ["--executor_input", "{{$}}", "--function_to_execute", "returns_value"]
     outputs = compiled["components"]["comp-best"]["outputDefinitions"]["parameters"]
     assert {k: v["parameterType"] for k, v in outputs.items()} == {
         "best_parameters": "STRUCT",
@@ -186,7 +186,10 @@ def _build_with(experiment: Any, trial: Any, settings: Any = _STORE) -> None:
 def test_early_stopping_needs_a_template_trial() -> None:
     document = _native_spec()
     document["spec"]["earlyStopping"] = {"algorithmName": "medianstop"}
-    with pytest.raises(BuildError, match=r"^spec.earlyStopping: a KFP-native trial cannot be stopped"):
+    with pytest.raises(
+        BuildError,
+        match=r"^spec.earlyStopping: a KFP-native trial reports its metrics only when it ends, so it cannot be stopped early",
+    ):
         _build_with(document, good)
 
 
@@ -242,20 +245,45 @@ def _decision(best: bool) -> Any:
     )
 
 
-def test_unpack_reads_the_loop_item_through_the_wire_format() -> None:
-    from hpo_kfp.errors import WireError
-    from hpo_kfp.pipeline.generated import unpack_op
-    from hpo_kfp.wire import NoTrial, TrialItem
+def _trial_component(compiled: dict[str, Any]) -> Any:
+    """The trial component the compiled pipeline's start task is given."""
+    from hpo_kfp.wire import TrialComponent
 
-    unpack = unpack_op([("lr", "float"), ("layers", "int")], "image").python_func
-    item = TrialItem(name="demo-0000", number=0, parameters={"lr": 0.02, "layers": 3})
-    assert tuple(unpack(trial=item.to_json())) == (0.02, 3)
-    with pytest.raises(
-        WireError, match=r"^trial-item: .*'no-trial' message \(the round has no trial to run\)$"
-    ):
-        unpack(trial=NoTrial().to_json())
-    with pytest.raises(WireError, match=r"^trial-item version 2: this release of hpo-kfp reads version 1"):
-        unpack(trial=item.to_json().replace('"version":1', '"version":2'))
+    start = compiled["root"]["dag"]["tasks"]["start"]["inputs"]["parameters"]["trial_component"]
+    return TrialComponent.from_json(start["runtimeValue"]["constant"])
+
+
+def test_arguments_known_at_run_time_reach_the_trial_component(tmp_path: Path) -> None:
+    """A pipeline parameter as a trial argument: a small step adds its value to the trial
+    component at run time; a constant is in it from the start."""
+    from hpo_kfp.pipeline.generated import trial_component_op
+    from hpo_kfp.wire import TrialComponent
+
+    compiler.Compiler().compile(_pipeline_with_data("constant"), str(tmp_path / "constant.yaml"))
+    constant = yaml.safe_load((tmp_path / "constant.yaml").read_text())
+    assert "trial-component" not in constant["root"]["dag"]["tasks"]  # no channel, no step
+    assert _trial_component(constant).arguments == {"data": "constant"}
+    compiler.Compiler().compile(_pipeline_with_data(None), str(tmp_path / "p.yaml"))
+    compiled = yaml.safe_load((tmp_path / "p.yaml").read_text())
+    task = compiled["root"]["dag"]["tasks"]["trial-component"]
+    assert task["inputs"]["parameters"]["data"] == {"componentInputParameter": "data"}
+    start = compiled["root"]["dag"]["tasks"]["start"]["inputs"]["parameters"]["trial_component"]
+    assert start["taskOutputParameter"]["producerTask"] == "trial-component"
+    merge = trial_component_op([("data", "data", "str")], "image").python_func
+    given = TrialComponent(name="t", image="i", command=["run"], arguments={"other": 1})
+    merged = TrialComponent.from_json(merge(trial_component_json=given.to_json(), data="digits"))
+    assert merged.arguments == {"other": 1, "data": "digits"} and merged.command == ["run"]
+
+
+def _pipeline_with_data(value: Any) -> Any:
+    """A pipeline passing its parameter ``data`` (or ``value``, when given) to the trial."""
+
+    @dsl.pipeline(name="p")
+    def pipeline(data: str = "x") -> None:
+        given = data if value is None else value
+        hpo_kfp.tune(_native_spec(), trial=good, trial_arguments={"data": given}, settings=_STORE)
+
+    return pipeline
 
 
 def test_best_passes_the_decision_and_history_through_the_wire_format(tmp_path: Path) -> None:
@@ -305,13 +333,12 @@ def test_tune_takes_an_optimization_job_with_its_template_or_a_kfp_trial(tmp_pat
 
     @dsl.pipeline(name="optimization-jobs")
     def both() -> None:
-        hpo_kfp.tune(job_file, settings=_STORE, slots=2)
-        hpo_kfp.tune(without_template, _score_x, settings=_STORE, slots=2)
+        hpo_kfp.tune(job_file, settings=_STORE)
+        hpo_kfp.tune(without_template, _score_x, settings=_STORE)
 
     compiler.Compiler().compile(both, str(tmp_path / "p.yaml"))
     compiled = yaml.safe_load((tmp_path / "p.yaml").read_text())
-    assert "comp-collect-trial-value" in compiled["components"]  # the KFP trial's record
-    assert "comp-lane" in compiled["components"]  # the TrainJob template's trials
+    assert "comp-lane" in compiled["components"] and "comp-score-x" not in compiled["components"]
     with pytest.raises(BuildError, match=r"^settings.store: tune\(\) must be given an experiment store"):
         _build_with(without_template, _score_x, settings=None)
 
@@ -333,32 +360,13 @@ def test_hyperband_runs_in_the_lanes_in_synchronous_rounds(tmp_path: Path) -> No
 
     @dsl.pipeline(name="p")
     def pipeline() -> float:
-        return hpo_kfp.tune(document, trial=returns_value, settings=_STORE, slots=2).outputs["best_objective"]
+        return hpo_kfp.tune(document, trial=returns_value, settings=_STORE).outputs["best_objective"]
 
     compiler.Compiler().compile(pipeline, str(tmp_path / "p.yaml"))
     compiled = yaml.safe_load((tmp_path / "p.yaml").read_text())
     assert "comp-start" in compiled["components"] and not any("round" in c for c in compiled["components"])
     settings = compiled["root"]["dag"]["tasks"]["start"]["inputs"]["parameters"]["settings"]
     assert hpo_kfp.StepSettings.from_json(settings["runtimeValue"]["constant"]).synchronous
-
-
-def test_tune_nests_as_deep_for_1000_trials_as_for_10(tmp_path: Path) -> None:
-    """Issue 15: nested rounds grew 3 Argo template levels a round (31 rounds: depth 98); the
-    lanes' depth is bounded by their slots, whatever maxTrialCount is."""
-    from hpo_kfp.pipeline.argo_size import BUDGET_DEPTH, load_ir, template_depth
-
-    depths = []
-    for trials in (10, 1000):
-        document = _native_spec()
-        document["spec"]["maxTrialCount"] = trials
-
-        @dsl.pipeline(name="p")
-        def pipeline() -> float:
-            return hpo_kfp.tune(document, trial=returns_value, settings=_STORE).outputs["best_objective"]  # noqa: B023
-
-        compiler.Compiler().compile(pipeline, str(tmp_path / f"{trials}.yaml"))
-        depths.append(template_depth(load_ir(tmp_path / f"{trials}.yaml")))
-    assert depths[1] < BUDGET_DEPTH and depths[1] - depths[0] <= 30
 
 
 def test_tune_outside_a_pipeline_says_where_it_belongs() -> None:
@@ -368,17 +376,24 @@ def test_tune_outside_a_pipeline_says_where_it_belongs() -> None:
     assert str(refused.value).startswith("tune() must be called inside a @dsl.pipeline function")
 
 
-def test_tune_with_the_trial_template_is_the_same_tasks_for_100_and_10000_trials(tmp_path: Path) -> None:
-    """Issue 26: no unrolled slots; the author's pipeline does not grow with maxTrialCount."""
+@pytest.mark.parametrize("native", [False, True], ids=["trial-template", "trial-component"])
+def test_tune_is_the_same_tasks_for_100_and_10000_trials(tmp_path: Path, native: bool) -> None:
+    """Issue 26: no unrolled slots; the author's pipeline does not grow with maxTrialCount,
+    whether the trials are a template's or the author's component."""
     job_file = Path(__file__).parents[2] / "examples" / "optimization-job" / "job.yaml"
     counts = []
     for trials in (100, 10_000):
         job = yaml.safe_load(job_file.read_text())
         job["spec"]["trialConfig"]["numTrials"] = trials
+        if native:
+            job["spec"] = {
+                k: v for k, v in job["spec"].items() if k not in ("trainJobTemplate", "earlyStopping")
+            }
 
         @dsl.pipeline(name="p")
         def pipeline() -> float:
-            return hpo_kfp.tune(job, settings=_STORE).outputs["best_objective"]  # noqa: B023
+            trial = _score_x if native else None
+            return hpo_kfp.tune(job, trial, settings=_STORE).outputs["best_objective"]  # noqa: B023
 
         compiler.Compiler().compile(pipeline, str(tmp_path / f"{trials}.yaml"))
         compiled = yaml.safe_load((tmp_path / f"{trials}.yaml").read_text())

@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
+from hpo_kfp.collectors import EXECUTOR_OUTPUT
+from hpo_kfp.collectors.collect import collect_trial
+from hpo_kfp.collectors.kinds import executor_output
 from hpo_kfp.errors import WireError
-from hpo_kfp.history import History, TrialRecord
+from hpo_kfp.history import History, TrialRecord, TrialRun, now
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.steps import StepSettings, collect_metrics_step, decide_step, run_trial_step, suggest_step
-from hpo_kfp.steps.native import native_trial_step
 from hpo_kfp.store import ExperimentKey
 from hpo_kfp.wire import DecisionDocument, NoTrial, RecordedTrial, RunResult, TrialItem, read
 from tests.conftest import base_spec
@@ -145,9 +147,8 @@ def test_the_no_trial_item_passes_through_run_and_collect(tmp_path: Path) -> Non
             lambda p, text: decide_step(_SPEC, str(p / "in.json"), [text], str(p / "out.json")),
             "trial-record version 9",
         ),
-        (lambda p, text: native_trial_step(_SPEC, text), "trial-item version 9"),
     ],
-    ids=["run_trial", "collect_metrics", "decide", "native"],
+    ids=["run_trial", "collect_metrics", "decide"],
 )
 def test_a_step_refuses_a_message_of_an_unknown_version(tmp_path: Path, step: Any, message: str) -> None:
     (tmp_path / "in.json").write_text(History(experiment="demo").to_json())
@@ -164,15 +165,24 @@ def test_run_trial_refuses_a_hand_built_item(tmp_path: Path) -> None:
         run_trial_step(_SPEC, text, str(tmp_path / "log"), str(tmp_path / "m"))
 
 
-def test_native_step_records_the_reported_metrics(tmp_path: Path) -> None:
+def _component_trial(
+    item: str, metrics: dict[str, Any] | None = None, value: float | None = None
+) -> TrialRecord:
+    """The record of a KFP component trial whose executor output holds ``metrics`` (a
+    Metrics output's metadata) and ``value`` (its float return)."""
+    trial = TrialItem.from_json(item).record()
+    run = TrialRun(name=trial.name, exit_code=0, started=now(), finished=now(), reason="")
+    outputs = executor_output(metrics, value)
+    return collect_trial(parse_experiment(_SPEC), trial, run, "", outputs, collector=EXECUTOR_OUTPUT)
+
+
+def test_a_component_trial_records_the_reported_metrics(tmp_path: Path) -> None:
     [item] = suggest_step(_SPEC, None, str(tmp_path / "h.json"))[:1]
-    record, shown = native_trial_step(_SPEC, item, metrics={"loss": 0.25, "accuracy": 0.9, "other": 1.0})
-    recorded = RecordedTrial.from_json(record).record
+    recorded = _component_trial(item, metrics={"loss": 0.25, "accuracy": 0.9, "other": 1.0})
     assert (recorded.name, recorded.status, recorded.values) == ("demo-0000", "Succeeded", (0.25,))
     assert recorded.parameters == TrialItem.from_json(item).parameters
-    assert shown == {"loss": 0.25, "accuracy": 0.9}
-    missing, _ = native_trial_step(_SPEC, item, value=float("nan"))
-    assert RecordedTrial.from_json(missing).record.status == "MetricsUnavailable"
+    assert recorded.metrics == {"loss": 0.25, "accuracy": 0.9}
+    assert _component_trial(item, value=float("nan")).status == "MetricsUnavailable"
 
 
 @pytest.mark.parametrize(
@@ -180,24 +190,19 @@ def test_native_step_records_the_reported_metrics(tmp_path: Path) -> None:
     [
         ({"loss": "NaN", "accuracy": 0.5}, "loss was NaN"),
         ({"loss": "-Infinity"}, "loss was infinite"),
+        ({"loss": float("nan")}, "loss was NaN"),
         ({"accuracy": 0.5}, "objective metric 'loss' was not found in the trial's output"),
     ],
-    ids=["nan-marker", "infinity-marker", "missing"],
+    ids=["nan-marker", "infinity-marker", "bare-nan", "missing"],
 )
-def test_native_step_reads_the_markers_of_non_finite_metrics(
+def test_a_component_trial_reads_non_finite_metrics(
     tmp_path: Path, reported: dict[str, Any], reason: str
 ) -> None:
-    """What hpo_kfp.metrics.log_metric writes for NaN and ±inf is recorded as such, not as missing."""
+    """What hpo_kfp.metrics.log_metric writes for NaN and ±inf, and a bare NaN as kfp's
+    executor writes it (JSON's NaN), are recorded as such, not as missing."""
     [item] = suggest_step(_SPEC, None, str(tmp_path / "h.json"))[:1]
-    record, shown = native_trial_step(_SPEC, item, metrics=reported)
-    recorded = RecordedTrial.from_json(record).record
+    recorded = _component_trial(item, metrics=reported)
     assert (recorded.status, recorded.reason, recorded.values) == ("MetricsUnavailable", reason, None)
-    assert shown == {}
-
-
-def test_native_step_refuses_the_no_trial_item() -> None:
-    with pytest.raises(WireError, match=r"^trial-item: must be a trial-item message, but got a 'no-trial'"):
-        native_trial_step(_SPEC, NoTrial().to_json())
 
 
 def test_decide_reports_the_goal(tmp_path: Path) -> None:
