@@ -23,7 +23,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,8 +43,10 @@ __all__ = [
     "Submitted",
     "check_kube_context",
     "every_seconds",
+    "periodic_window",
     "schedule",
     "schedule_end",
+    "schedule_needs_every",
     "six_field_cron",
     "submit",
 ]
@@ -211,6 +213,7 @@ def schedule(
     name: str | None = None,
     synchronous: bool = False,
     until: str | None = None,
+    runs: int | None = None,
 ) -> str:
     """Creates a recurring run that adds ``trials_per_run`` trials to the experiment each
     time (fewer if that many do not fit one run: the share is then what fits).
@@ -220,9 +223,11 @@ def schedule(
             The ScheduledWorkflow controller schedules a run only while its time is not past
             ``end_time`` (``getNextScheduledEpoch`` in KFP's
             ``backend/src/crd/controller/scheduledworkflow/util``, periodic and cron alike).
+        runs: Start at most this many runs (``every`` only, :func:`periodic_window`).
 
     Raises:
-        OptionError: Neither or both of ``cron`` and ``every``, or either malformed.
+        OptionError: Neither or both of ``cron`` and ``every``, either malformed, or
+            ``runs`` with ``cron`` or below 1.
     """
     if (cron is None) == (every is None):
         raise OptionError("give one of --cron and --every")
@@ -233,6 +238,10 @@ def schedule(
     )
     if until is not None:
         timing["end_time"] = until
+    if runs is not None:
+        if every is None:
+            schedule_needs_every()
+        timing["start_time"], timing["end_time"] = periodic_window(every_seconds(every), runs)
     client = access.client()
     with _compiled(
         experiment, settings, image, synchronous=synchronous, trials_per_run=trials_per_run
@@ -273,6 +282,38 @@ def _create_recurring(
         **timing,
     )
     return str(recurring.recurring_run_id)
+
+
+def schedule_needs_every() -> None:
+    """Refuses ``--runs`` with ``--cron``.
+
+    Raises:
+        OptionError: Always.
+    """
+    raise OptionError(
+        "--runs: needs --every (the runs of a cron schedule are not evenly spaced: end it with --until)"
+    )
+
+
+def periodic_window(interval: int, runs: int, *, now: datetime | None = None) -> tuple[str, str]:
+    """The ``start_time`` and ``end_time`` of a periodic schedule of ``interval`` seconds that
+    starts ``runs`` runs, as RFC 3339 UTC times.
+
+    KFP's ScheduledWorkflow controller schedules a periodic run at ``start_time + k *
+    interval`` for k = 1, 2, ... while that time is not past ``end_time``
+    (``PeriodicSchedule.getNextScheduledEpoch`` in KFP's
+    ``backend/src/crd/controller/scheduledworkflow/util/periodic_schedule.go``): an end half
+    an interval after the last wanted run lets exactly ``runs`` start. A run started late
+    (the controller catching up, ``no_catchup``) moves the later ones, so at most ``runs``.
+
+    Raises:
+        OptionError: ``runs`` below 1.
+    """
+    if runs < 1:
+        raise OptionError(f"--runs: must be at least 1, but got {runs}")
+    start = (now or datetime.now(UTC)).replace(microsecond=0)
+    end = start + timedelta(seconds=interval * runs + interval // 2)
+    return start.strftime("%Y-%m-%dT%H:%M:%SZ"), end.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def schedule_end(text: str, *, now: datetime | None = None) -> str:

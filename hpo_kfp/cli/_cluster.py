@@ -24,8 +24,10 @@ from hpo_kfp.submit import (
     ClusterAccess,
     check_kube_context,
     every_seconds,
+    periodic_window,
     schedule,
     schedule_end,
+    schedule_needs_every,
     six_field_cron,
     submit,
 )
@@ -93,10 +95,14 @@ def register(commands: Any) -> None:
     timing.add_argument("--every", help="interval, e.g. 6h, 1d")
     recurring.add_argument("--trials-per-run", type=int, required=True, help="new trials each run adds")
     recurring.add_argument("--name", help="the recurring run's name")
-    recurring.add_argument(
+    end = recurring.add_mutually_exclusive_group()
+    end.add_argument(
         "--until",
         help="no run starts after this time: an RFC 3339 time (2027-01-31T18:00:00Z) or a date "
         "(2027-01-31: the end of that day, UTC); default: never",
+    )
+    end.add_argument(
+        "--runs", type=int, metavar="N", help="start N runs, then stop (with --every); default: no end"
     )
     recurring.set_defaults(handler=_schedule)
 
@@ -250,7 +256,12 @@ def _schedule(args: argparse.Namespace) -> int:
     if args.trials_per_run < 1:
         raise UsageError(f"--trials-per-run: must be at least 1, but got {args.trials_per_run}")
     try:  # checked before the cluster is contacted
-        six_field_cron(args.cron) if args.cron is not None else every_seconds(args.every)
+        if args.cron is not None:
+            six_field_cron(args.cron)
+            if args.runs is not None:
+                schedule_needs_every()
+        else:
+            periodic_window(every_seconds(args.every), 1 if args.runs is None else args.runs)
         until = schedule_end(args.until) if args.until is not None else None
     except InputError as error:
         raise UsageError(str(error)) from None
@@ -267,9 +278,12 @@ def _schedule(args: argparse.Namespace) -> int:
         name=args.name,
         synchronous=args.sync,
         until=until,
+        runs=args.runs,
     )
     when = f"cron {args.cron!r}" if args.cron else f"every {args.every}"
-    if until is not None:
+    if args.runs is not None:
+        when += f", {args.runs} runs"
+    elif until is not None:
         when += f", until {until}"
     print(
         f"{experiment.name}: recurring run {recurring} created ({when}, "

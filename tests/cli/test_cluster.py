@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,45 @@ def test_schedule_takes_an_end(
     assert f"until {end}" in capsys.readouterr().out
     [recurring] = kfp_api.posted("/apis/v2beta1/recurringruns")
     assert recurring["trigger"][field]["end_time"] == end
+
+
+def test_schedule_ends_after_a_number_of_runs(
+    kfp_api: KfpApiStub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """KFP starts a periodic run at start + k * interval while that is not past the end
+    (periodic_schedule.go): the end half an interval after the third run lets three start."""
+    command = ["schedule", str(_EXAMPLE), "--host", kfp_api.url, "--every", "6h", "--trials-per-run", "3"]
+    assert main([*command, "--runs", "3"]) == 0
+    assert "every 6h, 3 runs" in capsys.readouterr().out
+    [recurring] = kfp_api.posted("/apis/v2beta1/recurringruns")
+    periodic = recurring["trigger"]["periodic_schedule"]
+    start, end = (
+        datetime.fromisoformat(periodic[k].replace("Z", "+00:00")) for k in ("start_time", "end_time")
+    )
+    interval = timedelta(seconds=int(periodic["interval_second"]))
+    assert interval == timedelta(hours=6)
+    runs = [start + k * interval for k in range(1, 10) if start + k * interval <= end]
+    assert len(runs) == 3
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            ["--cron", "0 2 * * *", "--runs", "3"],
+            "--runs: needs --every (the runs of a cron schedule are not evenly spaced: end it with --until)",
+        ),
+        (["--every", "6h", "--runs", "0"], "--runs: must be at least 1, but got 0"),
+    ],
+    ids=["cron", "zero"],
+)
+def test_a_bad_number_of_runs_is_one_line_before_the_cluster_is_asked(
+    kfp_api: KfpApiStub, capsys: pytest.CaptureFixture[str], options: list[str], message: str
+) -> None:
+    command = ["schedule", str(_EXAMPLE), "--host", kfp_api.url, "--trials-per-run", "3", *options]
+    assert main(command) == 2
+    assert capsys.readouterr().err == message + "\n"
+    assert kfp_api.requests == []
 
 
 @pytest.mark.parametrize(
