@@ -14,6 +14,10 @@ against a real cluster) the same way:
 * the Argo Workflow: its spec, and what Argo stores at the end of a run (the node status
   gzipped past 1 MiB), with a run's worst case (every lane running every trial it can hold);
 * runs: how many runs the experiment takes (a run held a share of it before).
+
+Then the same for ``tune()`` with a KFP component as the trial (an author's pipeline, same
+sizes): before, each lane unrolled its slots (at most 40) into the author's pipeline, the
+component's task in each; after, the lanes run the component's container as each trial's Job.
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ from hpo_kfp.steps.settings import StepSettings
 BEFORE = "99150ef"
 """The last commit whose lanes were unrolled into slots (one per trial)."""
 
+BEFORE_NATIVE = "a4cd27a"
+"""The last commit whose tune() unrolled a component trial into slots."""
+
 SETTINGS = StepSettings(runner="kubernetes", store="grpc://metadata-grpc-service.kubeflow:8080")
 PARALLEL = 4
 
@@ -66,6 +73,106 @@ def _compile(tree: Path, spec: Path, output: Path) -> str:
         check=True,
     )
     return done.stdout
+
+
+_TUNE_SCRIPT = """
+import sys
+
+from kfp import compiler, dsl
+
+import hpo_kfp
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def train(lr: float, layers: int, data: str) -> float:
+    return lr * layers
+
+
+experiment = hpo_kfp.experiment(
+    "native",
+    objective=hpo_kfp.objective("loss", "minimize"),
+    parameters=[hpo_kfp.double("lr", 0.01, 0.1), hpo_kfp.integer("layers", 1, 5)],
+    max_trials=int(sys.argv[1]),
+    parallel=int(sys.argv[2]),
+)
+
+
+@dsl.pipeline(name="tune-then-train")
+def pipeline(data: str = "digits") -> float:
+    settings = hpo_kfp.StepSettings(runner="kubernetes", store="postgresql://hpo@db/hpo")
+    tuning = hpo_kfp.tune(experiment, trial=train, trial_arguments={"data": data}, settings=settings)
+    return tuning.outputs["best_objective"]
+
+
+compiler.Compiler().compile(pipeline, sys.argv[3])
+"""
+
+
+def _compile_tune(tree: Path, folder: Path, trials: int, output: Path) -> None:
+    """A ``tune()`` pipeline with a component trial, built by the checkout at ``tree``."""
+    script = folder / "tune_pipeline.py"
+    script.write_text(_TUNE_SCRIPT)
+    subprocess.run(
+        [sys.executable, str(script), str(trials), str(PARALLEL), str(output)],
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+
+def measure_tune(tree: Path, label: str, folder: Path, trials: int) -> dict[str, Any]:
+    output = folder / f"tune-{label}-{trials}.yaml".replace(" ", "_")
+    _compile_tune(tree, folder, trials, output)
+    ir = load_ir(output)
+    loop = loop_names(ir)[0]
+    values = Values.for_experiment(
+        {
+            "apiVersion": "kubeflow.org/v1beta1",
+            "kind": "Experiment",
+            "metadata": {"name": "native"},
+            "spec": {
+                "objective": {"type": "minimize", "objectiveMetricName": "loss"},
+                "algorithm": {"algorithmName": "random"},
+                "parameters": [
+                    {"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.01", "max": "0.1"}}
+                ],
+                "maxTrialCount": trials,
+                "parallelTrialCount": PARALLEL,
+                "trialTemplate": {
+                    "primaryContainerName": "main",
+                    "trialSpec": {
+                        "apiVersion": "batch/v1",
+                        "kind": "Job",
+                        "spec": {
+                            "template": {
+                                "spec": {"containers": [{"name": "main", "image": "x", "command": ["x"]}]}
+                            }
+                        },
+                    },
+                },
+            },
+        },
+        settings=SETTINGS,
+    )
+    # One lane runs its slots (unrolled: at most 40 a run) or its part of the experiment.
+    per_lane = min(trials, 40) if label.startswith("before") else math.ceil(trials / PARALLEL)
+    held = min(trials, 40 * PARALLEL) if label.startswith("before") else trials
+    lane_pods = _pods(ir, values, loop, 2) - _pods(ir, values, loop, 1)
+    worst = estimate_run(ir, values, {loop: PARALLEL}, default_iterations=1)
+    containers, dags = _tasks(ir)
+    return {
+        "shape": f"tune(), {label}",
+        "trials": trials,
+        "container_tasks": containers,
+        "dag_tasks": dags,
+        "pods_per_trial": lane_pods / per_lane,
+        "spec_kib": worst.spec_bytes / 1024,
+        "end_kib": worst.end_bytes / 1024,
+        "runs": math.ceil(trials / held),
+        "pipeline_kib": output.stat().st_size / 1024,
+    }
 
 
 def _tasks(ir: dict[str, Any]) -> tuple[int, int]:
@@ -115,6 +222,11 @@ def measure(tree: Path, label: str, folder: Path, trials: int) -> dict[str, Any]
 def main() -> None:
     parser = C.parser(__doc__ or "")
     parser.add_argument("--before", default=BEFORE, help=f"the commit to compare with (default: {BEFORE})")
+    parser.add_argument(
+        "--before-native",
+        default=BEFORE_NATIVE,
+        help=f"the commit to compare tune() with a component trial with (default: {BEFORE_NATIVE})",
+    )
     args = parser.parse_args()
     info = C.machine()
     begun = time.perf_counter()
@@ -135,6 +247,20 @@ def main() -> None:
                 results.append(measure(C.ROOT, "after (lane tasks)", folder, trials))
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=C.ROOT, check=False)
+        native = folder / "before-native"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(native), args.before_native],
+            cwd=C.ROOT,
+            check=True,
+            capture_output=True,
+        )
+        try:
+            for trials in sizes:
+                label = f"before ({args.before_native}: slots)"
+                results.append(measure_tune(native, label, folder, trials))
+                results.append(measure_tune(C.ROOT, "after (component trials)", folder, trials))
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(native)], cwd=C.ROOT, check=False)
     rows = [
         [
             r["shape"],
