@@ -59,6 +59,19 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+@contextlib.contextmanager
+def worktree(commit: str, path: Path) -> Iterator[Path]:
+    """The project at ``commit``, checked out at ``path`` (a ``git worktree``) for the block:
+    a "before" side run next to this checkout."""
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(path), commit], cwd=ROOT, check=True, capture_output=True
+    )
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, check=False)
+
+
 def command_line() -> str:
     """The command that ran this script, as it would be typed from the project root."""
     script = Path(sys.argv[0]).resolve()

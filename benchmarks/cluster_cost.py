@@ -125,54 +125,12 @@ def _compile_tune(tree: Path, folder: Path, trials: int, output: Path) -> None:
 def measure_tune(tree: Path, label: str, folder: Path, trials: int) -> dict[str, Any]:
     output = folder / f"tune-{label}-{trials}.yaml".replace(" ", "_")
     _compile_tune(tree, folder, trials, output)
-    ir = load_ir(output)
-    loop = loop_names(ir)[0]
-    values = Values.for_experiment(
-        {
-            "apiVersion": "kubeflow.org/v1beta1",
-            "kind": "Experiment",
-            "metadata": {"name": "native"},
-            "spec": {
-                "objective": {"type": "minimize", "objectiveMetricName": "loss"},
-                "algorithm": {"algorithmName": "random"},
-                "parameters": [
-                    {"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.01", "max": "0.1"}}
-                ],
-                "maxTrialCount": trials,
-                "parallelTrialCount": PARALLEL,
-                "trialTemplate": {
-                    "primaryContainerName": "main",
-                    "trialSpec": {
-                        "apiVersion": "batch/v1",
-                        "kind": "Job",
-                        "spec": {
-                            "template": {
-                                "spec": {"containers": [{"name": "main", "image": "x", "command": ["x"]}]}
-                            }
-                        },
-                    },
-                },
-            },
-        },
-        settings=SETTINGS,
-    )
+    # The pipeline's inputs are constants; the values only size what its tasks hand on.
+    values = Values.for_experiment(yaml.safe_load(_experiment(folder, trials).read_text()), settings=SETTINGS)
     # One lane runs its slots (unrolled: at most 40 a run) or its part of the experiment.
     per_lane = min(trials, 40) if label.startswith("before") else math.ceil(trials / PARALLEL)
     held = min(trials, 40 * PARALLEL) if label.startswith("before") else trials
-    lane_pods = _pods(ir, values, loop, 2) - _pods(ir, values, loop, 1)
-    worst = estimate_run(ir, values, {loop: PARALLEL}, default_iterations=1)
-    containers, dags = _tasks(ir)
-    return {
-        "shape": f"tune(), {label}",
-        "trials": trials,
-        "container_tasks": containers,
-        "dag_tasks": dags,
-        "pods_per_trial": lane_pods / per_lane,
-        "spec_kib": worst.spec_bytes / 1024,
-        "end_kib": worst.end_bytes / 1024,
-        "runs": math.ceil(trials / held),
-        "pipeline_kib": output.stat().st_size / 1024,
-    }
+    return _row(f"tune(), {label}", trials, output, values, per_lane, held)
 
 
 def _tasks(ir: dict[str, Any]) -> tuple[int, int]:
@@ -195,14 +153,20 @@ def measure(tree: Path, label: str, folder: Path, trials: int) -> dict[str, Any]
     spec = _experiment(folder, trials)
     output = folder / f"{label}-{trials}.yaml"
     printed = _compile(tree, spec, output)
-    ir = load_ir(output)
-    [loop] = loop_names(ir)
     values = Values.for_experiment(parse_experiment(yaml.safe_load(spec.read_text())), settings=SETTINGS)
     slots = re.search(r"lanes of up to (\d+) trials", printed)
     share = re.search(r"one run holds (\d+) of", printed)
     held = int(share.group(1)) if share else trials
     # Trials one lane runs in a run: its slots (unrolled), or its part of the run (a lane task).
     per_lane = int(slots.group(1)) if slots else math.ceil(held / PARALLEL)
+    return _row(label, trials, output, values, per_lane, held)
+
+
+def _row(label: str, trials: int, output: Path, values: Values, per_lane: int, held: int) -> dict[str, Any]:
+    """The measures of the compiled pipeline at ``output``: one lane runs ``per_lane`` of the
+    ``held`` trials of a run."""
+    ir = load_ir(output)
+    loop = loop_names(ir)[0]
     lane_pods = _pods(ir, values, loop, 2) - _pods(ir, values, loop, 1)
     worst = estimate_run(ir, values, {loop: PARALLEL})
     containers, dags = _tasks(ir)
@@ -234,33 +198,15 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="hpo-cluster-cost-") as name:
         folder = Path(name)
-        old = folder / "before"
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", str(old), args.before],
-            cwd=C.ROOT,
-            check=True,
-            capture_output=True,
-        )
-        try:
+        with C.worktree(args.before, folder / "before") as old:
             for trials in sizes:
                 results.append(measure(old, f"before ({args.before}: slots)", folder, trials))
                 results.append(measure(C.ROOT, "after (lane tasks)", folder, trials))
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=C.ROOT, check=False)
-        native = folder / "before-native"
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", str(native), args.before_native],
-            cwd=C.ROOT,
-            check=True,
-            capture_output=True,
-        )
-        try:
+        with C.worktree(args.before_native, folder / "before-native") as native:
             for trials in sizes:
                 label = f"before ({args.before_native}: slots)"
                 results.append(measure_tune(native, label, folder, trials))
                 results.append(measure_tune(C.ROOT, "after (component trials)", folder, trials))
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(native)], cwd=C.ROOT, check=False)
     rows = [
         [
             r["shape"],

@@ -99,22 +99,13 @@ def main() -> None:
     sides: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="hpo-native-") as name:
         folder = Path(name)
-        old = folder / "before"
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", str(old), args.before],
-            cwd=C.ROOT,
-            check=True,
-            capture_output=True,
-        )
-        try:
+        with C.worktree(args.before, folder / "before") as old:
             trees = {f"before ({args.before}: slots)": old, "after (component trials)": C.ROOT}
             for repeat in range(repeats):
                 order = list(trees) if repeat % 2 == 0 else list(reversed(trees))
                 for label in order:
                     C.log(f"{label}, repeat {repeat + 1}")
                     sides.setdefault(label, []).append(run(trees[label], folder, trials))
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=C.ROOT, check=False)
     rows = []
     for label, runs in sides.items():
         seconds = [r["seconds"] for r in runs]
