@@ -19,6 +19,10 @@ _DISTRIBUTIONS = ("uniform", "logUniform", "normal", "logNormal")
 MAX_STEPS = 1e15
 """Most steps between ``min`` and ``max``: beyond this a double's own precision runs out."""
 
+MAX_INT = 2**53
+"""Largest magnitude of an int parameter's bounds and step: every whole number up to it is a
+double (the samplers', numpy's and the report's charts' number)."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class Parameter:
@@ -114,6 +118,13 @@ def _ranged(name: str, kind: str, space: Node, distribution: str) -> Parameter:
             if value is not None and not value.is_integer():
                 raise SpecError(
                     space.at(key), "must be a whole number for an int parameter", show(space.raw(key))
+                )
+            if value is not None and abs(value) > MAX_INT:
+                raise SpecError(
+                    space.at(key),
+                    f"must be within ±2**53 ({MAX_INT}) for an int parameter: beyond it a double, numpy's "
+                    "arrays and the report's charts no longer hold every whole number",
+                    show(space.raw(key)),
                 )
     if low > high:
         raise SpecError(space.at("min"), "`min <= max` must hold", f"min={_plain(low)}, max={_plain(high)}")

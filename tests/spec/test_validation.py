@@ -117,6 +117,13 @@ _CASES: list[tuple[str, str, Any, str]] = [
         r"^spec.parameters\[1\].feasibleSpace.max: must be a whole number for an int parameter",
     ),
     (
+        "int-beyond-doubles",
+        "spec.parameters.1.feasibleSpace.max",
+        "1e40",
+        r"^spec.parameters\[1\].feasibleSpace.max: must be within ±2\*\*53 \(9007199254740992\) for an int "
+        r"parameter: .*, but got '1e40'$",
+    ),
+    (
         "missing-max",
         "spec.parameters.0.feasibleSpace.max",
         ...,
