@@ -180,26 +180,46 @@ def _run(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a service manager, a CI's timeout, ``kill``) stops the run as Ctrl-C does: the
-    steps get SIGINT, which stops their trials' process groups, and what they claimed runs
-    again next time. (A terminal's Ctrl-C reaches the whole foreground group; ``kill``
-    reaches only this process, so it passes the interrupt on to every process under it.)"""
+    """SIGTERM (a service manager, a CI's timeout, ``kill``) and a SIGINT sent to this process
+    alone (``kill -INT``) stop the run as a terminal's Ctrl-C does: the steps get SIGINT,
+    which stops their trials' process groups, and what they claimed runs again next time.
+
+    A terminal's Ctrl-C reaches the whole foreground process group, the steps included; a
+    ``kill`` reaches only this process, so the interrupt is passed on to every process under
+    it -- unless this process leads the terminal's foreground group, where a SIGINT is a
+    Ctrl-C the steps got too (a second one could cut their own clean-up short). Without the
+    pass-on, kfp.local's pool would wait for every lane to run out of trials."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum: int, frame: Any) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once is enough
-        for pid in _descendants(os.getpid()):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGINT)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C, as Python's
+        if signum != signal.SIGINT or not _group_interrupted():
+            for pid in _descendants(os.getpid()):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGINT)
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _group_interrupted() -> bool:
+    """Whether a SIGINT here came from the terminal, to the whole foreground process group:
+    this process's group is the foreground group of its terminal."""
+    for stream in (sys.stdin, sys.stdout, sys.stderr):
+        try:
+            if stream is not None and stream.isatty():
+                return os.tcgetpgrp(stream.fileno()) == os.getpgrp()
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 def _descendants(root: int) -> list[int]:

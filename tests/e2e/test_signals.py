@@ -1,4 +1,5 @@
-"""``kill -TERM`` of ``hpo-kfp run`` stops it as Ctrl-C does: no step or trial process is left."""
+"""``kill -TERM`` or ``kill -INT`` of the ``hpo-kfp run`` process alone stops it as Ctrl-C
+(SIGINT to the whole group) does: no step or trial process is left."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.waiting import process_alive, wait_for
@@ -15,7 +17,8 @@ from tests.waiting import process_alive, wait_for
 _HERE = Path(__file__).parent
 
 
-def test_sigterm_stops_the_steps_and_their_trials(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_the_command_alone_stops_the_steps_and_their_trials(tmp_path: Path, signum: int) -> None:
     document = yaml.safe_load((_HERE / "slow.yaml").read_text())
     pid_file = tmp_path / "trial-pids"
     container = document["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
@@ -42,7 +45,7 @@ def test_sigterm_stops_the_steps_and_their_trials(tmp_path: Path) -> None:
             what="two trials",
         )
         trials = [int(pid) for pid in pid_file.read_text().split()]
-        run.send_signal(signal.SIGTERM)
+        run.send_signal(signum)
         _, err = run.communicate(timeout=60)
         assert run.returncode == 130, err
         assert "interrupted" in err
