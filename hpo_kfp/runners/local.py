@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,12 +255,13 @@ def run_local(
         command.event_dir.mkdir(parents=True, exist_ok=True)
         exporter = EventExporter(command.event_dir, command.metric_names, command.metrics_file)
         stop = _exporting(exporter, stop)
+    token = uuid.uuid4().hex
     with log_path.open("wb") as log:
         try:
             process = subprocess.Popen(  # argv from the trial template; no shell
                 command.argv,
                 cwd=cwd,
-                env={**os.environ, **command.env},
+                env={**os.environ, **command.env, _RUN_TOKEN_ENV: token},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -288,6 +290,7 @@ def run_local(
             _kill_group(process)  # the step itself is stopping: take the trial down with it
             raise
         finally:
+            _end_leftovers(process, token)
             if exporter is not None:
                 exporter.sync()
     if stopped is not None or code is None:
@@ -340,6 +343,26 @@ def _exit_reason(code: int) -> str:
     if code < 0:
         return f"killed by signal {signal.Signals(-code).name}"
     return f"exit code {code}"
+
+
+_RUN_TOKEN_ENV = "HPO_KFP_TRIAL_RUN"
+"""Set to a token of its own in every trial process's environment: what the trial started
+inherits it, so whatever is left of the trial once it ended can be found."""
+
+
+def _end_leftovers(process: subprocess.Popen[bytes], token: str) -> None:
+    """Ends what the trial started and left running: its process group (a child that stayed
+    in it) and any process whose environment carries the trial's token (one that started a
+    session of its own, a daemon). Linux's ``/proc``; elsewhere only the group."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    marker = f"{_RUN_TOKEN_ENV}={token}".encode()
+    for entry in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker in entry.read_bytes().split(b"\0"):
+                os.kill(int(entry.parent.name), signal.SIGKILL)
+        except (OSError, ValueError):  # gone meanwhile, or not ours to read
+            continue
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

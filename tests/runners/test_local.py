@@ -151,6 +151,36 @@ def test_deadline_kills_the_whole_process_group(tmp_path: Path) -> None:
     wait_for(lambda: not process_alive(child), seconds=5, what="the trial's child to end")
 
 
+def test_nothing_a_successful_trial_started_outlives_it(tmp_path: Path) -> None:
+    """A child left in the trial's process group, and a daemon in a session of its own (which
+    no process-group signal reaches), end with the trial (issue 31)."""
+    script = tmp_path / "leave.py"
+    script.write_text(
+        "import os, subprocess, sys\n"
+        "sleep = [sys.executable, '-c', 'import time; time.sleep(60)']\n"
+        "grouped = subprocess.Popen(sleep)\n"
+        "daemon = subprocess.Popen(sleep, start_new_session=True)\n"
+        "open('children', 'w').write(f'{grouped.pid} {daemon.pid}')\n"
+        "print('loss=0.5')\n"
+        "os._exit(0)\n"
+    )
+    experiment = _experiment(
+        [
+            "python3",
+            "leave.py",
+            "${trialParameters.learningRate}",
+            "${trialParameters.numberLayers}",
+            "${trialParameters.optimizer}",
+        ]
+    )
+    run = _run(experiment, tmp_path)
+    assert run.succeeded
+    children = [int(pid) for pid in (tmp_path / "children").read_text().split()]
+    wait_for(
+        lambda: not any(process_alive(pid) for pid in children), seconds=5, what="the trial's children to end"
+    )
+
+
 def test_file_collector_path_is_mapped_to_a_per_trial_file(tmp_path: Path) -> None:
     experiment = _experiment(
         [
