@@ -20,10 +20,12 @@ import hashlib
 import importlib.util
 import os
 import re
+import select
 import shutil
 import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -253,7 +255,7 @@ def kfp_local_warm_tasks(preload: tuple[str, ...]) -> Iterator[None]:
         argv = ["--component_module_path", str(folder / "ephemeral_component.py"), *arguments]
         process = context.Process(
             target=_warm_task,
-            args=(argv, environment, os.getcwd(), str(output)),
+            args=(argv, environment, os.getcwd(), str(output), os.getpid()),
             name=f"{_TASK_PROCESS}{folder.name}",
             daemon=False,
         )
@@ -322,7 +324,25 @@ def _lightweight_task(full_command: list[str]) -> tuple[str, list[str]] | None:
     return full_command[3], list(full_command[4:])
 
 
-def _warm_task(argv: list[str], environment: dict[str, str], cwd: str, output: str) -> None:
+def _interrupt_when_gone(pid: int) -> None:
+    """Sends this process SIGINT once process ``pid`` has ended (a daemon thread waiting on a
+    pidfd, which a reused pid cannot fool; Linux >= 5.3): at once if it already has."""
+    try:
+        descriptor = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os.kill(os.getpid(), signal.SIGINT)
+        return
+    except (AttributeError, OSError):  # no pidfds here: no watch
+        return
+
+    def watch() -> None:
+        select.select([descriptor], [], [])  # readable once the process has ended
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=watch, name="hpo-kfp-run-watch", daemon=True).start()
+
+
+def _warm_task(argv: list[str], environment: dict[str, str], cwd: str, output: str, run_pid: int) -> None:
     """In the forked process: the executor, as ``python -m kfp.dsl.executor_main`` runs it."""
     import runpy
 
@@ -334,6 +354,9 @@ def _warm_task(argv: list[str], environment: dict[str, str], cwd: str, output: s
     os.environ.update(environment)
     os.chdir(cwd)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Stopped as by Ctrl-C, stopping its trial, when the run's process dies even by SIGKILL:
+    # the forkserver outlives it (each task holds the pipe that keeps it up).
+    _interrupt_when_gone(run_pid)
     sys.argv = ["executor_main", *argv]
     code = 1
     try:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -56,6 +57,53 @@ def test_a_signal_to_the_command_alone_stops_the_steps_and_their_trials(tmp_path
         assert leftover == [], f"processes of the run are still running: {leftover}"
     finally:
         if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+        for pid in [int(p) for p in pid_file.read_text().split()] if pid_file.exists() else []:
+            if process_alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def test_a_killed_command_leaves_no_step_or_trial_running(tmp_path: Path) -> None:
+    """``kill -9`` of ``hpo-kfp run``: its lanes, forked from its steps' server, are
+    interrupted when the server goes, and stop their trials (issue 31)."""
+    document = yaml.safe_load((_HERE / "slow.yaml").read_text())
+    pid_file = tmp_path / "trial-pids"
+    container = document["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = [
+        sys.executable,
+        str(_HERE / "sleepy_trial.py"),
+        "--x=${trialParameters.x}",
+        f"--pid-file={pid_file}",
+    ]
+    spec = tmp_path / "sleepy.yaml"
+    spec.write_text(yaml.safe_dump(document))
+    run = subprocess.Popen(
+        [sys.executable, "-m", "hpo_kfp", "run", str(spec), "--local", "--workdir", str(tmp_path / "runs")],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(
+            lambda: pid_file.exists() and len(pid_file.read_text().split()) == 2,
+            seconds=120,
+            what="two trials",
+        )
+        trials = [int(pid) for pid in pid_file.read_text().split()]
+        run.kill()
+        run.wait(timeout=10)
+        wait_for(lambda: not any(process_alive(pid) for pid in trials), seconds=30, what="the trials to end")
+
+        def leftover() -> list[str]:
+            found = subprocess.run(
+                ["pgrep", "-f", str(tmp_path)], check=False, capture_output=True, text=True
+            )
+            return found.stdout.split()
+
+        wait_for(lambda: not leftover(), seconds=30, what="every process of the run to end")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(run.pid, signal.SIGKILL)
         for pid in [int(p) for p in pid_file.read_text().split()] if pid_file.exists() else []:
             if process_alive(pid):
