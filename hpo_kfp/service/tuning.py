@@ -120,14 +120,16 @@ class Tuner:
             Conflict: The store holds it already and ``exist_ok`` is False, or holds it with
                 another search space (named at ``field``).
         """
-        known = self.store.load_experiment(key) is not None
-        if known and not exist_ok:
-            raise Conflict(field, f"must name a new experiment, but {str(key)!r} exists")
+        exists = Conflict(field, f"must name a new experiment, but {str(key)!r} exists")
+        if not exist_ok and self.store.load_experiment(key) is not None:
+            raise exists  # before the store is asked to check (and keep) the new spec
         try:
-            self.store.open_experiment(experiment, key)
+            created = self.store.open_experiment(experiment, key)
         except SearchSpaceChanged as error:
             raise Conflict(field, str(error)) from error
-        return not known
+        if not created and not exist_ok:
+            raise exists  # another client recorded it meanwhile: the store's key decided
+        return created
 
     def experiment(self, key: ExperimentKey, *, field: str) -> Experiment:
         """The stored experiment.

@@ -110,10 +110,14 @@ class Store(Protocol):
 
     def open_experiment(
         self, experiment: Experiment, key: ExperimentKey, *, allow_space_change: bool = False
-    ) -> None:
+    ) -> bool:
         """Records the experiment, or checks it against the stored one and keeps its newer spec.
 
         Called before a run (or a step) works on the experiment.
+
+        Returns:
+            Whether this call recorded it: of callers racing to record one experiment, exactly
+            one is told so (the store's unique key decides).
 
         Raises:
             SearchSpaceChanged: The search space differs and ``allow_space_change`` is False;

@@ -191,8 +191,8 @@ class MlmdStore:
 
     def open_experiment(
         self, experiment: Experiment, key: ExperimentKey, *, allow_space_change: bool = False
-    ) -> None:
-        self._guard(lambda: self._open(experiment, key, allow_space_change))
+    ) -> bool:
+        return self._guard(lambda: self._open(experiment, key, allow_space_change))
 
     def load_experiment(self, key: ExperimentKey) -> Experiment | None:
         context, _ = self._guard(lambda: self._find(key))
@@ -313,7 +313,7 @@ class MlmdStore:
 
     # --- experiments, inside -----------------------------------------------------------
 
-    def _open(self, experiment: Experiment, key: ExperimentKey, allow_space_change: bool) -> None:
+    def _open(self, experiment: Experiment, key: ExperimentKey, allow_space_change: bool) -> bool:
         spec = json.dumps(experiment.source, sort_keys=True, default=str)
         fingerprint = space_fingerprint(experiment)
         for _ in range(_ATTEMPTS):
@@ -342,7 +342,7 @@ class MlmdStore:
                     self._store.put_contexts([context])
                 except self._errors.AlreadyExistsError:
                     continue  # created by another process meanwhile: check it
-                return
+                return True
             stored_spec = _get(context.properties, "spec") or "{}"
             stored = _get(context.custom_properties, "fingerprint")
             if stored is None:  # written by the previous release
@@ -366,7 +366,7 @@ class MlmdStore:
                         "custom_properties.fingerprint",
                     ],
                 )
-            return
+            return False
         raise StoreError(f"experiment {key}: could not be created in {self.url}")
 
     def _find(self, key: ExperimentKey) -> tuple[Any, int]:

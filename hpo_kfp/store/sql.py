@@ -143,7 +143,7 @@ class SqlStore:
 
     def open_experiment(
         self, experiment: Experiment, key: ExperimentKey, *, allow_space_change: bool = False
-    ) -> None:
+    ) -> bool:
         spec = json.dumps(experiment.source, sort_keys=True)
         fingerprint = space_fingerprint(experiment)
         for _ in range(_ATTEMPTS):
@@ -167,7 +167,7 @@ class SqlStore:
                     except _LOST_RACE as error:
                         _raise_unless_lost_race(error)
                         continue  # created by another process meanwhile: check it
-                    return
+                    return True
                 if row.fingerprint != fingerprint and not allow_space_change:
                     stored = parse_experiment(json.loads(row.spec), trial_template=None)
                     changes = "; ".join(space_changes(stored, experiment)) or "the feasible spaces differ"
@@ -182,7 +182,7 @@ class SqlStore:
                         .where(_experiments.c.id == row.id)
                         .values(spec=spec, fingerprint=fingerprint, updated=_now())
                     )
-                return
+                return False
         raise StoreError(f"experiment {key}: could not be created in {_safe(self.url)}")
 
     def load_experiment(self, key: ExperimentKey) -> Experiment | None:

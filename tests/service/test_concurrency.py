@@ -213,3 +213,53 @@ def test_workers_share_the_port_and_end_with_the_server(tmp_path: Path) -> None:
     if orphaned:
         os.kill(worker, signal.SIGKILL)
     assert not orphaned  # stopped and reaped by the server
+
+
+@pytest.mark.slow
+def test_of_simultaneous_creates_exactly_one_creates(tmp_path: Path, shared_store: str) -> None:
+    """Eight clients create one experiment at once, through two servers (issue 28): one is
+    told it created it (201 on /v1; Kruize's API: its first trial), the others that it exists
+    (/v1's create is idempotent: 200; Kruize's refuses a duplicate NEW: 400)."""
+    servers: list[Server] = []
+    try:
+        servers = [start_server(tmp_path, shared_store, wait=False) for _ in range(2)]
+        for server in servers:
+            server.wait_ready(time.monotonic() + 60)
+        document = katib_experiment("contested", maxTrialCount=4, parallelTrialCount=2)
+        space = {
+            "experiment_name": "contested-kruize",
+            "total_trials": 4,
+            "parallel_trials": 1,
+            "objective_function": "latency",
+            "direction": "minimize",
+            "tunables": [{"name": "threads", "value_type": "integer", "lower_bound": 1, "upper_bound": 64}],
+        }
+        requests: list[tuple[str, dict[str, Any]]] = [
+            ("/v1/experiments", document),
+            ("/experiment_trials", {"operation": "EXP_TRIAL_GENERATE_NEW", "search_space": space}),
+        ]
+        for path, body in requests:
+            start = threading.Barrier(_CLIENTS)
+            statuses: list[int] = []
+
+            def create(
+                index: int,
+                path: str = path,
+                body: dict[str, Any] = body,
+                start: Any = start,
+                got: Any = statuses,
+            ) -> None:
+                with httpx.Client(base_url=servers[index % 2].url, timeout=60) as http:
+                    start.wait()
+                    got.append(http.post(path, json=body).status_code)
+
+            threads = [threading.Thread(target=create, args=(i,)) for i in range(_CLIENTS)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=120)
+            created, refused = (201, 200) if path.startswith("/v1") else (200, 400)
+            assert sorted(statuses) == sorted([created] + [refused] * (_CLIENTS - 1)), (path, statuses)
+    finally:
+        for server in servers:
+            server.stop()

@@ -48,8 +48,8 @@ def test_an_experiment_is_recorded_and_read_back(store_url: str) -> None:
     key = ExperimentKey("team-a", experiment.name)
     assert store.load_experiment(key) is None
     assert store.history(key).trials == ()
-    store.open_experiment(experiment, key)
-    store.open_experiment(experiment, key)  # again: nothing changes
+    assert store.open_experiment(experiment, key) is True  # this call recorded it
+    assert store.open_experiment(experiment, key) is False  # again: nothing changes
     loaded = store.load_experiment(key)
     assert loaded is not None and loaded.parameters == experiment.parameters
     assert [(s.namespace, s.name, s.trials) for s in store.experiments()] == [("team-a", "demo", 0)]
