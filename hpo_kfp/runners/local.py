@@ -2,7 +2,9 @@
 
 What a laptop has of a container is its ``command`` + ``args`` and ``env``: those run as a
 subprocess (no shell) in the experiment file's folder, in a process group of its own so a
-deadline (``spec.activeDeadlineSeconds`` of the trial object, when set) ends the whole tree.
+deadline (``spec.activeDeadlineSeconds`` of the trial object, when set) ends the whole tree;
+nothing it started outlives it. Its output is copied to its log with a cap
+(:mod:`hpo_kfp.runners._output`).
 Its ``python`` is the interpreter hpo-kfp runs in: a command starting ``python``/``python3``
 runs it, and its folder leads the trial's ``PATH`` (for a shell that calls ``python3``, as a
 KFP component's command does).
@@ -37,6 +39,7 @@ from hpo_kfp.containers import expand_variables, primary_container
 from hpo_kfp.errors import RunnerError, TemplateError
 from hpo_kfp.history import TrialRecord, TrialRun, now
 from hpo_kfp.render import render
+from hpo_kfp.runners._output import OutputCopier
 from hpo_kfp.runners.base import OutputWatch, RunnerOptions, TrialFiles
 from hpo_kfp.spec import Experiment
 
@@ -256,18 +259,21 @@ def run_local(
         exporter = EventExporter(command.event_dir, command.metric_names, command.metrics_file)
         stop = _exporting(exporter, stop)
     token = uuid.uuid4().hex
-    with log_path.open("wb") as log:
+    with log_path.open("wb", buffering=0) as log:
+        output, printed = os.pipe()
+        copier = OutputCopier(output, log, command.metric_names)
         try:
             process = subprocess.Popen(  # argv from the trial template; no shell
                 command.argv,
                 cwd=cwd,
                 env={**os.environ, **command.env, _RUN_TOKEN_ENV: token},
-                stdout=log,
+                stdout=printed,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         except OSError as error:
+            os.close(output)
             return TrialRun(
                 name=name,
                 exit_code=127,
@@ -275,6 +281,9 @@ def run_local(
                 finished=now(),
                 reason=f"could not start {command.argv[0]!r}: {error.strerror}",
             )
+        finally:
+            os.close(printed)
+        copier.start()
         try:
             code, stopped = _wait(process, command.deadline, stop)
         except subprocess.TimeoutExpired:
@@ -291,6 +300,7 @@ def run_local(
             raise
         finally:
             _end_leftovers(process, token)
+            copier.join(timeout=_GRACE_SECONDS)  # its pipe closed with the last process of the trial
             if exporter is not None:
                 exporter.sync()
     if stopped is not None or code is None:

@@ -181,6 +181,69 @@ def test_nothing_a_successful_trial_started_outlives_it(tmp_path: Path) -> None:
     )
 
 
+def test_a_flood_of_output_is_capped_keeping_the_metrics_and_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 31: 300 MB of output a trial filled the run folder and every reader's memory.
+    Past the cap the log keeps the lines naming a metric, in order, and the output's end."""
+    from hpo_kfp.runners import _output
+
+    monkeypatch.setattr(_output, "MAX_LOG_BYTES", 2**20)
+    monkeypatch.setattr(_output, "TAIL_BYTES", 2**14)
+    script = tmp_path / "flood.py"
+    script.write_text(
+        "import sys\n"
+        "junk = 'x' * 99 + '\\n'\n"
+        "for step in range(8):\n"
+        "    sys.stdout.write(junk * 5000)\n"  # 500 KB between metric lines: 4 MB in all
+        "    print(f'step={step} loss={1 - step / 10}', flush=True)\n"
+        "print('RuntimeError: the end is kept')\n"
+    )
+    experiment = _experiment(
+        [
+            "python3",
+            "flood.py",
+            "${trialParameters.learningRate}",
+            "${trialParameters.numberLayers}",
+            "${trialParameters.optimizer}",
+        ]
+    )
+    run = _run(experiment, tmp_path)
+    log = (tmp_path / "log.txt").read_text()
+    assert run.succeeded
+    assert len(log) < 2**20 + 2**14 + 4096, len(log)
+    assert [line for line in log.splitlines() if "loss=" in line] == [
+        f"step={step} loss={1 - step / 10}" for step in range(8)
+    ]
+    assert log.splitlines()[-1] == "RuntimeError: the end is kept"
+    assert "[hpo-kfp: output past 1 MiB is left out but for the lines naming a metric" in log
+    record = collect_trial(experiment, _TRIAL, run, log)
+    assert record.values == (1 - 7 / 10,)
+
+
+def test_a_line_without_end_is_capped_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hpo_kfp.runners import _output
+
+    monkeypatch.setattr(_output, "MAX_LOG_BYTES", 2**20)
+    monkeypatch.setattr(_output, "TAIL_BYTES", 2**14)
+    (tmp_path / "line.py").write_text("import sys\nsys.stdout.write('y' * 4_000_000)\nprint('\\nloss=0.5')\n")
+    experiment = _experiment(
+        [
+            "python3",
+            "line.py",
+            "${trialParameters.learningRate}",
+            "${trialParameters.numberLayers}",
+            "${trialParameters.optimizer}",
+        ]
+    )
+    run = _run(experiment, tmp_path)
+    log = (tmp_path / "log.txt").read_text()
+    assert len(log) < 2 * 2**20 + 2**14 + 4096, len(log)
+    assert "loss=0.5" in log.splitlines()  # the metric line stays whole; the end of the rest follows it
+    assert log.rstrip("\n").endswith("y" * 1000)
+    assert collect_trial(experiment, _TRIAL, run, log).values == (0.5,)
+
+
 def test_file_collector_path_is_mapped_to_a_per_trial_file(tmp_path: Path) -> None:
     experiment = _experiment(
         [
