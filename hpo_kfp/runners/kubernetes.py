@@ -51,7 +51,14 @@ from hpo_kfp.runners.conditions import JobState, job_state
 from hpo_kfp.spec import Experiment
 from hpo_kfp.spec.template import default_conditions
 
-__all__ = ["KubernetesRunner", "KubernetesSettings", "TrialOutput", "check_cluster_support", "step_namespace"]
+__all__ = [
+    "KubernetesRunner",
+    "KubernetesSettings",
+    "TrialOutput",
+    "check_cluster_support",
+    "environment_client",
+    "step_namespace",
+]
 
 _T = TypeVar("_T")
 _SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -221,7 +228,7 @@ def check_cluster_support(experiment: Experiment) -> None:
         )
 
 
-def _environment_client() -> Any:
+def environment_client() -> Any:
     """An API client with in-cluster credentials, or the local kubeconfig outside a cluster."""
     from kubernetes import client, config
 
@@ -270,11 +277,11 @@ class KubernetesRunner:
     @classmethod
     def from_environment(cls, settings: KubernetesSettings | None = None) -> KubernetesRunner:
         """A runner with in-cluster credentials, or the local kubeconfig outside a cluster."""
-        return cls(_environment_client(), settings)
+        return cls(environment_client(), settings)
 
     @functools.cached_property
     def _timed(self) -> Any:
-        client = self._api_client if self._api_client is not None else _environment_client()
+        client = self._api_client if self._api_client is not None else environment_client()
         return _TimedApiClient(client, self._settings.request_timeout_seconds)
 
     @functools.cached_property

@@ -23,8 +23,14 @@ Differences from Katib's services: a ``goal`` of 0 means no goal (proto3 cannot 
 unset); ``max_trial_count`` 0 (unset) lets the algorithm propose as many as asked; fewer
 assignments than asked come back when the algorithm has no more now (a Hyperband rung waits
 for the previous one; Katib's controller asks again later); without a ``db_manager_address``
-the median stopping rule uses each trial's final observation; ``SetTrialStatus`` answers OK
-and does nothing (Katib's marks the Trial resource itself).
+the median stopping rule uses each trial's final observation.
+
+``SetTrialStatus`` marks the Trial early-stopped as Katib's medianstop service does
+(``pkg/earlystopping/v1beta1/medianstop/service.py``): it adds the condition
+``EarlyStopped`` (reason ``TrialEarlyStopped``) to the Trial's status in the service's own
+namespace (the pod's, else ``default``), through the pod's service account or the kube
+config; Katib's trial controller only reads that condition. It needs ``get`` on
+``trials.kubeflow.org`` and ``patch`` on ``trials/status`` there.
 """
 
 from __future__ import annotations
@@ -277,6 +283,9 @@ class KatibSuggestion(api_pb2_grpc.SuggestionServicer):
 class KatibEarlyStopping(api_pb2_grpc.EarlyStoppingServicer):
     """``api.v1.beta1.EarlyStopping``: Katib's median stopping rule (``medianstop``)."""
 
+    def __init__(self) -> None:
+        self._client: Any = None
+
     def GetEarlyStoppingRules(  # noqa: N802 (the RPC's name)
         self, request: api_pb2.GetEarlyStoppingRulesRequest, context: grpc.ServicerContext
     ) -> api_pb2.GetEarlyStoppingRulesReply:
@@ -300,7 +309,47 @@ class KatibEarlyStopping(api_pb2_grpc.EarlyStoppingServicer):
     def SetTrialStatus(  # noqa: N802 (the RPC's name)
         self, request: api_pb2.SetTrialStatusRequest, context: grpc.ServicerContext
     ) -> api_pb2.SetTrialStatusReply:
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.config import ConfigException
+
+        from hpo_kfp.runners.kubernetes import step_namespace
+
+        name = request.trial_name
+        if not name:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "trial_name: must name a Trial, but got ''")
+        namespace = step_namespace()
+        where = f"Trial {name!r} in namespace {namespace}"
+        try:
+            mark_early_stopped(self._api_client(), namespace, name)
+        except ApiException as error:
+            if error.status == 404:
+                _abort(
+                    context,
+                    grpc.StatusCode.NOT_FOUND,
+                    f"trial_name: must name a Trial, but there is no {where}",
+                )
+            if error.status == 403:
+                _abort(
+                    context,
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"{where} cannot be marked early-stopped by the service's account: grant it get on "
+                    f"trials.kubeflow.org and patch on trials/status in namespace {namespace}",
+                )
+            _abort(context, grpc.StatusCode.UNAVAILABLE, f"{where}: the API server answered {error.status}")
+        except (ConfigException, OSError) as error:
+            _abort(
+                context, grpc.StatusCode.UNAVAILABLE, f"{where}: no Kubernetes API server to reach ({error})"
+            )
         return api_pb2.SetTrialStatusReply()
+
+    def _api_client(self) -> Any:
+        """The Kubernetes API client, made on first use (a service without early stopping
+        never needs one)."""
+        if self._client is None:
+            from hpo_kfp.runners.kubernetes import environment_client
+
+            self._client = environment_client()
+        return self._client
 
     def ValidateEarlyStoppingSettings(  # noqa: N802 (the RPC's name)
         self, request: api_pb2.ValidateEarlyStoppingSettingsRequest, context: grpc.ServicerContext
@@ -322,6 +371,50 @@ class KatibEarlyStopping(api_pb2_grpc.EarlyStoppingServicer):
         except InputError as error:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error))
         return api_pb2.ValidateEarlyStoppingSettingsReply()
+
+
+EARLY_STOPPED_CONDITION = {
+    "type": "EarlyStopped",
+    "status": "True",
+    "reason": "TrialEarlyStopped",
+    "message": "Trial is early stopped",
+}
+"""The condition Katib's medianstop service adds to a Trial it stopped (its times added)."""
+
+
+def mark_early_stopped(api_client: Any, namespace: str, name: str) -> None:
+    """Adds :data:`EARLY_STOPPED_CONDITION` to Trial ``name``'s status, once: a Trial that
+    has it already is left as it is (Katib's service would add a second).
+
+    Raises:
+        ApiException: The API server refused (404: no such Trial; 403: not allowed).
+    """
+    from datetime import UTC, datetime
+
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    api = client.CustomObjectsApi(api_client)
+    for attempt in range(3):
+        trial = api.get_namespaced_custom_object("kubeflow.org", "v1beta1", namespace, "trials", name)
+        conditions = list((trial.get("status") or {}).get("conditions") or [])
+        if any(c.get("type") == "EarlyStopped" and c.get("status") == "True" for c in conditions):
+            return
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        conditions.append({**EARLY_STOPPED_CONDITION, "lastUpdateTime": now, "lastTransitionTime": now})
+        # The conditions as read, or none: Katib's controller writes the status too.
+        patch = {
+            "metadata": {"resourceVersion": trial["metadata"]["resourceVersion"]},
+            "status": {"conditions": conditions},
+        }
+        try:
+            api.patch_namespaced_custom_object_status(
+                "kubeflow.org", "v1beta1", namespace, "trials", name, patch
+            )
+            return
+        except ApiException as error:
+            if error.status != 409 or attempt == 2:
+                raise
 
 
 def _with_observation_logs(address: str, experiment: Experiment, history: History) -> History:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+import yaml
 
 from hpo_kfp.algorithms import ALGORITHMS
 from hpo_kfp.service._proto import api_pb2, api_pb2_grpc, health_pb2
@@ -358,3 +360,65 @@ def test_a_request_never_gets_more_than_the_budget_or_the_limit(
         )
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert refused.value.details() == "current_request_number: must be from 1 to 1000, but got 2147483647"
+
+
+def test_set_trial_status_marks_the_trial_early_stopped_as_katibs_service_does(tmp_path: Path) -> None:
+    """Katib 0.19's trial controller learns that a trial was stopped only from the condition
+    its early-stopping service adds to the Trial (medianstop's ``SetTrialStatus``): the
+    service does the same, once, in its own namespace (here, out of a cluster: ``default``)."""
+    from tests.k8s_emulator import K8sEmulator
+    from tests.k8s_emulator.api import CUSTOM_RESOURCES, CustomResource
+    from tests.service.conftest import start_server
+
+    emulator = K8sEmulator(
+        custom_resources=(*CUSTOM_RESOURCES, CustomResource("kubeflow.org", "v1beta1", "trials", "Trial"))
+    ).start()
+    server = None
+    try:
+        running = {"type": "Running", "status": "True", "reason": "TrialRunning"}
+        emulator.create(
+            "kubeflow.org", "v1beta1", "trials", "default", {"metadata": {"name": "katib-demo-abc"}}
+        )
+        emulator.set_status(
+            "kubeflow.org", "v1beta1", "trials", "default", "katib-demo-abc", {"conditions": [running]}
+        )
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "emulator", "cluster": {"server": emulator.base_url}}],
+                    "users": [{"name": "me", "user": {}}],
+                    "contexts": [{"name": "here", "context": {"cluster": "emulator", "user": "me"}}],
+                    "current-context": "here",
+                }
+            )
+        )
+        server = start_server(
+            tmp_path,
+            f"sqlite:///{tmp_path / 'store.sqlite'}",
+            env={"KUBECONFIG": str(kubeconfig), "KUBERNETES_SERVICE_HOST": ""},
+        )
+        with grpc.insecure_channel(server.grpc) as opened:
+            stub = api_pb2_grpc.EarlyStoppingStub(opened)  # type: ignore[no-untyped-call]
+            for _ in range(2):  # a second call leaves the one condition
+                stub.SetTrialStatus(api_pb2.SetTrialStatusRequest(trial_name="katib-demo-abc"), timeout=30)
+            trial = emulator.get("kubeflow.org", "v1beta1", "trials", "default", "katib-demo-abc")
+            assert trial is not None
+            conditions = trial["status"]["conditions"]
+            assert [(c["type"], c["status"], c["reason"]) for c in conditions] == [
+                ("Running", "True", "TrialRunning"),
+                ("EarlyStopped", "True", "TrialEarlyStopped"),
+            ]
+            assert (
+                conditions[1]["message"] == "Trial is early stopped" and conditions[1]["lastTransitionTime"]
+            )
+            with pytest.raises(grpc.RpcError) as missing:
+                stub.SetTrialStatus(api_pb2.SetTrialStatusRequest(trial_name="no-such-trial"), timeout=30)
+            assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+            assert "there is no Trial 'no-such-trial' in namespace default" in str(missing.value.details())
+    finally:
+        if server is not None:
+            server.stop()
+        emulator.stop()
