@@ -46,6 +46,7 @@ from hpo_kfp.algorithms import ALGORITHMS
 from hpo_kfp.errors import Conflict, NotFound, RequestError, SpecError, Unavailable
 from hpo_kfp.service.tuning import Tuner
 from hpo_kfp.spec import parse_experiment
+from hpo_kfp.spec._reader import INT32_MAX
 from hpo_kfp.store import ExperimentKey
 
 __all__ = ["ALGORITHM_NAMES", "PLOTS", "TunableValue", "katib_document", "router"]
@@ -144,6 +145,11 @@ def experiment_trials(request: Request) -> JSONResponse:
     result = document.get("trial_result")
     if result not in _RESULTS:
         raise RequestError("trial_result", f"must be one of {', '.join(_RESULTS)}, but got {_shown(result)}")
+    kind = document.get("result_value_type", "double")
+    if kind not in _VALUE_TYPES:
+        raise RequestError(
+            "result_value_type", f"must be one of {', '.join(_VALUE_TYPES)}, but got {_shown(kind)}"
+        )
     if result == "success":
         value = document.get("result_value")
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -287,8 +293,10 @@ def katib_document(space: Mapping[str, Any]) -> dict[str, Any]:
             f"{_SPACE}.direction", f"must be minimize or maximize, but got {_shown(direction)}"
         )
     value_type = space.get("value_type", "double")
-    if value_type not in ("double", "float", "integer"):
-        raise RequestError(f"{_SPACE}.value_type", f"must be double or integer, but got {_shown(value_type)}")
+    if value_type not in _VALUE_TYPES:
+        raise RequestError(
+            f"{_SPACE}.value_type", f"must be one of {', '.join(_VALUE_TYPES)}, but got {_shown(value_type)}"
+        )
     field = "tunables" if "tunables" in space or "tuneables" not in space else "tuneables"
     tunables = space.get(field)
     if not isinstance(tunables, list) or not tunables:
@@ -389,12 +397,18 @@ def _string(document: Mapping[str, Any], key: str, field: str) -> str:
     return value
 
 
+_VALUE_TYPES = ("double", "float", "integer")
+"""What a Kruize objective value may be: a number."""
+
+
 def _integer(space: Mapping[str, Any], key: str, *, required: bool) -> int | None:
     value = space.get(key)
     if value is None and not required:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise RequestError(f"{_SPACE}.{key}", f"must be an integer >= 1, but got {_shown(value)}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= INT32_MAX:
+        raise RequestError(
+            f"{_SPACE}.{key}", f"must be an integer from 1 to {INT32_MAX}, but got {_shown(value)}"
+        )
     return value
 
 

@@ -8,7 +8,10 @@ from typing import Any
 
 from hpo_kfp.errors import SpecError
 
-__all__ = ["Node", "show"]
+__all__ = ["INT32_MAX", "Node", "show"]
+
+INT32_MAX = 2**31 - 1
+"""The largest count a spec may give (Katib's ``maxTrialCount`` and the like are int32)."""
 
 
 def show(value: Any) -> str:
@@ -76,6 +79,8 @@ class Node:
         return value
 
     def integer(self, key: str, *, minimum: int | None = None) -> int | None:
+        """Reads an integer; at most :data:`INT32_MAX`: the counts of Katib's and Trainer's
+        APIs are int32."""
         value = self.data.get(key)
         if value is None:
             return None
@@ -84,6 +89,10 @@ class Node:
         if minimum is not None and value < minimum:
             rule = "must not be negative" if minimum == 0 else f"must be at least {minimum}"
             raise SpecError(self.at(key), rule, show(value))
+        if value > INT32_MAX:
+            raise SpecError(
+                self.at(key), f"must be at most {INT32_MAX} (an int32, as in Katib's API)", show(value)
+            )
         return value
 
     def number(self, key: str) -> float | None:

@@ -216,6 +216,28 @@ _REFUSED_POSTS = [
         "search_space.experiment_name",
         id="name-taken",
     ),
+    pytest.param(
+        {
+            "operation": "EXP_TRIAL_RESULT",
+            "experiment_name": "known",
+            "trial_number": 0,
+            "trial_result": "success",
+            "result_value_type": "string",
+            "result_value": 1.0,
+        },
+        400,
+        "result_value_type",
+        id="string-result-type",
+    ),
+    pytest.param(
+        {
+            "operation": "EXP_TRIAL_GENERATE_NEW",
+            "search_space": {**_search_space("huge"), "total_trials": 2**70},
+        },
+        400,
+        "search_space.total_trials",
+        id="total-trials-beyond-int32",
+    ),
 ]
 
 

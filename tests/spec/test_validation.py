@@ -117,6 +117,12 @@ _CASES: list[tuple[str, str, Any, str]] = [
         r"^spec.parameters\[1\].feasibleSpace.max: must be a whole number for an int parameter",
     ),
     (
+        "count-beyond-int32",
+        "spec.maxTrialCount",
+        2**31,
+        r"^spec.maxTrialCount: must be at most 2147483647 \(an int32, as in Katib's API\), but got 2147483648$",
+    ),
+    (
         "int-beyond-doubles",
         "spec.parameters.1.feasibleSpace.max",
         "1e40",
