@@ -216,8 +216,13 @@ async def _input_error(_request: Request, error: Exception) -> JSONResponse:
 
 
 async def _store_error(_request: Request, error: Exception) -> JSONResponse:
+    # Where the store is (its user, host, database) is the operator's to read, in the log.
     _log.error("store: %s", error)
-    return _reply(503, f"store: {error}", "store")
+    return _reply(
+        503,
+        "store: the experiment store cannot be reached or written now (the server's log says why)",
+        "store",
+    )
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -186,7 +186,7 @@ class SqlStore:
         raise StoreError(f"experiment {key}: could not be created in {_safe(self.url)}")
 
     def load_experiment(self, key: ExperimentKey) -> Experiment | None:
-        with self._engine.connect() as db:
+        with self._connect() as db:
             row = self._experiment_row(db, key)
         if row is None:
             return None
@@ -209,7 +209,7 @@ class SqlStore:
             .select_from(_experiments.outerjoin(counts, counts.c.experiment_id == _experiments.c.id))
             .order_by(_experiments.c.namespace, _experiments.c.name)
         )
-        with self._engine.connect() as db:
+        with self._connect() as db:
             rows = db.execute(query).all()
         return [
             ExperimentSummary(
@@ -265,7 +265,7 @@ class SqlStore:
     # --- trials ----------------------------------------------------------------------
 
     def history(self, key: ExperimentKey) -> History:
-        with self._engine.connect() as db:
+        with self._connect() as db:
             return self._history(db, key)
 
     @contextmanager
@@ -275,7 +275,7 @@ class SqlStore:
 
     def take_released(self, key: ExperimentKey, count: int, *, owner: str) -> list[TrialRecord]:
         experiment_id = self._experiment_id(key)
-        with self._engine.connect() as db:
+        with self._connect() as db:
             rows = db.execute(
                 sa.select(_trials.c.id, _trials.c.record)
                 .where(
@@ -396,7 +396,7 @@ class SqlStore:
         for record in records:
             identity = import_key(record)
             for _ in range(_ATTEMPTS):
-                with self._engine.connect() as db:
+                with self._connect() as db:
                     known = db.execute(
                         sa.select(_trials.c.id).where(
                             _trials.c.experiment_id == experiment_id, _trials.c.import_key == identity
@@ -444,7 +444,7 @@ class SqlStore:
         ).first()
 
     def _experiment_id(self, key: ExperimentKey) -> int:
-        with self._engine.connect() as db:
+        with self._connect() as db:
             row = self._experiment_row(db, key)
         if row is None:
             raise StoreError(f"experiment {key}: must be in the store {_safe(self.url)}, but it is not")
@@ -452,8 +452,25 @@ class SqlStore:
 
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
-        with self._engine.begin() as db:
-            yield db
+        """A transaction. A lost race (a unique key taken, a deadlock victim) propagates as
+        the database raised it, for the caller to retry; any other failure of the database
+        (gone, refusing connections) is a :class:`StoreError`."""
+        try:
+            with self._engine.begin() as db:
+                yield db
+        except sa.exc.DBAPIError as error:
+            if not _lost_race(error):
+                raise StoreError(f"the store at {_safe(self.url)} failed: {_first_line(error)}") from error
+            raise
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        """A connection to read with; a failure of the database is a :class:`StoreError`."""
+        try:
+            with self._engine.connect() as db:
+                yield db
+        except sa.exc.DBAPIError as error:
+            raise StoreError(f"the store at {_safe(self.url)} failed: {_first_line(error)}") from error
 
     @contextmanager
     def _claim_turn(self, experiment_id: int) -> Iterator[None]:
@@ -568,14 +585,19 @@ deadlock: InnoDB locks the gap before a unique key two inserts race for, and one
 picked to fail. For a claim that is a lost race like any other."""
 
 
-def _raise_unless_lost_race(error: sa.exc.DBAPIError) -> None:
+def _lost_race(error: sa.exc.DBAPIError) -> bool:
+    """Whether ``error`` is a write that lost a race: a unique key taken, a deadlock victim,
+    SQLite's busy file."""
     if isinstance(error, sa.exc.IntegrityError):
-        return
+        return True
     original = error.orig
     code = getattr(original, "sqlstate", None) or (original.args[0] if original and original.args else None)
-    if code in _DEADLOCKS or "database is locked" in str(original):
-        return
-    raise StoreError(f"the store could not be written: {_first_line(error)}") from error
+    return code in _DEADLOCKS or "database is locked" in str(original)
+
+
+def _raise_unless_lost_race(error: sa.exc.DBAPIError) -> None:
+    if not _lost_race(error):
+        raise StoreError(f"the store could not be written: {_first_line(error)}") from error
 
 
 def _row(

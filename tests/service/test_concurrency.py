@@ -263,3 +263,38 @@ def test_of_simultaneous_creates_exactly_one_creates(tmp_path: Path, shared_stor
     finally:
         for server in servers:
             server.stop()
+
+
+@pytest.mark.slow
+def test_a_store_gone_mid_request_is_a_503_naming_nothing_of_the_store(tmp_path: Path) -> None:
+    """Issue 28: the 503 named the store's user, host and database to any client; the
+    server's log keeps them for its operator."""
+    import sqlalchemy as sa
+
+    from tests.store.conftest import _SERVERS
+
+    for url in server_database("postgresql"):
+        server = start_server(tmp_path, url)
+        where = sa.engine.make_url(url)
+        try:
+            with server.client() as http:
+                http.post(
+                    "/v1/experiments", json=katib_experiment("gone", maxTrialCount=3)
+                ).raise_for_status()
+                admin = sa.create_engine(_SERVERS["postgresql"][0], isolation_level="AUTOCOMMIT")
+                with admin.connect() as db:  # the database takes no one any more, and drops its sessions
+                    db.execute(sa.text(f"ALTER DATABASE {where.database} ALLOW_CONNECTIONS false"))
+                    db.execute(
+                        sa.text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            f"WHERE datname = '{where.database}'"
+                        )
+                    )
+                admin.dispose()
+                reply = http.post("/v1/experiments/gone/suggestions", json={"count": 1})
+            assert reply.status_code == 503 and reply.json()["field"] == "store", reply.text
+            for detail in (str(where.database), str(where.host), str(where.port)):
+                assert detail not in reply.text
+            assert str(where.database) in server.output()
+        finally:
+            server.stop()
