@@ -26,7 +26,7 @@ name the field path, the rule that must hold and the value received, in one line
     │   ├── SearchSpaceChanged       the space differs from the stored one
     │   ├── StoreInputError          a store named but unusable as given
     │   └── RequestError             a service request (with its HTTP status)
-    │       ├── NotFound, Conflict, Unauthorized, TooLarge, Unavailable
+    │       ├── NotFound, Conflict, Unauthorized, Forbidden, TooLarge, Unavailable
     ├── TrackingError                the experiment store
     │   ├── StoreError               could not be read or written
     │   └── StoreInputError
@@ -52,6 +52,7 @@ __all__ = [
     "Conflict",
     "EventFileError",
     "ExperimentBusy",
+    "Forbidden",
     "HistoryError",
     "HpoKfpError",
     "InputError",
@@ -211,6 +212,12 @@ class Unauthorized(RequestError):
     """The request carries no bearer token, or another one than the server's (HTTP 401)."""
 
     status = 401
+
+
+class Forbidden(RequestError):
+    """A request the server does not answer for where it came from (403)."""
+
+    status = 403
 
 
 class TooLarge(RequestError):

@@ -23,7 +23,15 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hpo_kfp.errors import InputError, RequestError, SpecError, TooLarge, TrackingError, Unauthorized
+from hpo_kfp.errors import (
+    Forbidden,
+    InputError,
+    RequestError,
+    SpecError,
+    TooLarge,
+    TrackingError,
+    Unauthorized,
+)
 from hpo_kfp.service import api, kruize
 from hpo_kfp.service.tuning import Tuner
 
@@ -57,12 +65,16 @@ def create_app(
     max_body: int = DEFAULT_MAX_BODY,
     ready: Callable[[], bool] = lambda: True,
     grpc: bool = False,
+    local_hosts_only: bool = False,
 ) -> ASGIApp:
     """The application over ``tuner``, behind the guard.
 
     Args:
         tuner: The operations on the store.
         token: The bearer token every request needs, or None for none.
+        local_hosts_only: Refuse a request whose ``Host`` is not a loopback name (a server on
+            loopback without a token: a web page of another site, its name rebound to
+            127.0.0.1, cannot reach it through the browser).
         max_body: The largest request body, in bytes.
         ready: Whether everything the server runs (the gRPC server too) is serving.
         grpc: Whether a gRPC server runs beside (reported by ``/health``).
@@ -90,7 +102,11 @@ def create_app(
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(TrackingError, _store_error)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    return Guard(app, token=token, max_body=max_body)
+    return Guard(app, token=token, max_body=max_body, local_hosts_only=local_hosts_only)
+
+
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+"""The names a loopback server without a token answers to (a ``Host`` header's, port apart)."""
 
 
 class Guard:
@@ -100,16 +116,23 @@ class Guard:
     ``request.state.body``; a larger one is refused without reading the rest.
     """
 
-    def __init__(self, app: ASGIApp, *, token: str | None, max_body: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, token: str | None, max_body: int, local_hosts_only: bool = False
+    ) -> None:
         self.app = app
         self._token = token.encode() if token is not None else None
         self._max_body = max_body
+        self._local_hosts_only = local_hosts_only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {name.decode("latin-1").lower(): value for name, value in scope["headers"]}
+        misdirected = self._check_host(headers.get("host"))
+        if misdirected is not None:
+            await _send_error(send, misdirected)
+            return
         refusal = self._authorize(scope["path"], headers.get("authorization"))
         if refusal is not None:
             await _send_error(send, refusal, [(b"www-authenticate", b'Bearer realm="hpo-kfp"')])
@@ -156,6 +179,19 @@ class Guard:
                 "Authorization", "must carry the server's bearer token, but it carries another"
             )
         return None
+
+    def _check_host(self, header: bytes | None) -> Forbidden | None:
+        if not self._local_hosts_only or header is None:
+            return None
+        host = header.decode("latin-1").strip().lower()
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if name in _LOCAL_HOSTS:
+            return None
+        return Forbidden(
+            "Host",
+            f"must be one of {', '.join(sorted(_LOCAL_HOSTS))} on a server without a token (a page of "
+            f"another site must not reach it through a browser), but got {host!r}",
+        )
 
     def _too_large(self, size: int) -> TooLarge:
         return TooLarge("body", f"must be at most {self._max_body} bytes, but got {size} or more")

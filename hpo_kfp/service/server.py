@@ -158,7 +158,14 @@ def _run_rest(options: ServeOptions, listener: socket.socket, store: Store, *, g
     def ready() -> bool:
         return server is not None and server.started and not server.should_exit
 
-    app = create_app(tuner, token=options.token, max_body=options.max_body, ready=ready, grpc=grpc)
+    app = create_app(
+        tuner,
+        token=options.token,
+        max_body=options.max_body,
+        ready=ready,
+        grpc=grpc,
+        local_hosts_only=options.token is None and is_loopback(options.host),
+    )
     config = uvicorn.Config(
         app,
         access_log=options.access_log,

@@ -149,3 +149,29 @@ def test_insecure_serves_a_non_loopback_address_without_a_token(tmp_path: Path) 
         assert httpx.get(f"http://127.0.0.1:{port}/v1/experiments").json() == []
     finally:
         server.stop()
+
+
+def test_a_loopback_server_without_a_token_answers_only_to_loopback_names(http: httpx.Client) -> None:
+    """DNS rebinding: a page of another site whose name now resolves to 127.0.0.1 sends its
+    own name as Host; the browser would let it read the answer (issue 28)."""
+    for name in ("localhost", "127.0.0.1", "[::1]"):
+        assert http.get("/v1/experiments", headers={"Host": f"{name}:8000"}).status_code == 200
+    rebound = http.get("/v1/experiments", headers={"Host": "evil.example:8000"})
+    assert_refused(rebound, 403, "Host")
+    assert "'evil.example:8000'" in rebound.json()["error"]
+
+
+def test_a_server_with_a_token_or_off_loopback_answers_to_any_name(guarded: Server, tmp_path: Path) -> None:
+    with guarded.client(TOKEN) as http:
+        assert http.get("/v1/experiments", headers={"Host": "hpo.example.com"}).status_code == 200
+    server = start_server(
+        tmp_path, f"sqlite:///{tmp_path / 'open.sqlite'}", "--host", "0.0.0.0", "--insecure"
+    )
+    try:
+        port = server.url.rsplit(":", 1)[1]
+        assert (
+            httpx.get(f"http://127.0.0.1:{port}/v1/experiments", headers={"Host": "10.0.0.7"}).status_code
+            == 200
+        )
+    finally:
+        server.stop()
