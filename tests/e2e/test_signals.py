@@ -1,5 +1,5 @@
 """``kill -TERM`` or ``kill -INT`` of the ``hpo-kfp run`` process alone stops it as Ctrl-C
-(SIGINT to the whole group) does: no step or trial process is left."""
+(SIGINT to the whole group) does, and even ``kill -9`` of it leaves no step or trial process."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,11 @@ from tests.waiting import process_alive, wait_for
 _HERE = Path(__file__).parent
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_to_the_command_alone_stops_the_steps_and_their_trials(tmp_path: Path, signum: int) -> None:
+@contextlib.contextmanager
+def _running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[int]]]:
+    """``hpo-kfp run`` of two trials that sleep long, in a process group of its own (only the
+    signal a test sends reaches it), once both trials started; and their process ids. Whatever
+    is left is killed afterwards."""
     document = yaml.safe_load((_HERE / "slow.yaml").read_text())
     pid_file = tmp_path / "trial-pids"
     container = document["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
@@ -37,51 +41,6 @@ def test_a_signal_to_the_command_alone_stops_the_steps_and_their_trials(tmp_path
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,  # its own group: only the signal sent below reaches it
-    )
-    try:
-        wait_for(
-            lambda: pid_file.exists() and len(pid_file.read_text().split()) == 2,
-            seconds=120,
-            what="two trials",
-        )
-        trials = [int(pid) for pid in pid_file.read_text().split()]
-        run.send_signal(signum)
-        _, err = run.communicate(timeout=60)
-        assert run.returncode == 130, err
-        assert "interrupted" in err
-        wait_for(lambda: not any(process_alive(pid) for pid in trials), seconds=30, what="the trials to end")
-        leftover = subprocess.run(
-            ["pgrep", "-f", str(tmp_path)], check=False, capture_output=True, text=True
-        ).stdout.split()
-        assert leftover == [], f"processes of the run are still running: {leftover}"
-    finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-        for pid in [int(p) for p in pid_file.read_text().split()] if pid_file.exists() else []:
-            if process_alive(pid):
-                os.killpg(pid, signal.SIGKILL)
-
-
-def test_a_killed_command_leaves_no_step_or_trial_running(tmp_path: Path) -> None:
-    """``kill -9`` of ``hpo-kfp run``: its lanes, forked from its steps' server, are
-    interrupted when the server goes, and stop their trials (issue 31)."""
-    document = yaml.safe_load((_HERE / "slow.yaml").read_text())
-    pid_file = tmp_path / "trial-pids"
-    container = document["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
-    container["command"] = [
-        sys.executable,
-        str(_HERE / "sleepy_trial.py"),
-        "--x=${trialParameters.x}",
-        f"--pid-file={pid_file}",
-    ]
-    spec = tmp_path / "sleepy.yaml"
-    spec.write_text(yaml.safe_dump(document))
-    run = subprocess.Popen(
-        [sys.executable, "-m", "hpo_kfp", "run", str(spec), "--local", "--workdir", str(tmp_path / "runs")],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
@@ -90,21 +49,37 @@ def test_a_killed_command_leaves_no_step_or_trial_running(tmp_path: Path) -> Non
             seconds=120,
             what="two trials",
         )
-        trials = [int(pid) for pid in pid_file.read_text().split()]
-        run.kill()
-        run.wait(timeout=10)
-        wait_for(lambda: not any(process_alive(pid) for pid in trials), seconds=30, what="the trials to end")
-
-        def leftover() -> list[str]:
-            found = subprocess.run(
-                ["pgrep", "-f", str(tmp_path)], check=False, capture_output=True, text=True
-            )
-            return found.stdout.split()
-
-        wait_for(lambda: not leftover(), seconds=30, what="every process of the run to end")
+        yield run, [int(pid) for pid in pid_file.read_text().split()]
     finally:
-        with contextlib.suppress(ProcessLookupError):
+        if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
         for pid in [int(p) for p in pid_file.read_text().split()] if pid_file.exists() else []:
             if process_alive(pid):
                 os.killpg(pid, signal.SIGKILL)
+
+
+def _leftovers(tmp_path: Path) -> list[str]:
+    """Processes whose command line names the test's folder: the run's steps and trials."""
+    found = subprocess.run(["pgrep", "-f", str(tmp_path)], check=False, capture_output=True, text=True)
+    return found.stdout.split()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_the_command_alone_stops_the_steps_and_their_trials(tmp_path: Path, signum: int) -> None:
+    with _running(tmp_path) as (run, trials):
+        run.send_signal(signum)
+        _, err = run.communicate(timeout=60)
+        assert run.returncode == 130, err
+        assert "interrupted" in err
+        wait_for(lambda: not any(process_alive(pid) for pid in trials), seconds=30, what="the trials to end")
+        assert _leftovers(tmp_path) == [], "processes of the run are still running"
+
+
+def test_a_killed_command_leaves_no_step_or_trial_running(tmp_path: Path) -> None:
+    """``kill -9`` of ``hpo-kfp run``: its lanes, forked from its steps' server, are
+    interrupted once it is gone, and stop their trials (issue 31)."""
+    with _running(tmp_path) as (run, trials):
+        run.kill()
+        run.communicate(timeout=10)
+        wait_for(lambda: not any(process_alive(pid) for pid in trials), seconds=30, what="the trials to end")
+        wait_for(lambda: not _leftovers(tmp_path), seconds=30, what="every process of the run to end")

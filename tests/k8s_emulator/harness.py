@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import aiohttp.web
@@ -189,6 +190,25 @@ class K8sEmulator:
         config = k8s_client.Configuration()
         config.host = self.base_url
         return config
+
+    def write_kubeconfig(self, path: Path, namespace: str | None = None) -> Path:
+        """Writes a kube config whose current context is the emulator (no auth), for a
+        process that finds its cluster as a user's tools do (``KUBECONFIG``)."""
+        import yaml
+
+        context: dict[str, str] = {"cluster": "emulator", "user": "me"}
+        if namespace is not None:
+            context["namespace"] = namespace
+        document = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "emulator", "cluster": {"server": self.base_url}}],
+            "users": [{"name": "me", "user": {}}],
+            "contexts": [{"name": "here", "context": context}],
+            "current-context": "here",
+        }
+        path.write_text(yaml.safe_dump(document), encoding="utf-8")
+        return path
 
     def api_client(self) -> k8s_client.ApiClient:
         """A new ``kubernetes.client.ApiClient`` for the emulator; closed automatically at :meth:`stop`."""

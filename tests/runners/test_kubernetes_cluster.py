@@ -606,21 +606,7 @@ def test_the_sweep_command_keeps_what_the_store_says_still_runs(
     opened.open_experiment(experiment, key)
     claimed, _ = claim(opened, experiment, key, 3, owner="a-live-run")  # demo-0000..0002 are running
     opened.record(key, replace(claimed[1], status="Failed"))  # demo-0001 ended; its object was left
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "emulator", "cluster": {"server": k8s.base_url}}],
-                "users": [{"name": "me", "user": {}}],
-                "contexts": [
-                    {"name": "here", "context": {"cluster": "emulator", "user": "me", "namespace": _NS}}
-                ],
-                "current-context": "here",
-            }
-        )
-    )
+    kubeconfig = k8s.write_kubeconfig(tmp_path / "kubeconfig", namespace=_NS)
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     assert main(["sweep", str(spec), "--store", store, "--namespace", _NS]) == 0

@@ -41,6 +41,19 @@ def _run(experiment: Experiment, tmp_path: Path) -> TrialRun:
     )
 
 
+def _script_experiment(script: str) -> Experiment:
+    """An experiment whose trial runs the Python script ``script`` of the trial's folder."""
+    return _experiment(
+        [
+            "python3",
+            script,
+            "${trialParameters.learningRate}",
+            "${trialParameters.numberLayers}",
+            "${trialParameters.optimizer}",
+        ]
+    )
+
+
 _PRINTER = [
     "python3",
     "-c",
@@ -164,15 +177,7 @@ def test_nothing_a_successful_trial_started_outlives_it(tmp_path: Path) -> None:
         "print('loss=0.5')\n"
         "os._exit(0)\n"
     )
-    experiment = _experiment(
-        [
-            "python3",
-            "leave.py",
-            "${trialParameters.learningRate}",
-            "${trialParameters.numberLayers}",
-            "${trialParameters.optimizer}",
-        ]
-    )
+    experiment = _script_experiment("leave.py")
     run = _run(experiment, tmp_path)
     assert run.succeeded
     children = [int(pid) for pid in (tmp_path / "children").read_text().split()]
@@ -199,15 +204,7 @@ def test_a_flood_of_output_is_capped_keeping_the_metrics_and_the_end(
         "    print(f'step={step} loss={1 - step / 10}', flush=True)\n"
         "print('RuntimeError: the end is kept')\n"
     )
-    experiment = _experiment(
-        [
-            "python3",
-            "flood.py",
-            "${trialParameters.learningRate}",
-            "${trialParameters.numberLayers}",
-            "${trialParameters.optimizer}",
-        ]
-    )
+    experiment = _script_experiment("flood.py")
     run = _run(experiment, tmp_path)
     log = (tmp_path / "log.txt").read_text()
     assert run.succeeded
@@ -227,15 +224,7 @@ def test_a_line_without_end_is_capped_too(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(_output, "MAX_LOG_BYTES", 2**20)
     monkeypatch.setattr(_output, "TAIL_BYTES", 2**14)
     (tmp_path / "line.py").write_text("import sys\nsys.stdout.write('y' * 4_000_000)\nprint('\\nloss=0.5')\n")
-    experiment = _experiment(
-        [
-            "python3",
-            "line.py",
-            "${trialParameters.learningRate}",
-            "${trialParameters.numberLayers}",
-            "${trialParameters.optimizer}",
-        ]
-    )
+    experiment = _script_experiment("line.py")
     run = _run(experiment, tmp_path)
     log = (tmp_path / "log.txt").read_text()
     assert len(log) < 2 * 2**20 + 2**14 + 4096, len(log)

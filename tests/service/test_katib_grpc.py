@@ -9,7 +9,6 @@ from typing import Any
 
 import grpc
 import pytest
-import yaml
 
 from hpo_kfp.algorithms import ALGORITHMS
 from hpo_kfp.service._proto import api_pb2, api_pb2_grpc, health_pb2
@@ -382,19 +381,7 @@ def test_set_trial_status_marks_the_trial_early_stopped_as_katibs_service_does(t
         emulator.set_status(
             "kubeflow.org", "v1beta1", "trials", "default", "katib-demo-abc", {"conditions": [running]}
         )
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "clusters": [{"name": "emulator", "cluster": {"server": emulator.base_url}}],
-                    "users": [{"name": "me", "user": {}}],
-                    "contexts": [{"name": "here", "context": {"cluster": "emulator", "user": "me"}}],
-                    "current-context": "here",
-                }
-            )
-        )
+        kubeconfig = emulator.write_kubeconfig(tmp_path / "kubeconfig")
         server = start_server(
             tmp_path,
             f"sqlite:///{tmp_path / 'store.sqlite'}",
