@@ -42,7 +42,6 @@ __all__ = [
     "SUPPORTED",
     "UnsupportedDependency",
     "added_trial",
-    "artifact_class",
     "check_supported",
     "component_from_source",
     "import_optuna_importance_without_sklearn",
@@ -53,7 +52,6 @@ __all__ = [
     "holds_pipeline_channel",
     "kfp_server_healthz",
     "load_pipeline_file",
-    "outside_pipeline_definition",
     "resolve_component_command",
     "set_study_system_attrs",
     "study_system_attrs",
@@ -441,34 +439,6 @@ def defining_a_pipeline() -> bool:
     from kfp.dsl import pipeline_context
 
     return pipeline_context.Pipeline.get_default_pipeline() is not None
-
-
-@contextlib.contextmanager
-def outside_pipeline_definition() -> Iterator[None]:
-    """Lets sub-pipelines be defined while the caller's pipeline is being defined.
-
-    KFP refuses to enter a pipeline definition inside another ("Nested pipelines are not
-    allowed"), which is what defining a sub-pipeline from within ``hpo_kfp.tune()`` does.
-    The caller's pipeline (``Pipeline._default_pipeline``) is set aside for that time and
-    put back afterwards.
-    """
-    from kfp.dsl import pipeline_context
-
-    caller = pipeline_context.Pipeline._default_pipeline
-    pipeline_context.Pipeline._default_pipeline = None
-    try:
-        yield
-    finally:
-        pipeline_context.Pipeline._default_pipeline = caller
-
-
-def artifact_class(type_name: str) -> Any:
-    """The artifact class of a component input's type (``system.Dataset@0.0.1`` -> Dataset);
-    ``Artifact`` for a title KFP has no class for."""
-    from kfp.dsl import Artifact
-    from kfp.dsl.types.artifact_types import _SCHEMA_TITLE_TO_TYPE
-
-    return _SCHEMA_TITLE_TO_TYPE.get(type_name.split("@", 1)[0], Artifact)
 
 
 _GENERATED: Path | None = None

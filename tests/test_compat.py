@@ -18,14 +18,12 @@ from hpo_kfp import compat
 from hpo_kfp.compat import (
     UnsupportedDependency,
     added_trial,
-    artifact_class,
     check_supported,
     component_from_source,
     kfp_compiler_libyaml,
     kfp_local_fixes,
     kfp_local_task_folders,
     load_pipeline_file,
-    outside_pipeline_definition,
     set_study_system_attrs,
     study_system_attrs,
 )
@@ -201,42 +199,6 @@ def test_kfp_local_tasks_still_make_a_mktemp_folder_and_the_fix_keeps_and_remove
 
 
 _TMPDIR = os.environ.get("TMPDIR")
-
-
-def test_a_sub_pipeline_can_be_defined_inside_a_pipeline_definition() -> None:
-    from kfp import dsl
-
-    # No annotations: this module's are strings (`from __future__ import annotations`).
-    @dsl.component(base_image="python:3.11")
-    def noop():  # type: ignore[no-untyped-def]
-        pass
-
-    def body():  # type: ignore[no-untyped-def]
-        noop()
-
-    seen: list[str] = []
-
-    @dsl.pipeline(name="outer")
-    def outer():  # type: ignore[no-untyped-def]
-        try:
-            dsl.pipeline(name="refused")(body)
-        except Exception as error:  # KFP raises a bare exception here
-            seen.append(str(error))
-        with outside_pipeline_definition():
-            inner = dsl.pipeline(name="inner")(body)
-        inner()
-
-    assert seen and "Nested pipelines are not allowed" in seen[0]
-    assert "inner" in {c.split("comp-")[-1] for c in outer.pipeline_spec.components}
-
-
-def test_artifact_classes_by_schema_title() -> None:
-    from kfp.dsl import Artifact, Dataset, Metrics, Model
-
-    assert artifact_class("system.Dataset@0.0.1") is Dataset
-    assert artifact_class("system.Model") is Model
-    assert artifact_class("system.Metrics@0.0.1") is Metrics
-    assert artifact_class("acme.Thing@1.0.0") is Artifact
 
 
 def test_a_component_from_generated_source_has_its_typed_outputs() -> None:
