@@ -7,6 +7,8 @@ never from the command line, where ``ps`` would show it.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +98,16 @@ def _serve(args: argparse.Namespace) -> int:
         type_prefix=type_prefix(args),
         trial_lease=args.trial_lease,
     )
-    serve(options)
-    return 0
+    code = 0
+    try:
+        serve(options)
+    except SystemExit as stopped:  # SIGTERM, after the servers' bounded shutdown
+        code = stopped.code if isinstance(stopped.code, int) else 1
+    # Ended now, whatever a request still computes in a worker thread (gRPC's pool threads
+    # are joined at interpreter exit: a long GetSuggestions kept the process up past SIGTERM).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _token(path: str | None) -> str | None:

@@ -298,3 +298,67 @@ def test_a_store_gone_mid_request_is_a_503_naming_nothing_of_the_store(tmp_path:
             assert str(where.database) in server.output()
         finally:
             server.stop()
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.slow
+def test_sigterm_ends_the_server_while_a_long_request_computes(tmp_path: Path) -> None:
+    """Issue 31: a GetSuggestions of 1000 TPE trials over 3000 (~a minute of CPU here) kept the
+    process alive after SIGTERM until it was done: gRPC's pool threads are joined at exit."""
+    import random
+
+    import grpc
+
+    from hpo_kfp.service._proto import api_pb2, api_pb2_grpc
+
+    def space(name: str) -> api_pb2.ParameterSpec:
+        return api_pb2.ParameterSpec(
+            name=name, parameter_type=api_pb2.DOUBLE, feasible_space=api_pb2.FeasibleSpace(min="0", max="1")
+        )
+
+    def trial(index: int) -> api_pb2.Trial:
+        values = [api_pb2.ParameterAssignment(name=n, value=repr(random.random())) for n in ("x", "y")]
+        return api_pb2.Trial(
+            name=f"t{index}",
+            spec=api_pb2.TrialSpec(
+                parameter_assignments=api_pb2.TrialSpec.ParameterAssignments(assignments=values)
+            ),
+            status=api_pb2.TrialStatus(
+                condition=api_pb2.TrialStatus.SUCCEEDED,
+                observation=api_pb2.Observation(
+                    metrics=[api_pb2.Metric(name="loss", value=repr(random.random()))]
+                ),
+            ),
+        )
+
+    experiment = api_pb2.Experiment(
+        name="long",
+        spec=api_pb2.ExperimentSpec(
+            parameter_specs=api_pb2.ExperimentSpec.ParameterSpecs(parameters=[space("x"), space("y")]),
+            objective=api_pb2.ObjectiveSpec(type=api_pb2.MINIMIZE, objective_metric_name="loss"),
+            algorithm=api_pb2.AlgorithmSpec(algorithm_name="tpe"),
+            max_trial_count=5000,
+            parallel_trial_count=1000,
+        ),
+    )
+    request = api_pb2.GetSuggestionsRequest(
+        experiment=experiment, trials=[trial(i) for i in range(3000)], current_request_number=1000
+    )
+    server = start_server(tmp_path, f"sqlite:///{tmp_path / 'store.sqlite'}")
+    channel = grpc.insecure_channel(server.grpc)
+    try:
+        before = _cpu_seconds(server.process.pid)
+        pending = api_pb2_grpc.SuggestionStub(channel).GetSuggestions.future(request, timeout=600)  # type: ignore[no-untyped-call]
+        deadline = time.monotonic() + 60
+        while _cpu_seconds(server.process.pid) - before < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)  # until the request has computed for a while
+        assert not pending.done(), "the request ended before the test could stop the server"
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(timeout=20)  # the shutdown's own bounds: 5 s for REST, 2 s for gRPC
+    finally:
+        channel.close()
+        server.stop()
