@@ -220,6 +220,30 @@ trials it may start at once (``parallelTrialCount`` less the running ones, a Hyp
 and a call's work grows with the number."""
 
 
+_CHUNK = 100
+"""Suggestions made between two looks at whether the call is still wanted."""
+
+
+def _suggest_while_active(
+    experiment: Experiment, history: History, count: int, context: grpc.ServicerContext
+) -> tuple[list[TrialRecord], History]:
+    """:func:`~hpo_kfp.suggest.suggest` of ``count`` trials, :data:`_CHUNK` at a time for an
+    asynchronous algorithm, so that a call its client cancelled or whose deadline passed
+    stops its work (gRPC cannot stop a thread: a 1000-trial request ran on for a minute). A
+    synchronous algorithm (Hyperband) proposes its round at once, as asked."""
+    if get_algorithm(experiment.algorithm.name).synchronous:
+        return suggest(experiment, history, count)
+    created: list[TrialRecord] = []
+    while len(created) < count:
+        if not context.is_active():
+            _abort(context, grpc.StatusCode.CANCELLED, "the call ended before its suggestions were made")
+        more, history = suggest(experiment, history, min(_CHUNK, count - len(created)))
+        if not more:
+            break  # the algorithm has no more now
+        created += more
+    return created, history
+
+
 class KatibSuggestion(api_pb2_grpc.SuggestionServicer):
     """``api.v1.beta1.Suggestion``: suggestions from hpo-kfp's algorithms, under Katib's names."""
 
@@ -240,8 +264,8 @@ class KatibSuggestion(api_pb2_grpc.SuggestionServicer):
             history = history_from_request(experiment, request.trials, state)
             # Never past the budget: Katib has had total - current suggestions before this call.
             had = max(request.total_request_number - count, len(request.trials))
-            created, updated = suggest(
-                experiment, history, min(count, max(experiment.max_trial_count - had, 0))
+            created, updated = _suggest_while_active(
+                experiment, history, min(count, max(experiment.max_trial_count - had, 0)), context
             )
         except InputError as error:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error))

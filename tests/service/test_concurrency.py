@@ -300,20 +300,11 @@ def test_a_store_gone_mid_request_is_a_503_naming_nothing_of_the_store(tmp_path:
             server.stop()
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@pytest.mark.slow
-def test_sigterm_ends_the_server_while_a_long_request_computes(tmp_path: Path) -> None:
-    """Issue 31: a GetSuggestions of 1000 TPE trials over 3000 (~a minute of CPU here) kept the
-    process alive after SIGTERM until it was done: gRPC's pool threads are joined at exit."""
+def _long_request() -> Any:
+    """A GetSuggestions of 1000 TPE trials over a history of 3000: about a minute of CPU here."""
     import random
 
-    import grpc
-
-    from hpo_kfp.service._proto import api_pb2, api_pb2_grpc
+    from hpo_kfp.service._proto import api_pb2
 
     def space(name: str) -> api_pb2.ParameterSpec:
         return api_pb2.ParameterSpec(
@@ -345,9 +336,25 @@ def test_sigterm_ends_the_server_while_a_long_request_computes(tmp_path: Path) -
             parallel_trial_count=1000,
         ),
     )
-    request = api_pb2.GetSuggestionsRequest(
+    return api_pb2.GetSuggestionsRequest(
         experiment=experiment, trials=[trial(i) for i in range(3000)], current_request_number=1000
     )
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.slow
+def test_sigterm_ends_the_server_while_a_long_request_computes(tmp_path: Path) -> None:
+    """Issue 31: a GetSuggestions of 1000 TPE trials over 3000 (~a minute of CPU here) kept the
+    process alive after SIGTERM until it was done: gRPC's pool threads are joined at exit."""
+    import grpc
+
+    from hpo_kfp.service._proto import api_pb2_grpc
+
+    request = _long_request()
     server = start_server(tmp_path, f"sqlite:///{tmp_path / 'store.sqlite'}")
     channel = grpc.insecure_channel(server.grpc)
     try:
@@ -361,4 +368,32 @@ def test_sigterm_ends_the_server_while_a_long_request_computes(tmp_path: Path) -
         server.process.wait(timeout=20)  # the shutdown's own bounds: 5 s for REST, 2 s for gRPC
     finally:
         channel.close()
+        server.stop()
+
+
+@pytest.mark.slow
+def test_a_call_past_its_deadline_stops_its_work(tmp_path: Path) -> None:
+    """Issue 31: gRPC cannot stop a thread; the servicer looks between chunks of suggestions
+    whether its call is still wanted, so a request whose deadline passed stops computing."""
+    import grpc
+
+    from hpo_kfp.service._proto import api_pb2_grpc
+
+    server = start_server(tmp_path, f"sqlite:///{tmp_path / 'store.sqlite'}")
+    try:
+        with grpc.insecure_channel(server.grpc) as channel:
+            with pytest.raises(grpc.RpcError) as ended:
+                api_pb2_grpc.SuggestionStub(channel).GetSuggestions(_long_request(), timeout=3)  # type: ignore[no-untyped-call]
+            assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        pid = server.process.pid
+
+        def idle() -> bool:
+            before = _cpu_seconds(pid)
+            time.sleep(1)
+            return _cpu_seconds(pid) - before < 0.3
+
+        deadline = time.monotonic() + 15
+        while not idle():
+            assert time.monotonic() < deadline, "the server kept computing the abandoned call"
+    finally:
         server.stop()
