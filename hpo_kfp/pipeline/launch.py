@@ -218,7 +218,13 @@ def run_to_end(run: LocalRun) -> int:
     runs = 0
     while True:
         before = _finished(store.history(run.key))
-        run_prepared(run, index=runs)
+        try:
+            run_prepared(run, index=runs)
+        except KeyboardInterrupt:
+            # The lanes have stopped (kfp.local waited for them): what they held is given back
+            # now, for the next run or another claimer, rather than when its lease runs out.
+            store.release(run.key, owner_prefix=run.settings.claimer)
+            raise
         runs += 1
         history, decision = outcome(run, store)
         if decision.done:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hpo_kfp.store import open_store
 from tests.waiting import process_alive, wait_for
 
 _HERE = Path(__file__).parent
@@ -73,6 +74,10 @@ def test_a_signal_to_the_command_alone_stops_the_steps_and_their_trials(tmp_path
         assert "interrupted" in err
         wait_for(lambda: not any(process_alive(pid) for pid in trials), seconds=30, what="the trials to end")
         assert _leftovers(tmp_path) == [], "processes of the run are still running"
+    # What the run held is given back at once (issue 29): the store's summary counts it as
+    # released, to be claimed again, not as running under a run that is gone.
+    [summary] = open_store(f"sqlite:///{tmp_path / 'runs' / 'hpo-kfp.sqlite'}").experiments()
+    assert summary.stale == 2, summary
 
 
 def test_a_killed_command_leaves_no_step_or_trial_running(tmp_path: Path) -> None:
