@@ -163,8 +163,12 @@ def _run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     # The page at the end needs matplotlib: import it while the trials run.
     threading.Thread(target=prepare_plotting, name="hpo-kfp-plotting", daemon=True).start()
-    with Progress(prepared, out), _terminate_as_interrupt():
-        run_to_end(prepared)
+    interrupted = False
+    try:
+        with Progress(prepared, out), _terminate_as_interrupt():
+            run_to_end(prepared)
+    except KeyboardInterrupt:
+        interrupted = True  # the summary and the page of what finished, then exit 130
     history, decision = outcome(prepared)
     logs = trial_logs(prepared.directory / "artifacts")
     _summary(out, experiment, history, decision, logs, time.monotonic() - started)
@@ -175,6 +179,8 @@ def _run(args: argparse.Namespace) -> int:
     out.write(f"report: {page}\n")
     if args.json:
         out.write(json.dumps(report_document(experiment, history, decision, logs)) + "\n")
+    if interrupted:
+        raise KeyboardInterrupt
     return 0 if decision.status == "Succeeded" else 1
 
 
