@@ -101,7 +101,7 @@ class StopWatch:
                 self.best = log.value
             if self.steps >= rule.start_step and self._worse(self.best):
                 self.reason = (
-                    f"EarlyStopped: best {rule.metric}={self.best:.6g} after {self.steps} steps is "
+                    f"best {rule.metric}={self.best:.6g} after {self.steps} steps is "
                     f"worse than the median {rule.median:.6g} of {rule.trials} succeeded trials"
                 )
                 return True

@@ -82,6 +82,4 @@ def test_stop_watch(direction: str, values: list[float], stops_at: int | None) -
             break
     assert stopped == stops_at
     if stops_at is not None:
-        assert (
-            watch.reason.startswith("EarlyStopped: best loss=") and "than the median 5 of 3" in watch.reason
-        )
+        assert watch.reason.startswith("best loss=") and "than the median 5 of 3" in watch.reason

@@ -141,7 +141,7 @@ def _run(args: argparse.Namespace) -> int:
     out = sys.stdout
     if prepared.prior.trials:
         again = (
-            f", {len(prepared.released)} left unfinished by a run that ended run again"
+            f"; {len(prepared.released)} trials a stopped run left unfinished run again"
             if prepared.released
             else ""
         )

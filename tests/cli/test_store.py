@@ -417,7 +417,7 @@ def test_export_keeps_start_and_end_times_and_the_series_as_intermediate_values(
             parameters=parameters,
             status="EarlyStopped",
             series={"loss": [(None, 0.95), (None, 0.8)]},
-            reason="EarlyStopped: worse than the median",
+            reason="best loss=0.8 after 2 steps is worse than the median",
             started="2026-01-01T12:00:13+00:00",
             finished="2026-01-01T12:00:16+00:00",
         ),

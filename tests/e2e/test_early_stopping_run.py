@@ -51,7 +51,7 @@ def test_median_stopping_saves_trial_seconds_and_keeps_the_best(tmp_path: Path) 
         # Stopped at step start_step (3), once two trials had succeeded, and for being worse.
         assert len(trial.series["loss"]) == 3, trial.series
         assert trial.number >= 2
-        assert trial.reason.startswith("EarlyStopped: best loss=")
+        assert trial.reason.startswith("best loss=")
     best_plain = min((t for t in plain.trials if t.objective is not None), key=lambda t: t.objective or 0)
     best_stopping = min(
         (t for t in stopping.trials if t.objective is not None), key=lambda t: t.objective or 0

@@ -54,7 +54,7 @@ def test_kill_9_then_resume(tmp_path: Path) -> None:
 
     second = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
     assert second.returncode == 0, second.stdout + second.stderr
-    again = f", {len(claimed)} left unfinished by a run that ended run again" if claimed else ""
+    again = f"; {len(claimed)} trials a stopped run left unfinished run again" if claimed else ""
     assert f"slow: continuing with {len(left.trials)} trials from sqlite:///{store}{again}\n" in second.stdout
     after = _all(store)
     by_name = {t.name: t for t in after.trials}

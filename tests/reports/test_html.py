@@ -74,7 +74,7 @@ def single() -> tuple[Experiment, History]:
             "EarlyStopped",
             start=13,
             seconds=5,
-            reason="EarlyStopped: best loss=0.7 is worse than the median",
+            reason="best loss=0.7 is worse than the median",
             series={"loss": _series([0.95, 0.8, 0.7]), "accuracy": _series([0.4, 0.5, 0.52])},
         ),
         _trial(3, "Failed", start=13, seconds=1, reason="exit code 3"),
@@ -165,7 +165,7 @@ def test_the_text_table_shows_every_trial_with_reason_seconds_and_failed_logs(tm
         "0.4",
         "5.0",
     ]  # accuracy: min, the strategy of this objective
-    assert rows["demo-0002"].endswith("EarlyStopped: best loss=0.7 is worse than the median")
+    assert rows["demo-0002"].endswith("best loss=0.7 is worse than the median")
     assert rows["demo-0003"].split()[-4:] == ["1.0", "exit", "code", "3"]
     assert f"  log: {tmp_path / 'demo-0003.log'}" in lines
     assert "  | Traceback: simulated crash" in lines
@@ -220,7 +220,7 @@ def test_markdown_lists_every_trial_with_status_reason_and_every_metric() -> Non
     assert "Best trial **demo-0005** (imported prior data)" in summary
     assert "| trial | status | lr | layers | optimizer | loss | accuracy | seconds | reason |" in summary
     assert "| demo-0003 | Failed | 0.022 | 5 | sgd |  |  | 1.0 | exit code 3 |" in summary
-    assert "| demo-0002 | EarlyStopped | 0.018 | 4 | sgd | 0.7 | 0.4 | 5.0 | EarlyStopped: best" in summary
+    assert "| demo-0002 | EarlyStopped | 0.018 | 4 | sgd | 0.7 | 0.4 | 5.0 | best" in summary
 
 
 def test_the_page_has_every_trial_curves_goal_timeline_and_settings(tmp_path: Path) -> None:
@@ -353,9 +353,7 @@ def test_chromium_renders_failed_and_early_stopped_trials_with_curves_and_reason
     assert len(trials) == 6
     assert trials["demo-0003"] == ("Failed", "exit code 3")
     assert trials["demo-0004"] == ("MetricsUnavailable", "no loss in the trial's output")
-    assert trials["demo-0002"][0] == "EarlyStopped" and trials["demo-0002"][1].startswith(
-        "EarlyStopped: best"
-    )
+    assert trials["demo-0002"][0] == "EarlyStopped" and trials["demo-0002"][1].startswith("best")
     assert {"lr", "layers", "optimizer", "loss", "accuracy", "seconds", "reason"} <= set(facts["headers"])
     # Two clicks on "seconds": longest first, the imported trial (no times) last.
     assert facts["bySecondsDescending"] == [

@@ -202,7 +202,7 @@ def test_the_watch_stops_a_trial_and_nothing_is_left(driver: Driver, tmp_path: P
     experiment = driver.experiment("run")
     run, files = _run(driver, "run", tmp_path, watch=trial_watch(experiment, _RULE))
     assert run.early_stopped and not run.succeeded
-    assert run.reason.startswith("EarlyStopped: best loss=0.8 after 2 steps")
+    assert run.reason.startswith("best loss=0.8 after 2 steps")
     assert "epoch=2 loss=0.8" in files.log.read_text()
     assert driver.leftovers() == []
 

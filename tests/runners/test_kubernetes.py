@@ -432,9 +432,7 @@ def test_early_stopping_reads_the_log_while_it_runs_and_deletes(k8s: K8sEmulator
     assert not future.done()  # one step reported: the rule does not apply yet
     k8s.append_pod_log(_NS, "demo-0001-pod", "epoch=2 loss=0.8\n", container="training-container")
     output = future.result(timeout=20)
-    assert output.run.early_stopped and output.run.reason.startswith(
-        "EarlyStopped: best loss=0.8 after 2 steps"
-    )
+    assert output.run.early_stopped and output.run.reason.startswith("best loss=0.8 after 2 steps")
     assert k8s.get(*_JOB, _NS, _TRIAL.name) is None
     record = collect_trial(experiment, _TRIAL, output.run, output.log, output.metrics)
     assert record.status == "EarlyStopped" and [v for _, v in record.series["loss"]] == [0.9, 0.8]
