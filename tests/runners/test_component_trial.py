@@ -62,19 +62,25 @@ def _experiment() -> Experiment:
     )
 
 
-def _component(trial: Any, **arguments: Any) -> TrialComponent:
+def _component(trial: Any, metrics_output: str | None = None, **arguments: Any) -> TrialComponent:
     """The trial component tune() hands the lanes (built as tune() builds it)."""
     from hpo_kfp.pipeline.tune import _Plan
 
-    component = _Plan(_experiment(), trial, dict(arguments), None).component
+    component = _Plan(_experiment(), trial, dict(arguments), metrics_output).component
     assert component is not None
     return component
 
 
-def _local(trial: Any, parameters: dict[str, Any], tmp_path: Path, **arguments: Any) -> TrialRecord:
+def _local(
+    trial: Any,
+    parameters: dict[str, Any],
+    tmp_path: Path,
+    metrics_output: str | None = None,
+    **arguments: Any,
+) -> TrialRecord:
     experiment = _experiment()
     record = TrialRecord(name="native-0001", number=1, parameters=parameters)
-    component = _component(trial, **arguments)
+    component = _component(trial, metrics_output, **arguments)
     ran = trial_experiment(experiment, component, record, run_id="run-1")
     files = TrialFiles(log=tmp_path / "log", metrics=tmp_path / "metrics")
     run = read_outputs(component, LocalRunner().run(ran, record, files), files)
@@ -106,6 +112,20 @@ def test_a_nan_other_metric_is_left_out_with_a_reason(tmp_path: Path) -> None:
     record = _local(metrics_trial, {"lr": 0.03, "layers": 5}, tmp_path, data="")
     assert record.status == "Succeeded" and record.values == (5.0,)
     assert "accuracy" in record.reason
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def two_metrics_trial(
+    lr: float, layers: int, data: str, train: Output[Metrics], validation: Output[Metrics]
+) -> None:
+    train.log_metric("loss", 0.1)
+    validation.log_metric("loss", lr * layers)
+
+
+def test_with_several_metrics_outputs_the_named_one_is_read(tmp_path: Path) -> None:
+    """The other output's loss (written after it, so read last) is left out."""
+    record = _local(two_metrics_trial, {"lr": 0.02, "layers": 3}, tmp_path, "train", data="x")
+    assert record.status == "Succeeded" and record.values == (0.1,)
 
 
 def test_the_command_holds_values_only_inside_the_executor_input(tmp_path: Path) -> None:
