@@ -46,7 +46,7 @@ __all__ = [
     "periodic_window",
     "schedule",
     "schedule_end",
-    "schedule_needs_every",
+    "schedule_timing",
     "six_field_cron",
     "submit",
 ]
@@ -229,19 +229,7 @@ def schedule(
         OptionError: Neither or both of ``cron`` and ``every``, either malformed, or
             ``runs`` with ``cron`` or below 1.
     """
-    if (cron is None) == (every is None):
-        raise OptionError("give one of --cron and --every")
-    timing: dict[str, Any] = (
-        {"cron_expression": six_field_cron(cron)}
-        if cron is not None
-        else {"interval_second": every_seconds(every)}
-    )
-    if until is not None:
-        timing["end_time"] = until
-    if runs is not None:
-        if every is None:
-            schedule_needs_every()
-        timing["start_time"], timing["end_time"] = periodic_window(every_seconds(every), runs)
+    timing = schedule_timing(cron=cron, every=every, until=until, runs=runs)
     client = access.client()
     with _compiled(
         experiment, settings, image, synchronous=synchronous, trials_per_run=trials_per_run
@@ -284,15 +272,33 @@ def _create_recurring(
     return str(recurring.recurring_run_id)
 
 
-def schedule_needs_every() -> None:
-    """Refuses ``--runs`` with ``--cron``.
+def schedule_timing(
+    *, cron: str | None = None, every: str | None = None, until: str | None = None, runs: int | None = None
+) -> dict[str, Any]:
+    """The trigger of a recurring run, as ``kfp.Client.create_recurring_run`` takes it: a cron
+    expression or an interval, and an end (``until``, an RFC 3339 time, or after ``runs`` runs
+    of an interval).
 
     Raises:
-        OptionError: Always.
+        OptionError: Neither or both of ``cron`` and ``every``, either malformed, or ``runs``
+            with ``cron`` or below 1.
     """
-    raise OptionError(
-        "--runs: needs --every (the runs of a cron schedule are not evenly spaced: end it with --until)"
-    )
+    if (cron is None) == (every is None):
+        raise OptionError("give one of --cron and --every")
+    if every is None:
+        if runs is not None:
+            raise OptionError(
+                "--runs: needs --every (the runs of a cron schedule are not evenly spaced: "
+                "end it with --until)"
+            )
+        timing: dict[str, Any] = {"cron_expression": six_field_cron(str(cron))}
+    else:
+        timing = {"interval_second": every_seconds(every)}
+    if until is not None:
+        timing["end_time"] = until
+    if runs is not None:
+        timing["start_time"], timing["end_time"] = periodic_window(timing["interval_second"], runs)
+    return timing
 
 
 def periodic_window(interval: int, runs: int, *, now: datetime | None = None) -> tuple[str, str]:

@@ -23,12 +23,9 @@ from hpo_kfp.store import CLUSTER_STORE, LOCAL_STORE
 from hpo_kfp.submit import (
     ClusterAccess,
     check_kube_context,
-    every_seconds,
-    periodic_window,
     schedule,
     schedule_end,
-    schedule_needs_every,
-    six_field_cron,
+    schedule_timing,
     submit,
 )
 
@@ -256,13 +253,8 @@ def _schedule(args: argparse.Namespace) -> int:
     if args.trials_per_run < 1:
         raise UsageError(f"--trials-per-run: must be at least 1, but got {args.trials_per_run}")
     try:  # checked before the cluster is contacted
-        if args.cron is not None:
-            six_field_cron(args.cron)
-            if args.runs is not None:
-                schedule_needs_every()
-        else:
-            periodic_window(every_seconds(args.every), 1 if args.runs is None else args.runs)
         until = schedule_end(args.until) if args.until is not None else None
+        schedule_timing(cron=args.cron, every=args.every, until=until, runs=args.runs)
     except InputError as error:
         raise UsageError(str(error)) from None
     access = _access(args)

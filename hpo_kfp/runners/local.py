@@ -3,12 +3,11 @@
 What a laptop has of a container is its ``command`` + ``args`` and ``env``: those run as a
 subprocess (no shell) in the experiment file's folder, in a process group of its own so a
 deadline (``spec.activeDeadlineSeconds`` of the trial object, when set) ends the whole tree;
-nothing it started outlives it. Its output is copied to its log with a cap
-(:mod:`hpo_kfp.runners._output`).
-Its ``python`` is the interpreter hpo-kfp runs in: a command starting ``python``/``python3``
-runs it, and its folder leads the trial's ``PATH`` (for a shell that calls ``python3``, as a
-KFP component's command does).
-Output and errors go, merged as a container log, to the trial's log file. A File metrics
+nothing it started outlives it. Its ``python`` is the interpreter hpo-kfp runs in: a command
+starting ``python``/``python3`` runs it, and its folder leads the trial's ``PATH`` (for a
+shell that calls ``python3``, as a KFP component's command does). Output and errors go,
+merged as a container log, to the trial's log file, with a cap
+(:mod:`hpo_kfp.runners._output`). A File metrics
 collector's path is mapped to a per-trial file: wherever the collector's path appears in the
 command, args or env values it is replaced by that file, so parallel trials never share one.
 A TensorFlowEvent collector's directory is mapped the same way, to a per-trial directory
