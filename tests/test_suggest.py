@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from hpo_kfp.errors import SamplerUnavailable
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.suggest import suggest
 from tests.conftest import base_spec, with_field
 
-_ALGORITHMS = ["random", "grid", "tpe", "multivariate-tpe", "cmaes", "sobol", "nsga2"]
+_ALGORITHMS = ["random", "grid", "tpe", "multivariate-tpe", "cmaes", "sobol", "nsga2", "bayesianoptimization"]
 
 
 def _experiment(
@@ -220,28 +217,6 @@ def test_failed_and_out_of_space_trials_do_not_break_suggest() -> None:
     created, _ = suggest(experiment, history.upsert([odd, failed]), 4)
     assert len(created) == 4
     assert created[0].number == 52
-
-
-_HAS_TORCH = importlib.util.find_spec("torch") is not None
-
-
-@pytest.mark.skipif(not _HAS_TORCH, reason="bayesianoptimization needs torch (an optional install)")
-def test_bayesianoptimization_suggests_in_bounds_and_deterministically() -> None:
-    experiment = _experiment("bayesianoptimization")
-    history = _run(experiment, rounds=4, batch=3)  # past the 10 random start-up trials
-    assert len({tuple(t.parameters.values()) for t in history.trials}) == 12
-    first, _ = suggest(experiment, history, 2)
-    again, _ = suggest(experiment, history, 2)
-    assert [t.parameters for t in first] == [t.parameters for t in again]
-    assert all(0.001 <= t.parameters["lr"] <= 0.1 for t in first)
-
-
-def test_bayesianoptimization_without_torch_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
-    with pytest.raises(
-        SamplerUnavailable, match=r"bayesianoptimization runs Optuna's GPSampler, which needs torch"
-    ):
-        suggest(_experiment("bayesianoptimization"), History(experiment="demo"), 1)
 
 
 def test_sobol_random_state_chooses_the_sequence() -> None:

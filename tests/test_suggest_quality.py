@@ -83,7 +83,7 @@ def _stateful(experiment: Experiment) -> float:
     return float(study.best_value)
 
 
-@pytest.mark.parametrize("algorithm", ["tpe", "multivariate-tpe", "cmaes", "random"])
+@pytest.mark.parametrize("algorithm", ["tpe", "multivariate-tpe", "cmaes", "random", "bayesianoptimization"])
 def test_stateless_is_not_worse_than_the_stateful_study(algorithm: str) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():

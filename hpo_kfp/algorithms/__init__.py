@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALGORITHMS",
+    "GP_ACQUISITION_FUNCTIONS",
+    "GP_ACQUISITION_OPTIMIZERS",
     "UNSUPPORTED_ALGORITHMS",
     "Algorithm",
     "Hyperband",
@@ -47,6 +49,13 @@ __all__ = [
 ]
 
 _PROBABILITY = "must be a number in [0, 1]"
+
+GP_ACQUISITION_FUNCTIONS = ("gp_hedge", "EI", "PI", "LCB")
+"""Katib's ``acq_func`` values ``bayesianoptimization`` runs (Katib also lists ``EIps`` and
+``PIps``, which model each trial's duration as a second objective)."""
+
+GP_ACQUISITION_OPTIMIZERS = ("auto", "sampling", "lbfgs")
+"""Katib's ``acq_optimizer`` values (all of them)."""
 _SEEDS = {"random_state": SEED, "seed": SEED}
 
 _TPE_SETTINGS: Mapping[str, Setting] = {
@@ -102,21 +111,25 @@ _REGISTERED: tuple[Algorithm, ...] = (
         },
         continues_sequence=True,
     ),
+    # Katib's settings as scikit-optimize defines them, run without torch (gaussian_process.py).
     OptunaSampler(
         name="bayesianoptimization",
-        sampler="GPSampler",
+        sampler="GaussianProcessSampler",
+        module="hpo_kfp.algorithms.gaussian_process",
         settings={
-            "base_estimator": choice_setting(("GP",), "base_estimator"),
+            "base_estimator": Setting(
+                str,
+                "must be GP (hpo-kfp's bayesianoptimization is a Gaussian process; "
+                "Katib's RF, ET and GBRT are not supported)",
+                lambda v: v == "GP",
+                "base_estimator",
+            ),
             "n_initial_points": int_setting("must be an integer >= 0", lambda v: v >= 0, "n_startup_trials"),
-            "acq_func": choice_setting(("EI",), "acq_func"),
+            "acq_func": choice_setting(GP_ACQUISITION_FUNCTIONS, "acq_func"),
+            "acq_optimizer": choice_setting(GP_ACQUISITION_OPTIMIZERS, "acq_optimizer"),
             **_SEEDS,
         },
-        fixed={"warn_independent_sampling": False},
-        dependencies=("torch", "scipy"),
-        install_hint=(
-            "install the CPU build: `uv pip install torch --index-url https://download.pytorch.org/whl/cpu` "
-            "(a plain `pip install torch` pulls several GB of CUDA libraries)"
-        ),
+        multi_objective=False,
     ),
     Hyperband(),
     # Not a Katib name: NSGA-II for multi-objective experiments (an hpo-kfp extension).

@@ -17,6 +17,7 @@ Optuna is imported only when a sampler is built.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import re
@@ -43,7 +44,7 @@ MAX_GRID_POINTS = 1_000_000
 _REDRAWS = 10
 
 # Settings that only shape Katib's own service and have no counterpart to set here.
-_NOT_SAMPLER_ARGUMENTS = frozenset({"base_estimator", "acq_func", "seed"})
+_NOT_SAMPLER_ARGUMENTS = frozenset({"base_estimator", "seed"})
 
 _COUNTS = ("no", "one", "two", "three", "four")
 
@@ -55,7 +56,9 @@ class OptunaSampler:
     name: str
     """The registry key (Katib's ``algorithmName``)."""
     sampler: str
-    """The class in ``optuna.samplers`` that runs it."""
+    """The sampler class that runs it, in :attr:`module`."""
+    module: str = "optuna.samplers"
+    """The module holding :attr:`sampler`: Optuna's, or hpo-kfp's own."""
     settings: Mapping[str, Setting]
     """The settings it accepts, by Katib's names."""
     multi_objective: bool = True
@@ -235,7 +238,7 @@ class OptunaSampler:
         if kwargs.get("restart_strategy") in ("none", "None"):
             kwargs["restart_strategy"] = None
         self.require_dependencies()
-        sampler_class = getattr(optuna.samplers, self.sampler)
+        sampler_class = getattr(importlib.import_module(self.module), self.sampler)
         return sampler_class(**kwargs)  # type: ignore[no-any-return]
 
 

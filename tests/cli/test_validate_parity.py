@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +28,20 @@ _TRIAL = "spec.trialTemplate.trialSpec"
             "trainer",
             "spec.trialTemplate.primaryContainerName: must name a container of the trialSpec",
         ),
-        ("spec.algorithm.algorithmName", "bayesianoptimization", "algorithm bayesianoptimization runs"),
+        (
+            "spec.algorithm",
+            {
+                "algorithmName": "bayesianoptimization",
+                "algorithmSettings": [{"name": "acq_func", "value": "EIps"}],
+            },
+            "spec.algorithm.algorithmSettings[0].value: acq_func must be one of gp_hedge, EI, PI, LCB",
+        ),
     ],
-    ids=["1e9", "deadline", "container", "no-torch"],
+    ids=["1e9", "deadline", "container", "acq-func"],
 )
 def test_validate_refuses_what_run_refuses(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, value: Any, line: str
 ) -> None:
-    if value == "bayesianoptimization" and importlib.util.find_spec("torch") is not None:
-        pytest.skip("torch is installed: bayesianoptimization runs")
     path = tmp_path / "experiment.yaml"
     path.write_text(yaml.safe_dump(with_field(base_spec(), field, value)))
     assert main(["validate", str(path)]) == 2
