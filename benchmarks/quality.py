@@ -174,7 +174,7 @@ DEFAULT_SKIP = {
     ("bayesianoptimization", "rosenbrock5"),
     ("bayesianoptimization", "mixed"),
 }
-GP_DEFAULT_SEEDS = 20
+GP_DEFAULT_SEEDS = 30
 SKOPT_DEFAULT_SEEDS = 5
 
 

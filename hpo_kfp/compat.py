@@ -533,6 +533,12 @@ def set_study_system_attrs(study: optuna.Study, attrs: dict[str, Any]) -> None:
         study._storage.set_study_system_attr(study._study_id, key, value)
 
 
+def set_trial_system_attr(study: optuna.Study, trial: FrozenTrial, key: str, value: Any) -> None:
+    """Stores what a sampler learned on the trial it is sampling (as Optuna's own samplers
+    do, through the storage: a sampler sees the trial frozen)."""
+    study._storage.set_trial_system_attr(trial._trial_id, key, value)
+
+
 def added_trial(
     state: TrialState,
     *,

@@ -21,8 +21,8 @@ its scripts work unchanged. Where this server differs on purpose:
 * ``experiment_name`` becomes the Katib experiment's ``metadata.name``, so it must be a
   Kubernetes-style name of at most 40 characters (Kruize takes any string);
 * ``hpo_algo_impl`` maps ``optuna_tpe`` to Katib's ``tpe``, ``optuna_tpe_multivariate`` to
-  ``multivariate-tpe`` and ``optuna_skopt`` to ``bayesianoptimization`` (Optuna's Gaussian
-  process); any of Katib's algorithm names hpo-kfp runs is accepted too;
+  ``multivariate-tpe`` and ``optuna_skopt`` to ``bayesianoptimization`` (a Gaussian process,
+  as Kruize's scikit-optimize one); any of Katib's algorithm names hpo-kfp runs is accepted too;
 * ``GET /health`` answers ``{"status": "ok", "grpc": ...}`` as JSON (Kruize: the text ``OK``);
 * ``GET /plot`` answers a PNG drawn by Optuna's matplotlib plots (Kruize: plotly as HTML),
   with the ``plot`` extra installed on the server (else 501).

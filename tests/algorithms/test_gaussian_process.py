@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from dataclasses import replace
@@ -122,7 +123,7 @@ def test_gp_hedge_keeps_its_portfolio_on_the_trials() -> None:
     proposed = [t for t in history.trials if "hpo_kfp:gp_hedge" in t.sampler_attrs]
     assert [t.number for t in proposed] == list(range(10, 20))
     # Each holds the point EI, PI and LCB proposed; the next call reads their gains from them.
-    assert all(len(eval(t.sampler_attrs["hpo_kfp:gp_hedge"])) == 3 for t in proposed)
+    assert all(len(json.loads(t.sampler_attrs["hpo_kfp:gp_hedge"])) == 3 for t in proposed)
     first, _ = suggest(experiment, history, 2)
     again, _ = suggest(experiment, History.from_json(history.to_json()), 2)
     assert [t.parameters for t in first] == [t.parameters for t in again]
