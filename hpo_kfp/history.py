@@ -52,6 +52,9 @@ class TrialRun:
     """Empty when the run succeeded."""
     early_stopped: bool = False
     """Stopped by the early-stopping rule (then ``reason`` says why)."""
+    warnings: tuple[str, ...] = ()
+    """What may be missing or was left out of the trial's outputs (a termination message the
+    kubelet trimmed, a log that could not be read to its end); kept in the trial's record."""
 
     @property
     def succeeded(self) -> bool:

@@ -249,6 +249,7 @@ class RunResult(Message):
                 finished=_take(run, "finished", at, str),
                 reason=_take(run, "reason", at, str),
                 early_stopped=_take(run, "early_stopped", at, bool, default=False),
+                warnings=tuple(str(w) for w in _take(run, "warnings", at, list, default=[])),
             ),
         )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,7 @@ _MESSAGES: list[Message] = [
     _ITEM,
     TrialItem(name="demo-0000", number=0, parameters={"x": 1}),
     RunResult(trial=_ITEM, run=_RUN),
+    RunResult(trial=_ITEM, run=replace(_RUN, warnings=("the first line ('s=0.001') was left out",))),
     RecordedTrial(record=_RECORD),
     _DECISION,
     DecisionDocument(done=False, experiment="demo", status="Running"),
@@ -82,6 +84,7 @@ _IDS = [
     "trial-item",
     "trial-item-plain",
     "run-result",
+    "run-result-with-warnings",
     "trial-record",
     "decision",
     "decision-no-best",

@@ -41,17 +41,22 @@ def collect_trial(
     collector = collector or collector_for(experiment)
     logs = collector.metric_logs(experiment, log_text, metrics_text)
     ended = replace(trial, started=run.started, finished=run.finished)
+
+    def noted(reason: str) -> str:
+        # The run's warnings (a trimmed termination message, say) follow the reason.
+        return "; ".join(part for part in (reason, *run.warnings) if part)
+
     if run.early_stopped:
-        return replace(ended, status="EarlyStopped", reason=run.reason, series=_series(logs))
+        return replace(ended, status="EarlyStopped", reason=noted(run.reason), series=_series(logs))
     if not run.succeeded:
-        return replace(ended, status="Failed", reason=run.reason, series=_series(logs))
+        return replace(ended, status="Failed", reason=noted(run.reason), series=_series(logs))
     corrupt = collector.problem(metrics_text)
     if corrupt is not None:
-        return replace(ended, status="MetricsUnavailable", reason=corrupt, series=_series(logs))
+        return replace(ended, status="MetricsUnavailable", reason=noted(corrupt), series=_series(logs))
     try:
         observation = observe(logs, experiment.objective)
     except MetricsUnavailable as error:
-        return replace(ended, status="MetricsUnavailable", reason=str(error), series=_series(logs))
+        return replace(ended, status="MetricsUnavailable", reason=noted(str(error)), series=_series(logs))
     reason = ""
     if observation.non_finite:
         counts = ", ".join(f"{name}: {n}" for name, n in sorted(observation.non_finite.items()))
@@ -62,7 +67,7 @@ def collect_trial(
         values=observation.values,
         metrics=observation.metrics,
         series=observation.series,
-        reason=reason,
+        reason=noted(reason),
     )
 
 

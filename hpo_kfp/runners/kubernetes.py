@@ -71,7 +71,7 @@ _FATAL_WAITING = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError"}
 )
 _MESSAGE_FILE_BYTES = 4096  # the kubelet keeps the last 4096 bytes of a termination-message file
-_POD_MESSAGE_BYTES = 12 * 1024  # ... and a pod's status the first 12 KiB / containers of each
+_POD_MESSAGE_BYTES = 12 * 1024  # ... and a pod's status the first 12 KiB / (containers + init) of each
 _JOBSET_NAME = "jobset.sigs.k8s.io/jobset-name"
 _JOBSET_JOB_INDEX = "jobset.sigs.k8s.io/job-index"
 _COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
@@ -126,8 +126,6 @@ class TrialOutput:
     """The primary container's log."""
     metrics: str
     """The metrics file's content (File and Push collectors), from the termination message."""
-    warnings: tuple[str, ...] = ()
-    """What may be missing from ``metrics`` (a termination message trimmed by the kubelet)."""
 
 
 class _Terminated(BaseException):
@@ -407,8 +405,9 @@ class KubernetesRunner:
                         finished=now(),
                         reason=stopped.reason,
                         early_stopped=True,
+                        warnings=output[2],
                     )
-                    return TrialOutput(run=run, log=output[0], metrics=output[1], warnings=output[2])
+                    return TrialOutput(run=run, log=output[0], metrics=output[1])
                 log, metrics, warnings = self._outputs(experiment, namespace, pods, follower)
                 if published is not None and published.lines:
                     metrics = published.text()
@@ -425,10 +424,16 @@ class KubernetesRunner:
             "" if code == 0 else ": ".join(p for p in (state.reason or state.condition, state.message) if p)
         )
         return TrialOutput(
-            run=TrialRun(name=trial.name, exit_code=code, started=started, finished=now(), reason=reason),
+            run=TrialRun(
+                name=trial.name,
+                exit_code=code,
+                started=started,
+                finished=now(),
+                reason=reason,
+                warnings=warnings,
+            ),
             log=log,
             metrics=metrics,
-            warnings=warnings,
         )
 
     def sweep(
@@ -1041,7 +1046,15 @@ class _PublishedMetrics:
 
 def _termination_message(pod: Mapping[str, Any], container: str) -> tuple[str, tuple[str, ...]]:
     """The container's termination message (its current or, after a restart, its last
-    instance's) and a warning when the kubelet may have trimmed it."""
+    instance's), without a line the kubelet cut, and a warning saying what was left out.
+
+    The kubelet reads the file's last 4096 bytes (``tail.ReadAtMost``), so a longer file loses
+    the start of its first line; the status manager then keeps the first 12 KiB / (containers
+    + init containers) bytes of each message (``normalizeStatus`` in
+    ``pkg/kubelet/status/status_manager.go``), which cuts the last line of a pod with four or
+    more. A cut line would be read as a metric (``val_loss=0.001`` cut to ``loss=0.001``), so
+    it is dropped.
+    """
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
     message = None
     for entry in status.get("containerStatuses") or []:
@@ -1054,13 +1067,24 @@ def _termination_message(pod: Mapping[str, Any], container: str) -> tuple[str, t
                 break
     if message is None:
         return "", ()
-    count = sum(len(spec.get(k) or []) for k in ("containers", "initContainers", "ephemeralContainers"))
-    limit = min(_MESSAGE_FILE_BYTES, _POD_MESSAGE_BYTES // max(count, 1))
-    if len(message.encode()) >= limit:
-        name = (pod.get("metadata") or {}).get("name")
-        return message, (
-            f"the metrics file of pod {name} reached the termination message limit ({limit} bytes: the "
-            f"kubelet keeps a file's last {_MESSAGE_FILE_BYTES} bytes, the pod's status the first "
-            f"{_POD_MESSAGE_BYTES} / {count} containers): earlier or final lines may be missing",
-        )
-    return message, ()
+    count = sum(len(spec.get(k) or []) for k in ("containers", "initContainers"))
+    budget = _POD_MESSAGE_BYTES // max(count, 1)
+    size = len(message.encode())
+    if size < min(_MESSAGE_FILE_BYTES, budget):
+        return message, ()
+    lines = message.split("\n")
+    dropped = [f"the first line ({_shown(lines[0])})"]
+    lines = lines[1:]
+    if budget < _MESSAGE_FILE_BYTES and lines and lines[-1]:
+        dropped.append(f"the last line ({_shown(lines[-1])})")
+        lines[-1] = ""  # what ends the line before it
+    name = (pod.get("metadata") or {}).get("name")
+    return "\n".join(lines), (
+        f"the metrics file of pod {name} reached the termination message limit (the kubelet keeps a "
+        f"file's last {_MESSAGE_FILE_BYTES} bytes, the pod's status the first {budget}): "
+        f"{' and '.join(dropped)} may be cut and were left out, and earlier lines are missing",
+    )
+
+
+def _shown(line: str) -> str:
+    return repr(line if len(line) <= 40 else line[:37] + "...")

@@ -21,9 +21,10 @@ from tests.k8s_emulator.api import (
 
 def trim_termination_messages(pod: _Obj) -> None:
     """The kubelet's limits on termination messages, in place: the file's last 4096 bytes, then
-    the first 12 KiB / (containers + initContainers + ephemeralContainers) bytes."""
+    the first 12 KiB / (containers + initContainers) bytes (``normalizeStatus`` in the kubelet's
+    status manager; ephemeral containers are not counted)."""
     spec = pod.get("spec") or {}
-    count = sum(len(spec.get(key) or []) for key in ("containers", "initContainers", "ephemeralContainers"))
+    count = sum(len(spec.get(key) or []) for key in ("containers", "initContainers"))
     budget = _POD_MESSAGE_BYTES // max(count, 1)
     status = pod.get("status") or {}
     for key in ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"):

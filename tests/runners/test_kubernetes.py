@@ -21,10 +21,11 @@ import yaml
 from hpo_kfp.collectors.collect import collect_trial
 from hpo_kfp.errors import RunnerError
 from hpo_kfp.history import TrialRecord
-from hpo_kfp.runners.kubernetes import KubernetesRunner, KubernetesSettings, TrialOutput
+from hpo_kfp.runners.kubernetes import KubernetesRunner, KubernetesSettings, TrialOutput, _termination_message
 from hpo_kfp.spec import Experiment, parse_experiment
 from tests.conftest import base_spec
 from tests.k8s_emulator import K8sEmulator
+from tests.k8s_emulator.kubelet import trim_termination_messages
 from tests.waiting import wait_for
 
 _NS = "team-a"
@@ -377,6 +378,54 @@ def test_file_metrics_arrive_through_the_termination_message(k8s: K8sEmulator) -
     output = future.result(timeout=20)
     record = collect_trial(experiment, _TRIAL, output.run, output.log, output.metrics)
     assert (record.status, record.values) == ("Succeeded", (0.25,))
+
+
+def _file_collector_experiment(strategy: str) -> Experiment:
+    document = base_spec()
+    document["spec"]["objective"]["metricStrategies"] = [{"name": "loss", "value": strategy}]
+    document["spec"]["metricsCollectorSpec"] = {
+        "collector": {"kind": "File"},
+        "source": {
+            "fileSystemPath": {"path": "/var/log/katib/metrics.log", "kind": "File", "format": "TEXT"}
+        },
+    }
+    return parse_experiment(document)
+
+
+def test_a_metrics_file_the_kubelet_trimmed_loses_its_cut_line_not_its_objective(k8s: K8sEmulator) -> None:
+    # The kubelet keeps the file's last 4096 bytes: the first line kept starts inside
+    # "val_loss=0.001" and would read as loss=0.001, below every real value (0.9).
+    experiment = _file_collector_experiment("min")
+    cut = "loss=0.001 loss=0.9\n"  # what is left of "epoch=000 val_loss=0.001 loss=0.9"
+    lines = "".join(f"epoch={i:03d} val_loss=0.001 loss=0.9\n" for i in range(1, 100))
+    filler = "-" * (4096 - len(cut) - len(lines) - 1) + "\n"  # no metrics; lands the cut exactly
+    text = "epoch=000 val_" + cut + filler + lines
+    assert len(text.encode()) - 4096 == len("epoch=000 val_")
+    future = _start(k8s, experiment)
+    job = _created(k8s, *_JOB)
+    _pod_for(k8s, job, job["spec"]["template"]["metadata"]["labels"], "training-container", "", message=text)
+    _finish(k8s, _JOB, _COMPLETE)
+    output = future.result(timeout=20)
+    record = collect_trial(experiment, _TRIAL, output.run, output.log, output.metrics)
+    assert (record.status, record.values) == ("Succeeded", (0.9,))
+    assert "left out" in record.reason and "the first line" in record.reason
+
+
+def test_a_pod_of_four_containers_loses_the_last_line_the_status_budget_cut() -> None:
+    # 12 KiB / 4 containers = 3072 bytes of each message: the last line kept is cut mid-number.
+    text = "".join(f"loss=0.{i:06d}\n" for i in range(400))  # 5600 bytes
+    pod = {
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": f"c{i}"} for i in range(4)]},
+        "status": {"containerStatuses": [{"name": "c0", "state": {"terminated": {"message": text}}}]},
+    }
+    trim_termination_messages(pod)  # the emulator's kubelet: the file's tail, then the budget
+    kept = pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
+    assert len(kept) == 3072 and not kept.endswith("\n")
+    message, (warning,) = _termination_message(pod, "c0")
+    assert message in kept and message.endswith("\n")
+    assert message.splitlines()[0] == kept.splitlines()[1]  # the file's tail cut the first line too
+    assert "the first line" in warning and "the last line" in warning and "first 3072" in warning
 
 
 def test_sigterm_deletes_the_trial_object_before_exiting(k8s: K8sEmulator, tmp_path: Path) -> None:
