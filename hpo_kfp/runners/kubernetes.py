@@ -201,6 +201,14 @@ class _EarlyStopped(Exception):
         self.reason = reason
 
 
+class _LogUnreadable(Exception):
+    """The primary container's log stayed unreadable while the trial ran (its reason names the call)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def _raise_if_stopped(check: Callable[[], str | None] | None) -> None:
     if check is not None:
         reason = check()
@@ -408,6 +416,11 @@ class KubernetesRunner:
                         warnings=output[2],
                     )
                     return TrialOutput(run=run, log=output[0], metrics=output[1])
+                except _LogUnreadable as lost:
+                    run = TrialRun(
+                        name=trial.name, exit_code=None, started=started, finished=now(), reason=lost.reason
+                    )
+                    return TrialOutput(run=run, log=follower.text(), metrics="")
                 log, metrics, warnings = self._outputs(experiment, namespace, pods, follower)
                 if published is not None and published.lines:
                     metrics = published.text()
@@ -798,13 +811,30 @@ class KubernetesRunner:
     ) -> tuple[str, str, tuple[str, ...]]:
         """The primary container's log (what was read while it ran and the rest now) and
         termination message (empty when no pod is left), and warnings about what may be
-        missing from them."""
-        pod = _primary_pod(self._list_pods(namespace, pods.selector), pods.container)
-        follower.poll(pod)
+        missing from them.
+
+        The trial has ended: a read that fails now for a passing reason (the kubelet's proxy
+        answering 500, say) keeps what was read while it ran, with a warning, rather than losing
+        the trial's outcome.
+        """
+        from kubernetes.client.exceptions import ApiException
+
+        unread: list[str] = []
+        pod = None
+        try:
+            pod = _primary_pod(self._list_pods(namespace, pods.selector), pods.container)
+            follower.poll(pod)
+        except (ApiException, RunnerError) as error:
+            if isinstance(error, ApiException) and error.status not in _TRANSIENT:
+                raise  # refused (403: the role lacks a verb), not lost: every trial would be the same
+            unread.append(
+                f"the end of the primary container's log could not be read ({_described(error)}): "
+                "what was read while the trial ran is kept"
+            )
         message, warnings = _termination_message(pod, pods.container) if pod is not None else ("", ())
         if warnings and collector_for(experiment).metrics_file(experiment.metrics_collector) is None:
             warnings = ()
-        warnings = (*follower.warnings, *warnings)
+        warnings = (*follower.warnings, *unread, *warnings)
         for warning in warnings:
             _LOG.warning("%s", warning)
         return follower.text(), message, warnings
@@ -818,16 +848,35 @@ class KubernetesRunner:
         watch: OutputWatch | None,
     ) -> Callable[[], str | None]:
         """Every ``check_seconds``, reads what the primary container logged since the last
-        time, and feeds the new lines to ``watch`` (the early-stopping rule) if there is one."""
+        time, and feeds the new lines to ``watch`` (the early-stopping rule) if there is one.
+
+        A read that keeps failing with a transient error (each call retried with backoff) ends
+        the trial as failed after ``max_retries`` checks in a row, naming the call; any other
+        error is a :class:`RunnerError`."""
+        from kubernetes.client.exceptions import ApiException
+
         due = 0.0
+        failures = 0
 
         def check() -> str | None:
-            nonlocal due
+            nonlocal due, failures
             if time.monotonic() < due:
                 return None
-            pod = _primary_pod(self._list_pods(namespace, pods.selector), pods.container)
-            fresh = follower.poll(pod)
             due = time.monotonic() + self._settings.check_seconds
+            try:
+                pod = _primary_pod(self._list_pods(namespace, pods.selector), pods.container)
+                fresh = follower.poll(pod)
+            except (ApiException, RunnerError) as error:
+                # Each call already retried with backoff; consecutive failed checks are bounded too.
+                what = f"reading the log of the pods {pods.selector}: {_described(error)}"
+                if isinstance(error, ApiException) and error.status not in _TRANSIENT:
+                    raise RunnerError(what) from None
+                failures += 1
+                if failures > self._settings.max_retries:
+                    raise _LogUnreadable(f"{what} (gave up after {failures} failed reads)") from None
+                _LOG.warning("%s; trying again", what)
+                return None
+            failures = 0
             if watch is None or not fresh:
                 return None
             return watch.feed("\n".join(fresh) + "\n", "")
@@ -869,6 +918,13 @@ def _conditions(experiment: Experiment, kind: str) -> tuple[str, str, Mapping[st
             "and RayJob)"
         )
     return success, failure, template.primary_pod_labels or defaults[2]
+
+
+def _described(error: Exception) -> str:
+    """What went wrong in a call to the API: the server's words, or the client's."""
+    from kubernetes.client.exceptions import ApiException
+
+    return _api_message(error) if isinstance(error, ApiException) else str(error)
 
 
 def _api_message(error: Any) -> str:

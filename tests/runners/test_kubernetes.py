@@ -428,6 +428,65 @@ def test_a_pod_of_four_containers_loses_the_last_line_the_status_budget_cut() ->
     assert "the first line" in warning and "the last line" in warning and "first 3072" in warning
 
 
+_LOG_READS = KubernetesSettings(
+    watch_seconds=5, backoff_seconds=0.01, deadline_seconds=30, check_seconds=0.05, max_retries=2
+)
+
+
+def _running_pod_with_log(k8s: K8sEmulator, job: dict[str, Any]) -> str:
+    pod = f"{job['metadata']['name']}-pod"
+    k8s.create_pod(
+        _NS,
+        pod,
+        labels=job["spec"]["template"]["metadata"]["labels"],
+        containers=("training-container",),
+        owner=job,
+    )
+    k8s.set_pod_log(_NS, pod, _LOG, container="training-container")
+    k8s.set_container_state(_NS, pod, "training-container", {"running": {}})
+    return pod
+
+
+def _log_reads(k8s: K8sEmulator) -> list[Any]:
+    return [r for r in k8s.requests(verb="get") if r.path.endswith("/log")]
+
+
+def test_a_success_is_kept_when_the_last_log_read_fails(k8s: K8sEmulator) -> None:
+    future = _start(k8s, _job_experiment(), _LOG_READS)
+    job = _created(k8s, *_JOB)
+    _running_pod_with_log(k8s, job)
+    wait_for(lambda: _log_reads(k8s), what="a log read")  # read while it ran
+    # The kubelet's proxy breaks (HTTP 500) just as the Job completes.
+    k8s.fail_next(
+        500, verb="get", subresource="log", times=None, message="dial tcp 10.0.0.7:10250: i/o timeout"
+    )
+    _finish(k8s, _JOB, _COMPLETE)
+    output = future.result(timeout=20)
+    assert output.run.succeeded
+    assert output.log == _LOG
+    (warning,) = output.run.warnings
+    assert "the end of the primary container's log could not be read" in warning and "10250" in warning
+    record = collect_trial(_job_experiment(), _TRIAL, output.run, output.log, output.metrics)
+    assert (record.status, record.values) == ("Succeeded", (0.3,)) and "could not be read" in record.reason
+
+
+def test_a_log_that_stays_unreadable_fails_the_trial_naming_the_call(k8s: K8sEmulator) -> None:
+    future = _start(k8s, _job_experiment(), _LOG_READS)
+    job = _created(k8s, *_JOB)
+    k8s.fail_next(
+        500, verb="get", subresource="log", times=None, message="dial tcp 10.0.0.7:10250: i/o timeout"
+    )
+    _running_pod_with_log(k8s, job)
+    output = future.result(timeout=20)  # the Job never ends: only the bound ends the wait
+    assert not output.run.succeeded
+    assert (
+        output.run.reason.startswith("reading the log of the pods ")
+        and "gave up after 3 failed reads" in output.run.reason
+    )
+    assert "HTTP 500" in output.run.reason and "10250" in output.run.reason
+    wait_for(lambda: k8s.get(*_JOB, _NS, _TRIAL.name) is None, what="the Job deleted")  # not left behind
+
+
 def test_sigterm_deletes_the_trial_object_before_exiting(k8s: K8sEmulator, tmp_path: Path) -> None:
     spec_path = tmp_path / "experiment.yaml"
     spec_path.write_text(yaml.safe_dump(base_spec()))
