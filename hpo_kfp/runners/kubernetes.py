@@ -201,6 +201,9 @@ class _EarlyStopped(Exception):
         self.reason = reason
 
 
+_DELETED = JobState("Failed", "Deleted", "the trial's object was deleted before it ended")
+
+
 class _LogUnreadable(Exception):
     """The primary container's log stayed unreadable while the trial ran (its reason names the call)."""
 
@@ -597,7 +600,12 @@ class KubernetesRunner:
             except ApiException as error:
                 if error.status != 409:
                     raise RunnerError(f"the cluster refused trial {name}: {_api_message(error)}") from None
-            existing = self._retry(lambda: resource.get(name=name, namespace=namespace)).to_dict()
+            try:
+                existing = self._retry(lambda: resource.get(name=name, namespace=namespace)).to_dict()
+            except ApiException as error:
+                if error.status == 404:
+                    continue  # deleted since the 409: create it again
+                raise
             metadata = existing.get("metadata") or {}
             found = metadata.get("labels") or {}
             if (
@@ -617,17 +625,11 @@ class KubernetesRunner:
         )
 
     def _wait_gone(self, resource: Any, name: str, namespace: str) -> None:
-        from kubernetes.client.exceptions import ApiException
-
         end = time.monotonic() + self._settings.watch_seconds
         pause = self._settings.backoff_seconds
         while time.monotonic() < end:
-            try:
-                self._retry(lambda: resource.get(name=name, namespace=namespace))
-            except ApiException as error:
-                if error.status == 404:
-                    return
-                raise
+            if self._current(resource, name, namespace) is None:
+                return
             time.sleep(pause)
             pause = min(pause * 2, 4.0)
 
@@ -674,7 +676,9 @@ class KubernetesRunner:
             )
 
         while True:
-            current = self._retry(lambda: resource.get(name=name, namespace=namespace)).to_dict()
+            current = self._current(resource, name, namespace)
+            if current is None:
+                return _DELETED, False  # between two watch windows
             if observe is not None:
                 observe(current)
             state = job_state(current, *conditions)
@@ -695,9 +699,7 @@ class KubernetesRunner:
             try:
                 for event in self._events(resource, name, namespace, version, window):
                     if event["type"] == "DELETED":
-                        return JobState(
-                            "Failed", "Deleted", "the trial's object was deleted before it ended"
-                        ), False
+                        return _DELETED, False
                     if observe is not None:
                         observe(event["raw_object"])
                     state = job_state(event["raw_object"], *conditions)
@@ -722,6 +724,17 @@ class KubernetesRunner:
                 errors = self._backoff(errors, f"watching trial {name}: {_api_message(error)}")
             except (HTTPError, OSError) as error:
                 errors = self._backoff(errors, f"watching trial {name}: {error}")
+
+    def _current(self, resource: Any, name: str, namespace: str) -> dict[str, Any] | None:
+        """The object as it is now; None once it is gone."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return dict(self._retry(lambda: resource.get(name=name, namespace=namespace)).to_dict())
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
 
     def _events(
         self, resource: Any, name: str, namespace: str, version: str | None, window: float

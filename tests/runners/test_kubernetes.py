@@ -487,6 +487,27 @@ def test_a_log_that_stays_unreadable_fails_the_trial_naming_the_call(k8s: K8sEmu
     wait_for(lambda: k8s.get(*_JOB, _NS, _TRIAL.name) is None, what="the Job deleted")  # not left behind
 
 
+def test_an_object_gone_between_two_watch_windows_is_a_deleted_trial(k8s: K8sEmulator) -> None:
+    # The GET that starts each window finds nothing: someone deleted the Job meanwhile.
+    k8s.fail_next(404, verb="get", plural="jobs", name=_TRIAL.name, reason="NotFound")
+    output = _start(k8s, _job_experiment()).result(timeout=20)
+    assert (output.run.succeeded, output.run.reason) == (
+        False,
+        "Deleted: the trial's object was deleted before it ended",
+    )
+
+
+def test_an_object_gone_between_a_409_and_the_get_is_created_again(k8s: K8sEmulator) -> None:
+    k8s.fail_next(409, verb="create", plural="jobs", reason="AlreadyExists")
+    k8s.fail_next(404, verb="get", plural="jobs", name=_TRIAL.name, reason="NotFound")
+    future = _start(k8s, _job_experiment())
+    job = _created(k8s, *_JOB)
+    _pod_for(k8s, job, job["spec"]["template"]["metadata"]["labels"], "training-container", _LOG)
+    _finish(k8s, _JOB, _COMPLETE)
+    assert future.result(timeout=20).run.succeeded
+    assert len(k8s.requests(verb="create", plural="jobs")) == 2
+
+
 def test_sigterm_deletes_the_trial_object_before_exiting(k8s: K8sEmulator, tmp_path: Path) -> None:
     spec_path = tmp_path / "experiment.yaml"
     spec_path.write_text(yaml.safe_dump(base_spec()))
