@@ -113,6 +113,9 @@ class LogFollower:
                 stream.begin(last_id)  # restarted before the first read: its previous instance first
                 fresh += self._take(stream, previous=True, ended=True)
             stream.begin(current)
+        elif stream.instance == f"#{restarts}" and current != last_id:
+            # Read before the container had a status: the same instance, now with its ID.
+            stream.instance = current
         elif stream.instance != current:
             if stream.instance == last_id:
                 fresh += self._take(stream, previous=True, ended=True)

@@ -127,3 +127,16 @@ def test_a_waiting_container_is_not_asked_for_its_log(k8s: K8sEmulator) -> None:
     k8s.create_pod(_NS, "other", containers=("main",), phase="Pending")
     assert follower.poll(k8s.get("", "v1", "pods", _NS, "other")) == []
     assert [r.status for r in k8s.requests(path=f"/api/v1/namespaces/{_NS}/pods/other/log")] == [400]
+
+
+def test_a_read_before_the_container_has_a_status_is_the_same_instance_once_it_has_one(
+    k8s: K8sEmulator,
+) -> None:
+    k8s.create_pod(_NS, _POD, containers=("main",))  # listed Running, no containerStatuses yet
+    follower = _follower(k8s)
+    k8s.append_pod_log(_NS, _POD, "a=1\n", container="main", at=_at(0))
+    assert _poll(k8s, follower) == ["a=1"]
+    k8s.set_container_state(_NS, _POD, "main", {"running": {}})  # now with its containerID
+    k8s.append_pod_log(_NS, _POD, "a=2\n", container="main", at=_at(2))
+    assert _poll(k8s, follower) == ["a=2"]
+    assert follower.warnings == [] and follower.text() == "a=1\na=2\n"
