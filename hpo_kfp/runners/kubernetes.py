@@ -356,6 +356,8 @@ class KubernetesRunner:
 
         guard = _SigtermGuard()
         resource: Any = None
+        manifest: dict[str, Any] = {}
+        digest = ""
         owned = False
         kept = False
         try:
@@ -364,17 +366,7 @@ class KubernetesRunner:
                 kind = str(template.get("kind", ""))
                 success, failure, pod_labels = _conditions(experiment, kind)
                 digest = assignment_digest(trial.parameters)
-                manifest = render(
-                    template,
-                    experiment.template.references,
-                    trial.parameters,
-                    name=trial.name,
-                    namespace=namespace,
-                    labels=identity_labels(experiment.name, trial.name),
-                    typed=experiment.template.config_map is not None,
-                )
-                manifest = prepare_manifest(experiment, manifest, trial.name, digest)
-                validate_builtin(manifest, self._settings.kubernetes_version)
+                manifest = self._trial_manifest(experiment, trial, namespace, template, digest)
                 primary = find_primary(manifest, experiment.template.primary_container_name)
                 pods = _Pods(
                     selector=_pod_selector(manifest, trial.name, pod_labels, primary),
@@ -382,10 +374,6 @@ class KubernetesRunner:
                     container=primary.pod_container,
                 )
                 resource = self._resource(manifest)
-                owner = self._step_owner(namespace)
-                if owner is not None:
-                    metadata = manifest["metadata"]
-                    metadata["ownerReferences"] = [*(metadata.get("ownerReferences") or []), owner]
                 started = now()
                 published = _PublishedMetrics() if collector_for(experiment).reads_status else None
                 follower = LogFollower(
@@ -431,8 +419,9 @@ class KubernetesRunner:
         except ApiException as error:
             raise RunnerError(f"trial {trial.name}: {_api_message(error)}") from error
         finally:
-            if owned and not kept:
-                self._delete(resource, trial.name, namespace)
+            if not kept:
+                self._leave(resource, manifest, namespace, digest, owned=owned)
+            guard.restore()
             if guard.received:
                 raise SystemExit(143)
         code = 0 if state.condition == "Succeeded" else None
@@ -451,6 +440,33 @@ class KubernetesRunner:
             log=log,
             metrics=metrics,
         )
+
+    def _trial_manifest(
+        self,
+        experiment: Experiment,
+        trial: TrialRecord,
+        namespace: str,
+        template: Mapping[str, Any],
+        digest: str,
+    ) -> dict[str, Any]:
+        """The trial's object: the template rendered with its parameters, labelled, checked,
+        and owned by the step's pod when there is one."""
+        manifest = render(
+            template,
+            experiment.template.references,
+            trial.parameters,
+            name=trial.name,
+            namespace=namespace,
+            labels=identity_labels(experiment.name, trial.name),
+            typed=experiment.template.config_map is not None,
+        )
+        manifest = prepare_manifest(experiment, manifest, trial.name, digest)
+        validate_builtin(manifest, self._settings.kubernetes_version)
+        owner = self._step_owner(namespace)
+        if owner is not None:
+            metadata = manifest["metadata"]
+            metadata["ownerReferences"] = [*(metadata.get("ownerReferences") or []), owner]
+        return manifest
 
     def sweep(
         self,
@@ -592,7 +608,6 @@ class KubernetesRunner:
         from kubernetes.client.exceptions import ApiException
 
         name = manifest["metadata"]["name"]
-        labels = manifest["metadata"]["labels"]
         for _ in range(2):
             try:
                 self._retry(lambda: resource.create(body=manifest, namespace=namespace))
@@ -600,19 +615,11 @@ class KubernetesRunner:
             except ApiException as error:
                 if error.status != 409:
                     raise RunnerError(f"the cluster refused trial {name}: {_api_message(error)}") from None
-            try:
-                existing = self._retry(lambda: resource.get(name=name, namespace=namespace)).to_dict()
-            except ApiException as error:
-                if error.status == 404:
-                    continue  # deleted since the 409: create it again
-                raise
+            existing = self._current(resource, name, namespace)
+            if existing is None:
+                continue  # deleted since the 409: create it again
             metadata = existing.get("metadata") or {}
-            found = metadata.get("labels") or {}
-            if (
-                found.get(TRIAL_LABEL) != name
-                or found.get(EXPERIMENT_LABEL) != labels[EXPERIMENT_LABEL]
-                or (metadata.get("annotations") or {}).get(ASSIGNMENT_ANNOTATION) != digest
-            ):
+            if not _is_trials(existing, manifest, digest):
                 raise RunnerError(
                     f"a {manifest['kind']} named {name} already exists in {namespace} and is not "
                     "this trial's; delete it, or rename the experiment"
@@ -623,6 +630,24 @@ class KubernetesRunner:
         raise RunnerError(
             f"the {manifest['kind']} {name} in {namespace} is still being deleted; retry the step"
         )
+
+    def _leave(
+        self, resource: Any, manifest: dict[str, Any], namespace: str, digest: str, *, owned: bool
+    ) -> None:
+        """Deletes the trial's object: the one it owns, or one whose create was stored though
+        its answer was lost (a 504) before SIGTERM or the retries' end; never raises."""
+        name = manifest.get("metadata", {}).get("name")
+        if resource is None or not name:
+            return
+        if not owned:
+            try:
+                existing = self._current(resource, name, namespace)
+            except Exception as error:  # the step's outcome matters more; the label sweep is next
+                _LOG.warning("could not check for trial %s's object: %s", name, error)
+                return
+            if existing is None or not _is_trials(existing, manifest, digest):
+                return
+        self._delete(resource, name, namespace)
 
     def _wait_gone(self, resource: Any, name: str, namespace: str) -> None:
         end = time.monotonic() + self._settings.watch_seconds
@@ -931,6 +956,18 @@ def _conditions(experiment: Experiment, kind: str) -> tuple[str, str, Mapping[st
             "and RayJob)"
         )
     return success, failure, template.primary_pod_labels or defaults[2]
+
+
+def _is_trials(existing: Mapping[str, Any], manifest: Mapping[str, Any], digest: str) -> bool:
+    """Whether ``existing`` is the object made for this trial (names, experiment, assignment)."""
+    metadata = existing.get("metadata") or {}
+    found = metadata.get("labels") or {}
+    labels = manifest["metadata"]["labels"]
+    return bool(
+        found.get(TRIAL_LABEL) == labels.get(TRIAL_LABEL) == manifest["metadata"]["name"]
+        and found.get(EXPERIMENT_LABEL) == labels[EXPERIMENT_LABEL]
+        and (metadata.get("annotations") or {}).get(ASSIGNMENT_ANNOTATION) == digest
+    )
 
 
 def _described(error: Exception) -> str:

@@ -363,7 +363,9 @@ class Fault:
     Criteria left as None match anything. ``path`` is a prefix of the URL path. With ``in_stream``,
     a matching *watch* answers 200 and sends one ``ERROR`` event carrying ``status`` (as the real API
     server does for 410 Gone), then ends the stream. ``hits`` counts how often it fired.
-    The fault is checked before anything is stored, so a faulted create stores nothing.
+    The fault is checked before anything is stored, so a faulted create stores nothing, unless
+    ``after_store``: then the request takes effect and only its answer is the fault (the API
+    server's 504 when etcd committed the write after the request's deadline).
     """
 
     status: int
@@ -378,6 +380,7 @@ class Fault:
     in_stream: bool = False
     reason: str | None = None
     message: str | None = None
+    after_store: bool = False
     stall: bool = False
     """Never answer (a watch: answer 200, then send nothing and never end) until the client
     disconnects or the emulator stops."""

@@ -138,7 +138,11 @@ class _Emulator(GarbageCollectorMixin, KubeletMixin):
         record = self._record(request)
         try:
             fault = self._take_fault(record.data)
-            if fault is not None:
+            if fault is not None and fault.after_store and request.resource is not None:
+                # The write took effect, then the answer was lost (a 504 from a slow etcd commit).
+                await self._serve_resource(request, record)
+                response = await self._respond_fault(request, record, fault)
+            elif fault is not None:
                 response = await self._respond_fault(request, record, fault)
             elif request.resource is not None:
                 response = await self._serve_resource(request, record)

@@ -470,8 +470,12 @@ class K8sEmulator:
         in_stream: bool = False,
         reason: str | None = None,
         message: str | None = None,
+        after_store: bool = False,
     ) -> Fault:
         """Make the next ``times`` requests matching all given criteria answer ``status`` (a Status body).
+
+        ``after_store=True``: the request takes effect first, then answers ``status`` (a create
+        the server stored although it answered 504).
 
         ``verb`` is one of get/list/watch/create/update/patch/delete/deletecollection (a pod log read is
         ``verb="get", subresource="log"``); ``path`` is a URL path prefix. ``in_stream=True`` makes a matching watch send an ERROR event instead (HTTP 200).
@@ -489,6 +493,7 @@ class K8sEmulator:
             in_stream=in_stream,
             reason=reason,
             message=message,
+            after_store=after_store,
         )
         self._em.add_fault(fault)
         return fault

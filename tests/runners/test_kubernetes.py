@@ -538,6 +538,47 @@ def test_sigterm_deletes_the_trial_object_before_exiting(k8s: K8sEmulator, tmp_p
     assert [d.name for d in k8s.requests(verb="delete", plural="jobs")] == ["demo-0001"]
 
 
+def test_run_object_gives_sigterm_back_when_it_returns(k8s: K8sEmulator) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    runner = KubernetesRunner(k8s.api_client(), _FAST)
+    k8s.fail_next(404, verb="get", plural="jobs", name=_TRIAL.name)  # ends the trial at once
+    assert not runner.run_object(_job_experiment(), _TRIAL, namespace=_NS).run.succeeded
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_sigterm_after_a_create_stored_but_answered_504_still_deletes_it(
+    k8s: K8sEmulator, tmp_path: Path
+) -> None:
+    spec_path = tmp_path / "experiment.yaml"
+    spec_path.write_text(yaml.safe_dump(base_spec()))
+    script = (
+        "import sys\n"
+        "from kubernetes import client\n"
+        "from hpo_kfp.history import TrialRecord\n"
+        "from hpo_kfp.runners.kubernetes import KubernetesRunner, KubernetesSettings\n"
+        "from hpo_kfp.spec import load_experiment\n"
+        "configuration = client.Configuration(); configuration.host = sys.argv[1]\n"
+        "settings = KubernetesSettings(watch_seconds=2, backoff_seconds=30)\n"
+        "runner = KubernetesRunner(client.ApiClient(configuration), settings)\n"
+        f"trial = TrialRecord.from_dict({_TRIAL.to_dict()!r})\n"
+        f"runner.run_object(load_experiment(sys.argv[2]), trial, namespace={_NS!r})\n"
+    )
+    # The server stores the Job, but its answer is a 504; the runner backs off 30 s to retry.
+    k8s.fail_next(504, verb="create", plural="jobs", after_store=True, reason="Timeout")
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, k8s.base_url, str(spec_path)], cwd=Path(__file__).parents[2]
+    )
+    try:
+        _created(k8s, *_JOB)
+        wait_for(lambda: k8s.requests(verb="create", plural="jobs"), what="the create")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 143
+    finally:
+        process.kill()
+    assert k8s.get(*_JOB, _NS, _TRIAL.name) is None
+    assert [d.name for d in k8s.requests(verb="delete", plural="jobs")] == ["demo-0001"]
+
+
 @pytest.mark.slow
 def test_early_stopping_reads_the_log_while_it_runs_and_deletes(k8s: K8sEmulator) -> None:
     from hpo_kfp.early_stopping import StopRule, trial_watch
