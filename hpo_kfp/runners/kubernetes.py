@@ -625,10 +625,32 @@ class KubernetesRunner:
                     "this trial's; delete it, or rename the experiment"
                 )
             if not metadata.get("deletionTimestamp"):
+                self._take_ownership(resource, existing, manifest, namespace)
                 return True
             self._wait_gone(resource, name, namespace)
         raise RunnerError(
             f"the {manifest['kind']} {name} in {namespace} is still being deleted; retry the step"
+        )
+
+    def _take_ownership(
+        self, resource: Any, existing: Mapping[str, Any], manifest: Mapping[str, Any], namespace: str
+    ) -> None:
+        """Makes this step's pod the owner of an adopted object, in place of the step pod that
+        made it: when KFP or Argo deletes that pod, the garbage collector would take the
+        running trial with it. Without a pod of its own here, the old pod is dropped as owner."""
+        found = (existing.get("metadata") or {}).get("ownerReferences") or []
+        mine = [r for r in manifest["metadata"].get("ownerReferences") or [] if r.get("kind") == "Pod"]
+        wanted = [r for r in found if r.get("kind") != "Pod"] + mine
+        if wanted == found:
+            return
+        name = manifest["metadata"]["name"]
+        self._retry(
+            lambda: resource.patch(
+                name=name,
+                namespace=namespace,
+                body={"metadata": {"ownerReferences": wanted or None}},
+                content_type="application/merge-patch+json",
+            )
         )
 
     def _leave(

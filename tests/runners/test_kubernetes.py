@@ -291,7 +291,11 @@ def test_500_then_success_creates_once(k8s: K8sEmulator) -> None:
 
 
 def _leftover_in(
-    k8s: K8sEmulator, experiment: Experiment, trial: TrialRecord = _TRIAL, **metadata: Any
+    k8s: K8sEmulator,
+    experiment: Experiment,
+    trial: TrialRecord = _TRIAL,
+    address: tuple[str, str, str] = _JOB,
+    **metadata: Any,
 ) -> dict[str, Any]:
     """The object a first attempt of the step created and left behind (as a retry finds it)."""
     from hpo_kfp.render import render
@@ -308,7 +312,7 @@ def _leftover_in(
     )
     manifest = prepare_manifest(experiment, manifest, trial.name, assignment_digest(trial.parameters))
     manifest["metadata"].update(metadata)
-    return k8s.create(*_JOB, _NS, manifest)
+    return k8s.create(*address, _NS, manifest)
 
 
 def test_409_adopts_the_trials_own_object(k8s: K8sEmulator) -> None:

@@ -181,6 +181,27 @@ def test_409_on_another_experiments_object_of_the_same_name_is_refused(k8s: K8sE
     assert k8s.get(*_JOB, _NS, _TRIAL.name) is not None  # not ours: left alone
 
 
+def test_an_adopted_object_is_owned_by_the_new_step_pod_not_the_one_that_made_it(k8s: K8sEmulator) -> None:
+    experiment = _job_experiment()
+    old = k8s.create_pod(_NS, "first-attempt-pod")
+    owner = {"apiVersion": "v1", "kind": "Pod", "name": "first-attempt-pod", "uid": old["metadata"]["uid"]}
+    _leftover_in(k8s, experiment, ownerReferences=[owner])
+    new = k8s.create_pod(_NS, "retry-pod")
+    environ = {"KFP_POD_NAME": "retry-pod", "POD_NAMESPACE": _NS, "KFP_POD_UID": new["metadata"]["uid"]}
+    future = _start(k8s, experiment, environ=environ)
+    _wait_until(lambda: k8s.requests(verb="patch", plural="jobs"))
+    job = k8s.get(*_JOB, _NS, _TRIAL.name)
+    assert job["metadata"]["ownerReferences"] == [
+        {"apiVersion": "v1", "kind": "Pod", "name": "retry-pod", "uid": new["metadata"]["uid"]}
+    ]
+    # Argo deletes the first attempt's pod: the adopted, running trial must live on.
+    k8s.delete("", "v1", "pods", _NS, "first-attempt-pod")
+    k8s.wait_for_watch("jobs")
+    assert k8s.get(*_JOB, _NS, _TRIAL.name) is not None
+    _finish(k8s, _JOB, _COMPLETE)
+    assert future.result(timeout=20).run.succeeded
+
+
 def test_409_on_the_trials_object_being_deleted_waits_and_creates_anew(k8s: K8sEmulator) -> None:
     experiment = _job_experiment()
     left = _leftover_in(k8s, experiment, finalizers=["test/hold"])

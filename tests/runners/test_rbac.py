@@ -17,13 +17,22 @@ from hpo_kfp.runners.kubernetes import KubernetesRunner
 from hpo_kfp.spec import Experiment, parse_experiment
 from tests.conftest import base_spec
 from tests.k8s_emulator import K8sEmulator
-from tests.runners.test_kubernetes import _COMPLETE, _JOB, _LOG, _NS, _created, _finish, _pod_for
-from tests.runners.test_kubernetes_cluster import _ARGS, _QUICK, _SUCCEEDED, _experiment, _start
+from tests.runners.test_kubernetes import (
+    _COMPLETE,
+    _JOB,
+    _LOG,
+    _NS,
+    _created,
+    _finish,
+    _leftover_in,
+    _pod_for,
+)
+from tests.runners.test_kubernetes_cluster import _ARGS, _QUICK, _SUCCEEDED, _experiment, _start, _wait_until
 
 _MANIFESTS = list(yaml.safe_load_all((Path(__file__).parents[2] / "manifests/rbac.yaml").read_text()))
 _ROLE = next(d for d in _MANIFESTS if d["kind"] == "Role")
 _BINDING = next(d for d in _MANIFESTS if d["kind"] == "RoleBinding")
-_TRIAL_VERBS = {"create", "get", "watch", "delete", "list"}
+_TRIAL_VERBS = {"create", "get", "watch", "delete", "list", "patch"}
 _TEMPLATES_NAMESPACE = "templates"
 
 
@@ -181,6 +190,8 @@ def _configmap_experiment(k8s: K8sEmulator) -> Experiment:
 def _run_every_kind(k8s: K8sEmulator) -> None:
     k8s.create_pod(_NS, "step-pod")
     environ = {"KFP_POD_NAME": "step-pod", "POD_NAMESPACE": _NS}  # no uid: the runner reads the pod
+    first = k8s.create_pod(_NS, "first-attempt-pod")
+    owner = {"apiVersion": "v1", "kind": "Pod", "name": "first-attempt-pod", "uid": first["metadata"]["uid"]}
     runner = KubernetesRunner(k8s.api_client(), _QUICK)
     future = _start(k8s, _configmap_experiment(k8s), environ=environ)
     job = _created(k8s, *_JOB)
@@ -188,11 +199,19 @@ def _run_every_kind(k8s: K8sEmulator) -> None:
     _finish(k8s, _JOB, _COMPLETE)
     assert future.result(timeout=20).run.succeeded and "--lr=0.02" in str(job["spec"])
     runner.sweep(api_version="batch/v1", kind="Job", namespace=_NS, experiment="demo")
+    # A first attempt of the step left its object: the retry adopts it, and becomes its owner (patch).
+    _leftover_in(k8s, parse_experiment(base_spec()), ownerReferences=[owner])
+    future = _start(k8s, parse_experiment(base_spec()), environ=environ)
+    _wait_until(lambda: k8s.requests(verb="patch", plural="jobs"))
+    _finish(k8s, _JOB, _COMPLETE)
+    assert future.result(timeout=20).run.succeeded
     for api_version, kind, plural, spec, container, fields, status in _KINDS:
         template = {"apiVersion": api_version, "kind": kind, "spec": spec}
-        future = _start(k8s, _experiment(template, container, **fields), environ=environ)
+        experiment = _experiment(template, container, **fields)
         address = (api_version.rpartition("/")[0], api_version.rpartition("/")[2], plural)
-        _created(k8s, *address)
+        _leftover_in(k8s, experiment, address=address, ownerReferences=[owner])  # adopted, as above
+        future = _start(k8s, experiment, environ=environ)
+        _wait_until(lambda address=address: k8s.requests(verb="patch", plural=address[2]))
         _finish(k8s, address, status)
         assert future.result(timeout=20).run.succeeded, kind
         runner.sweep(api_version=api_version, kind=kind, namespace=_NS, experiment="demo")
@@ -223,7 +242,7 @@ def test_every_request_is_allowed_and_every_rule_is_needed(used: set[tuple[str, 
     assert granted == {(g, r, v) for _, g, r, v in used}  # every rule exercised, none more
     for group, resource in {(g, r) for g, r, _ in granted if g}:
         assert {v for _, g, r, v in used if (g, r) == (group, resource)} == _TRIAL_VERBS, resource
-    assert not any(v in ("update", "patch", "*") for _, _, v in granted)
+    assert not any(v in ("update", "*") for _, _, v in granted)
 
 
 def test_every_request_is_in_the_trials_namespace_but_the_template_configmap(
