@@ -228,7 +228,7 @@ def main() -> int:
                 study_bytes = len(json.dumps(written.study_attrs, separators=(",", ":")))
                 repeats = args.repeats if size < 1000 else max(2, args.repeats - 2)
                 cli_repeats = args.cli_repeats
-                slow = algorithm == "bayesianoptimization" and size >= 1000  # ~20 s a call
+                slow = algorithm == "bayesianoptimization" and size >= 1000  # ~7 s a call
                 if slow:
                     repeats, cli_repeats = 1, min(cli_repeats, 1)
                 else:
@@ -354,7 +354,7 @@ def main() -> int:
             f"Search space: 2 doubles, a log double, an int, a categorical (grid: steps on the doubles). "
             f"4 suggestions per call; medians over {args.repeats} in-process repeats "
             f"({max(2, args.repeats - 2)} at 1000 trials; bayesianoptimization at 1000: one call per "
-            "side, ~20 s each, no warm-up call) and "
+            "side, ~7 s each, no warm-up call) and "
             f"{args.cli_repeats} CLI runs (1 for bayesianoptimization at 1000). "
             "KiB = 1024 bytes; the 1 MB target is 10^6 bytes.\n\n" + text
         )
