@@ -1072,9 +1072,11 @@ def _primary_pod(pods: list[dict[str, Any]], container: str) -> dict[str, Any] |
     """The primary pod among the candidates, the same one every time it is asked.
 
     Only pods that run the primary container count (a Tekton task's pod holds its own steps
-    only). Preferred: a running or succeeded pod over a failed one (a Job's retry), over one
-    not started; then the lowest completion index (rank 0 of an indexed Job); then the oldest
-    pod, by name on a tie (creation times have a 1 s resolution).
+    only). Preferred: a pod of a JobSet's ``launcher`` replicated job (a TrainJob of Trainer's
+    MPI runtimes, ``charts/kubeflow-trainer/files/runtimes/deepspeed-distributed.yaml``, runs
+    the trainer there and sshd in ``node``); then a running or succeeded pod over a failed one
+    (a Job's retry), over one not started; then the lowest completion index (rank 0 of an
+    indexed Job); then the oldest pod, by name on a tie (creation times have a 1 s resolution).
     """
 
     def runs_container(pod: Mapping[str, Any]) -> bool:
@@ -1085,15 +1087,16 @@ def _primary_pod(pods: list[dict[str, Any]], container: str) -> dict[str, Any] |
             for c in spec.get(key) or []
         )
 
-    def key(pod: Mapping[str, Any]) -> tuple[int, int, str, str]:
+    def key(pod: Mapping[str, Any]) -> tuple[int, int, int, str, str]:
         metadata = pod.get("metadata") or {}
+        labels = metadata.get("labels") or {}
+        launcher = 0 if labels.get(_REPLICATED_JOB) == "launcher" else 1
         phase = (pod.get("status") or {}).get("phase")
         rank = 0 if phase in ("Running", "Succeeded") else 1 if phase == "Failed" else 2
-        index = (metadata.get("labels") or {}).get(_COMPLETION_INDEX) or (
-            metadata.get("annotations") or {}
-        ).get(_COMPLETION_INDEX)
+        index = labels.get(_COMPLETION_INDEX) or (metadata.get("annotations") or {}).get(_COMPLETION_INDEX)
         number = int(str(index)) if str(index).isdigit() else 0
-        return rank, number, str(metadata.get("creationTimestamp") or ""), str(metadata.get("name") or "")
+        created = str(metadata.get("creationTimestamp") or "")
+        return launcher, rank, number, created, str(metadata.get("name") or "")
 
     candidates = [
         p for p in pods if runs_container(p) and not (p.get("metadata") or {}).get("deletionTimestamp")

@@ -31,10 +31,10 @@ _RAYJOB_FAILED = (
     '[status.[@this].#(jobDeploymentStatus%"*Failed")#,'
     'status.[@this].#(jobDeploymentStatus=="Complete")#|#(jobStatus!="SUCCEEDED")#]|@flatten'
 )
-_TRAINJOB_PRIMARY = {
-    "jobset.sigs.k8s.io/replicatedjob-name": "node",
-    "batch.kubernetes.io/job-completion-index": "0",
-}
+# TrainJob: rank 0. The trainer runs in the replicated job `node`, or `launcher` in Trainer's
+# MPI runtimes (deepspeed-distributed, mlx-distributed: there `node` runs sshd, and `launcher`
+# carries trainjob-ancestor-step=trainer); the runner prefers a `launcher` pod when one exists.
+_TRAINJOB_PRIMARY = {"batch.kubernetes.io/job-completion-index": "0"}
 _FIELDS = (
     "retain",
     "trialSpec",

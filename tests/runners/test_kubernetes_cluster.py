@@ -449,6 +449,42 @@ def test_trainjob_pods_are_found_by_the_jobsets_labels_and_index_0(k8s: K8sEmula
     assert output.run.succeeded and output.log == _LOG
 
 
+@pytest.mark.parametrize("runtime", ["deepspeed-distributed", "mlx-distributed"])
+def test_a_trainjob_of_an_mpi_runtime_is_read_from_its_launcher_not_the_sshd_nodes(
+    k8s: K8sEmulator, runtime: str
+) -> None:
+    template = {
+        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "kind": "TrainJob",
+        "spec": {
+            "runtimeRef": {"name": runtime},
+            "trainer": {
+                "numNodes": 2,
+                "image": "train:1",
+                "command": ["mpirun", "python", "train.py", *_ARGS],
+            },
+        },
+    }
+    address = ("trainer.kubeflow.org", "v1alpha1", "trainjobs")
+    future = _start(k8s, _experiment(template, "node"))
+    _created(k8s, *address)
+
+    def labels(job: str) -> dict[str, str]:
+        return {
+            "jobset.sigs.k8s.io/jobset-name": _TRIAL.name,
+            "jobset.sigs.k8s.io/replicatedjob-name": job,
+            "jobset.sigs.k8s.io/job-index": "0",
+            "batch.kubernetes.io/job-completion-index": "0",
+        }
+
+    # The nodes run sshd (ready first: the launcher depends on them), then the launcher runs mpirun.
+    _pod(k8s, f"{_TRIAL.name}-node-0-0", labels("node"), "node", "Server listening on 0.0.0.0 port 2222.\n")
+    _pod(k8s, f"{_TRIAL.name}-launcher-0-0", labels("launcher"), "node", _LOG)
+    _finish(k8s, address, _COMPLETE)
+    output = future.result(timeout=20)
+    assert output.run.succeeded and output.log == _LOG
+
+
 def test_mpijob_v2beta1_metrics_come_from_the_launcher(k8s: K8sEmulator) -> None:
     def replica(name: str, replicas: int) -> dict[str, Any]:
         container = {"name": name, "image": "mpi:1", "command": ["mpirun", "python", "train.py", *_ARGS]}

@@ -53,10 +53,7 @@ def test_explicit_metric_strategy_is_kept() -> None:
             "trainer.kubeflow.org/v1alpha1",
             "TrainJob",
             _COMPLETE,
-            {
-                "jobset.sigs.k8s.io/replicatedjob-name": "node",
-                "batch.kubernetes.io/job-completion-index": "0",
-            },
+            {"batch.kubernetes.io/job-completion-index": "0"},
         ),
     ],
     ids=["Job", "TFJob", "PyTorchJob", "XGBoostJob", "MPIJob", "TrainJob"],
