@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import threading
 import time
@@ -201,6 +202,8 @@ class _EarlyStopped(Exception):
         self.reason = reason
 
 
+# The kubelet's 400s that mean "not yet" rather than "wrong request".
+_LOG_NOT_YET = re.compile(r"is waiting to start|previous terminated container .* not found")
 _DELETED = JobState("Failed", "Deleted", "the trial's object was deleted before it ended")
 
 
@@ -840,8 +843,9 @@ class KubernetesRunner:
         return list(json.loads(listing.data).get("items") or [])
 
     def _read_log(self, namespace: str, pod: str, query: Mapping[str, str]) -> bytes | None:
-        """``pods/{pod}/log`` with ``query``; None while the container waits to start (the
-        kubelet answers 400) or when the pod is gone (404). Called through ``call_api``: the
+        """``pods/{pod}/log`` with ``query``; None while the container waits to start or has
+        no previous instance (the kubelet's 400s, ``validateContainerLogStatus`` in
+        ``pkg/kubelet/kubelet_pods.go``) or when the pod is gone (404). Called through ``call_api``: the
         generated client has no ``sinceTime``."""
         from kubernetes.client.exceptions import ApiException
 
@@ -861,9 +865,9 @@ class KubernetesRunner:
                 )
             )
         except ApiException as error:
-            if error.status in (400, 404):
+            if error.status == 404 or (error.status == 400 and _LOG_NOT_YET.search(_api_message(error))):
                 return None
-            raise
+            raise  # another 400 (a container the pod does not have) is no reason to wait
         return bytes(data)
 
     def _outputs(
@@ -890,6 +894,10 @@ class KubernetesRunner:
             unread.append(
                 f"the end of the primary container's log could not be read ({_described(error)}): "
                 "what was read while the trial ran is kept"
+            )
+        if pod is None and not unread:
+            unread.append(
+                f"no pod ({pods.selector}) ran the primary container {pods.container}: the trial has no log"
             )
         message, warnings = _termination_message(pod, pods.container) if pod is not None else ("", ())
         if warnings and collector_for(experiment).metrics_file(experiment.metrics_collector) is None:

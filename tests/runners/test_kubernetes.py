@@ -491,6 +491,28 @@ def test_a_log_that_stays_unreadable_fails_the_trial_naming_the_call(k8s: K8sEmu
     wait_for(lambda: k8s.get(*_JOB, _NS, _TRIAL.name) is None, what="the Job deleted")  # not left behind
 
 
+def test_a_log_request_the_kubelet_calls_wrong_is_an_error_not_a_wait(k8s: K8sEmulator) -> None:
+    future = _start(k8s, _job_experiment(), _LOG_READS)
+    job = _created(k8s, *_JOB)
+    k8s.fail_next(
+        400, verb="get", subresource="log", message="container training-container is not valid for pod x"
+    )
+    _running_pod_with_log(k8s, job)
+    with pytest.raises(RunnerError, match=r"reading the log of the pods .*HTTP 400.*is not valid for pod x"):
+        future.result(timeout=20)
+    assert k8s.get(*_JOB, _NS, _TRIAL.name) is None
+
+
+def test_a_trial_with_no_pod_running_its_primary_container_says_so(k8s: K8sEmulator) -> None:
+    future = _start(k8s, _job_experiment())
+    _created(k8s, *_JOB)
+    _finish(k8s, _JOB, _COMPLETE)
+    output = future.result(timeout=20)
+    record = collect_trial(_job_experiment(), _TRIAL, output.run, output.log, output.metrics)
+    assert record.status == "MetricsUnavailable"
+    assert "ran the primary container training-container: the trial has no log" in record.reason
+
+
 def test_an_object_gone_between_two_watch_windows_is_a_deleted_trial(k8s: K8sEmulator) -> None:
     # The GET that starts each window finds nothing: someone deleted the Job meanwhile.
     k8s.fail_next(404, verb="get", plural="jobs", name=_TRIAL.name, reason="NotFound")
