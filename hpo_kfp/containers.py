@@ -104,10 +104,12 @@ def _declarations(node: Any, path: str) -> Iterator[tuple[str, PrimaryContainer]
             elif key in ("container", "script") and isinstance(value, dict):  # an Argo template
                 yield path, PrimaryContainer(value, _ARGO_MAIN, "argo")
             elif key == "steps" and isinstance(value, list) and all(isinstance(i, dict) for i in value):
-                for item in value:  # Tekton steps (Argo's steps are lists of lists)
+                for index, item in enumerate(value):  # Tekton steps (Argo's steps are lists of lists)
                     if "image" in item or "ref" in item:
-                        pod_name = f"{_TEKTON_PREFIX}{item.get('name', '')}"
-                        yield f"{path}.steps", PrimaryContainer(item, pod_name, "tekton")
+                        # Tekton names a step's container step-<name>, or step-unnamed-<index>
+                        # (pkg/pod: StepName).
+                        step = item.get("name") or f"unnamed-{index}"
+                        yield f"{path}.steps", PrimaryContainer(item, f"{_TEKTON_PREFIX}{step}", "tekton")
             else:
                 yield from _declarations(value, f"{path}.{key}")
     elif isinstance(node, list):

@@ -69,8 +69,8 @@ def prepare_manifest(
     metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
     metadata["annotations"] = {**(metadata.get("annotations") or {}), ASSIGNMENT_ANNOTATION: digest}
     pod_metadata = _pod_metadata(prepared)
-    if prepared.get("kind") == "PipelineRun":
-        pod_metadata.append(metadata)  # Tekton copies a PipelineRun's labels and annotations to its pods
+    if prepared.get("kind") in ("PipelineRun", "TaskRun"):
+        pod_metadata.append(metadata)  # Tekton copies a run's labels and annotations to its pods
     for template_metadata in pod_metadata:
         template_metadata["labels"] = {**(template_metadata.get("labels") or {}), **labels}
         if ISTIO_INJECT not in (template_metadata.get("annotations") or {}) and ISTIO_INJECT not in (

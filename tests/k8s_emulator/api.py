@@ -316,6 +316,7 @@ CUSTOM_RESOURCES: tuple[CustomResource, ...] = (
     CustomResource("trainer.kubeflow.org", "v1alpha1", "trainjobs", "TrainJob"),
     CustomResource("kubeflow.org", "v2beta1", "mpijobs", "MPIJob"),
     CustomResource("tekton.dev", "v1", "pipelineruns", "PipelineRun", shortnames=("pr",)),
+    CustomResource("tekton.dev", "v1", "taskruns", "TaskRun", shortnames=("tr",)),
     CustomResource("jobset.x-k8s.io", "v1alpha2", "jobsets", "JobSet"),
     CustomResource("ray.io", "v1", "rayjobs", "RayJob"),
     CustomResource("kueue.x-k8s.io", "v1beta1", "clusterqueues", "ClusterQueue", namespaced=False),

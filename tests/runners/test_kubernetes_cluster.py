@@ -584,6 +584,28 @@ def test_tekton_step_is_read_from_its_own_tasks_pod(k8s: K8sEmulator, container:
     assert output.run.succeeded and output.log == _LOG
 
 
+def test_a_taskrun_of_an_unnamed_step_is_read_and_kept_out_of_istio(k8s: K8sEmulator) -> None:
+    template = {
+        "apiVersion": "tekton.dev/v1",
+        "kind": "TaskRun",
+        "spec": {"taskSpec": {"steps": [{"image": "train:1", "command": ["python", *_ARGS]}]}},
+    }
+    experiment = _experiment(
+        template,
+        "step-unnamed-0",
+        successCondition='status.conditions.#(type=="Succeeded")#|#(status=="True")#',
+        failureCondition='status.conditions.#(type=="Succeeded")#|#(status=="False")#',
+    )
+    address = ("tekton.dev", "v1", "taskruns")
+    future = _start(k8s, experiment)
+    run = _created(k8s, *address)
+    assert run["metadata"]["annotations"][_ISTIO] == "false"  # Tekton copies them to the TaskRun's pod
+    _pod(k8s, f"{_TRIAL.name}-pod", run["metadata"]["labels"], "step-unnamed-0", _LOG)
+    _finish(k8s, address, _SUCCEEDED)
+    output = future.result(timeout=20)
+    assert output.run.succeeded and output.log == _LOG
+
+
 def test_an_indexed_job_reads_completion_index_0_not_the_newest_pod(k8s: K8sEmulator) -> None:
     future = _start(k8s, _job_experiment())
     job = _created(k8s, *_JOB)
