@@ -67,10 +67,11 @@ _TRANSIENT = {429, 500, 502, 503, 504}
 _LOG = logging.getLogger(__name__)
 _DEFAULT_DEADLINE = 24 * 3600.0
 _WATCH_READ_MARGIN = 5.0  # a watch's read timeout beyond its server-side timeoutSeconds
-# Waiting reasons of a container that will not start without someone changing something.
-_FATAL_WAITING = frozenset(
-    {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError"}
-)
+# Waiting reasons of a container that will not start without someone changing something...
+_FATAL_WAITING = frozenset({"InvalidImageName"})
+# ... and ones that may pass (a registry's hiccup, a Secret created a moment later): they fail
+# the trial once a container has been in them for ``start_grace_seconds``.
+_STUCK_WAITING = frozenset({"ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError"})
 _MESSAGE_FILE_BYTES = 4096  # the kubelet keeps the last 4096 bytes of a termination-message file
 _POD_MESSAGE_BYTES = 12 * 1024  # ... and a pod's status the first 12 KiB / (containers + init) of each
 _JOBSET_NAME = "jobset.sigs.k8s.io/jobset-name"
@@ -112,6 +113,10 @@ class KubernetesSettings:
     """How often the trial's pods are looked at for a container that cannot start."""
     unschedulable_seconds: float = 300.0
     """How long a pod may stay unschedulable before the trial fails (autoscalers need time)."""
+    start_grace_seconds: float = 60.0
+    """How long a container may keep failing to pull its image or to be configured
+    (``ErrImagePull``, ``ImagePullBackOff``, ``CreateContainerConfigError``) before the trial
+    fails; an invalid image name fails it at once."""
     kubernetes_version: str | None = "1.31"
     """The Kubernetes version whose schemas a built-in trial kind (Job, ...) is checked against
     before it is created, offline (with the ``validate`` extra installed); None: no check.
@@ -714,7 +719,7 @@ class KubernetesRunner:
         deadline = time.monotonic() + deadline_seconds
         errors = gone = 0
         next_pod_check = time.monotonic() + settings.pod_check_seconds
-        unschedulable: dict[str, float] = {}
+        first_seen: dict[str, float] = {}
 
         def inspect_pods() -> JobState | None:
             nonlocal next_pod_check
@@ -722,7 +727,7 @@ class KubernetesRunner:
                 return None
             next_pod_check = time.monotonic() + settings.pod_check_seconds
             return _pod_failure(
-                self._list_pods(namespace, pods.trial_selector), unschedulable, settings.unschedulable_seconds
+                self._list_pods(namespace, pods.trial_selector), first_seen, settings
             )
 
         while True:
@@ -1114,21 +1119,32 @@ def _primary_pod(pods: list[dict[str, Any]], container: str) -> dict[str, Any] |
 
 
 def _pod_failure(
-    pods: list[dict[str, Any]], unschedulable: dict[str, float], grace: float
+    pods: list[dict[str, Any]], first_seen: dict[str, float], settings: KubernetesSettings
 ) -> JobState | None:
     """A failed state when a pod cannot start: a container waiting for a reason that will not
-    pass by itself, or a pod unschedulable for longer than ``grace`` seconds (first seen times
-    are kept in ``unschedulable``, by pod uid)."""
+    pass by itself, or for one that may but has lasted ``start_grace_seconds``, or a pod
+    unschedulable for ``unschedulable_seconds`` (first seen times are kept in ``first_seen``)."""
+    now = time.monotonic()
+    seen_now: set[str] = set()
+
+    def lasted(key: str, grace: float) -> bool:
+        seen_now.add(key)
+        return now - first_seen.setdefault(key, now) >= grace
+
+    failed = None
     for pod in sorted(pods, key=lambda p: str((p.get("metadata") or {}).get("name"))):
         metadata, status = pod.get("metadata") or {}, pod.get("status") or {}
         name = metadata.get("name")
+        uid = str(metadata.get("uid") or name)
         for entry in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
             waiting = (entry.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") in _FATAL_WAITING:
+            reason = waiting.get("reason")
+            fatal = reason in _FATAL_WAITING
+            key = f"{uid}/{entry.get('name')}/start"
+            if fatal or (reason in _STUCK_WAITING and lasted(key, settings.start_grace_seconds)):
                 detail = f"pod {name}, container {entry.get('name')}"
                 message = f"{detail}: {waiting['message']}" if waiting.get("message") else detail
-                return JobState("Failed", str(waiting["reason"]), message)
-        uid = str(metadata.get("uid") or name)
+                failed = failed or JobState("Failed", str(reason), message)
         blocked = next(
             (
                 c
@@ -1139,15 +1155,12 @@ def _pod_failure(
             ),
             None,
         )
-        if blocked is None:
-            unschedulable.pop(uid, None)
-            continue
-        first = unschedulable.setdefault(uid, time.monotonic())
-        if time.monotonic() - first >= grace:
-            return JobState(
-                "Failed", "Unschedulable", f"pod {name}: {blocked.get('message') or 'unschedulable'}"
-            )
-    return None
+        if blocked is not None and lasted(f"{uid}/schedule", settings.unschedulable_seconds):
+            message = f"pod {name}: {blocked.get('message') or 'unschedulable'}"
+            failed = failed or JobState("Failed", "Unschedulable", message)
+    for key in set(first_seen) - seen_now:  # no longer stuck: its clock starts again next time
+        del first_seen[key]
+    return failed
 
 
 class _PublishedMetrics:

@@ -223,13 +223,23 @@ def test_409_on_the_trials_object_being_deleted_waits_and_creates_anew(k8s: K8sE
 # ---- fail fast ---------------------------------------------------------------------------------
 
 
+_START_GRACE = KubernetesSettings(
+    watch_seconds=5, backoff_seconds=0.05, deadline_seconds=30, pod_check_seconds=0.1, start_grace_seconds=0.5
+)
+
+
 @pytest.mark.parametrize(
     "reason", ["ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError", "InvalidImageName"]
 )
 def test_a_container_that_cannot_start_fails_the_trial_with_the_kubelets_reason(
     k8s: K8sEmulator, reason: str
 ) -> None:
-    future = _start(k8s, _job_experiment())
+    # An invalid name fails at once (a grace it could not outlast here); the others may pass,
+    # and fail once they lasted the grace.
+    fatal = reason == "InvalidImageName"
+    future = _start(
+        k8s, _job_experiment(), replace(_START_GRACE, start_grace_seconds=600) if fatal else _START_GRACE
+    )
     job = _created(k8s, *_JOB)
     pod = f"{_TRIAL.name}-pod"
     k8s.create_pod(
@@ -242,10 +252,34 @@ def test_a_container_that_cannot_start_fails_the_trial_with_the_kubelets_reason(
     k8s.set_container_state(
         _NS, pod, "training-container", {"waiting": {"reason": reason, "message": "Back-off pulling image"}}
     )
+    started = time.monotonic()
     output = future.result(timeout=20)
+    assert fatal or time.monotonic() - started >= 0.45
     assert output.run.reason == f"{reason}: pod {pod}, container training-container: Back-off pulling image"
     assert output.log == ""  # the kubelet's 400 for a waiting container is "no output yet"
     assert k8s.get(*_JOB, _NS, _TRIAL.name) is None
+
+
+def test_an_image_pull_that_recovers_within_the_grace_is_no_failure(k8s: K8sEmulator) -> None:
+    settings = KubernetesSettings(
+        watch_seconds=5,
+        backoff_seconds=0.05,
+        deadline_seconds=30,
+        pod_check_seconds=0.05,
+        start_grace_seconds=2,
+    )
+    future = _start(k8s, _job_experiment(), settings)
+    job = _created(k8s, *_JOB)
+    pod = f"{_TRIAL.name}-pod"
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    k8s.create_pod(_NS, pod, labels=labels, containers=("training-container",), phase="Pending")
+    k8s.set_container_state(_NS, pod, "training-container", {"waiting": {"reason": "ErrImagePull"}})
+    _wait_until(lambda: len(k8s.requests(verb="list", plural="pods")) >= 3)  # seen stuck, more than once
+    k8s.set_container_state(_NS, pod, "training-container", {"running": {}})
+    k8s.set_pod_log(_NS, pod, _LOG, container="training-container")
+    _finish(k8s, _JOB, _COMPLETE)
+    output = future.result(timeout=20)
+    assert output.run.succeeded and output.log == _LOG
 
 
 def test_a_pod_unschedulable_beyond_the_grace_period_fails_the_trial(k8s: K8sEmulator) -> None:
