@@ -16,6 +16,7 @@ errors and SIGTERM included; ``retain`` keeps only an object that reached its ow
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import logging
@@ -390,7 +391,8 @@ class KubernetesRunner:
                     chunk_bytes=self._settings.log_chunk_bytes,
                 )
                 check = self._log_check(experiment, namespace, pods, follower, watch)
-                owned = self._create_or_adopt(resource, manifest, namespace, digest)
+                age = self._create_or_adopt(resource, manifest, namespace, digest)
+                owned = True
                 try:
                     state, ended = self._wait(
                         resource,
@@ -398,7 +400,7 @@ class KubernetesRunner:
                         namespace,
                         (success, failure),
                         pods,
-                        _deadline(self._settings, manifest),
+                        (_deadline(self._settings, manifest), age),
                         check,
                         published.see if published is not None else None,
                     )
@@ -607,8 +609,10 @@ class KubernetesRunner:
                 return None
         return {"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid}
 
-    def _create_or_adopt(self, resource: Any, manifest: dict[str, Any], namespace: str, digest: str) -> bool:
-        """Creates the object, or adopts the live object a retried step left; True once owned.
+    def _create_or_adopt(self, resource: Any, manifest: dict[str, Any], namespace: str, digest: str) -> float:
+        """Creates the object, or adopts the live object a retried step left; returns the
+        object's age in seconds (0 when created now; an adopted trial's deadline runs from its
+        creation, not from the retry).
 
         An object of the same name that belongs to another trial or experiment is refused; one
         being deleted is waited for and created anew.
@@ -619,7 +623,7 @@ class KubernetesRunner:
         for _ in range(2):
             try:
                 self._retry(lambda: resource.create(body=manifest, namespace=namespace))
-                return True
+                return 0.0
             except ApiException as error:
                 if error.status != 409:
                     raise RunnerError(f"the cluster refused trial {name}: {_api_message(error)}") from None
@@ -634,7 +638,7 @@ class KubernetesRunner:
                 )
             if not metadata.get("deletionTimestamp"):
                 self._take_ownership(resource, existing, manifest, namespace)
-                return True
+                return _age(metadata.get("creationTimestamp"))
             self._wait_gone(resource, name, namespace)
         raise RunnerError(
             f"the {manifest['kind']} {name} in {namespace} is still being deleted; retry the step"
@@ -697,11 +701,14 @@ class KubernetesRunner:
         namespace: str,
         conditions: tuple[str, str],
         pods: _Pods,
-        deadline_seconds: float,
+        deadline: tuple[float, float],
         check: Callable[[], str | None] | None = None,
         observe: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> tuple[JobState, bool]:
         """Watches the object until a condition holds; the deadline ends the trial.
+
+        ``deadline`` is the trial's deadline in seconds and the object's age (an adopted
+        object's deadline runs from its creation).
 
         Between watch windows (and after each event) the trial's pods are looked at, and a
         pod that cannot start (image, configuration, unschedulable beyond the grace period)
@@ -716,7 +723,7 @@ class KubernetesRunner:
         from urllib3.exceptions import HTTPError
 
         settings = self._settings
-        deadline = time.monotonic() + deadline_seconds
+        end = time.monotonic() + deadline[0] - deadline[1]
         errors = gone = 0
         next_pod_check = time.monotonic() + settings.pod_check_seconds
         first_seen: dict[str, float] = {}
@@ -726,9 +733,7 @@ class KubernetesRunner:
             if time.monotonic() < next_pod_check:
                 return None
             next_pod_check = time.monotonic() + settings.pod_check_seconds
-            return _pod_failure(
-                self._list_pods(namespace, pods.trial_selector), first_seen, settings
-            )
+            return _pod_failure(self._list_pods(namespace, pods.trial_selector), first_seen, settings)
 
         while True:
             current = self._current(resource, name, namespace)
@@ -739,11 +744,9 @@ class KubernetesRunner:
             state = job_state(current, *conditions)
             if state.condition != "Running":
                 return state, True
-            remaining = deadline - time.monotonic()
+            remaining = end - time.monotonic()
             if remaining <= 0:
-                return JobState(
-                    "Failed", "DeadlineExceeded", f"still running after {deadline_seconds:g} s"
-                ), False
+                return JobState("Failed", "DeadlineExceeded", f"still running after {deadline[0]:g} s"), False
             failed = inspect_pods()
             if failed is not None:
                 return failed, False
@@ -1028,6 +1031,17 @@ def _api_message(error: Any) -> str:
     ]
     missing = [f for f in fields if f not in message]
     return ": ".join(p for p in (text, message) if p) + (f" [{'; '.join(missing)}]" if missing else "")
+
+
+def _age(timestamp: Any) -> float:
+    """Seconds since an RFC 3339 ``creationTimestamp`` (0 when it is missing or unreadable)."""
+    try:
+        created = datetime.datetime.fromisoformat(str(timestamp).replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    if created.tzinfo is None:
+        return 0.0
+    return max((datetime.datetime.now(datetime.UTC) - created).total_seconds(), 0.0)
 
 
 def _deadline(settings: KubernetesSettings, manifest: Mapping[str, Any]) -> float:

@@ -430,7 +430,8 @@ class _Emulator(GarbageCollectorMixin, KubeletMixin):
 
         ``scope``: ``"http"`` follows the API rules (``subresource="status"`` changes only the status; the
         main endpoint keeps the status of kinds with a status subresource); ``"status"`` changes only the
-        status; ``"all"`` changes everything but identity fields (harness writes).
+        status; ``"all"`` changes everything but identity fields (harness writes); ``"clock"`` changes
+        only ``creationTimestamp`` (a harness playing the passage of time).
         """
         info = self.info(res)
         old = self.get_object(res, namespace, name)
@@ -472,6 +473,8 @@ class _Emulator(GarbageCollectorMixin, KubeletMixin):
             "deletionGracePeriodSeconds",
             "generation",
         ):
+            if scope == "clock" and field == "creationTimestamp":
+                continue
             if field in old_meta:
                 meta[field] = old_meta[field]
             else:

@@ -342,6 +342,22 @@ class K8sEmulator:
 
         return self._call(self._em.update_object, res, namespace, name, change, scope="status")
 
+    def backdate(
+        self, group: str, version: str, plural: str, namespace: str | None, name: str, seconds: float
+    ) -> _Obj:
+        """Make the object ``seconds`` older: its ``creationTimestamp`` moves back (emits MODIFIED)."""
+        res = Resource(group, version, plural)
+
+        def change(old: _Obj) -> _Obj:
+            created = datetime.datetime.fromisoformat(
+                old["metadata"]["creationTimestamp"].replace("Z", "+00:00")
+            )
+            moved = created - datetime.timedelta(seconds=seconds)
+            old["metadata"]["creationTimestamp"] = moved.strftime("%Y-%m-%dT%H:%M:%SZ")
+            return old
+
+        return self._call(self._em.update_object, res, namespace, name, change, scope="clock")
+
     def delete(
         self,
         group: str,

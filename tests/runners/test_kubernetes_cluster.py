@@ -202,6 +202,16 @@ def test_an_adopted_object_is_owned_by_the_new_step_pod_not_the_one_that_made_it
     assert future.result(timeout=20).run.succeeded
 
 
+def test_an_adopted_objects_deadline_runs_from_its_creation_not_the_retry(k8s: K8sEmulator) -> None:
+    experiment = _job_experiment()
+    _leftover_in(k8s, experiment)
+    k8s.backdate(*_JOB, _NS, _TRIAL.name, 3600)  # the first attempt created it an hour ago
+    settings = KubernetesSettings(watch_seconds=5, backoff_seconds=0.05, deadline_seconds=600)
+    output = _start(k8s, experiment, settings).result(timeout=20)
+    assert output.run.reason == "DeadlineExceeded: still running after 600 s"
+    assert k8s.get(*_JOB, _NS, _TRIAL.name) is None
+
+
 def test_409_on_the_trials_object_being_deleted_waits_and_creates_anew(k8s: K8sEmulator) -> None:
     experiment = _job_experiment()
     left = _leftover_in(k8s, experiment, finalizers=["test/hold"])
