@@ -26,7 +26,7 @@ from typing import Any
 
 from hpo_kfp.errors import RunnerError
 
-__all__ = ["PrimaryContainer", "expand_variables", "find_primary", "primary_container"]
+__all__ = ["RAY_SUBMITTER", "PrimaryContainer", "expand_variables", "find_primary", "primary_container"]
 
 # Replica roles that hold the primary process of distributed jobs, in order of preference.
 _PRIMARY_ROLES = ("master", "chief", "launcher", "node")
@@ -34,7 +34,8 @@ _VARIABLE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 _ARGO_MAIN = "main"
 _TEKTON_PREFIX = "step-"
 _TRAINJOB_CONTAINER = "node"
-_RAY_SUBMITTER = "ray-job-submitter"
+RAY_SUBMITTER = "ray-job-submitter"
+"""The container of KubeRay's default submitter pod."""
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,8 @@ def _declarations(node: Any, path: str) -> Iterator[tuple[str, PrimaryContainer]
             and not spec.get("submitterPodTemplate")
         ):
             # `ray job submit` in KubeRay's default submitter pod follows the driver's output.
-            submitter = {"name": _RAY_SUBMITTER}
-            yield "spec.submitter", PrimaryContainer(submitter, _RAY_SUBMITTER, "rayjob")
+            submitter = {"name": RAY_SUBMITTER}
+            yield "spec.submitter", PrimaryContainer(submitter, RAY_SUBMITTER, "rayjob")
         for key, value in node.items():
             if key in ("containers", "initContainers") and isinstance(value, list):
                 for item in value:

@@ -10,7 +10,10 @@ the final lines of a long file (the runner warns when a message may have been tr
 
 Pod templates also get ``sidecar.istio.io/inject: "false"`` unless they say otherwise: in
 Kubeflow profile namespaces Istio injects a sidecar that keeps running after the training
-container ends, so a Job with a classic sidecar never completes.
+container ends, so a Job with a classic sidecar never completes. A RayJob's submitter pod has
+no template unless the RayJob gives one, so hpo-kfp writes KubeRay's own default in (see
+:func:`_explicit_submitter`): KubeRay marks the RayJob finished only once its submitter Job is
+Complete, which a sidecar would prevent.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 from hpo_kfp.collectors import collector_for
 from hpo_kfp.collectors.push import METRICS_FILE_ENV, PUSH_METRICS_PATH, TRIAL_NAME_ENV
-from hpo_kfp.containers import find_primary
+from hpo_kfp.containers import RAY_SUBMITTER, find_primary
 from hpo_kfp.errors import RunnerError
 from hpo_kfp.spec import Experiment
 
@@ -68,6 +71,7 @@ def prepare_manifest(
     metadata = prepared.setdefault("metadata", {})
     metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
     metadata["annotations"] = {**(metadata.get("annotations") or {}), ASSIGNMENT_ANNOTATION: digest}
+    _explicit_submitter(prepared)
     pod_metadata = _pod_metadata(prepared)
     if prepared.get("kind") in ("PipelineRun", "TaskRun"):
         pod_metadata.append(metadata)  # Tekton copies a run's labels and annotations to its pods
@@ -91,7 +95,7 @@ def prepare_manifest(
     ]
     container["env"] = env
     if metrics_file is not None:
-        if primary.style in ("trainjob", "tekton", "rayjob"):
+        if primary.style in ("trainjob", "tekton", "rayjob") or prepared.get("kind") == "RayJob":
             raise RunnerError(
                 f"metricsCollectorSpec: a {collector.kind} collector needs the primary container's "
                 f"termination message, which a {prepared.get('kind')} trial cannot set; use StdOut"
@@ -99,6 +103,37 @@ def prepare_manifest(
         container["terminationMessagePath"] = metrics_file
         container["terminationMessagePolicy"] = "File"
     return prepared
+
+
+_RAY_SUBMITTER_RESOURCES = {
+    "limits": {"cpu": "1", "memory": "1Gi"},
+    "requests": {"cpu": "500m", "memory": "200Mi"},
+}
+
+
+def _explicit_submitter(manifest: dict[str, Any]) -> None:
+    """Writes KubeRay's default submitter pod template into a RayJob that has none, so that
+    labels and annotations can reach the submitter pod.
+
+    The same template KubeRay would make (``GetSubmitterTemplate`` and
+    ``GetDefaultSubmitterContainer`` in ``ray-operator/controllers/ray/common/job.go``): one
+    container ``ray-job-submitter`` with the head's image and those resources, restartPolicy
+    Never; KubeRay still fills in its command (``ray job submit``), as for any template
+    without one. Left alone: another submission mode (no submitter Job), or a RayJob on an
+    existing cluster (``clusterSelector``: the head's image is not known here).
+    """
+    spec = manifest.get("spec")
+    if manifest.get("kind") != "RayJob" or not isinstance(spec, dict) or spec.get("submitterPodTemplate"):
+        return
+    if spec.get("submissionMode", "K8sJobMode") != "K8sJobMode":
+        return
+    head = ((spec.get("rayClusterSpec") or {}).get("headGroupSpec") or {}).get("template") or {}
+    containers = (head.get("spec") or {}).get("containers") or []
+    image = containers[0].get("image") if containers and isinstance(containers[0], dict) else None
+    if not image:
+        return
+    container = {"name": RAY_SUBMITTER, "image": image, "resources": copy.deepcopy(_RAY_SUBMITTER_RESOURCES)}
+    spec["submitterPodTemplate"] = {"spec": {"restartPolicy": "Never", "containers": [container]}}
 
 
 def validate_builtin(manifest: Mapping[str, Any], version: str | None) -> None:
@@ -138,7 +173,11 @@ def _pod_metadata(node: Any) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     if isinstance(node, dict):
         for key, value in node.items():
-            if key == "template" and isinstance(value, dict) and "containers" in (value.get("spec") or {}):
+            if (
+                key in ("template", "submitterPodTemplate")
+                and isinstance(value, dict)
+                and "containers" in (value.get("spec") or {})
+            ):
                 found.append(value.setdefault("metadata", {}))
             elif key == "podMetadata" and isinstance(value, dict):  # Argo Workflow
                 found.append(value)

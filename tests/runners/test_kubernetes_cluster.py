@@ -932,14 +932,52 @@ def test_rayjob_ends_by_its_job_and_deployment_status_and_reads_the_submitter(
     rayjob = _created(k8s, *address)
     assert rayjob["spec"]["entrypoint"] == "python train.py --lr=0.02"
     head_labels = rayjob["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["metadata"]["labels"]
+    # KubeRay's default submitter template, written in so that the trial's labels and Istio's
+    # annotation reach the submitter pod (KubeRay adds the command; its Job copies the labels).
+    submitter = rayjob["spec"]["submitterPodTemplate"]
+    assert submitter["metadata"]["annotations"] == {_ISTIO: "false"}
+    (container,) = submitter["spec"]["containers"]
+    assert (container["name"], container["image"]) == ("ray-job-submitter", "rayproject/ray:2.40.0")
+    assert "command" not in container and submitter["spec"]["restartPolicy"] == "Never"
     _pod(k8s, f"{_TRIAL.name}-head", head_labels, "ray-head", "loss=99\n")
-    _pod(k8s, f"{_TRIAL.name}-submitter", {"job-name": _TRIAL.name}, "ray-job-submitter", _LOG)
+    pod_labels = {**submitter["metadata"]["labels"], "job-name": _TRIAL.name}
+    _pod(k8s, f"{_TRIAL.name}-submitter", pod_labels, "ray-job-submitter", _LOG)
     k8s.wait_for_watch("rayjobs")
     for status in statuses:
         k8s.set_status(*address, _NS, _TRIAL.name, status)
     output = future.result(timeout=20)
     assert (output.run.succeeded, output.run.reason) == (succeeded, reason)
     assert output.log == _LOG
+
+
+def test_a_rayjobs_own_submitter_template_gets_the_trials_labels_and_no_sidecar(k8s: K8sEmulator) -> None:
+    submitter = {"name": "submit", "image": "rayproject/ray:2.40.0", "command": ["ray", "job", "submit"]}
+    template = {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayJob",
+        "spec": {
+            "entrypoint": "python train.py --lr=${trialParameters.learningRate}",
+            "rayClusterSpec": {
+                "headGroupSpec": {"template": {"spec": {"containers": [{"name": "h", "image": "x"}]}}}
+            },
+            "submitterPodTemplate": {"spec": {"restartPolicy": "Never", "containers": [submitter]}},
+        },
+    }
+    document = base_spec()
+    trial_template = document["spec"]["trialTemplate"]
+    trial_template["trialParameters"] = [{"name": "learningRate", "reference": "lr"}]
+    trial_template.update(trialSpec=template, primaryContainerName="submit")
+    address = ("ray.io", "v1", "rayjobs")
+    future = _start(k8s, parse_experiment(document))
+    rayjob = _created(k8s, *address)
+    metadata = rayjob["spec"]["submitterPodTemplate"]["metadata"]
+    assert metadata["annotations"] == {_ISTIO: "false"}
+    assert metadata["labels"]["hpo-kfp.kubeflow.org/trial"] == _TRIAL.name
+    _pod(k8s, f"{_TRIAL.name}-submitter", {**metadata["labels"], "job-name": _TRIAL.name}, "submit", _LOG)
+    k8s.wait_for_watch("rayjobs")
+    k8s.set_status(*address, _NS, _TRIAL.name, {"jobStatus": "SUCCEEDED", "jobDeploymentStatus": "Complete"})
+    output = future.result(timeout=20)
+    assert output.run.succeeded and output.log == _LOG  # the submitter pod is found: its log read
 
 
 # ---- ConfigMap templates -------------------------------------------------------------------------
