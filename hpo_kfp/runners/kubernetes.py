@@ -111,7 +111,13 @@ class KubernetesSettings:
     """Client-side timeout of every API request (connect, and each read); a watch reads for
     its window and 5 s more."""
     pod_check_seconds: float = 10.0
-    """How often the trial's pods are looked at for a container that cannot start."""
+    """How often the trial's pods are looked at for a container that cannot start (the
+    shorter of this and ``check_seconds`` is how often pods and log are looked at while
+    something changes)."""
+    idle_check_seconds: float = 30.0
+    """The longest time between two looks at a running trial's pods and log while nothing
+    changes: each look that finds nothing new doubles the wait, up to this (a watch on the
+    trial's object reports its end at once either way)."""
     unschedulable_seconds: float = 300.0
     """How long a pod may stay unschedulable before the trial fails (autoscalers need time)."""
     start_grace_seconds: float = 60.0
@@ -213,19 +219,106 @@ _LOG_NOT_YET = re.compile(r"is waiting to start|previous terminated container .*
 _DELETED = JobState("Failed", "Deleted", "the trial's object was deleted before it ended")
 
 
+class _Looks:
+    """The looks at a running trial's pods and log, between watch events.
+
+    A look lists the trial's pods (one request) and fails the trial if one cannot start
+    (:func:`_pod_failure`), then reads what the primary container logged since the last look
+    (one request: :class:`LogFollower`) and feeds the new lines to the early-stopping rule.
+    Looks come every ``min(check_seconds, pod_check_seconds)`` while something changes (new
+    lines, a pod's new version) and twice as far apart after each that finds nothing new, up
+    to ``idle_check_seconds``.
+
+    A look whose requests keep failing for a passing reason (each call already retried with
+    backoff) ends the trial as failed after ``max_retries`` looks in a row, naming the call;
+    any other error is a :class:`RunnerError`.
+    """
+
+    def __init__(
+        self,
+        runner: KubernetesRunner,
+        namespace: str,
+        pods: _Pods,
+        follower: LogFollower,
+        watch: OutputWatch | None,
+    ) -> None:
+        settings = runner._settings
+        self._runner, self._namespace, self._pods = runner, namespace, pods
+        self._follower, self._watch, self._settings = follower, watch, settings
+        self._base = min(settings.check_seconds, settings.pod_check_seconds)
+        self._interval = self._base
+        self._due = time.monotonic() + self._base  # a pod takes a moment to appear
+        self._first_seen: dict[str, float] = {}
+        self._seen: tuple[tuple[str, str], ...] = ()
+        self._failures = 0
+        # The primary pod's selector holds the trial's own: pick it from one listing.
+        self._one_list = set(pods.trial_selector.split(",")) <= set(pods.selector.split(","))
+
+    def until_due(self) -> float:
+        return max(self._due - time.monotonic(), 0.0)
+
+    def look(self) -> JobState | None:
+        """Looks if one is due: a failed state when a pod cannot start, else None.
+
+        Raises:
+            _EarlyStopped: The rule said to stop.
+            _LogUnreadable: The pods or log stayed unreadable.
+        """
+        from kubernetes.client.exceptions import ApiException
+
+        if time.monotonic() < self._due:
+            return None
+        runner, namespace, pods = self._runner, self._namespace, self._pods
+        try:
+            listed = runner._list_pods(namespace, pods.trial_selector)
+            failed = _pod_failure(listed, self._first_seen, self._settings)
+            if failed is not None:
+                return failed
+            candidates = (
+                [p for p in listed if _has_labels(p, pods.selector)]
+                if self._one_list
+                else runner._list_pods(namespace, pods.selector)
+            )
+            fresh = self._follower.poll(_primary_pod(candidates, pods.container))
+        except (ApiException, RunnerError) as error:
+            what = f"reading the log of the pods {pods.selector}: {_described(error)}"
+            if isinstance(error, ApiException) and error.status not in _TRANSIENT:
+                raise RunnerError(what) from None
+            self._failures += 1
+            if self._failures > self._settings.max_retries:
+                raise _LogUnreadable(f"{what} (gave up after {self._failures} failed reads)") from None
+            _LOG.warning("%s; trying again", what)
+            self._due = time.monotonic() + self._base
+            return None
+        self._failures = 0
+        seen = tuple(sorted(((p.get("metadata") or {}).get("name", ""), _version(p)) for p in listed))
+        changed = bool(fresh) or seen != self._seen
+        self._seen = seen
+        self._interval = self._base if changed else min(self._interval * 2, self._settings.idle_check_seconds)
+        self._due = time.monotonic() + self._interval
+        if self._watch is not None and fresh:
+            reason = self._watch.feed("\n".join(fresh) + "\n", "")
+            if reason is not None:
+                raise _EarlyStopped(reason)
+        return None
+
+
+def _has_labels(pod: Mapping[str, Any], selector: str) -> bool:
+    """Whether ``pod`` carries every ``key=value`` of an equality-based label ``selector``."""
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    return all(labels.get(key) == value for key, _, value in (p.partition("=") for p in selector.split(",")))
+
+
+def _version(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
 class _LogUnreadable(Exception):
     """The primary container's log stayed unreadable while the trial ran (its reason names the call)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def _raise_if_stopped(check: Callable[[], str | None] | None) -> None:
-    if check is not None:
-        reason = check()
-        if reason is not None:
-            raise _EarlyStopped(reason)
 
 
 def check_cluster_support(experiment: Experiment) -> None:
@@ -390,7 +483,7 @@ class KubernetesRunner:
                     pods.container,
                     chunk_bytes=self._settings.log_chunk_bytes,
                 )
-                check = self._log_check(experiment, namespace, pods, follower, watch)
+                looks = _Looks(self, namespace, pods, follower, watch)
                 age = self._create_or_adopt(resource, manifest, namespace, digest)
                 owned = True
                 try:
@@ -399,9 +492,8 @@ class KubernetesRunner:
                         trial.name,
                         namespace,
                         (success, failure),
-                        pods,
+                        looks,
                         (_deadline(self._settings, manifest), age),
-                        check,
                         published.see if published is not None else None,
                     )
                 except _EarlyStopped as stopped:
@@ -700,21 +792,19 @@ class KubernetesRunner:
         name: str,
         namespace: str,
         conditions: tuple[str, str],
-        pods: _Pods,
+        looks: _Looks,
         deadline: tuple[float, float],
-        check: Callable[[], str | None] | None = None,
         observe: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> tuple[JobState, bool]:
         """Watches the object until a condition holds; the deadline ends the trial.
 
         ``deadline`` is the trial's deadline in seconds and the object's age (an adopted
-        object's deadline runs from its creation).
-
-        Between watch windows (and after each event) the trial's pods are looked at, and a
-        pod that cannot start (image, configuration, unschedulable beyond the grace period)
-        fails the trial. With ``check``, the windows are short and it is asked after each one
-        and each event; when it returns a reason, raises :class:`_EarlyStopped`. With
-        ``observe``, every version of the object seen is handed to it first.
+        object's deadline runs from its creation). One watch request lasts until the next
+        look at the trial's pods and log is due (:class:`_Looks`: often while something
+        changes, rarely while nothing does) and the next resumes from the last version seen,
+        so an idle trial costs a watch, a pod list and a log read every ``idle_check_seconds``.
+        A look may end the trial (a pod that cannot start) or raise :class:`_EarlyStopped`.
+        With ``observe``, every version of the object seen is handed to it first.
 
         Returns:
             The state, and whether the object reached it by itself (a condition held).
@@ -722,60 +812,51 @@ class KubernetesRunner:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
-        settings = self._settings
         end = time.monotonic() + deadline[0] - deadline[1]
         errors = gone = 0
-        next_pod_check = time.monotonic() + settings.pod_check_seconds
-        first_seen: dict[str, float] = {}
-
-        def inspect_pods() -> JobState | None:
-            nonlocal next_pod_check
-            if time.monotonic() < next_pod_check:
-                return None
-            next_pod_check = time.monotonic() + settings.pod_check_seconds
-            return _pod_failure(self._list_pods(namespace, pods.trial_selector), first_seen, settings)
-
+        version: str | None = None
         while True:
-            current = self._current(resource, name, namespace)
-            if current is None:
-                return _DELETED, False  # between two watch windows
-            if observe is not None:
-                observe(current)
-            state = job_state(current, *conditions)
-            if state.condition != "Running":
-                return state, True
+            if version is None:  # at the start, and when the server forgot the last version (410)
+                current = self._current(resource, name, namespace)
+                if current is None:
+                    return _DELETED, False  # between two watch windows
+                if observe is not None:
+                    observe(current)
+                state = job_state(current, *conditions)
+                if state.condition != "Running":
+                    return state, True
+                version = current["metadata"].get("resourceVersion")
             remaining = end - time.monotonic()
             if remaining <= 0:
                 return JobState("Failed", "DeadlineExceeded", f"still running after {deadline[0]:g} s"), False
-            failed = inspect_pods()
+            failed = looks.look()
             if failed is not None:
                 return failed, False
-            version = current["metadata"].get("resourceVersion")
-            window = min(remaining, settings.pod_check_seconds)
-            if check is not None:
-                window = min(window, settings.check_seconds)
             try:
-                for event in self._events(resource, name, namespace, version, window):
+                for event in self._events(
+                    resource, name, namespace, version, min(remaining, looks.until_due())
+                ):
+                    raw = event["raw_object"]
+                    version = str((raw.get("metadata") or {}).get("resourceVersion") or version)
                     if event["type"] == "DELETED":
                         return _DELETED, False
                     if observe is not None:
-                        observe(event["raw_object"])
-                    state = job_state(event["raw_object"], *conditions)
+                        observe(raw)
+                    state = job_state(raw, *conditions)
                     if state.condition != "Running":
                         return state, True
-                    failed = inspect_pods()
+                    failed = looks.look()
                     if failed is not None:
                         return failed, False
-                    _raise_if_stopped(check)
                 errors = gone = 0
-                _raise_if_stopped(check)
             except ApiException as error:
                 if error.status == 410:
                     # Start again from a fresh read, as the API asks; a server that keeps
                     # answering 410 is asked again ever more slowly, not in a hot loop.
+                    version = None
                     gone += 1
                     if gone > 1:
-                        time.sleep(min(settings.backoff_seconds * 2 ** (gone - 2), 16.0))
+                        time.sleep(min(self._settings.backoff_seconds * 2 ** (gone - 2), 16.0))
                     continue
                 if error.status not in _TRANSIENT:
                     raise RunnerError(f"watching trial {name} failed: {_api_message(error)}") from None
@@ -914,50 +995,6 @@ class KubernetesRunner:
         for warning in warnings:
             _LOG.warning("%s", warning)
         return follower.text(), message, warnings
-
-    def _log_check(
-        self,
-        experiment: Experiment,
-        namespace: str,
-        pods: _Pods,
-        follower: LogFollower,
-        watch: OutputWatch | None,
-    ) -> Callable[[], str | None]:
-        """Every ``check_seconds``, reads what the primary container logged since the last
-        time, and feeds the new lines to ``watch`` (the early-stopping rule) if there is one.
-
-        A read that keeps failing with a transient error (each call retried with backoff) ends
-        the trial as failed after ``max_retries`` checks in a row, naming the call; any other
-        error is a :class:`RunnerError`."""
-        from kubernetes.client.exceptions import ApiException
-
-        due = 0.0
-        failures = 0
-
-        def check() -> str | None:
-            nonlocal due, failures
-            if time.monotonic() < due:
-                return None
-            due = time.monotonic() + self._settings.check_seconds
-            try:
-                pod = _primary_pod(self._list_pods(namespace, pods.selector), pods.container)
-                fresh = follower.poll(pod)
-            except (ApiException, RunnerError) as error:
-                # Each call already retried with backoff; consecutive failed checks are bounded too.
-                what = f"reading the log of the pods {pods.selector}: {_described(error)}"
-                if isinstance(error, ApiException) and error.status not in _TRANSIENT:
-                    raise RunnerError(what) from None
-                failures += 1
-                if failures > self._settings.max_retries:
-                    raise _LogUnreadable(f"{what} (gave up after {failures} failed reads)") from None
-                _LOG.warning("%s; trying again", what)
-                return None
-            failures = 0
-            if watch is None or not fresh:
-                return None
-            return watch.feed("\n".join(fresh) + "\n", "")
-
-        return check
 
     def _delete(self, resource: Any, name: str, namespace: str) -> None:
         """Deletes the object and, through the garbage collector, its pods; never raises (the
