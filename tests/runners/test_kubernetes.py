@@ -513,6 +513,51 @@ def test_a_trial_with_no_pod_running_its_primary_container_says_so(k8s: K8sEmula
     assert "ran the primary container training-container: the trial has no log" in record.reason
 
 
+def test_an_idle_trial_is_watched_from_the_last_version_seen_not_read_again(k8s: K8sEmulator) -> None:
+    settings = KubernetesSettings(watch_seconds=1, backoff_seconds=0.05, deadline_seconds=30)
+    future = _start(k8s, _job_experiment(), settings)
+    job = _created(k8s, *_JOB)
+    _running_pod_with_log(k8s, job)
+    wait_for(lambda: len(k8s.requests(verb="watch", plural="jobs")) >= 3, what="three watch windows")
+    _finish(k8s, _JOB, _COMPLETE)
+    assert future.result(timeout=20).run.succeeded
+    assert len(k8s.requests(verb="get", plural="jobs")) == 1  # the first read; every window resumes
+    assert all(w.query.get("resourceVersion") for w in k8s.requests(verb="watch", plural="jobs"))
+
+
+def test_looks_at_an_idle_trial_back_off_and_come_back_when_it_speaks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hpo_kfp.runners import kubernetes
+
+    clock = [1000.0]
+    monkeypatch.setattr(kubernetes.time, "monotonic", lambda: clock[0])
+    pod = {"metadata": {"name": "p", "resourceVersion": "7"}, "spec": {"containers": [{"name": "c"}]}}
+    lines: list[list[str]] = []
+
+    class Runner:
+        _settings = KubernetesSettings(check_seconds=2, pod_check_seconds=10, idle_check_seconds=30)
+
+        def _list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+            return [pod]
+
+    class Follower:
+        def poll(self, found: Any) -> list[str]:
+            return lines.pop() if lines else []
+
+    pods = kubernetes._Pods(selector="t=1", trial_selector="t=1", container="c")
+    looks = kubernetes._Looks(Runner(), "ns", pods, Follower(), None)  # type: ignore[arg-type]
+    waits = []
+    for step in range(8):
+        if step == 6:
+            lines.append(["loss=0.5"])  # it speaks again
+        clock[0] += looks.until_due()
+        assert looks.look() is None
+        waits.append(looks.until_due())
+    # The first look sees the pod for the first time: a change. Then nothing new: 4, 8, ... 30 s.
+    assert waits == [2, 4, 8, 16, 30, 30, 2, 4]
+
+
 def test_an_object_gone_between_two_watch_windows_is_a_deleted_trial(k8s: K8sEmulator) -> None:
     # The GET that starts each window finds nothing: someone deleted the Job meanwhile.
     k8s.fail_next(404, verb="get", plural="jobs", name=_TRIAL.name, reason="NotFound")
