@@ -911,15 +911,17 @@ class KubernetesRunner:
         from urllib3.exceptions import HTTPError
 
         for attempt in range(self._settings.max_retries + 1):
+            pause = min(self._settings.backoff_seconds * 2**attempt, 16.0)
             try:
                 return call()
             except ApiException as error:
                 if error.status not in _TRANSIENT or attempt == self._settings.max_retries:
                     raise
+                pause = max(pause, _retry_after(error))
             except (HTTPError, OSError) as error:
                 if attempt == self._settings.max_retries:
                     raise RunnerError(f"the Kubernetes API is unreachable: {error}") from None
-            time.sleep(min(self._settings.backoff_seconds * 2**attempt, 16.0))
+            time.sleep(pause)
         raise AssertionError("unreachable")
 
     # -- outputs and cleanup -----------------------------------------------------------------
@@ -1043,6 +1045,16 @@ def _is_trials(existing: Mapping[str, Any], manifest: Mapping[str, Any], digest:
         and found.get(EXPERIMENT_LABEL) == labels[EXPERIMENT_LABEL]
         and (metadata.get("annotations") or {}).get(ASSIGNMENT_ANNOTATION) == digest
     )
+
+
+def _retry_after(error: Any) -> float:
+    """The seconds a 429 or 503 asks to wait (``Retry-After``, as the API server's
+    max-in-flight and priority-and-fairness filters send it), at most a minute; else 0."""
+    value = (getattr(error, "headers", None) or {}).get("Retry-After")
+    try:
+        return min(max(float(value), 0.0), 60.0) if value is not None else 0.0
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _described(error: Exception) -> str:

@@ -382,6 +382,8 @@ class Fault:
     reason: str | None = None
     message: str | None = None
     after_store: bool = False
+    retry_after: int | None = None
+    """Seconds in a ``Retry-After`` header (and the Status's ``details.retryAfterSeconds``)."""
     stall: bool = False
     """Never answer (a watch: answer 200, then send nothing and never end) until the client
     disconnects or the emulator stops."""

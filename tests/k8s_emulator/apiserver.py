@@ -239,6 +239,11 @@ class _Emulator(GarbageCollectorMixin, KubeletMixin):
             await response.write(json.dumps({"type": "ERROR", "object": body}).encode() + b"\n")
             await response.write_eof()
             return response
+        if fault.retry_after is not None:
+            # As the API server's max-in-flight and priority-and-fairness filters answer a 429.
+            body["details"] = {"retryAfterSeconds": fault.retry_after}
+            headers = {"Retry-After": str(fault.retry_after)}
+            return aiohttp.web.json_response(body, status=fault.status, headers=headers)
         return aiohttp.web.json_response(body, status=fault.status)
 
     async def _stall(

@@ -487,11 +487,13 @@ class K8sEmulator:
         reason: str | None = None,
         message: str | None = None,
         after_store: bool = False,
+        retry_after: int | None = None,
     ) -> Fault:
         """Make the next ``times`` requests matching all given criteria answer ``status`` (a Status body).
 
         ``after_store=True``: the request takes effect first, then answers ``status`` (a create
-        the server stored although it answered 504).
+        the server stored although it answered 504). ``retry_after``: a ``Retry-After`` header
+        (the API server's 429).
 
         ``verb`` is one of get/list/watch/create/update/patch/delete/deletecollection (a pod log read is
         ``verb="get", subresource="log"``); ``path`` is a URL path prefix. ``in_stream=True`` makes a matching watch send an ERROR event instead (HTTP 200).
@@ -510,6 +512,7 @@ class K8sEmulator:
             reason=reason,
             message=message,
             after_store=after_store,
+            retry_after=retry_after,
         )
         self._em.add_fault(fault)
         return fault

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -556,6 +557,17 @@ def test_looks_at_an_idle_trial_back_off_and_come_back_when_it_speaks(
         waits.append(looks.until_due())
     # The first look sees the pod for the first time: a change. Then nothing new: 4, 8, ... 30 s.
     assert waits == [2, 4, 8, 16, 30, 30, 2, 4]
+
+
+def test_a_429_is_retried_after_the_seconds_the_server_asks(k8s: K8sEmulator) -> None:
+    k8s.fail_next(429, verb="create", plural="jobs", reason="TooManyRequests", retry_after=1)
+    started = time.monotonic()
+    future = _start(k8s, _job_experiment())  # backoff_seconds=0.05: its own pause would be shorter
+    _created(k8s, *_JOB)
+    assert time.monotonic() - started >= 1.0
+    assert [r.status for r in k8s.requests(verb="create", plural="jobs")] == [429, 201]
+    _finish(k8s, _JOB, _COMPLETE)
+    assert future.result(timeout=20).run.succeeded
 
 
 def test_an_object_gone_between_two_watch_windows_is_a_deleted_trial(k8s: K8sEmulator) -> None:
