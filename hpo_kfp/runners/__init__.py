@@ -13,6 +13,7 @@ only when asked for: a local run never loads the Kubernetes client.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from types import MappingProxyType
 
 from hpo_kfp.runners.base import OutputWatch, RunnerOptions, TrialFiles, TrialRunner
@@ -24,8 +25,14 @@ __all__ = ["RUNNERS", "OutputWatch", "RunnerOptions", "TrialFiles", "TrialRunner
 def _kubernetes(options: RunnerOptions) -> TrialRunner:
     from hpo_kfp.runners.kubernetes import KubernetesRunner, KubernetesSettings
 
-    deadline = float(options.deadline_seconds) if options.deadline_seconds else None
-    settings = KubernetesSettings(namespace=options.namespace or None, deadline_seconds=deadline)
+    settings = KubernetesSettings(
+        namespace=options.namespace or None,
+        deadline_seconds=float(options.deadline_seconds) if options.deadline_seconds else None,
+    )
+    if options.unschedulable_seconds:
+        settings = replace(settings, unschedulable_seconds=float(options.unschedulable_seconds))
+    if options.start_grace_seconds:
+        settings = replace(settings, start_grace_seconds=float(options.start_grace_seconds))
     return KubernetesRunner(settings=settings)
 
 

@@ -46,6 +46,11 @@ class RunnerOptions:
     """Namespace of Kubernetes trials; "" for the step's own."""
     deadline_seconds: int = 0
     """Kubernetes trials: delete one still running after this long; 0 for the default."""
+    unschedulable_seconds: int = 0
+    """Kubernetes trials: fail one whose pod stays unschedulable this long; 0 for the default."""
+    start_grace_seconds: int = 0
+    """Kubernetes trials: fail one whose container keeps failing to pull its image or to be
+    configured this long; 0 for the default."""
 
 
 class OutputWatch(Protocol):

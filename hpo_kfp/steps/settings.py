@@ -89,6 +89,12 @@ class StepSettings:
     """Kubernetes trials: one still running after this long is deleted and recorded as
     failed (DeadlineExceeded); 0: the trial object's own ``activeDeadlineSeconds`` and a
     minute for its controller, else 24 hours."""
+    unschedulable_seconds: int = 0
+    """Kubernetes trials: how long a pod may stay unschedulable before its trial fails; 0: the
+    runner's default (5 minutes)."""
+    start_grace_seconds: int = 0
+    """Kubernetes trials: how long a container may keep failing to pull its image or to be
+    configured before its trial fails; 0: the runner's default (a minute)."""
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -162,7 +168,11 @@ class StepSettings:
     def trial_runner(self) -> TrialRunner:
         """The runner these settings name, made with their options (connecting to nothing yet)."""
         options = RunnerOptions(
-            trial_cwd=self.trial_cwd, namespace=self.namespace, deadline_seconds=self.trial_deadline_seconds
+            trial_cwd=self.trial_cwd,
+            namespace=self.namespace,
+            deadline_seconds=self.trial_deadline_seconds,
+            unschedulable_seconds=self.unschedulable_seconds,
+            start_grace_seconds=self.start_grace_seconds,
         )
         return get_runner(self.runner, options)
 

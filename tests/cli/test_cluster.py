@@ -80,6 +80,44 @@ def test_submit_starts_one_run_and_prints_its_url(
     )
 
 
+def test_submit_sets_the_runners_timings_and_they_reach_the_kubernetes_runner(kfp_api: KfpApiStub) -> None:
+    from hpo_kfp.runners.kubernetes import KubernetesRunner
+
+    timings = ["--trial-deadline", "7200", "--unschedulable-seconds", "900", "--start-grace", "120"]
+    assert main(["submit", str(_EXAMPLE), "--host", kfp_api.url, *timings]) == 0
+    [run] = kfp_api.posted("/apis/v2beta1/runs")
+    settings = _check_pipeline_spec(run["pipeline_spec"])
+    assert (
+        settings.trial_deadline_seconds,
+        settings.unschedulable_seconds,
+        settings.start_grace_seconds,
+    ) == (
+        7200,
+        900,
+        120,
+    )
+    runner = settings.trial_runner()
+    assert isinstance(runner, KubernetesRunner)
+    made = runner._settings
+    assert (made.deadline_seconds, made.unschedulable_seconds, made.start_grace_seconds) == (7200, 900, 120)
+    # Unset, each is the runner's own default.
+    default = StepSettings(runner="kubernetes").trial_runner()._settings  # type: ignore[attr-defined]
+    assert (default.deadline_seconds, default.unschedulable_seconds, default.start_grace_seconds) == (
+        None,
+        300,
+        60,
+    )
+
+
+def test_a_negative_timing_is_one_line(kfp_api: KfpApiStub, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["submit", str(_EXAMPLE), "--host", kfp_api.url, "--start-grace", "-5"]) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith("--start-grace: must be 0 (the default) or more seconds, but got -5")
+    )
+
+
 def test_schedule_creates_a_recurring_run_with_a_budget(
     kfp_api: KfpApiStub, capsys: pytest.CaptureFixture[str]
 ) -> None:
