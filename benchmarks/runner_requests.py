@@ -30,41 +30,6 @@ import _common as C
 SIZES = (1, 10, 100)
 _JOB = ("batch", "v1", "jobs")
 _COMPLETE = {"conditions": [{"type": "Complete", "status": "True", "reason": "Completed"}]}
-_EXPERIMENT = {
-    "apiVersion": "kubeflow.org/v1beta1",
-    "kind": "Experiment",
-    "metadata": {"name": "bench"},
-    "spec": {
-        "objective": {"type": "minimize", "objectiveMetricName": "loss"},
-        "algorithm": {"algorithmName": "random"},
-        "maxTrialCount": 200,
-        "parameters": [
-            {"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.01", "max": "0.1"}}
-        ],
-        "trialTemplate": {
-            "primaryContainerName": "main",
-            "trialParameters": [{"name": "lr", "reference": "lr"}],
-            "trialSpec": {
-                "apiVersion": "batch/v1",
-                "kind": "Job",
-                "spec": {
-                    "template": {
-                        "spec": {
-                            "restartPolicy": "Never",
-                            "containers": [
-                                {
-                                    "name": "main",
-                                    "image": "train:1",
-                                    "command": ["train", "${trialParameters.lr}"],
-                                }
-                            ],
-                        }
-                    }
-                },
-            },
-        },
-    },
-}
 
 
 def run_trials(base_url: str, prefix: str) -> None:
@@ -81,7 +46,14 @@ def run_trials(base_url: str, prefix: str) -> None:
     configuration.host = base_url
     configuration.connection_pool_maxsize = 512
     runner = KubernetesRunner(client.ApiClient(configuration), KubernetesSettings(kubernetes_version=None))
-    experiment = parse_experiment(_EXPERIMENT)
+    document = C.experiment_document(
+        "bench",
+        [C.double("lr", 0.01, 0.1)],
+        algorithm="random",
+        max_trials=200,
+        command=["train", "${trialParameters.lr}"],
+    )
+    experiment = parse_experiment(document)
     jobs = [
         (f"{prefix}-{size}", TrialRecord(name=f"bench-{index:04d}", number=index, parameters={"lr": 0.05}))
         for size in SIZES

@@ -8,7 +8,6 @@ the object's status, which reaches the runner's watch as MODIFIED events.
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import signal
 import subprocess
 import sys
@@ -591,7 +590,8 @@ def test_an_object_gone_between_a_409_and_the_get_is_created_again(k8s: K8sEmula
     assert len(k8s.requests(verb="create", plural="jobs")) == 2
 
 
-def test_sigterm_deletes_the_trial_object_before_exiting(k8s: K8sEmulator, tmp_path: Path) -> None:
+def _runner_process(k8s: K8sEmulator, tmp_path: Path, settings: str) -> subprocess.Popen[bytes]:
+    """A process running the trial's object with ``KubernetesSettings`` given as Python source."""
     spec_path = tmp_path / "experiment.yaml"
     spec_path.write_text(yaml.safe_dump(base_spec()))
     script = (
@@ -601,15 +601,17 @@ def test_sigterm_deletes_the_trial_object_before_exiting(k8s: K8sEmulator, tmp_p
         "from hpo_kfp.runners.kubernetes import KubernetesRunner, KubernetesSettings\n"
         "from hpo_kfp.spec import load_experiment\n"
         "configuration = client.Configuration(); configuration.host = sys.argv[1]\n"
-        "runner = KubernetesRunner(client.ApiClient(configuration), KubernetesSettings(watch_seconds=2))\n"
+        f"runner = KubernetesRunner(client.ApiClient(configuration), {settings})\n"
         f"trial = TrialRecord.from_dict({_TRIAL.to_dict()!r})\n"
         f"runner.run_object(load_experiment(sys.argv[2]), trial, namespace={_NS!r})\n"
     )
-    process = subprocess.Popen(
-        [sys.executable, "-c", script, k8s.base_url, str(spec_path)],
-        cwd=Path(__file__).parents[2],
-        env={**os.environ},
+    return subprocess.Popen(
+        [sys.executable, "-c", script, k8s.base_url, str(spec_path)], cwd=Path(__file__).parents[2]
     )
+
+
+def test_sigterm_deletes_the_trial_object_before_exiting(k8s: K8sEmulator, tmp_path: Path) -> None:
+    process = _runner_process(k8s, tmp_path, "KubernetesSettings(watch_seconds=2)")
     try:
         _created(k8s, *_JOB)
         k8s.wait_for_watch("jobs")
@@ -632,25 +634,9 @@ def test_run_object_gives_sigterm_back_when_it_returns(k8s: K8sEmulator) -> None
 def test_sigterm_after_a_create_stored_but_answered_504_still_deletes_it(
     k8s: K8sEmulator, tmp_path: Path
 ) -> None:
-    spec_path = tmp_path / "experiment.yaml"
-    spec_path.write_text(yaml.safe_dump(base_spec()))
-    script = (
-        "import sys\n"
-        "from kubernetes import client\n"
-        "from hpo_kfp.history import TrialRecord\n"
-        "from hpo_kfp.runners.kubernetes import KubernetesRunner, KubernetesSettings\n"
-        "from hpo_kfp.spec import load_experiment\n"
-        "configuration = client.Configuration(); configuration.host = sys.argv[1]\n"
-        "settings = KubernetesSettings(watch_seconds=2, backoff_seconds=30)\n"
-        "runner = KubernetesRunner(client.ApiClient(configuration), settings)\n"
-        f"trial = TrialRecord.from_dict({_TRIAL.to_dict()!r})\n"
-        f"runner.run_object(load_experiment(sys.argv[2]), trial, namespace={_NS!r})\n"
-    )
     # The server stores the Job, but its answer is a 504; the runner backs off 30 s to retry.
     k8s.fail_next(504, verb="create", plural="jobs", after_store=True, reason="Timeout")
-    process = subprocess.Popen(
-        [sys.executable, "-c", script, k8s.base_url, str(spec_path)], cwd=Path(__file__).parents[2]
-    )
+    process = _runner_process(k8s, tmp_path, "KubernetesSettings(watch_seconds=2, backoff_seconds=30)")
     try:
         _created(k8s, *_JOB)
         wait_for(lambda: k8s.requests(verb="create", plural="jobs"), what="the create")
