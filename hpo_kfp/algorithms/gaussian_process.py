@@ -1,10 +1,10 @@
 """Katib's ``bayesianoptimization`` on numpy and scipy: a Gaussian-process sampler for Optuna.
 
 Katib runs this algorithm with scikit-optimize, and Optuna's GPSampler needs torch (several
-GB when a resolver picks it). Both were measured against this sampler (``benchmarks/quality.py``
-and ``benchmarks/gp_samplers.py``, results in ``benchmarks/RESULTS.md``): scikit-optimize 0.10.2
-still installs beside today's numpy and scikit-learn, but one stateless call of 4 at 100 trials
-takes it 2.3 to 4.5 s on 2 cores; this sampler matches GPSampler's quality without torch.
+GB when a resolver picks it). Both were measured against this sampler (``benchmarks/quality.py``,
+results in ``benchmarks/RESULTS.md``): scikit-optimize 0.10.2 still installs beside today's
+numpy and scikit-learn, but one stateless call of 4 at 100 trials takes it 2.3 to 4.5 s on 2
+cores (0.1 s here); this sampler is within noise of GPSampler's quality, without torch.
 
 The model is the one Optuna's GPSampler fits, written with numpy and scipy: a Matérn-5/2
 kernel with one length scale per parameter (a categorical parameter counts only whether two
