@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours its messages
+# The last line of a step's traceback when hpo-kfp itself raised: the cause, in its own words.
+_STEP_ERROR = re.compile(r"^hpo_kfp\.errors\.\w+: (.+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -266,8 +268,18 @@ def run_prepared(run: LocalRun, *, index: int = 0) -> None:
                 store=run.settings.store,
             )
         except RuntimeError as error:
-            plain = _ANSI.sub("", str(error))
-            raise StepFailed(f"the pipeline stopped: {plain}; see {log_path}") from None
+            log.flush()
+            raise StepFailed(f"the pipeline stopped: {_cause(error, log_path)}; see {log_path}") from None
+
+
+def _cause(error: RuntimeError, log_path: Path) -> str:
+    """Why a step failed: the last error hpo-kfp raised in a step (a store that went down,
+    say), read from the run's log; else what kfp.local says ("Inner task failed: ...")."""
+    try:
+        found = _STEP_ERROR.findall(log_path.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        found = []
+    return found[-1].strip() if found else _ANSI.sub("", str(error))
 
 
 def outcome(run: LocalRun, store: Store | None = None) -> tuple[History, Decision]:
