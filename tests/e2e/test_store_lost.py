@@ -66,4 +66,5 @@ def test_a_store_lost_mid_run_is_the_runs_one_line_cause(tmp_path: Path) -> None
     assert err.startswith(
         "slow.yaml: the pipeline stopped: the store at postgresql://postgres@127.0.0.1:5432/"
     )
-    assert "is not currently accepting connections; see " in err and "Inner task failed" not in err
+    # The server's words vary with the moment (a session ended, or a new one refused).
+    assert " failed: " in err and "/kfp-local.log" in err and "Inner task failed" not in err
