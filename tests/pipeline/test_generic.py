@@ -55,7 +55,9 @@ def test_it_runs_locally_with_a_pasted_spec(tmp_path: Path) -> None:
     # Trial 5 is the first to meet the goal; lanes still running trials finish them.
     assert decision["best"]["name"] in {"scripted-0005", "scripted-0006", "scripted-0007"}
     # Lane tasks ran the trials, each logging one line per trial as it ended.
-    logged = re.findall(r"^lane \d: (scripted-\d{4}) \(x=", (tmp_path / "kfp.log").read_text(), re.MULTILINE)
+    logged = re.findall(
+        r"^lane \d: (scripted-\d{4}) \(x=", (tmp_path / "kfp.log").read_text(errors="replace"), re.MULTILINE
+    )
     assert "scripted-0000" in logged and len(logged) == len(set(logged)) >= 6
     # kfp.local's per-task logger contexts overlapped in the lanes: none is left behind.
     assert logging.getLogger().handlers == handlers
