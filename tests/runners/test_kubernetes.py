@@ -610,17 +610,22 @@ def _runner_process(k8s: K8sEmulator, tmp_path: Path, settings: str) -> subproce
     )
 
 
-def test_sigterm_deletes_the_trial_object_before_exiting(k8s: K8sEmulator, tmp_path: Path) -> None:
-    process = _runner_process(k8s, tmp_path, "KubernetesSettings(watch_seconds=2)")
+def _terminated_once_ready(k8s: K8sEmulator, process: subprocess.Popen[bytes], ready: Any) -> None:
+    """Sends SIGTERM once ``ready()`` holds; the process must exit 143, its Job deleted once."""
     try:
         _created(k8s, *_JOB)
-        k8s.wait_for_watch("jobs")
+        wait_for(ready, what="the moment to send SIGTERM")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 143
     finally:
         process.kill()
     assert k8s.get(*_JOB, _NS, _TRIAL.name) is None
     assert [d.name for d in k8s.requests(verb="delete", plural="jobs")] == ["demo-0001"]
+
+
+def test_sigterm_deletes_the_trial_object_before_exiting(k8s: K8sEmulator, tmp_path: Path) -> None:
+    process = _runner_process(k8s, tmp_path, "KubernetesSettings(watch_seconds=2)")
+    _terminated_once_ready(k8s, process, lambda: k8s.open_watches("jobs"))
 
 
 def test_run_object_gives_sigterm_back_when_it_returns(k8s: K8sEmulator) -> None:
@@ -637,15 +642,7 @@ def test_sigterm_after_a_create_stored_but_answered_504_still_deletes_it(
     # The server stores the Job, but its answer is a 504; the runner backs off 30 s to retry.
     k8s.fail_next(504, verb="create", plural="jobs", after_store=True, reason="Timeout")
     process = _runner_process(k8s, tmp_path, "KubernetesSettings(watch_seconds=2, backoff_seconds=30)")
-    try:
-        _created(k8s, *_JOB)
-        wait_for(lambda: k8s.requests(verb="create", plural="jobs"), what="the create")
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 143
-    finally:
-        process.kill()
-    assert k8s.get(*_JOB, _NS, _TRIAL.name) is None
-    assert [d.name for d in k8s.requests(verb="delete", plural="jobs")] == ["demo-0001"]
+    _terminated_once_ready(k8s, process, lambda: k8s.requests(verb="create", plural="jobs"))
 
 
 @pytest.mark.slow
