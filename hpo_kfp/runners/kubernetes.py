@@ -253,6 +253,8 @@ class _Looks:
         self._failures = 0
         # The primary pod's selector holds the trial's own: pick it from one listing.
         self._one_list = set(pods.trial_selector.split(",")) <= set(pods.selector.split(","))
+        self.since = ""
+        """The trial object's ``creationTimestamp``: older pods are a previous attempt's."""
 
     def until_due(self) -> float:
         return max(self._due - time.monotonic(), 0.0)
@@ -270,14 +272,14 @@ class _Looks:
             return None
         runner, namespace, pods = self._runner, self._namespace, self._pods
         try:
-            listed = runner._list_pods(namespace, pods.trial_selector)
+            listed = _of_this_object(runner._list_pods(namespace, pods.trial_selector), self.since)
             failed = _pod_failure(listed, self._first_seen, self._settings)
             if failed is not None:
                 return failed
             candidates = (
                 [p for p in listed if _has_labels(p, pods.selector)]
                 if self._one_list
-                else runner._list_pods(namespace, pods.selector)
+                else _of_this_object(runner._list_pods(namespace, pods.selector), self.since)
             )
             fresh = self._follower.poll(_primary_pod(candidates, pods.container))
         except (ApiException, RunnerError) as error:
@@ -301,6 +303,26 @@ class _Looks:
             if reason is not None:
                 raise _EarlyStopped(reason)
         return None
+
+
+def _of_this_object(pods: list[dict[str, Any]], since: str) -> list[dict[str, Any]]:
+    """The pods made no earlier than the trial's object (``since``, its creationTimestamp).
+
+    A step that runs again recreates a trial's object under the same name while the previous
+    object's pods may still be Terminating (30 s by default) with the same labels; their log
+    and state are not this trial's. Times have whole seconds, so a pod made in the same second
+    as the object passes (:func:`_primary_pod` still prefers pods not being deleted).
+    """
+    if not since:
+        return pods
+    return [p for p in pods if str((p.get("metadata") or {}).get("creationTimestamp") or since) >= since]
+
+
+def _creation_timestamp(obj: Any) -> str:
+    """``metadata.creationTimestamp`` of what a create returned ("" if it has none)."""
+    raw = obj.to_dict() if hasattr(obj, "to_dict") else obj
+    metadata = raw.get("metadata") if isinstance(raw, Mapping) else None
+    return str((metadata or {}).get("creationTimestamp") or "") if isinstance(metadata, Mapping) else ""
 
 
 def _has_labels(pod: Mapping[str, Any], selector: str) -> bool:
@@ -484,7 +506,7 @@ class KubernetesRunner:
                     chunk_bytes=self._settings.log_chunk_bytes,
                 )
                 looks = _Looks(self, namespace, pods, follower, watch)
-                age = self._create_or_adopt(resource, manifest, namespace, digest)
+                age, looks.since = self._create_or_adopt(resource, manifest, namespace, digest)
                 owned = True
                 try:
                     state, ended = self._wait(
@@ -498,7 +520,7 @@ class KubernetesRunner:
                     )
                 except _EarlyStopped as stopped:
                     # Keep what it printed as evidence first: deleting the object removes its pods.
-                    output = self._outputs(experiment, namespace, pods, follower)
+                    output = self._outputs(experiment, namespace, pods, follower, looks.since)
                     run = TrialRun(
                         name=trial.name,
                         exit_code=None,
@@ -514,7 +536,7 @@ class KubernetesRunner:
                         name=trial.name, exit_code=None, started=started, finished=now(), reason=lost.reason
                     )
                     return TrialOutput(run=run, log=follower.text(), metrics="")
-                log, metrics, warnings = self._outputs(experiment, namespace, pods, follower)
+                log, metrics, warnings = self._outputs(experiment, namespace, pods, follower, looks.since)
                 if published is not None and published.lines:
                     metrics = published.text()
                 kept = experiment.template.retain and ended
@@ -701,10 +723,12 @@ class KubernetesRunner:
                 return None
         return {"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid}
 
-    def _create_or_adopt(self, resource: Any, manifest: dict[str, Any], namespace: str, digest: str) -> float:
+    def _create_or_adopt(
+        self, resource: Any, manifest: dict[str, Any], namespace: str, digest: str
+    ) -> tuple[float, str]:
         """Creates the object, or adopts the live object a retried step left; returns the
         object's age in seconds (0 when created now; an adopted trial's deadline runs from its
-        creation, not from the retry).
+        creation, not from the retry) and its ``creationTimestamp``.
 
         An object of the same name that belongs to another trial or experiment is refused; one
         being deleted is waited for and created anew.
@@ -714,8 +738,8 @@ class KubernetesRunner:
         name = manifest["metadata"]["name"]
         for _ in range(2):
             try:
-                self._retry(lambda: resource.create(body=manifest, namespace=namespace))
-                return 0.0
+                created = self._retry(lambda: resource.create(body=manifest, namespace=namespace))
+                return 0.0, _creation_timestamp(created)
             except ApiException as error:
                 if error.status != 409:
                     raise RunnerError(f"the cluster refused trial {name}: {_api_message(error)}") from None
@@ -730,7 +754,7 @@ class KubernetesRunner:
                 )
             if not metadata.get("deletionTimestamp"):
                 self._take_ownership(resource, existing, manifest, namespace)
-                return _age(metadata.get("creationTimestamp"))
+                return _age(metadata.get("creationTimestamp")), str(metadata.get("creationTimestamp") or "")
             self._wait_gone(resource, name, namespace)
         raise RunnerError(
             f"the {manifest['kind']} {name} in {namespace} is still being deleted; retry the step"
@@ -962,7 +986,7 @@ class KubernetesRunner:
         return bytes(data)
 
     def _outputs(
-        self, experiment: Experiment, namespace: str, pods: _Pods, follower: LogFollower
+        self, experiment: Experiment, namespace: str, pods: _Pods, follower: LogFollower, since: str
     ) -> tuple[str, str, tuple[str, ...]]:
         """The primary container's log (what was read while it ran and the rest now) and
         termination message (empty when no pod is left), and warnings about what may be
@@ -977,7 +1001,9 @@ class KubernetesRunner:
         unread: list[str] = []
         pod = None
         try:
-            pod = _primary_pod(self._list_pods(namespace, pods.selector), pods.container)
+            pod = _primary_pod(
+                _of_this_object(self._list_pods(namespace, pods.selector), since), pods.container
+            )
             follower.poll(pod)
         except (ApiException, RunnerError) as error:
             if isinstance(error, ApiException) and error.status not in _TRANSIENT:
@@ -1073,7 +1099,8 @@ def _api_message(error: Any) -> str:
         return text
     if not isinstance(body, dict):
         return text
-    message = str(body.get("message") or "")
+    # One line: an admission webhook's denial may hold one line per violated policy.
+    message = "; ".join(line.strip() for line in str(body.get("message") or "").splitlines() if line.strip())
     causes = (body.get("details") or {}).get("causes") or []
     fields = [
         f"{c.get('field')}: {c.get('message')}" for c in causes if isinstance(c, dict) and c.get("field")

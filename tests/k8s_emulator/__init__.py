@@ -31,15 +31,19 @@ from tests.k8s_emulator.api import (
     match_label_selector,
     merge_patch,
 )
+from tests.k8s_emulator.cluster import Cluster, Denial, Program
 from tests.k8s_emulator.harness import K8sEmulator, k8s
 
 __all__ = [
     "ApiError",
     "BUILTIN_RESOURCES",
     "CUSTOM_RESOURCES",
+    "Cluster",
     "CustomResource",
+    "Denial",
     "Fault",
     "K8sEmulator",
+    "Program",
     "RecordedRequest",
     "Resource",
     "ResourceInfo",

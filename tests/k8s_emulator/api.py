@@ -73,6 +73,8 @@ class ResourceInfo:
     subresources: frozenset[str] = frozenset()
     shortnames: frozenset[str] = frozenset()
     verbs: frozenset[str] = frozenset(_STANDARD_VERBS)
+    schema: Mapping[str, Any] | None = dataclasses.field(default=None, compare=False)
+    """A custom kind's structural schema (``openAPIV3Schema``): what it does not know is pruned."""
 
 
 def _builtin(
@@ -299,6 +301,9 @@ class CustomResource:
     namespaced: bool = True
     subresources: tuple[str, ...] = ("status",)
     shortnames: tuple[str, ...] = ()
+    schema: Mapping[str, Any] | None = dataclasses.field(default=None, compare=False, hash=False)
+    """The CRD's structural schema, reduced to what decides pruning of the fields the runner
+    writes; None: nothing is pruned."""
 
     @property
     def api_version(self) -> str:
@@ -306,19 +311,75 @@ class CustomResource:
         return f"{self.group}/{self.version}"
 
 
+_PRESERVE: Mapping[str, Any] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+_STRING_MAP: Mapping[str, Any] = {"type": "object", "additionalProperties": {"type": "string"}}
+# A PodTemplateSpec as controller-gen writes it with generateEmbeddedObjectMeta=true (KubeRay's
+# ray-operator/Makefile, the training operator's v1.9 Makefile): the template's metadata knows
+# five fields, the rest is pruned. The PodSpec stands in as "keep everything".
+_POD_TEMPLATE: Mapping[str, Any] = {
+    "type": "object",
+    "properties": {
+        "metadata": {
+            "type": "object",
+            "properties": {
+                "annotations": _STRING_MAP,
+                "labels": _STRING_MAP,
+                "finalizers": {"type": "array", "items": {"type": "string"}},
+                "name": {"type": "string"},
+                "namespace": {"type": "string"},
+            },
+        },
+        "spec": _PRESERVE,
+    },
+}
+
+
+def _keeping(**properties: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An object that keeps unknown fields, with ``properties`` pruned by their schemas."""
+    return {**_PRESERVE, "properties": properties}
+
+
+def _replicated(field: str) -> Mapping[str, Any]:
+    """A training operator v1 job: ``spec.<field>.<replica type>.template``."""
+    replica = _keeping(template=_POD_TEMPLATE)
+    return {
+        "type": "object",
+        "properties": {
+            "spec": _keeping(**{field: {"type": "object", "additionalProperties": replica}}),
+            "status": _PRESERVE,
+        },
+    }
+
+
+_RAYJOB_SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "properties": {
+        "spec": _keeping(
+            submitterPodTemplate=_POD_TEMPLATE,
+            rayClusterSpec=_keeping(
+                headGroupSpec=_keeping(template=_POD_TEMPLATE),
+                workerGroupSpecs={"type": "array", "items": _keeping(template=_POD_TEMPLATE)},
+            ),
+        ),
+        "status": _PRESERVE,
+    },
+}
+
 #: Custom kinds declared by default, besides :data:`BUILTIN_RESOURCES`.
 #: Argo's Workflow CRD has no status subresource: its controller writes status via the main endpoint.
 CUSTOM_RESOURCES: tuple[CustomResource, ...] = (
-    CustomResource("kubeflow.org", "v1", "tfjobs", "TFJob"),
-    CustomResource("kubeflow.org", "v1", "pytorchjobs", "PyTorchJob"),
-    CustomResource("kubeflow.org", "v1", "xgboostjobs", "XGBoostJob"),
+    CustomResource("kubeflow.org", "v1", "tfjobs", "TFJob", schema=_replicated("tfReplicaSpecs")),
+    CustomResource(
+        "kubeflow.org", "v1", "pytorchjobs", "PyTorchJob", schema=_replicated("pytorchReplicaSpecs")
+    ),
+    CustomResource("kubeflow.org", "v1", "xgboostjobs", "XGBoostJob", schema=_replicated("xgbReplicaSpecs")),
     CustomResource("argoproj.io", "v1alpha1", "workflows", "Workflow", subresources=(), shortnames=("wf",)),
     CustomResource("trainer.kubeflow.org", "v1alpha1", "trainjobs", "TrainJob"),
     CustomResource("kubeflow.org", "v2beta1", "mpijobs", "MPIJob"),
     CustomResource("tekton.dev", "v1", "pipelineruns", "PipelineRun", shortnames=("pr",)),
     CustomResource("tekton.dev", "v1", "taskruns", "TaskRun", shortnames=("tr",)),
     CustomResource("jobset.x-k8s.io", "v1alpha2", "jobsets", "JobSet"),
-    CustomResource("ray.io", "v1", "rayjobs", "RayJob"),
+    CustomResource("ray.io", "v1", "rayjobs", "RayJob", schema=_RAYJOB_SCHEMA),
     CustomResource("kueue.x-k8s.io", "v1beta1", "clusterqueues", "ClusterQueue", namespaced=False),
 )
 
@@ -605,6 +666,34 @@ def merge_patch(target: Any, patch: Any) -> Any:
         else:
             result[key] = merge_patch(result.get(key), value)
     return result
+
+
+def prune(value: Any, schema: Mapping[str, Any], *, root: bool = False) -> None:
+    """Drops, in place, the fields a structural schema does not know, as a CRD's API server
+    does on every write (``apiextensions-apiserver/pkg/apiserver/schema/pruning/algorithm.go``):
+    an object keeps its ``properties`` (each pruned by its own schema), the values of
+    ``additionalProperties`` (pruned by it), and anything with
+    ``x-kubernetes-preserve-unknown-fields``; ``apiVersion``, ``kind`` and ``metadata`` of the
+    root are kept."""
+    if isinstance(value, list):
+        items = schema.get("items")
+        for item in value if isinstance(items, Mapping) else ():
+            prune(item, items)
+        return
+    if not isinstance(value, dict):
+        return
+    properties = schema.get("properties") or {}
+    extra = schema.get("additionalProperties")
+    keep = bool(schema.get("x-kubernetes-preserve-unknown-fields")) or extra is True
+    for key in list(value):
+        if root and key in ("apiVersion", "kind", "metadata"):
+            continue
+        if key in properties:
+            prune(value[key], properties[key])
+        elif isinstance(extra, Mapping):
+            prune(value[key], extra)
+        elif not keep:
+            del value[key]
 
 
 def _check_field_selector(res: Resource, selector: str | None) -> None:

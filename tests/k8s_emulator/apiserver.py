@@ -44,8 +44,10 @@ from tests.k8s_emulator.api import (
     match_label_selector,
     merge_patch,
     parse_request,
+    prune,
     validate_metadata,
 )
+from tests.k8s_emulator.cluster import ClusterMixin
 from tests.k8s_emulator.controllers import GarbageCollectorMixin
 from tests.k8s_emulator.kubelet import (
     KubeletMixin,
@@ -105,7 +107,7 @@ class _MutableRecord:
     data: RecordedRequest
 
 
-class _Emulator(GarbageCollectorMixin, KubeletMixin):
+class _Emulator(ClusterMixin, GarbageCollectorMixin, KubeletMixin):
     """The API server: routes each request, keeps the objects, streams watches.
 
     An ``aiohttp`` low-level handler (``aiohttp.web.Server(emulator)``): every request is read
@@ -270,6 +272,7 @@ class _Emulator(GarbageCollectorMixin, KubeletMixin):
             namespaced=custom.namespaced,
             shortnames=frozenset(custom.shortnames),
             subresources=frozenset(custom.subresources),
+            schema=custom.schema,
         )
 
     def info(self, res: Resource) -> ResourceInfo:
@@ -301,6 +304,8 @@ class _Emulator(GarbageCollectorMixin, KubeletMixin):
         self._events.append(_Event(self._rv, res, event_type, copy.deepcopy(new), old))
         for watch in self._watches:
             watch.wakeup.set()
+        if self.cluster is not None:
+            asyncio.get_running_loop().call_soon(self._react, res, event_type, copy.deepcopy(new), old)
         return new
 
     def resource_version(self) -> int:
@@ -391,6 +396,8 @@ class _Emulator(GarbageCollectorMixin, KubeletMixin):
         obj.setdefault("apiVersion", _api_version(res))
         if info.kind:
             obj.setdefault("kind", info.kind)
+        if info.schema is not None:
+            prune(obj, info.schema, root=True)
         self._validate(res, info, obj)
         if from_client and "status" in info.subresources:
             obj.pop("status", None)
@@ -399,6 +406,7 @@ class _Emulator(GarbageCollectorMixin, KubeletMixin):
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = _now()
         meta["generation"] = 1
+        self._admit(res, namespace, obj)
         if res == _PODS:
             trim_termination_messages(obj)
         created = self._commit(res, "ADDED", obj, None)
@@ -489,11 +497,13 @@ class _Emulator(GarbageCollectorMixin, KubeletMixin):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         if res == _PODS:
             trim_termination_messages(new)
+        if info.schema is not None:
+            prune(new, info.schema, root=True)
         if scope == "http":
             self._validate(res, info, new)
         if new == old:
             return old  # no-op: no new resourceVersion, no event (as the real API server)
-        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+        if meta.get("deletionTimestamp") and old_meta.get("finalizers") and not meta.get("finalizers"):
             deleted = self._commit(res, "DELETED", new, old)
             self._collect_dependents(deleted, "Background")
             return deleted
@@ -538,6 +548,10 @@ class _Emulator(GarbageCollectorMixin, KubeletMixin):
             marked = self._commit(res, "MODIFIED", marked, old)
             asyncio.get_running_loop().call_soon(self._finish_foreground, res, namespace, name)
             return marked, False
+        if res == _PODS and not meta.get("finalizers"):
+            terminating = self._delete_gracefully(old)
+            if terminating is not None:
+                return terminating, False
         if meta.get("finalizers"):
             new = copy.deepcopy(old)
             new["metadata"]["deletionTimestamp"] = _now()

@@ -35,6 +35,7 @@ from tests.k8s_emulator.api import (
 from tests.k8s_emulator.apiserver import (
     _Emulator,
 )
+from tests.k8s_emulator.cluster import Cluster
 from tests.k8s_emulator.kubelet import _container_status
 from tests.waiting import wait_for
 
@@ -59,7 +60,14 @@ class K8sEmulator:
         *,
         custom_resources: Sequence[CustomResource] = CUSTOM_RESOURCES,
         call_timeout: float = 10.0,
+        cluster: Cluster | None = None,
     ) -> None:
+        """
+        Args:
+            cluster: A running cluster: its controllers, scheduler and kubelet act on their own
+                (:mod:`tests.k8s_emulator.cluster`); None: the test plays them.
+        """
+        self._cluster = cluster
         self._custom_resources = tuple(custom_resources)
         self._call_timeout = call_timeout
         self._thread: threading.Thread | None = None
@@ -132,6 +140,7 @@ class K8sEmulator:
     async def _main(self) -> None:
         self._stop_event = asyncio.Event()
         emulator = _Emulator()
+        emulator.cluster = self._cluster
         for custom in self._custom_resources:
             emulator.declare(custom)
         server = aiohttp.web.Server(emulator, access_log=None)
