@@ -11,10 +11,12 @@ from typing import Any
 from hpo_kfp.cli._common import (
     add_store_options,
     add_store_secret_option,
+    add_timing_options,
     namespace_argument,
     read_experiment,
     store_url,
     type_prefix,
+    with_timings,
 )
 from hpo_kfp.errors import InputError, UsageError
 from hpo_kfp.runtime import RUNTIME_IMAGE
@@ -55,20 +57,7 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
         type=namespace_argument("--trial-namespace"),
         help="namespace of trial objects (default: the run's)",
     )
-    for flag, what in (
-        (
-            "--trial-deadline",
-            "delete a trial still running after SECONDS (default: its own activeDeadlineSeconds "
-            "and a minute, else 24 h)",
-        ),
-        ("--unschedulable-seconds", "fail a trial whose pod stays unschedulable SECONDS (default: 300)"),
-        (
-            "--start-grace",
-            "fail a trial whose container keeps failing to pull its image or to be configured "
-            "SECONDS (default: 60)",
-        ),
-    ):
-        parser.add_argument(flag, type=int, default=0, metavar="SECONDS", help=what)
+    add_timing_options(parser)
     add_store_options(parser, CLUSTER_STORE, namespace=False)
     add_store_secret_option(parser)
     add_shape_options(parser)
@@ -233,22 +222,14 @@ def _access(args: argparse.Namespace) -> ClusterAccess:
 
 
 def _settings(args: argparse.Namespace) -> StepSettings:
-    return StepSettings(
+    settings = StepSettings(
         runner="kubernetes",
         store=store_url(args, "kubernetes"),
         type_prefix=type_prefix(args),
         namespace=args.trial_namespace,
         store_secret=args.store_secret,
-        trial_deadline_seconds=_seconds(args.trial_deadline, "--trial-deadline"),
-        unschedulable_seconds=_seconds(args.unschedulable_seconds, "--unschedulable-seconds"),
-        start_grace_seconds=_seconds(args.start_grace, "--start-grace"),
     )
-
-
-def _seconds(value: int, flag: str) -> int:
-    if value < 0:
-        raise UsageError(f"{flag}: must be 0 (the default) or more seconds, but got {value}")
-    return value
+    return with_timings(settings, args)
 
 
 def _submit(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from hpo_kfp.errors import HistoryError, InputError, SettingsError, SpecError, UsageError
@@ -76,6 +77,47 @@ def add_store_secret_option(parser: argparse.ArgumentParser) -> None:
         type=checked,
         help="a Secret in the run's namespace whose key `password` is the store's password: every step "
         "that opens the store gets it as HPO_KFP_STORE_PASSWORD (needs the `cluster` extra)",
+    )
+
+
+def add_timing_options(parser: argparse.ArgumentParser) -> None:
+    """The Kubernetes runner's timings: ``--trial-deadline``, ``--unschedulable-seconds``,
+    ``--start-grace`` (read back by :func:`timing_settings`)."""
+    for flag, what in (
+        (
+            "--trial-deadline",
+            "delete a trial still running after SECONDS (default: its own activeDeadlineSeconds "
+            "and a minute, else 24 h)",
+        ),
+        ("--unschedulable-seconds", "fail a trial whose pod stays unschedulable SECONDS (default: 300)"),
+        (
+            "--start-grace",
+            "fail a trial whose container keeps failing to pull its image or to be configured "
+            "SECONDS (default: 60)",
+        ),
+    ):
+        parser.add_argument(flag, type=int, default=0, metavar="SECONDS", help=what)
+
+
+def with_timings(settings: StepSettings, args: argparse.Namespace) -> StepSettings:
+    """``settings`` with the runner's timings :func:`add_timing_options` read.
+
+    Raises:
+        UsageError: A negative number of seconds.
+    """
+    chosen = {
+        "--trial-deadline": args.trial_deadline,
+        "--unschedulable-seconds": args.unschedulable_seconds,
+        "--start-grace": args.start_grace,
+    }
+    for flag, value in chosen.items():
+        if value < 0:
+            raise UsageError(f"{flag}: must be 0 (the default) or more seconds, but got {value}")
+    return replace(
+        settings,
+        trial_deadline_seconds=args.trial_deadline,
+        unschedulable_seconds=args.unschedulable_seconds,
+        start_grace_seconds=args.start_grace,
     )
 
 

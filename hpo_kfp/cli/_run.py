@@ -18,11 +18,13 @@ from hpo_kfp.cli._common import (
     UsageError,
     add_store_options,
     add_store_secret_option,
+    add_timing_options,
     add_type_prefix_option,
     namespace_argument,
     read_experiment,
     store_url,
     type_prefix,
+    with_timings,
 )
 from hpo_kfp.cli._progress import Progress
 from hpo_kfp.decide import Decision
@@ -100,6 +102,7 @@ def register(commands: Any) -> None:
         type=namespace_argument("--namespace"),
         help="namespace of trial objects (default: the step's own)",
     )
+    add_timing_options(build)
     add_store_options(build, CLUSTER_STORE, namespace=False)
     add_store_secret_option(build)
     build.add_argument(
@@ -262,6 +265,7 @@ def _compile(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         store_secret=args.store_secret,
     )
+    settings = with_timings(settings, args)
     plan = compile_run(
         experiment,
         settings,

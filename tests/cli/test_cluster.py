@@ -80,6 +80,27 @@ def test_submit_starts_one_run_and_prints_its_url(
     )
 
 
+def test_compile_sets_the_runners_timings_in_the_pipeline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "p.yaml"
+    timings = ["--trial-deadline", "600", "--unschedulable-seconds", "90", "--start-grace", "30"]
+    assert main(["compile", str(_EXAMPLE), "-o", str(out), *timings]) == 0
+    settings = _check_pipeline_spec(yaml.safe_load(out.read_text()))
+    assert (
+        settings.trial_deadline_seconds,
+        settings.unschedulable_seconds,
+        settings.start_grace_seconds,
+    ) == (
+        600,
+        90,
+        30,
+    )
+    capsys.readouterr()
+    assert main(["compile", str(_EXAMPLE), "-o", str(out), "--start-grace", "-1"]) == 2
+    assert capsys.readouterr().err == "--start-grace: must be 0 (the default) or more seconds, but got -1\n"
+
+
 def test_submit_sets_the_runners_timings_and_they_reach_the_kubernetes_runner(kfp_api: KfpApiStub) -> None:
     from hpo_kfp.runners.kubernetes import KubernetesRunner
 
