@@ -76,7 +76,7 @@ def _dashboard(args: argparse.Namespace) -> int:
         raise UsageError(f"--refresh: must be a positive number of seconds, but got {args.refresh}")
     from hpo_kfp.cli._store import _experiment_named
 
-    store = open_store(store_url(args), type_prefix=type_prefix(args))
+    store = open_store(store_url(args), type_prefix=type_prefix(args), read_only=True)
     experiment, key = _experiment_named(store, args, args.experiment)
     live = LiveStudy(store, experiment, key)
     stop = threading.Event()

@@ -68,9 +68,9 @@ def register(commands: Any) -> None:
     migrate.set_defaults(handler=_migrate)
 
 
-def _open(args: argparse.Namespace, *, create: bool = False) -> Store:
-    """The store ``--store`` names; a command that only reads refuses a missing SQLite file
-    rather than making an empty store."""
+def _open(args: argparse.Namespace, *, create: bool = False, read_only: bool = False) -> Store:
+    """The store ``--store`` names; a command that does not create refuses a missing SQLite
+    file rather than making an empty store, and one that only reads opens it read-only."""
     url = store_url(args)
     for scheme in ("sqlite:///", "mlmd+sqlite:///"):
         if url.startswith(scheme) and not create:
@@ -81,7 +81,7 @@ def _open(args: argparse.Namespace, *, create: bool = False) -> Store:
                 raise UsageError(
                     f"--store: the store must exist, but {path} does not (run an experiment first)"
                 )
-    return open_store(url, type_prefix=type_prefix(args))
+    return open_store(url, type_prefix=type_prefix(args), read_only=read_only)
 
 
 def _experiment_named(store: Store, args: argparse.Namespace, name: str) -> tuple[Experiment, ExperimentKey]:
@@ -108,7 +108,7 @@ def _key(store: Store, args: argparse.Namespace, name: str) -> ExperimentKey:
 
 
 def _report(args: argparse.Namespace) -> int:
-    store = _open(args)
+    store = _open(args, read_only=True)
     experiment, key = _experiment_named(store, args, args.experiment)
     history = store.history(key)
     decision = decide(experiment, history)
@@ -137,7 +137,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _experiments(args: argparse.Namespace) -> int:
-    summaries = _open(args).experiments()
+    summaries = _open(args, read_only=True).experiments()
     if not summaries:
         print("no experiments")
     for s in summaries:
@@ -156,7 +156,7 @@ def _export(args: argparse.Namespace) -> int:
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
-    store = _open(args)
+    store = _open(args, read_only=True)
     experiment, key = _experiment_named(store, args, args.experiment)
     history = store.history(key)
     name = args.study_name or experiment.name

@@ -124,8 +124,9 @@ def _check_form(url: str, scheme: str) -> None:
             )
 
 
-def open_store(url: str, *, type_prefix: str = "odh.") -> Store:
-    """The store at ``url`` (see the module's docstring).
+def open_store(url: str, *, type_prefix: str = "odh.", read_only: bool = False) -> Store:
+    """The store at ``url`` (see the module's docstring); ``read_only`` for a command that only
+    reads (an SQL store then opens an SQLite file read-only and creates no table).
 
     Raises:
         StoreInputError: The URL names no known kind of store, or a driver is missing.
@@ -135,7 +136,7 @@ def open_store(url: str, *, type_prefix: str = "odh.") -> Store:
     if scheme in _SQL:
         from hpo_kfp.store.sql import SqlStore
 
-        return SqlStore(url)
+        return SqlStore(url, read_only=read_only)
     check_store_url(url)
     from hpo_kfp.store.mlmd import MlmdStore
 

@@ -23,6 +23,7 @@ import random
 import sqlite3
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -111,10 +112,19 @@ class SqlStore:
     mounted secret) and leave it out of the URL.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
+        """
+        Args:
+            read_only: Only read (``report``, ``experiments``): an SQLite file is opened
+                read-only, so a file or folder this user cannot write is still read; no table
+                is created.
+        """
         self.url = url
-        self._engine = _engine(url)
+        self._engine = _engine(url, read_only=read_only)
         self._turns: Engine | None = None  # see _claim_turn
+        if read_only:
+            self._check_tables()
+            return
         for attempt in range(_ATTEMPTS):
             try:
                 _metadata.create_all(self._engine, checkfirst=True)
@@ -131,13 +141,24 @@ class SqlStore:
                 ):
                     time.sleep(random.uniform(0.01, 0.05))
                     continue
+                need = "writable by this user" if "readonly database" in str(error) else "reachable"
                 raise StoreError(
-                    f"the store at {_safe(url)} must be reachable, but {_first_line(error)}"
+                    f"the store at {_safe(url)} must be {need}, but {_first_line(error)}"
                 ) from error
             except sa.exc.SQLAlchemyError as error:
                 raise StoreError(
                     f"the store at {_safe(url)} must be reachable, but {_first_line(error)}"
                 ) from error
+
+    def _check_tables(self) -> None:
+        try:
+            found = sa.inspect(self._engine).has_table(_experiments.name)
+        except sa.exc.SQLAlchemyError as error:
+            raise StoreError(
+                f"the store at {_safe(self.url)} must be reachable, but {_first_line(error)}"
+            ) from error
+        if not found:
+            raise StoreError(f"the store at {_safe(self.url)} must hold hpo-kfp's tables, but it holds none")
 
     # --- experiments -----------------------------------------------------------------
 
@@ -623,7 +644,7 @@ def _row(
     }
 
 
-def _engine(url: str) -> Engine:
+def _engine(url: str, *, read_only: bool = False) -> Engine:
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError as error:
@@ -640,6 +661,9 @@ def _engine(url: str) -> Engine:
         _check_sqlite_file(parsed.database)
         # Steps of one run write at once: wait for the lock instead of failing at once.
         options = {"connect_args": {"timeout": 60}}
+        path = parsed.database
+        if read_only and path and path != ":memory:":
+            options = {"creator": lambda: _read_only_sqlite(path)}
     try:
         engine = sa.create_engine(parsed, **options)
     except (ImportError, sa.exc.NoSuchModuleError) as error:
@@ -647,9 +671,27 @@ def _engine(url: str) -> Engine:
         raise StoreInputError(
             f"the store {_safe(url)} needs its database driver: pip install 'hpo-kfp[{extra}]'"
         ) from error
-    if parsed.get_backend_name() == "sqlite":
+    if parsed.get_backend_name() == "sqlite" and "creator" not in options:
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _read_only_sqlite(path: str) -> sqlite3.Connection:
+    """A read-only connection to an SQLite store.
+
+    A WAL database (every store is one) is read through its ``-shm`` file, which SQLite must
+    be able to find or make beside it; in a folder this user cannot write, and with none left
+    by a writer, the file is opened as immutable instead (no locks: what a writer changes
+    meanwhile may go unseen; sqlite.org/wal.html, "Read-Only Databases").
+    """
+    base = "file:" + urllib.parse.quote(os.path.abspath(path))
+    db = sqlite3.connect(f"{base}?mode=ro", uri=True, timeout=60, check_same_thread=False)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+    return sqlite3.connect(f"{base}?immutable=1", uri=True, check_same_thread=False)
 
 
 def _check_sqlite_file(path: str | None) -> None:

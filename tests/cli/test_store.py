@@ -463,3 +463,86 @@ def test_a_namespace_option_is_a_kubernetes_namespace(
         "--namespace: must be a Kubernetes namespace: lower-case letters, digits and '-', at most 63, "
         "starting and ending with a letter or digit, but got '../../tmp/evil'\n"
     )
+
+
+def _as_nobody() -> list[str]:
+    """The command prefix that runs a program as user ``nobody`` (root can write anything, so a
+    read-only store is only read-only to another user); skips where that cannot be done."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to run a command as another user")
+    prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    probe = subprocess.run(
+        [*prefix, sys.executable, "-c", "import hpo_kfp"], check=False, capture_output=True
+    )
+    if probe.returncode:
+        pytest.skip("user nobody cannot reach this checkout's Python")
+    return prefix
+
+
+def test_report_and_experiments_read_a_store_this_user_cannot_write(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A store in a folder the user cannot write (a shared volume mounted read-only, a
+    colleague's results): before, even the reading commands failed ("attempt to write a
+    readonly database"); writing ones still refuse in one line."""
+    import gc
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    prefix = _as_nobody()
+    folder = Path(tempfile.mkdtemp(prefix="hpo-kfp-read-only-"))
+    try:
+        folder.chmod(0o755)
+        url = f"sqlite:///{folder / 'store.sqlite'}"
+        store = open_store(url)
+        experiment = parse_experiment(base_spec())
+        key = ExperimentKey("", "demo")
+        store.open_experiment(experiment, key)
+        trial = TrialRecord(
+            name="demo-0000",
+            number=0,
+            parameters={"lr": 0.02, "layers": 3, "optimizer": "sgd"},
+            status="Succeeded",
+            values=(0.3,),
+            metrics={"loss": 0.3},
+        )
+        store.record(key, trial)
+        store.save_decision(key, decide(experiment, History(experiment="demo", trials=(trial,))), {})
+        del store
+        gc.collect()  # the last connection closes: SQLite folds the -wal file in and removes -shm
+        assert sorted(p.name for p in folder.iterdir()) == ["store.sqlite"]
+        (folder / "store.sqlite").chmod(0o444)
+        folder.chmod(0o555)
+        before = (folder / "store.sqlite").read_bytes()
+
+        def hpo_kfp(*args: str) -> subprocess.CompletedProcess[str]:
+            main = "import sys; from hpo_kfp.cli import main; sys.exit(main(sys.argv[1:]))"
+            command = [*prefix, sys.executable, "-c", main, *args, "--store", url]
+            return subprocess.run(command, check=False, capture_output=True, text=True, timeout=60)
+
+        listed = hpo_kfp("experiments")
+        assert (listed.returncode, listed.stderr) == (0, "")
+        assert listed.stdout.startswith("demo  Running  1 trials  best demo-0000 = 0.3")
+        report = hpo_kfp("report", "demo")
+        assert (report.returncode, report.stderr) == (0, "")
+        assert "best trial demo-0000: loss=0.3" in report.stdout
+        deleted = hpo_kfp("delete", "demo")
+        assert deleted.returncode == 1
+        assert deleted.stderr.startswith(f"hpo-kfp: the store at {url} ")
+        assert (
+            deleted.stderr.endswith("attempt to write a readonly database\n")
+            and deleted.stderr.count("\n") == 1
+        )
+        assert (folder / "store.sqlite").read_bytes() == before
+        assert sorted(p.name for p in folder.iterdir()) == ["store.sqlite"]
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(folder, ignore_errors=True)
