@@ -7,10 +7,11 @@ everything a report needs (metrics, their series, timings, reasons).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -101,10 +102,22 @@ class TrialRecord:
         return (datetime.fromisoformat(self.finished) - datetime.fromisoformat(self.started)).total_seconds()
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["values"] = list(self.values) if self.values is not None else None
-        data["series"] = {k: [list(point) for point in v] for k, v in self.series.items()}
-        return data
+        """A JSON-ready copy, every field in order. Written out rather than ``asdict``, which
+        copies every value recursively: a third of the time of importing 200,000 trials."""
+        return {
+            "name": self.name,
+            "number": self.number,
+            "parameters": dict(self.parameters),
+            "status": self.status,
+            "values": list(self.values) if self.values is not None else None,
+            "metrics": dict(self.metrics),
+            "series": {k: [list(point) for point in v] for k, v in self.series.items()},
+            "started": self.started,
+            "finished": self.finished,
+            "reason": self.reason,
+            "sampler_attrs": copy.deepcopy(self.sampler_attrs) if self.sampler_attrs else {},
+            "origin": self.origin,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "trial") -> TrialRecord:

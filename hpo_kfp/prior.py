@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hpo_kfp.errors import PriorError
-from hpo_kfp.history import History, TrialRecord
+from hpo_kfp.history import TrialRecord
 from hpo_kfp.space import SearchSpace
 from hpo_kfp.spec import Experiment, Parameter
 from hpo_kfp.suggest import trial_name
@@ -31,8 +31,9 @@ __all__ = ["read_prior_trials"]
 _STATUSES = ("Succeeded", "Failed", "MetricsUnavailable")
 
 
-def read_prior_trials(path: str | Path, experiment: Experiment, history: History) -> list[TrialRecord]:
-    """Reads prior trials, numbered after those ``history`` holds.
+def read_prior_trials(path: str | Path, experiment: Experiment, first_number: int = 0) -> list[TrialRecord]:
+    """Reads prior trials, numbered from ``first_number`` (the store numbers them anew as it
+    imports them).
 
     Raises:
         PriorError: The file is unreadable or a trial breaks a rule; the message names the
@@ -51,11 +52,7 @@ def read_prior_trials(path: str | Path, experiment: Experiment, history: History
     entries = _csv(text) if source.suffix.lower() == ".csv" else _json(text)
     if not entries:
         raise PriorError("the file must hold at least one trial, but it holds none")
-    records = []
-    for offset, (where, entry) in enumerate(entries):
-        number = history.next_number + offset
-        records.append(_record(experiment, where, entry, number))
-    return records
+    return [_record(experiment, where, entry, first_number + n) for n, (where, entry) in enumerate(entries)]
 
 
 def _json(text: str) -> list[tuple[str, Mapping[str, Any]]]:

@@ -46,6 +46,20 @@ def test_round_trip_keeps_everything() -> None:
     assert isinstance(again.trials[0].parameters["n"], int)
 
 
+def test_a_records_dict_has_every_field_in_order_and_shares_no_container() -> None:
+    from dataclasses import fields
+
+    record = _history().trials[0]
+    data = record.to_dict()
+    assert list(data) == [f.name for f in fields(TrialRecord)]  # a new field is not forgotten
+    assert TrialRecord.from_dict(data) == record
+    data["parameters"]["lr"] = 9.0
+    data["series"]["loss"][0][1] = 9.0
+    data["sampler_attrs"]["cma:generation"] = 9
+    assert record.parameters["lr"] == 0.1 and record.series["loss"][0][1] == 0.7
+    assert record.sampler_attrs == {"cma:generation": 0}
+
+
 def test_upsert_replaces_by_name_and_is_idempotent() -> None:
     history = _history()
     done = TrialRecord(

@@ -29,6 +29,11 @@ def register(commands: Any) -> None:
     report.add_argument("experiment", help="experiment name")
     add_store_options(report, LOCAL_STORE)
     report.add_argument("--json", action="store_true", help="end with one JSON line describing the result")
+    report.add_argument(
+        "--all",
+        action="store_true",
+        help="show every trial and parameter (default: the best 25, 10 parameters)",
+    )
     report.add_argument("--html", help="also write the HTML report (with plots) to this file")
     report.add_argument("--markdown", help="also write the Markdown summary to this file")
     report.set_defaults(handler=_report)
@@ -112,7 +117,7 @@ def _report(args: argparse.Namespace) -> int:
     experiment, key = _experiment_named(store, args, args.experiment)
     history = store.history(key)
     decision = decide(experiment, history)
-    print(trials_table(experiment, history))
+    print(trials_table(experiment, history, every=args.all))
     front = pareto_text(experiment, decision)
     if front:
         print(front)
@@ -190,14 +195,17 @@ def _import(args: argparse.Namespace) -> int:
         key = ExperimentKey.of(experiment, args.namespace)
     else:
         experiment, key = _experiment_named(store, args, args.experiment)
-    history = store.history(key)
     args.error_source = args.trials
-    records = read_prior_trials(args.trials, experiment, history)
+    records = read_prior_trials(args.trials, experiment)
     added = store.import_trials(experiment, key, records)
-    after = store.history(key)
     if added:
+        after = store.history(key)
         _save_best(store, experiment, key, after)
-    total = len(after.trials)
+        total = len(after.trials)
+    else:
+        total = next(
+            s.trials for s in store.experiments() if (s.namespace, s.name) == (key.namespace, key.name)
+        )
     skipped = f" ({len(records) - added} already there)" if added < len(records) else ""
     print(
         f"{experiment.name}: imported {added} trials from {args.trials}{skipped}; the store now holds {total}"

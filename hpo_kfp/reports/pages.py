@@ -585,6 +585,27 @@ def prepare_plotting() -> None:
     import optuna.visualization.matplotlib  # noqa: F401
 
 
+_PLOTTED_PARAMETERS = 12
+"""Parameters drawn in parallel coordinates and importance when an experiment has more."""
+
+
+def _most_important(study: Any, evaluator: Any, ranked: dict[str, Any], completed: int) -> list[str]:
+    """The :data:`_PLOTTED_PARAMETERS` most important parameters (the first ones when too few
+    trials have ended to tell)."""
+    import optuna.importance
+
+    names = list(study.trials[0].distributions) if study.trials else []
+    if completed < 2:
+        return names[:_PLOTTED_PARAMETERS]
+    try:
+        scores = optuna.importance.get_param_importances(
+            study, evaluator=evaluator, **{k: v for k, v in ranked.items() if k == "target"}
+        )
+    except (ValueError, RuntimeError):
+        return names[:_PLOTTED_PARAMETERS]
+    return list(scores)[:_PLOTTED_PARAMETERS]
+
+
 def _figures(experiment: Experiment, history: History) -> list[tuple[str, str]]:
     prepare_plotting()
     import matplotlib.pyplot as plt
@@ -598,21 +619,27 @@ def _figures(experiment: Experiment, history: History) -> list[tuple[str, str]]:
     metric = experiment.objective.metric
     multi = experiment.objective.is_multi
     target: dict[str, Any] = {"target": (lambda t: t.values[0]), "target_name": metric} if multi else {}
+    # Optuna's importance looks at the trials with the *lowest* target: flip a maximised one.
+    sign = 1.0 if experiment.objective.type == "minimize" else -1.0
+    ranked: dict[str, Any] = (
+        {"target": (lambda t: sign * t.values[0]), "target_name": metric} if multi else {}
+    )
+    importance = PedAnovaImportanceEvaluator()
+    shown: dict[str, Any] = {}
+    if len(experiment.parameters) > _PLOTTED_PARAMETERS:
+        # One axis (or bar) per parameter: a thousand of them took minutes to draw and show
+        # nothing. The most important ones are drawn, and the titles say so.
+        shown["params"] = _most_important(study, importance, ranked, len(completed))
+    note = f" (the {_PLOTTED_PARAMETERS} most important of {len(experiment.parameters)})" if shown else ""
     makers: list[tuple[str, Callable[[], Any]]] = [
         ("Optimization history", lambda: plots.plot_optimization_history(study, **target)),
-        ("Parallel coordinates", lambda: plots.plot_parallel_coordinate(study, **target)),
+        ("Parallel coordinates" + note, lambda: plots.plot_parallel_coordinate(study, **target, **shown)),
     ]
     if len(completed) >= 2 and len(experiment.parameters) >= 2:
-        # Optuna's importance looks at the trials with the *lowest* target: flip a maximised one.
-        sign = 1.0 if experiment.objective.type == "minimize" else -1.0
-        ranked: dict[str, Any] = (
-            {"target": (lambda t: sign * t.values[0]), "target_name": metric} if multi else {}
-        )
-        importance = PedAnovaImportanceEvaluator()
         makers.append(
             (
-                "Parameter importance",
-                lambda: plots.plot_param_importances(study, evaluator=importance, **ranked),
+                "Parameter importance" + note,
+                lambda: plots.plot_param_importances(study, evaluator=importance, **ranked, **shown),
             )
         )
     if multi:

@@ -42,7 +42,8 @@ def ranked(objective: Objective, trials: tuple[TrialRecord, ...] | list[TrialRec
     scored = [t for t in trials if t.status == "Succeeded" and t.objective is not None]
     sign = 1.0 if objective.type == "minimize" else -1.0
     scored.sort(key=lambda t: (sign * (t.objective or 0.0), t.number))
-    rest = sorted((t for t in trials if t not in scored), key=lambda t: t.number)
+    taken = {id(t) for t in scored}  # not `t not in scored`: O(n²) comparisons of whole records
+    rest = sorted((t for t in trials if id(t) not in taken), key=lambda t: t.number)
     return scored + rest
 
 
@@ -128,12 +129,32 @@ def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
 
 
-def trials_table(experiment: Experiment, history: History, logs: Mapping[str, Path] | None = None) -> str:
-    """A plain-text table of every trial, best first: status, parameters, every metric,
-    seconds and reason; then, for each trial that failed, its log and the log's last lines."""
+TABLE_ROWS = 25
+"""Trials the terminal's table shows unless asked for every one (``--all``)."""
+TABLE_PARAMETERS = 10
+"""Parameter columns the terminal's table shows unless asked for every one."""
+
+
+def trials_table(
+    experiment: Experiment,
+    history: History,
+    logs: Mapping[str, Path] | None = None,
+    *,
+    every: bool = False,
+) -> str:
+    """A plain-text table of the trials, best first: status, parameters, every metric,
+    seconds and reason; then, for each trial that failed, its log and the log's last lines.
+
+    Unless ``every``, the table holds the best :data:`TABLE_ROWS` trials and the first
+    :data:`TABLE_PARAMETERS` parameters, and says how many more there are (1,000 trials made
+    1,225 lines; 10,000 parameters a megabyte per row)."""
     logs = logs or {}
-    trials = ranked(experiment.objective, history.trials)
-    parameters = list(dict.fromkeys(name for t in trials for name in t.parameters))
+    everything = ranked(experiment.objective, history.trials)
+    trials = everything if every else everything[:TABLE_ROWS]
+    parameters = list(dict.fromkeys(name for t in everything for name in t.parameters))
+    hidden_parameters = 0 if every else max(len(parameters) - TABLE_PARAMETERS, 0)
+    if hidden_parameters:
+        parameters = parameters[:TABLE_PARAMETERS]
     metrics = metric_names(experiment, history)
     header = ["trial", "status", *parameters, *metrics, "seconds", "reason"]
     rows = [header]
@@ -155,7 +176,11 @@ def trials_table(experiment: Experiment, history: History, logs: Mapping[str, Pa
     ]
     if any(t.origin == "import" for t in trials):
         lines.append("* imported prior data")
-    for trial in sorted((t for t in trials if t.status in FAILURES), key=lambda t: t.number):
+    left = [f"{len(everything) - len(trials)} more trials"] if len(trials) < len(everything) else []
+    left += [f"{hidden_parameters} more parameters"] if hidden_parameters else []
+    if left:
+        lines.append(f"({' and '.join(left)} not shown: `hpo-kfp report {experiment.name} --all` shows them)")
+    for trial in sorted((t for t in everything if t.status in FAILURES), key=lambda t: t.number):
         log = logs.get(trial.name)
         lines.append(f"{trial.name} {trial.status}: {trial.reason or 'no reason recorded'}")
         if log is not None:

@@ -202,42 +202,70 @@ def _parse_katib(document: Any, trial_template: bool | None) -> Experiment:
     return _experiment(spec, name, namespace, document, trial_template)
 
 
-MAX_YAML_NODES = 100_000
-"""Most YAML nodes an Experiment may expand to, an alias counted as the whole node it names
-each time it is used (a 2 KB document of nested aliases can stand for billions)."""
+MAX_ALIASED_NODES = 100_000
+"""Most YAML nodes the aliases of an Experiment may stand for, each use counted as the whole
+node it names (a 2 KB document of nested aliases can stand for billions). Nodes written out
+are not limited here: their number follows from the text's length, which the reader bounds."""
 MAX_YAML_DEPTH = 100
 """Deepest nesting of mappings and sequences an Experiment may have (a PyTorchJob's trial
 template nests about 15 deep)."""
 
 
-def _parse_yaml(text: str) -> Any:
-    """The one YAML document in ``text``, checked for size before it is built.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's loader where PyYAML has it (its wheels do): ten times PyYAML's own."""
+
+
+def _parse_yaml(text: str, loader_class: type[yaml.SafeLoader] = _LOADER) -> Any:
+    """The one YAML document in ``text``, checked for size before it is built. Malformed YAML
+    is read again by PyYAML's own loader, for its words (libyaml's differ).
 
     Raises:
         SpecError: Not YAML, not one document, nested deeper than :data:`MAX_YAML_DEPTH`, or
-            expanding (aliases included) to more than :data:`MAX_YAML_NODES` nodes.
+            with aliases that stand for more than :data:`MAX_ALIASED_NODES` nodes.
     """
     documents = []
-    loader = _BoundedLoader(text)
     try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:
-                break
-            _check_expansion(node)
-            document = loader.construct_document(node)
-            if document is not None:
-                documents.append(document)
+        _check_depth(text, loader_class)  # before composing: the composer recurses once per level
+        loader = loader_class(text)
+        try:
+            while loader.check_node():
+                node = loader.get_node()
+                if node is None:
+                    break
+                _check_expansion(node)
+                document = loader.construct_document(node)
+                if document is not None:
+                    documents.append(document)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as error:
+        if loader_class is not yaml.SafeLoader:
+            return _parse_yaml(text, yaml.SafeLoader)
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "(document)"
         problem = getattr(error, "problem", None) or str(error)
         raise SpecError(where, "the file must be valid YAML", f"a syntax error: {problem}") from None
-    finally:
-        loader.dispose()
     if len(documents) != 1:
         raise SpecError("(document)", "the file must hold exactly one YAML document", f"{len(documents)}")
     return documents[0]
+
+
+def _check_depth(text: str, loader_class: type[yaml.SafeLoader]) -> None:
+    """Refuses YAML nested deeper than :data:`MAX_YAML_DEPTH`, from its parse events alone
+    (nothing is built)."""
+    loader = loader_class(text)
+    depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()  # type: ignore[no-untyped-call]
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    raise _too_deep()
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    finally:
+        loader.dispose()
 
 
 def _too_deep() -> SpecError:
@@ -258,30 +286,10 @@ def _check_nesting(document: Any) -> None:
                 stack.append((child, depth + 1))
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing nesting deeper than :data:`MAX_YAML_DEPTH` as it
-    composes: its composer recurses once per level, so a deeper document would exhaust
-    Python's stack before anything could refuse it."""
-
-    _depth = 0
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        nests = self.check_event(yaml.MappingStartEvent, yaml.SequenceStartEvent)
-        if nests:
-            self._depth += 1
-            if self._depth > MAX_YAML_DEPTH:
-                raise _too_deep()
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            if nests:
-                self._depth -= 1
-
-
 def _check_expansion(root: yaml.Node) -> None:
-    """Refuses a composed document that nests too deep or expands to too many nodes. Each
-    node is sized once (an alias is the node it names, shared), so the check takes time in
-    the document's length, not in what its aliases stand for."""
+    """Refuses a composed document that nests too deep or whose aliases stand for too many
+    nodes. Each node is sized once (an alias is the node it names, shared), so the check
+    takes time in the document's length, not in what its aliases stand for."""
     sizes: dict[int, int] = {}
 
     def size(node: yaml.Node, depth: int) -> int:
@@ -298,13 +306,13 @@ def _check_expansion(root: yaml.Node) -> None:
         sizes[id(node)] = total
         return total
 
-    expanded = size(root, 0)
-    if expanded > MAX_YAML_NODES:
+    aliased = size(root, 0) - len(sizes)  # what the expansion adds to the nodes written
+    if aliased > MAX_ALIASED_NODES:
         raise SpecError(
             "(document)",
-            f"must expand to at most {MAX_YAML_NODES} YAML nodes (an alias counts as the node it "
-            "names, each time it is used)",
-            f"{expanded} nodes",
+            f"must have aliases that stand for at most {MAX_ALIASED_NODES} YAML nodes in all (each "
+            "use counts the whole node it names)",
+            f"{aliased} nodes",
         )
 
 

@@ -54,6 +54,8 @@ __all__ = ["SqlStore"]
 _TEXT = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 _NAME = 253  # a Kubernetes name's longest
 _ATTEMPTS = 50
+_IMPORT_CHUNK = 500
+"""Imported trials written in one statement (well below SQLite's 32,766 bound parameters)."""
 """Writes tried before giving up: each lost race means another writer got there first."""
 _CLAIM_LOCK_SECONDS = 120.0
 """How long a claimer waits for its turn (:meth:`SqlStore._claim_turn`) before it claims
@@ -410,39 +412,24 @@ class SqlStore:
         return names
 
     def import_trials(self, experiment: Experiment, key: ExperimentKey, records: list[TrialRecord]) -> int:
-
         self.open_experiment(experiment, key)
         experiment_id = self._experiment_id(key)
         added = 0
-        for record in records:
-            identity = import_key(record)
-            for _ in range(_ATTEMPTS):
-                with self._connect() as db:
-                    known = db.execute(
-                        sa.select(_trials.c.id).where(
-                            _trials.c.experiment_id == experiment_id, _trials.c.import_key == identity
-                        )
-                    ).first()
-                    number = db.execute(
-                        sa.select(sa.func.coalesce(sa.func.max(_trials.c.number) + 1, 0)).where(
-                            _trials.c.experiment_id == experiment_id
-                        )
-                    ).scalar_one()
-                if known is not None:
-                    break
-                trial = replace(
-                    record, number=number, name=trial_name(experiment.name, number), origin="import"
-                )
+        for start in range(0, len(records), _IMPORT_CHUNK):
+            chunk = records[start : start + _IMPORT_CHUNK]
+            for attempt in range(_ATTEMPTS):
                 try:
                     with self._begin() as db:
-                        db.execute(
-                            _trials.insert().values(_row(experiment_id, trial, owner="", key=identity))
-                        )
+                        added += _import_chunk(db, experiment, experiment_id, chunk)
+                    break
                 except _LOST_RACE as error:
+                    # The numbers were taken (a run claimed trials), or the same rows imported
+                    # meanwhile: the chunk is tried again from a fresh look.
                     _raise_unless_lost_race(error)
-                    continue  # the number was taken, or the same trial imported meanwhile
-                added += 1
-                break
+                    if attempt == _ATTEMPTS - 1:
+                        raise StoreError(
+                            f"experiment {key}: importing trials lost {_ATTEMPTS} races in a row"
+                        ) from error
         return added
 
     # --- helpers ---------------------------------------------------------------------
@@ -619,6 +606,37 @@ def _lost_race(error: sa.exc.DBAPIError) -> bool:
 def _raise_unless_lost_race(error: sa.exc.DBAPIError) -> None:
     if not _lost_race(error):
         raise StoreError(f"the store could not be written: {_first_line(error)}") from error
+
+
+def _import_chunk(
+    db: Connection, experiment: Experiment, experiment_id: int, chunk: list[TrialRecord]
+) -> int:
+    """Inserts the trials of ``chunk`` not imported before (by their import key), numbered on
+    from the experiment's last trial, in one statement; returns how many."""
+    keys = [import_key(record) for record in chunk]
+    seen = set(
+        db.execute(
+            sa.select(_trials.c.import_key).where(
+                _trials.c.experiment_id == experiment_id, _trials.c.import_key.in_(set(keys))
+            )
+        ).scalars()
+    )
+    number = db.execute(
+        sa.select(sa.func.coalesce(sa.func.max(_trials.c.number) + 1, 0)).where(
+            _trials.c.experiment_id == experiment_id
+        )
+    ).scalar_one()
+    rows = []
+    for record, identity in zip(chunk, keys, strict=True):
+        if identity in seen:
+            continue
+        seen.add(identity)
+        trial = replace(record, number=number, name=trial_name(experiment.name, number), origin="import")
+        rows.append(_row(experiment_id, trial, owner="", key=identity))
+        number += 1
+    if rows:
+        db.execute(_trials.insert(), rows)
+    return len(rows)
 
 
 def _row(

@@ -546,3 +546,66 @@ def test_report_and_experiments_read_a_store_this_user_cannot_write(
     finally:
         folder.chmod(0o755)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_an_import_of_many_rows_numbers_them_densely_and_skips_repeats_across_chunks(
+    tmp_path: Path, spec_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rows go in 500 at a time: a row repeated in another chunk, or within one, is one trial;
+    numbers follow the trials already there (a running experiment's own trial included)."""
+    store = open_store(_store(tmp_path))
+    experiment = load_experiment(spec_file)
+    key = ExperimentKey("kubeflow", "demo")
+    store.open_experiment(experiment, key)
+    store.record(
+        key, TrialRecord(name="demo-0000", number=0, parameters={"lr": 0.02, "layers": 3, "optimizer": "sgd"})
+    )
+    unique = [f"{0.01 + i * 1e-5:.5f},{2 + i % 4},adam,{i / 1000}" for i in range(1200)]
+    rows = ["lr,layers,optimizer,loss", *unique, unique[0], unique[700], unique[1199]]
+    trials = tmp_path / "prior.csv"
+    trials.write_text("\n".join(rows) + "\n")
+    assert main(["import", str(spec_file), str(trials), "--store", _store(tmp_path)]) == 0
+    assert "imported 1200 trials from" in capsys.readouterr().out
+    history = open_store(_store(tmp_path)).history(key)
+    assert [t.number for t in history.trials] == list(range(1201))
+    assert [t.name for t in history.trials[-2:]] == ["demo-1199", "demo-1200"]
+    assert history.trials[1].metrics == {"loss": 0.0} and history.trials[-1].metrics == {"loss": 1.199}
+    assert main(["import", str(spec_file), str(trials), "--store", _store(tmp_path)]) == 0
+    assert "imported 0 trials from" in capsys.readouterr().out
+
+
+def test_report_shows_the_best_trials_and_first_parameters_unless_asked_for_all(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """1,000 trials printed 1,225 lines; 10,000 parameters a megabyte a row."""
+    document = base_spec()
+    names = [f"p{i}" for i in range(12)]
+    document["spec"]["parameters"] = [
+        {"name": n, "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}} for n in names
+    ]
+    template = document["spec"]["trialTemplate"]
+    template["trialParameters"] = [{"name": n, "reference": n} for n in names]
+    template["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"] = [
+        f"--{n}=${{trialParameters.{n}}}" for n in names
+    ]
+    spec = tmp_path / "wide.yaml"
+    spec.write_text(yaml.safe_dump(document))
+    rows = [",".join([*names, "loss"])] + [",".join(["0.5"] * 12 + [str(i / 100)]) for i in range(30)]
+    for i in range(30):  # distinct rows: the first parameter differs
+        rows[i + 1] = f"{i / 100}," + rows[i + 1].split(",", 1)[1]
+    trials = tmp_path / "prior.csv"
+    trials.write_text("\n".join(rows) + "\n")
+    assert main(["import", str(spec), str(trials), "--store", _store(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["report", "demo", "--store", _store(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    header = out[0].split()
+    assert header[2:12] == names[:10] and "p10" not in header
+    assert out[1].startswith("demo-0000 *")  # the best first
+    assert sum(1 for line in out if line.startswith("demo-")) == 25
+    assert "(5 more trials and 2 more parameters not shown: `hpo-kfp report demo --all` shows them)" in out
+    assert main(["report", "demo", "--store", _store(tmp_path), "--all"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[2:14] == names
+    assert sum(1 for line in out if line.startswith("demo-")) == 30
+    assert not any("not shown" in line for line in out)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import random
 import re
 import shutil
 import subprocess
@@ -387,3 +388,33 @@ def test_chromium_renders_the_pareto_front_of_several_objectives(tmp_path: Path)
     assert {"loss", "accuracy"} <= set(facts["headers"])
     assert len([c for c in facts["curves"] if c.startswith("curves-accuracy:")]) == 4
     assert "Pareto front" in facts["figures"]
+
+
+def test_a_wide_experiment_plots_its_most_important_parameters_only() -> None:
+    """1,000 parameters drew 1,000 axes in parallel coordinates: 174 s for the page."""
+    names = [f"p{i}" for i in range(14)]
+    document = base_spec()
+    document["spec"]["parameters"] = [
+        {"name": n, "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}} for n in names
+    ]
+    template = document["spec"]["trialTemplate"]
+    template["trialParameters"] = [{"name": n, "reference": n} for n in names]
+    template["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"] = [
+        f"--{n}=${{trialParameters.{n}}}" for n in names
+    ]
+    experiment = parse_experiment(document)
+    trials = tuple(
+        TrialRecord(
+            name=f"demo-{i:04d}",
+            number=i,
+            parameters={n: random.Random(i * 100 + k).random() for k, n in enumerate(names)},
+            status="Succeeded",
+            values=(float(i % 7),),
+            metrics={"loss": float(i % 7)},
+        )
+        for i in range(12)
+    )
+    history = History(experiment="demo", trials=trials)
+    page = html_page(experiment, history, decide(experiment, history))
+    assert "Parallel coordinates (the 12 most important of 14)" in page
+    assert "Parameter importance (the 12 most important of 14)" in page
