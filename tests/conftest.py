@@ -75,6 +75,21 @@ def base_spec() -> dict[str, Any]:
     return copy.deepcopy(_BASE)
 
 
+def wide_spec(parameters: int) -> dict[str, Any]:
+    """:func:`base_spec` with ``parameters`` doubles ``p0``, ``p1``, … in [0, 1] (each its own
+    mapping: no YAML aliases when dumped), all passed to the trial's command."""
+    document = base_spec()
+    names = [f"p{i}" for i in range(parameters)]
+    document["spec"]["parameters"] = [
+        {"name": n, "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}} for n in names
+    ]
+    template = document["spec"]["trialTemplate"]
+    template["trialParameters"] = [{"name": n, "reference": n} for n in names]
+    container = template["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = ["train", *(f"--{n}=${{trialParameters.{n}}}" for n in names)]
+    return document
+
+
 def with_field(document: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     """Sets (or, with value ``...``, deletes) the field at a dotted path like
     ``spec.parameters.0.feasibleSpace.min``."""

@@ -17,7 +17,7 @@ from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.spec import load_experiment, parse_experiment
 from hpo_kfp.store import ExperimentKey, open_store
 from hpo_kfp.suggest import suggest
-from tests.conftest import base_spec
+from tests.conftest import base_spec, wide_spec
 
 
 @pytest.fixture
@@ -168,12 +168,10 @@ def test_bad_prior_data_is_one_line_naming_the_file(
     assert open_store(_store(tmp_path)).history(ExperimentKey("kubeflow", "demo")).trials == ()
 
 
-def test_experiments_lists_and_report_refuses_unknown(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    store = open_store(_store(tmp_path))
+def _one_trial(url: str, key: ExperimentKey) -> None:
+    """A store at ``url`` whose experiment ``key`` has one trial, succeeded with loss 0.3."""
+    store = open_store(url)
     experiment = parse_experiment(base_spec())
-    key = ExperimentKey("kubeflow", "demo")
     store.open_experiment(experiment, key)
     trial = TrialRecord(
         name="demo-0000",
@@ -184,10 +182,13 @@ def test_experiments_lists_and_report_refuses_unknown(
         metrics={"loss": 0.3},
     )
     store.record(key, trial)
-    from hpo_kfp.decide import decide
+    store.save_decision(key, decide(experiment, History(experiment="demo", trials=(trial,))), {})
 
-    history = History(experiment="demo", trials=(trial,))
-    store.save_decision(key, decide(experiment, history), {})
+
+def test_experiments_lists_and_report_refuses_unknown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _one_trial(_store(tmp_path), ExperimentKey("kubeflow", "demo"))
     assert main(["experiments", "--store", _store(tmp_path)]) == 0
     assert capsys.readouterr().out.startswith("kubeflow/demo  Running  1 trials  best demo-0000 = 0.3")
     assert main(["report", "other", "--store", _store(tmp_path)]) == 2
@@ -502,21 +503,7 @@ def test_report_and_experiments_read_a_store_this_user_cannot_write(
     try:
         folder.chmod(0o755)
         url = f"sqlite:///{folder / 'store.sqlite'}"
-        store = open_store(url)
-        experiment = parse_experiment(base_spec())
-        key = ExperimentKey("", "demo")
-        store.open_experiment(experiment, key)
-        trial = TrialRecord(
-            name="demo-0000",
-            number=0,
-            parameters={"lr": 0.02, "layers": 3, "optimizer": "sgd"},
-            status="Succeeded",
-            values=(0.3,),
-            metrics={"loss": 0.3},
-        )
-        store.record(key, trial)
-        store.save_decision(key, decide(experiment, History(experiment="demo", trials=(trial,))), {})
-        del store
+        _one_trial(url, ExperimentKey("", "demo"))
         gc.collect()  # the last connection closes: SQLite folds the -wal file in and removes -shm
         assert sorted(p.name for p in folder.iterdir()) == ["store.sqlite"]
         (folder / "store.sqlite").chmod(0o444)
@@ -578,16 +565,8 @@ def test_report_shows_the_best_trials_and_first_parameters_unless_asked_for_all(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """1,000 trials printed 1,225 lines; 10,000 parameters a megabyte a row."""
-    document = base_spec()
-    names = [f"p{i}" for i in range(12)]
-    document["spec"]["parameters"] = [
-        {"name": n, "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}} for n in names
-    ]
-    template = document["spec"]["trialTemplate"]
-    template["trialParameters"] = [{"name": n, "reference": n} for n in names]
-    template["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"] = [
-        f"--{n}=${{trialParameters.{n}}}" for n in names
-    ]
+    document = wide_spec(12)
+    names = [p["name"] for p in document["spec"]["parameters"]]
     spec = tmp_path / "wide.yaml"
     spec.write_text(yaml.safe_dump(document))
     rows = [",".join([*names, "loss"])] + [",".join(["0.5"] * 12 + [str(i / 100)]) for i in range(30)]

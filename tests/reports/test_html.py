@@ -22,7 +22,7 @@ from hpo_kfp.reports.pages import html_page, markdown_summary
 from hpo_kfp.reports.summary import counts_text, log_tail, report_document, trial_logs, trials_table
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.wire import NoTrial, RunResult, TrialItem
-from tests.conftest import base_spec, with_field
+from tests.conftest import base_spec, wide_spec, with_field
 
 _START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -392,17 +392,8 @@ def test_chromium_renders_the_pareto_front_of_several_objectives(tmp_path: Path)
 
 def test_a_wide_experiment_plots_its_most_important_parameters_only() -> None:
     """1,000 parameters drew 1,000 axes in parallel coordinates: 174 s for the page."""
-    names = [f"p{i}" for i in range(14)]
-    document = base_spec()
-    document["spec"]["parameters"] = [
-        {"name": n, "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}} for n in names
-    ]
-    template = document["spec"]["trialTemplate"]
-    template["trialParameters"] = [{"name": n, "reference": n} for n in names]
-    template["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"] = [
-        f"--{n}=${{trialParameters.{n}}}" for n in names
-    ]
-    experiment = parse_experiment(document)
+    experiment = parse_experiment(wide_spec(14))
+    names = [p.name for p in experiment.parameters]
     trials = tuple(
         TrialRecord(
             name=f"demo-{i:04d}",

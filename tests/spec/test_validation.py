@@ -9,7 +9,7 @@ import yaml
 
 from hpo_kfp.errors import SpecError
 from hpo_kfp.spec import parse_experiment
-from tests.conftest import base_spec, with_field
+from tests.conftest import base_spec, wide_spec, with_field
 
 # (id, field path to change, new value or ... to delete, expected message regex)
 _CASES: list[tuple[str, str, Any, str]] = [
@@ -511,16 +511,7 @@ def test_an_alias_bomb_is_refused_at_once_naming_what_it_expands_to() -> None:
 
 def test_a_large_document_without_aliases_is_not_limited_by_the_alias_bound() -> None:
     """10,000 parameters written out are 170,000 nodes: only what aliases add is bounded."""
-    document = base_spec()
-    names = [f"p{i}" for i in range(10_000)]
-    space = {"min": "0", "max": "1"}
-    document["spec"]["parameters"] = [
-        {"name": n, "parameterType": "double", "feasibleSpace": dict(space)} for n in names
-    ]
-    template = document["spec"]["trialTemplate"]
-    template["trialParameters"] = [{"name": n, "reference": n} for n in names]
-    container = template["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
-    container["command"] = ["train", *(f"--{n}=${{trialParameters.{n}}}" for n in names)]
+    document = wide_spec(10_000)
     text = yaml.dump(document, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper))
     assert len(parse_experiment(text).parameters) == 10_000
 
