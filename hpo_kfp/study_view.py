@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from hpo_kfp.spec import Experiment, Parameter
 
-__all__ = ["add_finished_trials", "quiet_optuna", "to_study"]
+__all__ = ["add_finished_trials", "frozen_trial", "quiet_optuna", "to_study"]
 
 
 def to_study(
@@ -62,38 +62,47 @@ def add_finished_trials(
 
     A finished trial never changes again, so a live view adds each one once.
     """
-    import optuna
-    from optuna.trial import TrialState
-
-    distributions = {p.name: _distribution(p) for p in experiment.parameters}
     space = SearchSpace(experiment.parameters)
-    now = datetime.now()
-    states = {"Succeeded": TrialState.COMPLETE, "EarlyStopped": TrialState.PRUNED}
     added = []
     with quiet_optuna():
         for trial in trials:
             if trial.status not in FINISHED or not space.contains(trial.parameters):
                 continue  # unfinished, or tried under a search space since changed
-            state = states.get(trial.status, TrialState.FAIL)
-            study.add_trial(
-                # Not create_trial, which stamps every trial with the present time.
-                optuna.trial.FrozenTrial(
-                    number=-1,
-                    trial_id=-1,
-                    state=state,
-                    value=None,
-                    values=list(trial.values) if state == TrialState.COMPLETE and trial.values else None,
-                    datetime_start=_time(trial.started) or now,
-                    datetime_complete=_time(trial.finished) or now,
-                    params=trial.parameters,
-                    distributions=distributions,
-                    user_attrs=_attributes(trial),
-                    system_attrs={},
-                    intermediate_values=_intermediate(experiment, trial),
-                )
-            )
+            study.add_trial(frozen_trial(experiment, trial))
             added.append(trial.name)
     return added
+
+
+def frozen_trial(experiment: Experiment, trial: TrialRecord) -> optuna.trial.FrozenTrial:
+    """``trial`` as Optuna keeps one (to add to a study): finished (complete, pruned or
+    failed) or running; one outside the experiment's search space (changed since) is a failed
+    trial without parameters. Built here rather than by ``create_trial``, which stamps every
+    trial with the present time."""
+    import optuna
+    from optuna.trial import TrialState
+
+    now = datetime.now()
+    states = {"Succeeded": TrialState.COMPLETE, "EarlyStopped": TrialState.PRUNED}
+    state = states.get(trial.status, TrialState.FAIL) if trial.status in FINISHED else TrialState.RUNNING
+    attributes = _attributes(trial)
+    params, distributions = trial.parameters, {p.name: _distribution(p) for p in experiment.parameters}
+    if not SearchSpace(experiment.parameters).contains(trial.parameters):
+        state, params, distributions = TrialState.FAIL, {}, {}
+        attributes["outside_search_space"] = str(trial.parameters)
+    return optuna.trial.FrozenTrial(
+        number=-1,
+        trial_id=-1,
+        state=state,
+        value=None,
+        values=list(trial.values) if state == TrialState.COMPLETE and trial.values else None,
+        datetime_start=_time(trial.started) or now,
+        datetime_complete=(_time(trial.finished) or now) if state != TrialState.RUNNING else None,
+        params=params,
+        distributions=distributions,
+        user_attrs=attributes,
+        system_attrs={},
+        intermediate_values=_intermediate(experiment, trial),
+    )
 
 
 def _distribution(parameter: Parameter) -> BaseDistribution:

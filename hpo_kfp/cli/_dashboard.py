@@ -1,8 +1,11 @@
 """``dashboard``: optuna-dashboard on loopback, showing an experiment while it runs.
 
 The store's schema is not Optuna's, so the dashboard reads an in-memory Optuna study that
-this command keeps in step with the store: every ``--refresh`` seconds the trials that have
-finished since are added (a finished trial never changes). Needs the ``dashboard`` extra.
+this command keeps in step with the store: every ``--refresh`` seconds the new trials are
+added, running ones as running, and the running ones that have finished since are finished.
+Optuna numbers a study's trials in the order they are added: they are added in the store's
+order, so that the dashboard's trial 12 is the experiment's trial 12. Needs the ``dashboard``
+extra.
 """
 
 from __future__ import annotations
@@ -31,27 +34,56 @@ def register(commands: Any) -> None:
 
 
 class LiveStudy:
-    """An in-memory Optuna study that follows one experiment of a store."""
+    """An in-memory Optuna study that follows one experiment of a store, trial for trial."""
 
     def __init__(self, store: Store, experiment: Experiment, key: ExperimentKey) -> None:
         import optuna
 
-        from hpo_kfp.study_view import to_study
+        from hpo_kfp.study_view import quiet_optuna
 
         self._store, self._experiment, self._key = store, experiment, key
         self.storage = optuna.storages.InMemoryStorage()
-        history = store.history(key)
-        self._study = to_study(experiment, history, storage=self.storage, study_name=str(key))
-        self._shown = {t.name for t in history.trials if t.status not in ("Pending", "Running")}
+        with quiet_optuna():
+            study = optuna.create_study(
+                storage=self.storage,
+                study_name=str(key),
+                directions=[term.direction for term in experiment.objective.terms],
+            )
+            study.set_metric_names([term.metric for term in experiment.objective.terms])
+        self._study_id = self.storage.get_study_id_from_name(study.study_name)
+        self._running: dict[int, int] = {}  # a running trial's number -> its Optuna trial id
+        self._added = 0  # trials added: the next one added is number self._added
+        self.refresh()
 
     def refresh(self) -> int:
-        """Adds the trials that finished since the last call; returns how many."""
-        from hpo_kfp.study_view import add_finished_trials
+        """Adds the trials new since the last call and finishes those that ended; returns how
+        many trials it added or finished."""
+        from hpo_kfp.history import FINISHED
+        from hpo_kfp.study_view import frozen_trial, quiet_optuna
 
-        new = [t for t in self._store.history(self._key).trials if t.name not in self._shown]
-        added = add_finished_trials(self._study, self._experiment, new)
-        self._shown.update(added)
-        return len(added)
+        changed = 0
+        with quiet_optuna():
+            for trial in sorted(self._store.history(self._key).trials, key=lambda t: t.number):
+                if trial.number in self._running and trial.status in FINISHED:
+                    self._finish(self._running.pop(trial.number), frozen_trial(self._experiment, trial))
+                    changed += 1
+                elif trial.number == self._added:
+                    frozen = frozen_trial(self._experiment, trial)
+                    made = self.storage.create_new_trial(self._study_id, frozen)
+                    if not frozen.state.is_finished():
+                        self._running[trial.number] = made
+                    self._added += 1
+                    changed += 1
+                elif trial.number > self._added:
+                    break  # numbers are dense: the missing one is recorded at the next read
+        return changed
+
+    def _finish(self, trial_id: int, ended: Any) -> None:
+        for key, value in ended.user_attrs.items():
+            self.storage.set_trial_user_attr(trial_id, key, value)
+        for step, value in ended.intermediate_values.items():
+            self.storage.set_trial_intermediate_value(trial_id, step, value)
+        self.storage.set_trial_state_values(trial_id, ended.state, ended.values)
 
     def follow(self, every: float, stop: threading.Event) -> None:
         """Refreshes every ``every`` seconds until ``stop`` is set (a store busy for a moment

@@ -82,12 +82,14 @@ def test_the_dashboard_shows_trials_as_they_finish(tmp_path: Path) -> None:
         [study] = studies["study_summaries"]
         assert study["study_name"] == "kubeflow/demo"
         detail = f"http://127.0.0.1:{port}/api/studies/{study['study_id']}"
-        [first] = _get(detail)["trials"]  # the running trial is not shown until it finishes
+        first, running = _get(detail)["trials"]  # the running trial too, as running
         assert {"key": "name", "value": "demo-0000"} in first["user_attrs"]
+        assert {"key": "name", "value": "demo-0001"} in running["user_attrs"]
+        assert (first["state"], running["state"]) == ("Complete", "Running")
         # The run goes on: the second trial finishes and the dashboard shows it.
         store.record(key, replace(claimed[1], status="Failed", reason="exit code 3"))
         trials = _until(
-            lambda: (found := _get(detail)["trials"]) and len(found) == 2 and found,
+            lambda: (found := _get(detail)["trials"]) and found[1]["state"] != "Running" and found,
             deadline,
             "the second trial",
         )
@@ -100,3 +102,30 @@ def test_the_dashboard_shows_trials_as_they_finish(tmp_path: Path) -> None:
 def test_the_dashboard_refuses_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["dashboard", "demo", "--port", "0"]) == 2
     assert capsys.readouterr().err == "--port: must be between 1 and 65535, but got 0\n"
+
+
+def test_the_dashboards_trials_are_the_experiments_by_number_running_ones_included(tmp_path: Path) -> None:
+    """Trials were added as they finished, so the dashboard's numbers were finish order (its
+    trial 12 was live-0014) and a running trial was not shown at all."""
+    from hpo_kfp.cli._dashboard import LiveStudy
+
+    store = open_store(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    experiment = parse_experiment(base_spec())
+    key = ExperimentKey("kubeflow", "demo")
+    store.open_experiment(experiment, key)
+    claimed, _ = claim(store, experiment, key, 3, owner="run-1")
+    store.record(key, replace(claimed[1], status="Succeeded", values=(0.3,), metrics={"loss": 0.3}))
+    live = LiveStudy(store, experiment, key)
+
+    def shown() -> list[tuple[int, str, str]]:
+        trials = live.storage.get_all_trials(live.storage.get_study_id_from_name("kubeflow/demo"))
+        return [(t.number, t.user_attrs["name"], t.state.name) for t in trials]
+
+    assert shown() == [(0, "demo-0000", "RUNNING"), (1, "demo-0001", "COMPLETE"), (2, "demo-0002", "RUNNING")]
+    store.record(key, replace(claimed[2], status="Failed", reason="exit code 3"))
+    store.record(key, replace(claimed[0], status="Succeeded", values=(0.1,), metrics={"loss": 0.1}))
+    assert live.refresh() == 2
+    assert shown() == [(0, "demo-0000", "COMPLETE"), (1, "demo-0001", "COMPLETE"), (2, "demo-0002", "FAIL")]
+    study_id = live.storage.get_study_id_from_name("kubeflow/demo")
+    assert live.storage.get_best_trial(study_id).user_attrs["name"] == "demo-0000"
+    assert live.refresh() == 0
