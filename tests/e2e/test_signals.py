@@ -72,6 +72,7 @@ def test_a_signal_to_the_command_alone_stops_the_steps_and_their_trials(tmp_path
         out, err = run.communicate(timeout=60)
         assert run.returncode == 130, err
         assert err.splitlines()[-1] == "hpo-kfp: interrupted"
+        assert "Traceback" not in err and "Logging error" not in err, err  # issue 31, item 4
         # The summary and the page of what finished are written all the same (issue 29).
         assert "slow: Running" in out and "report: " in out, out
         assert list((tmp_path / "runs" / "slow").glob("*/report.html"))
