@@ -54,9 +54,9 @@ __all__ = ["SqlStore"]
 _TEXT = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 _NAME = 253  # a Kubernetes name's longest
 _ATTEMPTS = 50
+"""Writes tried before giving up: each lost race means another writer got there first."""
 _IMPORT_CHUNK = 500
 """Imported trials written in one statement (well below SQLite's 32,766 bound parameters)."""
-"""Writes tried before giving up: each lost race means another writer got there first."""
 _CLAIM_LOCK_SECONDS = 120.0
 """How long a claimer waits for its turn (:meth:`SqlStore._claim_turn`) before it claims
 without one (the unique trial number still decides a race)."""
