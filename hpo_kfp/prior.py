@@ -17,6 +17,7 @@ import io
 import json
 import math
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from hpo_kfp.suggest import trial_name
 
 __all__ = ["read_prior_trials"]
 
-_STATUSES = ("Succeeded", "Failed", "MetricsUnavailable")
+_STATUSES = ("Succeeded", "Failed", "MetricsUnavailable", "EarlyStopped")
 
 
 def read_prior_trials(path: str | Path, experiment: Experiment, first_number: int = 0) -> list[TrialRecord]:
@@ -62,9 +63,15 @@ def _json(text: str) -> list[tuple[str, Mapping[str, Any]]]:
         raise PriorError(
             f"the file must be JSON, but it is not ({error.msg} at line {error.lineno})"
         ) from None
-    trials = document.get("trials") if isinstance(document, dict) else document
+    trials = document
+    if isinstance(document, dict):  # {"trials": [...]}, or `report --json`'s {"results": [...]}
+        trials = (
+            document.get("trials") if isinstance(document.get("trials"), list) else document.get("results")
+        )
     if not isinstance(trials, list):
-        raise PriorError('the file must hold a list of trials (or {"trials": [...]})')
+        raise PriorError(
+            'the file must hold a list of trials (or {"trials": [...]}, or report --json\'s results)'
+        )
     result: list[tuple[str, Mapping[str, Any]]] = []
     for index, entry in enumerate(trials):
         if not isinstance(entry, dict) or not isinstance(entry.get("parameters"), dict):
@@ -140,6 +147,9 @@ def _record(experiment: Experiment, where: str, entry: Mapping[str, Any], number
         raise PriorError(
             f"{where}: a Succeeded trial must report {', '.join(objectives)}, but got {sorted(metrics)}"
         )
+    reason = entry["reason"] if entry.get("reason") is not None else "imported prior data"
+    if not isinstance(reason, str):
+        raise PriorError(f"{where}: reason: must be text, but got {reason!r}")
     return TrialRecord(
         name=trial_name(experiment.name, number),
         number=number,
@@ -147,9 +157,43 @@ def _record(experiment: Experiment, where: str, entry: Mapping[str, Any], number
         status=status,
         values=values,
         metrics=metrics,
-        reason="imported prior data",
+        series=_series(experiment, entry.get("series"), where),
+        started=_moment(entry.get("started"), f"{where}: started"),
+        finished=_moment(entry.get("finished"), f"{where}: finished"),
+        reason=reason,
         origin="import",
     )
+
+
+def _moment(raw: Any, label: str) -> str | None:
+    """An ISO 8601 time with its offset (as exports write them), or None when not given."""
+    if raw in (None, ""):
+        return None
+    try:
+        moment = datetime.fromisoformat(str(raw))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise PriorError(f"{label}: must be an ISO 8601 time with its offset, but got {raw!r}")
+    return moment.isoformat()
+
+
+def _series(experiment: Experiment, raw: Any, where: str) -> dict[str, list[tuple[str | None, float]]]:
+    """Each metric's reported values (``{"loss": [[time or null, value], ...]}``), or none."""
+    if raw in (None, {}):
+        return {}
+    series = _mapping(raw, f"{where}: series")
+    result: dict[str, list[tuple[str | None, float]]] = {}
+    for name, points in series.items():
+        label = f"{where}: series.{name}"
+        if name not in experiment.objective.metrics:
+            raise PriorError(f"{label}: must be a metric of the experiment, but got an unknown name")
+        if not isinstance(points, list) or not all(isinstance(p, list) and len(p) == 2 for p in points):
+            raise PriorError(f"{label}: must be a list of [time or null, value] pairs, but got {points!r}")
+        result[str(name)] = [
+            (None if p[0] is None else _moment(p[0], label), _finite(p[1], label)) for p in points
+        ]
+    return result
 
 
 def _value(parameter: Parameter, raw: Any, where: str) -> Any:

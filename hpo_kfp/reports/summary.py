@@ -240,6 +240,7 @@ def _trial_document(
         "started": trial.started,
         "finished": trial.finished,
         "seconds": trial.duration,
+        "series": {name: [list(point) for point in points] for name, points in trial.series.items()},
         "log": None if log is None else str(log),
     }
     if experiment.objective.is_multi:

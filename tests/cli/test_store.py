@@ -588,3 +588,51 @@ def test_report_shows_the_best_trials_and_first_parameters_unless_asked_for_all(
     assert out[0].split()[2:14] == names
     assert sum(1 for line in out if line.startswith("demo-")) == 30
     assert not any("not shown" in line for line in out)
+
+
+def test_report_json_results_import_back_with_times_series_reasons_and_early_stops(
+    tmp_path: Path, spec_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 29: `report --json` was refused by import; its results lost times, series and
+    reasons; an EarlyStopped trial was refused outright."""
+    source = _store(tmp_path)
+    store = open_store(source)
+    experiment = load_experiment(spec_file)
+    key = ExperimentKey("kubeflow", "demo")
+    store.open_experiment(experiment, key)
+    claimed, _ = claim(store, experiment, key, 3, owner="run-1")
+    times = {"started": "2026-01-02T03:04:05+00:00", "finished": "2026-01-02T03:05:05+00:00"}
+    series = {"loss": [("2026-01-02T03:04:30+00:00", 0.5), (None, 0.25)]}
+    store.record(
+        key,
+        replace(
+            claimed[0], status="Succeeded", values=(0.25,), metrics={"loss": 0.25}, series=series, **times
+        ),
+    )
+    store.record(
+        key, replace(claimed[1], status="EarlyStopped", reason="best loss=0.9 after 2 steps", **times)
+    )
+    store.record(key, replace(claimed[2], status="Failed", reason="exit code 3", **times))
+    assert main(["report", "demo", "--store", source, "--json"]) == 0
+    exported = tmp_path / "report.json"
+    exported.write_text(capsys.readouterr().out.splitlines()[-1])
+    target = f"sqlite:///{tmp_path / 'other.sqlite'}"
+    assert main(["import", str(spec_file), str(exported), "--store", target]) == 0
+    assert "imported 3 trials" in capsys.readouterr().out
+    before = {t.parameters["lr"]: t for t in store.history(key).trials}
+    after = open_store(target).history(key).trials
+    assert len(after) == 3
+    for trial in after:
+        original = before[trial.parameters["lr"]]
+        assert (trial.status, trial.reason, trial.values, trial.metrics) == (
+            original.status,
+            original.reason,
+            original.values,
+            original.metrics,
+        )
+        assert (trial.started, trial.finished, trial.series) == (
+            original.started,
+            original.finished,
+            original.series,
+        )
+        assert trial.origin == "import"
