@@ -25,14 +25,6 @@ def _job(name: str, image: str = "train", **spec: Any) -> dict[str, Any]:
     return {"metadata": {"name": name}, "spec": {"template": template, **spec}}
 
 
-def _running(**settings: Any) -> Iterator[K8sEmulator]:
-    emulator = K8sEmulator(cluster=Cluster(**settings)).start()
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
-
-
 def _condition(k8s: K8sEmulator, name: str) -> dict[str, Any] | None:
     job = k8s.get(*_JOBS, NS, name) or {}
     done = [
@@ -53,7 +45,8 @@ def cluster() -> Iterator[K8sEmulator]:
         "serve": Program(exit_code=None),
         "missing": Program(pull="ErrImagePull"),
     }
-    yield from _running(programs=programs, istio_namespaces=frozenset({"mesh"}))
+    with K8sEmulator(cluster=Cluster(programs=programs, istio_namespaces=frozenset({"mesh"}))) as k8s:
+        yield k8s
 
 
 def test_a_job_runs_its_pod_through_each_phase_and_completes(cluster: K8sEmulator) -> None:
@@ -142,7 +135,7 @@ def test_a_running_pod_is_terminating_for_its_grace_period_then_gone(cluster: K8
 
 
 def test_a_pod_not_yet_scheduled_is_deleted_at_once() -> None:
-    for k8s in _running(step_seconds=30):
+    with K8sEmulator(cluster=Cluster(step_seconds=30)) as k8s:
         k8s.create(
             *_PODS, NS, {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
         )
@@ -174,9 +167,8 @@ def test_istio_injection_follows_the_namespace_then_the_label_then_the_annotatio
 
 
 def test_a_webhooks_denial_is_the_api_servers_status_error() -> None:
-    for k8s in _running(
-        denials=(Denial("policy.example.com", "line one\nline two", plural="jobs", code=403),)
-    ):
+    denial = Denial("policy.example.com", "line one\nline two", plural="jobs", code=403)
+    with K8sEmulator(cluster=Cluster(denials=(denial,))) as k8s:
         with pytest.raises(ApiException) as refused:
             client.BatchV1Api(k8s.api_client()).create_namespaced_job(NS, _job("j"))
         assert refused.value.status == 403

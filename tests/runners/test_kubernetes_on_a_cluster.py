@@ -9,7 +9,6 @@ from __future__ import annotations
 import concurrent.futures
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
 
 import pytest
 
@@ -52,14 +51,6 @@ class _Fed:
         return None
 
 
-def _cluster(**settings: Any) -> Iterator[K8sEmulator]:
-    emulator = K8sEmulator(cluster=Cluster(**settings)).start()
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
-
-
 def _run(
     k8s: K8sEmulator, experiment: Experiment, watch: _Fed | None = None
 ) -> concurrent.futures.Future[TrialOutput]:
@@ -76,7 +67,9 @@ def istio_cluster() -> Iterator[K8sEmulator]:
     runner's first look finds it Pending with no container statuses), then training prints
     ``_LOG`` and ends a second later."""
     programs = {_IMAGE: Program(log=_LOG, seconds=1.0), "train:1": Program(log=_LOG, seconds=1.0)}
-    yield from _cluster(programs=programs, istio_namespaces=frozenset({_NS}), step_seconds=0.3)
+    cluster = Cluster(programs=programs, istio_namespaces=frozenset({_NS}), step_seconds=0.3)
+    with K8sEmulator(cluster=cluster) as k8s:
+        yield k8s
 
 
 def test_a_job_trial_runs_through_every_pod_phase_to_its_end(istio_cluster: K8sEmulator) -> None:
@@ -151,7 +144,7 @@ def test_a_recreated_trial_ignores_the_previous_attempts_terminating_pod() -> No
     taken for the trial's: its lines are not the trial's output."""
     old_log = "epoch=7 loss=99 accuracy=0.01 (the previous attempt)\n"
     programs = {_IMAGE: Program(log=_LOG, seconds=0.4), "old:1": Program(log=old_log, exit_code=None)}
-    for k8s in _cluster(programs=programs, job_sync_seconds=2.5, grace_seconds=30):
+    with K8sEmulator(cluster=Cluster(programs=programs, job_sync_seconds=2.5, grace_seconds=30)) as k8s:
         experiment = _job_experiment()
         first_attempt = base_spec()
         trial_spec = first_attempt["spec"]["trialTemplate"]["trialSpec"]
@@ -195,7 +188,7 @@ def test_a_webhooks_denial_over_several_lines_is_one_line_naming_each_policy() -
         plural="jobs",
         code=403,
     )
-    for k8s in _cluster(denials=(denial,)):
+    with K8sEmulator(cluster=Cluster(denials=(denial,))) as k8s:
         with pytest.raises(RunnerError) as raised:
             _run(k8s, _job_experiment()).result(timeout=30)
         message = str(raised.value)
