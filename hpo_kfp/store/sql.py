@@ -11,6 +11,14 @@ optuna-dashboard.
 A trial row holds the trial's whole record as JSON, beside the columns a query needs. The
 claim rule (see :mod:`hpo_kfp.store.base`) is the unique key (experiment, number): an
 insert that loses the race fails as a whole and the claimer reads and suggests again.
+
+Every write that changes what :meth:`SqlStore.history` returns counts up the experiment's
+``revision`` and stamps the trial rows it writes with the new count, in one transaction that
+starts by updating the experiment's row: the row's lock orders the writers of an experiment,
+so revisions commit in order. A store object keeps the last history it read of each
+experiment and reads again only the rows stamped after it (one statement, so one snapshot
+on every database): a service asked a thousand times about a 1000-trial experiment parses
+the few trials that changed, not the thousand, however many servers write to the store.
 """
 
 from __future__ import annotations
@@ -22,14 +30,16 @@ import os
 import random
 import sqlite3
 import sys
+import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
@@ -77,6 +87,8 @@ _experiments = sa.Table(
     sa.Column("best_objective", sa.Double, nullable=True),
     sa.Column("study_attrs", _TEXT, nullable=False, default="{}"),
     sa.Column("updated", sa.String(40), nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("incarnation", sa.String(32), nullable=False, server_default=""),
     sa.UniqueConstraint("namespace", "name", name="hpo_experiments_identity"),
 )
 _trials = sa.Table(
@@ -98,9 +110,13 @@ _trials = sa.Table(
     sa.Column("heartbeat", sa.Double, nullable=True),
     sa.Column("run_id", sa.String(128), nullable=False, default=""),
     sa.Column("import_key", sa.String(64), nullable=True),
+    sa.Column("revision", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("experiment_id", "number", name="hpo_trials_number"),
     sa.UniqueConstraint("experiment_id", "import_key", name="hpo_trials_import"),
 )
+_changes = sa.Index("hpo_trials_revision", _trials.c.experiment_id, _trials.c.revision)
+_CACHED = 64
+"""Experiments whose last history (and parsed spec) a store object keeps."""
 _RELEASED = ""
 """The owner of a released trial: the next claim may take it."""
 
@@ -124,12 +140,22 @@ class SqlStore:
         self.url = url
         self._engine = _engine(url, read_only=read_only)
         self._turns: Engine | None = None  # see _claim_turn
+        self._cache_guard = threading.Lock()
+        self._read: dict[ExperimentKey, _Read] = {}  # see _history
+        self._specs: dict[str, Experiment] = {}  # parsed specs, by their text
+        self._revisions = True
+        # SQLite lets one connection write at a time, and one that finds the file taken waits
+        # in SQLite's busy handler, which sleeps 1 to 100 ms between tries: threads of one
+        # process writing at once made a 10 ms write take ~80 ms (8 clients of a server).
+        # They take turns here instead, and wake at once.
+        self._writing = threading.RLock() if self._engine.dialect.name == "sqlite" else None
         if read_only:
             self._check_tables()
             return
         for attempt in range(_ATTEMPTS):
             try:
                 _metadata.create_all(self._engine, checkfirst=True)
+                _add_revisions(self._engine)
                 break
             except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError) as error:
                 # Steps (or a server's workers) starting at once race to create the tables; the
@@ -138,6 +164,7 @@ class SqlStore:
                 # store at once (6 at a time) failed with "database is locked" before this wait.
                 if attempt < _ATTEMPTS - 1 and (
                     "already exists" in str(error)
+                    or "uplicate" in str(error)  # a column or index added by another process
                     or "database is locked" in str(error)
                     or isinstance(error, sa.exc.IntegrityError)
                 ):
@@ -154,7 +181,10 @@ class SqlStore:
 
     def _check_tables(self) -> None:
         try:
-            found = sa.inspect(self._engine).has_table(_experiments.name)
+            inspector = sa.inspect(self._engine)
+            found = inspector.has_table(_experiments.name)
+            # A store written by a release before revisions, read without being changed.
+            self._revisions = found and "revision" in _columns(inspector, _trials.name)
         except sa.exc.SQLAlchemyError as error:
             raise StoreError(
                 f"the store at {_safe(self.url)} must be reachable, but {_first_line(error)}"
@@ -185,6 +215,7 @@ class SqlStore:
                                 best_trial="",
                                 study_attrs="{}",
                                 updated=_now(),
+                                incarnation=uuid.uuid4().hex,
                             )
                         )
                     except _LOST_RACE as error:
@@ -210,10 +241,21 @@ class SqlStore:
 
     def load_experiment(self, key: ExperimentKey) -> Experiment | None:
         with self._connect() as db:
-            row = self._experiment_row(db, key)
-        if row is None:
+            spec = db.execute(
+                sa.select(_experiments.c.spec).where(
+                    _experiments.c.namespace == key.namespace, _experiments.c.name == key.name
+                )
+            ).scalar()
+        if spec is None:
             return None
-        return parse_experiment(json.loads(row.spec), trial_template=None)
+        with self._cache_guard:
+            experiment = self._specs.get(spec)
+        if experiment is None:
+            # Parsed once per text of the spec: an Experiment is immutable.
+            experiment = parse_experiment(json.loads(spec), trial_template=None)
+            with self._cache_guard:
+                _keep(self._specs, spec, experiment)
+        return experiment
 
     def experiments(self) -> list[ExperimentSummary]:
         counts = (
@@ -297,20 +339,23 @@ class SqlStore:
             yield
 
     def take_released(self, key: ExperimentKey, count: int, *, owner: str) -> list[TrialRecord]:
-        experiment_id = self._experiment_id(key)
+        released = sa.and_(
+            _trials.c.experiment_id == _experiments.c.id,
+            _trials.c.status.in_(ACTIVE),
+            _trials.c.owner == _RELEASED,
+        )
         with self._connect() as db:
             rows = db.execute(
                 sa.select(_trials.c.id, _trials.c.record)
-                .where(
-                    _trials.c.experiment_id == experiment_id,
-                    _trials.c.status.in_(ACTIVE),
-                    _trials.c.owner == _RELEASED,
-                )
+                .select_from(_experiments.outerjoin(_trials, released))
+                .where(_experiments.c.namespace == key.namespace, _experiments.c.name == key.name)
                 .order_by(_trials.c.number)
             ).all()
+        if not rows:
+            raise StoreError(f"experiment {key}: must be in the store {_safe(self.url)}, but it is not")
         taken: list[TrialRecord] = []
         for row in rows:
-            if len(taken) >= count:
+            if len(taken) >= count or row.id is None:
                 break
             with self._begin() as db:  # compare-and-set on the owner
                 updated = db.execute(
@@ -326,18 +371,18 @@ class SqlStore:
     def append_trials(
         self, key: ExperimentKey, trials: list[TrialRecord], *, owner: str, study_attrs: dict[str, Any]
     ) -> bool:
-        experiment_id = self._experiment_id(key)
         try:
             with self._begin() as db:
                 stamp = time.time()
-                db.execute(
-                    _trials.insert(),
-                    [_row(experiment_id, trial, owner=owner, heartbeat=stamp) for trial in trials],
+                experiment_id, revision = self._bump(
+                    db, key, study_attrs=_dumps(study_attrs), status="Running", updated=_now()
                 )
                 db.execute(
-                    _experiments.update()
-                    .where(_experiments.c.id == experiment_id)
-                    .values(study_attrs=_dumps(study_attrs), status="Running", updated=_now())
+                    _trials.insert(),
+                    [
+                        _row(experiment_id, trial, owner=owner, heartbeat=stamp, revision=revision)
+                        for trial in trials
+                    ],
                 )
         except _LOST_RACE as error:
             _raise_unless_lost_race(error)
@@ -345,7 +390,6 @@ class SqlStore:
         return True
 
     def record(self, key: ExperimentKey, trial: TrialRecord, *, run_id: str = "") -> None:
-        experiment_id = self._experiment_id(key)
         values = {
             "name": trial.name,
             "status": trial.status,
@@ -358,14 +402,17 @@ class SqlStore:
         for _ in range(_ATTEMPTS):
             try:
                 with self._begin() as db:
+                    experiment_id, revision = self._bump(db, key)
                     updated = db.execute(
                         _trials.update()
                         .where(_trials.c.experiment_id == experiment_id, _trials.c.number == trial.number)
-                        .values(**values)
+                        .values(**values, revision=revision)
                     )
                     if not updated.rowcount:
                         db.execute(
-                            _trials.insert().values(_row(experiment_id, trial, owner="", run_id=run_id))
+                            _trials.insert().values(
+                                _row(experiment_id, trial, owner="", run_id=run_id, revision=revision)
+                            )
                         )
             except _LOST_RACE as error:
                 _raise_unless_lost_race(error)
@@ -376,12 +423,11 @@ class SqlStore:
     def heartbeat(self, key: ExperimentKey, names: list[str]) -> None:
         if not names:
             return
-        experiment_id = self._experiment_id(key)
         with self._begin() as db:
             db.execute(
                 _trials.update()
                 .where(
-                    _trials.c.experiment_id == experiment_id,
+                    _trials.c.experiment_id == _id_of(key),
                     _trials.c.name.in_(names),
                     _trials.c.status.in_(ACTIVE),
                 )
@@ -391,36 +437,38 @@ class SqlStore:
     def release(
         self, key: ExperimentKey, *, older_than: float | None = None, owner_prefix: str | None = None
     ) -> list[str]:
-        try:
-            experiment_id = self._experiment_id(key)
-        except StoreError:
-            return []
         condition = sa.and_(
-            _trials.c.experiment_id == experiment_id,
+            _trials.c.experiment_id == _id_of(key),
             _trials.c.status.in_(ACTIVE),
             _trials.c.owner != _RELEASED,
         )
         if older_than is not None:
             condition = sa.and_(condition, _trials.c.heartbeat < time.time() - older_than)
+        # Looked for first, written only when found: a server asks before every claim, and
+        # most times there is nothing to give back.
+        with self._connect() as db:
+            rows = db.execute(sa.select(_trials.c.id, _trials.c.name, _trials.c.owner).where(condition)).all()
+        chosen = [row for row in rows if owner_prefix is None or row.owner.startswith(owner_prefix)]
+        if not chosen:
+            return []
         with self._begin() as db:
-            rows = db.execute(sa.select(_trials.c.name, _trials.c.owner).where(condition))
-            names = [row.name for row in rows if owner_prefix is None or row.owner.startswith(owner_prefix)]
-            if names:
-                db.execute(
-                    _trials.update().where(condition, _trials.c.name.in_(names)).values(owner=_RELEASED)
-                )
-        return names
+            db.execute(
+                _trials.update()
+                .where(condition, _trials.c.id.in_([row.id for row in chosen]))
+                .values(owner=_RELEASED)
+            )
+        return [row.name for row in chosen]
 
     def import_trials(self, experiment: Experiment, key: ExperimentKey, records: list[TrialRecord]) -> int:
         self.open_experiment(experiment, key)
-        experiment_id = self._experiment_id(key)
         added = 0
         for start in range(0, len(records), _IMPORT_CHUNK):
             chunk = records[start : start + _IMPORT_CHUNK]
             for attempt in range(_ATTEMPTS):
                 try:
                     with self._begin() as db:
-                        added += _import_chunk(db, experiment, experiment_id, chunk)
+                        experiment_id, revision = self._bump(db, key)
+                        added += _import_chunk(db, experiment, experiment_id, revision, chunk)
                     break
                 except _LOST_RACE as error:
                     # The numbers were taken (a run claimed trials), or the same rows imported
@@ -435,14 +483,43 @@ class SqlStore:
     # --- helpers ---------------------------------------------------------------------
 
     def _history(self, db: Connection, key: ExperimentKey) -> History:
-        row = self._experiment_row(db, key)
-        if row is None:
+        """The history, from the last one this object read of the experiment and the trial rows
+        written since (see the module's docstring); all of it when there is none."""
+        with self._cache_guard:
+            known = self._read.get(key)
+        rows = self._changed_rows(db, key, known.revision if known else -1)
+        if rows and known is not None and (rows[0].id, rows[0].incarnation) != known.identity:
+            known = None  # deleted and made again meanwhile
+            rows = self._changed_rows(db, key, -1)
+        if not rows:
+            with self._cache_guard:
+                self._read.pop(key, None)
             return History(experiment=key.name)
-        records = db.execute(
-            sa.select(_trials.c.record).where(_trials.c.experiment_id == row.id).order_by(_trials.c.number)
-        ).scalars()
-        trials = tuple(TrialRecord.from_dict(json.loads(text)) for text in records)
-        return History(experiment=key.name, trials=trials, study_attrs=json.loads(row.study_attrs))
+        head = rows[0]
+        changed = [TrialRecord.from_dict(json.loads(row.record)) for row in rows if row.record is not None]
+        trials = _merged(known.history.trials, changed) if known else tuple(changed)
+        history = History(experiment=key.name, trials=trials, study_attrs=json.loads(head.study_attrs))
+        if self._revisions:
+            with self._cache_guard:
+                self._read.pop(key, None)
+                _keep(self._read, key, _Read((head.id, head.incarnation), head.revision, history))
+        return history
+
+    def _changed_rows(self, db: Connection, key: ExperimentKey, since: int) -> Sequence[Any]:
+        """The experiment's row joined with its trial rows written after revision ``since``,
+        by number: one row with no record when none was; none when there is no experiment."""
+        joined = _trials.c.experiment_id == _experiments.c.id
+        columns = [_experiments.c.id, _experiments.c.study_attrs, _trials.c.record]
+        if self._revisions:
+            joined = sa.and_(joined, _trials.c.revision > since)
+            columns += [_experiments.c.revision, _experiments.c.incarnation]
+        query = (
+            sa.select(*columns)
+            .select_from(_experiments.outerjoin(_trials, joined))
+            .where(_experiments.c.namespace == key.namespace, _experiments.c.name == key.name)
+            .order_by(_trials.c.number)
+        )
+        return db.execute(query).all()
 
     def _experiment_row(self, db: Connection, key: ExperimentKey) -> Any:
         return db.execute(
@@ -450,6 +527,25 @@ class SqlStore:
                 _experiments.c.namespace == key.namespace, _experiments.c.name == key.name
             )
         ).first()
+
+    def _bump(self, db: Connection, key: ExperimentKey, **values: Any) -> tuple[int, int]:
+        """Counts up the experiment's revision (locking its row until the transaction ends),
+        setting ``values`` on its row too; returns its id and the new count, which the
+        transaction stamps on the trial rows it writes.
+
+        Raises:
+            StoreError: The experiment is not in the store.
+        """
+        identity = sa.and_(_experiments.c.namespace == key.namespace, _experiments.c.name == key.name)
+        update = _experiments.update().where(identity).values(revision=_experiments.c.revision + 1, **values)
+        if db.dialect.update_returning:  # SQLite, PostgreSQL; not MySQL or MariaDB
+            row = db.execute(update.returning(_experiments.c.id, _experiments.c.revision)).first()
+        else:
+            db.execute(update)
+            row = db.execute(sa.select(_experiments.c.id, _experiments.c.revision).where(identity)).first()
+        if row is None:
+            raise StoreError(f"experiment {key}: must be in the store {_safe(self.url)}, but it is not")
+        return int(row.id), int(row.revision)
 
     def _experiment_id(self, key: ExperimentKey) -> int:
         with self._connect() as db:
@@ -464,7 +560,7 @@ class SqlStore:
         the database raised it, for the caller to retry; any other failure of the database
         (gone, refusing connections) is a :class:`StoreError`."""
         try:
-            with self._engine.begin() as db:
+            with self._writing or contextlib.nullcontext(), self._engine.begin() as db:
                 yield db
         except sa.exc.DBAPIError as error:
             if not _lost_race(error):
@@ -609,7 +705,7 @@ def _raise_unless_lost_race(error: sa.exc.DBAPIError) -> None:
 
 
 def _import_chunk(
-    db: Connection, experiment: Experiment, experiment_id: int, chunk: list[TrialRecord]
+    db: Connection, experiment: Experiment, experiment_id: int, revision: int, chunk: list[TrialRecord]
 ) -> int:
     """Inserts the trials of ``chunk`` not imported before (by their import key), numbered on
     from the experiment's last trial, in one statement; returns how many."""
@@ -632,7 +728,7 @@ def _import_chunk(
             continue
         seen.add(identity)
         trial = replace(record, number=number, name=trial_name(experiment.name, number), origin="import")
-        rows.append(_row(experiment_id, trial, owner="", key=identity))
+        rows.append(_row(experiment_id, trial, owner="", key=identity, revision=revision))
         number += 1
     if rows:
         db.execute(_trials.insert(), rows)
@@ -647,6 +743,7 @@ def _row(
     heartbeat: float | None = None,
     run_id: str = "",
     key: str | None = None,
+    revision: int = 0,
 ) -> dict[str, Any]:
     return {
         "experiment_id": experiment_id,
@@ -659,7 +756,80 @@ def _row(
         "heartbeat": heartbeat,
         "run_id": run_id,
         "import_key": key,
+        "revision": revision,
     }
+
+
+class _Read(NamedTuple):
+    """The last history a store object read of an experiment, and where it stood."""
+
+    identity: tuple[int, str]
+    """The experiment row's id and incarnation: another row, another experiment."""
+    revision: int
+    history: History
+
+
+def _keep(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    """Adds to a cache of at most :data:`_CACHED` entries, dropping the oldest first."""
+    cache[key] = value
+    while len(cache) > _CACHED:
+        del cache[next(iter(cache))]
+
+
+def _merged(trials: tuple[TrialRecord, ...], changed: list[TrialRecord]) -> tuple[TrialRecord, ...]:
+    """``trials`` with ``changed`` in place of the trials of the same numbers (or added), by number."""
+    if not changed:
+        return trials
+    merged = list(trials)
+    position: dict[int, int] | None = None
+    added = False
+    for trial in changed:
+        # Numbers are dense from the first, as claims and imports write them: look there first.
+        index: int | None = trial.number - merged[0].number if merged else None
+        if index is None or not 0 <= index < len(trials) or merged[index].number != trial.number:
+            if position is None:
+                position = {t.number: i for i, t in enumerate(trials)}
+            index = position.get(trial.number)
+        if index is None:
+            merged.append(trial)
+            added = True
+        else:
+            merged[index] = trial
+    if added:
+        merged.sort(key=lambda trial: trial.number)
+    return tuple(merged)
+
+
+def _id_of(key: ExperimentKey) -> Any:
+    """The experiment's id, as a subquery of the statement that needs it."""
+    return (
+        sa.select(_experiments.c.id)
+        .where(_experiments.c.namespace == key.namespace, _experiments.c.name == key.name)
+        .scalar_subquery()
+    )
+
+
+def _columns(inspector: Any, table: str) -> set[str]:
+    return {column["name"] for column in inspector.get_columns(table)}
+
+
+def _add_revisions(engine: Engine) -> None:
+    """Gives a store made before revisions their columns and index (existing rows: 0, so the
+    first read of each experiment reads it whole)."""
+    inspector = sa.inspect(engine)
+    for table, columns in (
+        (
+            _experiments,
+            ("revision INTEGER NOT NULL DEFAULT 0", "incarnation VARCHAR(32) NOT NULL DEFAULT ''"),
+        ),
+        (_trials, ("revision INTEGER NOT NULL DEFAULT 0",)),
+    ):
+        present = _columns(inspector, table.name)
+        for column in columns:
+            if column.split()[0] not in present:
+                with engine.begin() as db:
+                    db.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column}"))
+    _changes.create(engine, checkfirst=True)
 
 
 def _engine(url: str, *, read_only: bool = False) -> Engine:

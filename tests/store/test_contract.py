@@ -417,3 +417,41 @@ def test_a_new_sqlite_store_opened_by_many_at_once_waits_for_the_file(
     monkeypatch.setattr(sql._metadata, "create_all", locked_once)
     store = sql.SqlStore(f"sqlite:///{tmp_path / 'new.sqlite'}")
     assert len(calls) == 2 and store.experiments() == []
+
+
+def test_a_store_object_sees_what_others_wrote_since_it_last_read(store_url: str) -> None:
+    # A store object keeps the last history it read and reads only what changed since: every
+    # way another writer changes an experiment must show, and a deleted experiment made again
+    # under the same name (SQLite may give its row the same id) must not show the old trials.
+    reader, writer = open_store(store_url), open_store(store_url)
+    experiment = _experiment()
+    key = ExperimentKey("", experiment.name)
+    writer.open_experiment(experiment, key)
+    first = claim(writer, experiment, key, 2, owner="w").trials
+    assert [t.number for t in reader.history(key).trials] == [0, 1]
+    writer.record(key, _succeeded(first[0], 0.5))
+    writer.save_decision(key, decide(experiment, writer.history(key)), {"k": 1})
+    seen = reader.history(key)
+    assert [t.status for t in seen.trials] == ["Succeeded", "Pending"] and seen.study_attrs == {"k": 1}
+    writer.import_trials(experiment, key, [replace(_succeeded(first[0], 0.1), origin="import")])
+    assert [t.origin for t in reader.history(key).trials][-1] == "import"
+    assert reader.history(key) == writer.history(key) == open_store(store_url).history(key)
+
+    assert writer.delete(key)
+    assert reader.history(key).trials == ()
+    writer.open_experiment(experiment, key)
+    claim(writer, experiment, key, 1, owner="w")
+    assert reader.history(key) == writer.history(key)
+    assert [(t.number, t.status) for t in reader.history(key).trials] == [(0, "Pending")]
+
+    # Made again while the reader was not looking: its next read must not mix the two, even
+    # when the old one had been written more often than the new one.
+    for step in range(4):
+        writer.record(key, replace(writer.history(key).trials[0], status="Running", reason=f"step {step}"))
+    seen = reader.history(key)
+    writer.delete(key)
+    writer.open_experiment(experiment, key)
+    again = claim(writer, experiment, key, 1, owner="w").trials
+    writer.record(key, _succeeded(again[0], 0.7))
+    assert seen.trials[0].reason == "step 3"
+    assert [(t.number, t.status, t.reason) for t in reader.history(key).trials] == [(0, "Succeeded", "")]
