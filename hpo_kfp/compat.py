@@ -55,6 +55,7 @@ __all__ = [
     "resolve_component_command",
     "set_study_system_attrs",
     "study_system_attrs",
+    "update_trial",
     "warm_server",
 ]
 
@@ -537,6 +538,34 @@ def set_trial_system_attr(study: optuna.Study, trial: FrozenTrial, key: str, val
     """Stores what a sampler learned on the trial it is sampling (as Optuna's own samplers
     do, through the storage: a sampler sees the trial frozen)."""
     study._storage.set_trial_system_attr(trial._trial_id, key, value)
+
+
+def update_trial(
+    study: optuna.Study,
+    trial: FrozenTrial,
+    *,
+    system_attrs: dict[str, Any],
+    state: TrialState,
+    values: Sequence[float] | None,
+    intermediate_values: dict[int, float],
+) -> None:
+    """Brings a running trial of a kept study to what a rebuilt study would hold: the system
+    attributes and intermediate values it lacks, then its end, written through the storage as
+    ``Study.add_trial`` writes them (``Study.tell`` would also call the sampler's
+    ``after_trial``, which a rebuilt study never sees for a trial it is given)."""
+    from optuna.trial import TrialState
+
+    storage, trial_id = study._storage, trial._trial_id
+    for key, value in system_attrs.items():
+        if trial.system_attrs.get(key, _ABSENT) != value:
+            storage.set_trial_system_attr(trial_id, key, value)
+    for step, value in intermediate_values.items():
+        storage.set_trial_intermediate_value(trial_id, step, value)
+    if state != TrialState.RUNNING:
+        storage.set_trial_state_values(trial_id, state, values)
+
+
+_ABSENT = object()
 
 
 def added_trial(

@@ -266,6 +266,39 @@ def test_sampler_state_on_the_study_survives_a_rebuild() -> None:
     assert study_system_attrs(second) == stored
 
 
+def test_a_running_trial_of_a_kept_study_ends_as_an_added_one_would() -> None:
+    # Through the storage, as Study.add_trial writes a trial, and without the sampler's
+    # after_trial, which a rebuilt study never calls for the trials it is given.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    ended: list[int] = []
+
+    class Sampler(optuna.samplers.RandomSampler):
+        def after_trial(self, study: optuna.Study, trial: object, state: object, values: object) -> None:
+            ended.append(1)
+
+    study = optuna.create_study(sampler=Sampler(seed=1))
+    distributions = {"x": FloatDistribution(0, 1)}
+    done, stopped = study.ask(distributions), study.ask(distributions)
+    running = study.get_trials(deepcopy=False)
+    compat.update_trial(
+        study,
+        running[0],
+        system_attrs={"k": [1]},
+        state=TrialState.COMPLETE,
+        values=[0.5],
+        intermediate_values={},
+    )
+    compat.update_trial(
+        study, running[1], system_attrs={}, state=TrialState.PRUNED, values=None, intermediate_values={0: 2.0}
+    )
+    first, second = study.get_trials(deepcopy=False)
+    assert (first.state, first.values, first.system_attrs) == (TrialState.COMPLETE, [0.5], {"k": [1]})
+    assert (second.state, second.intermediate_values) == (TrialState.PRUNED, {0: 2.0})
+    assert first.params == done.params and second.params == stopped.params
+    assert ended == [] and study.best_trial.number == 0
+
+
 @pytest.mark.slow
 def test_optuna_importance_loads_without_scikit_learn() -> None:
     code = (

@@ -12,6 +12,15 @@ name) and the number of trials so far: the same history gives the same suggestio
 two calls never replay the same random stream. Samplers that continue one sequence across
 calls keep one seed instead (:attr:`OptunaSampler.continues_sequence`).
 
+Rebuilding costs more than asking once the history is long (1000 trials: ~10 ms of
+``add_trial`` a call). So a process keeps the study of each experiment's last call, with the
+trial records it mirrors, and the next call brings it up to date instead: trials that ended
+since are ended in it, new ones added, a fresh sampler seeded for the call. It is kept only
+while it holds exactly what a rebuilt study would (one Optuna trial per history trial, the
+same states, parameters, values and attributes); anything else (a redrawn ask, a trial that
+changed otherwise, a search space edited) and the next call rebuilds. So the same history
+still gives the same suggestions, kept or not.
+
 Optuna is imported only when a sampler is built.
 """
 
@@ -21,12 +30,13 @@ import importlib
 import json
 import math
 import re
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from hpo_kfp.algorithms.base import Setting, call_seed, numbered
-from hpo_kfp.compat import added_trial, set_study_system_attrs, study_system_attrs
+from hpo_kfp.compat import added_trial, set_study_system_attrs, study_system_attrs, update_trial
 from hpo_kfp.errors import SamplerUnavailable, SpecError
 from hpo_kfp.history import ACTIVE, History, TrialRecord, jsonable
 
@@ -47,6 +57,9 @@ _REDRAWS = 10
 _NOT_SAMPLER_ARGUMENTS = frozenset({"base_estimator", "seed"})
 
 _COUNTS = ("no", "one", "two", "three", "four")
+
+_KEPT = 8
+"""Experiments whose last study a process keeps (a 1000-trial study is a few MB)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,6 +169,8 @@ class OptunaSampler:
 
         Fewer than ``count`` come back only when the grid is exhausted.
         """
+        from optuna.trial import TrialState
+
         from hpo_kfp.space import SearchSpace, grid_size
         from hpo_kfp.study_view import quiet_optuna
 
@@ -165,24 +180,58 @@ class OptunaSampler:
         if count <= 0:
             return [], history
         with quiet_optuna():
-            study = self.rebuild_study(experiment, history, space)
+            study, seen = self._kept_study(experiment, history, space)
             # GridSampler never proposes a point twice by itself; redrawing would only
             # spend grid points on failed asks.
-            asked = _ask_distinct(study, space, history, count, redraw=not self.enumerates_grid)
-            stored = {t.number: t.system_attrs for t in study.get_trials(deepcopy=False)}
-            study_attrs = study_system_attrs(study)
-        created = numbered(
-            experiment,
-            history,
-            ((space.to_external(trial.params), _plain(stored[trial.number])) for trial in asked),
-        )
-        updated = replace(_compact(history.upsert(created)), study_attrs=_plain(study_attrs))
+            asked = _ask_distinct(study, space, seen, count, redraw=not self.enumerates_grid)
+            trials = study.get_trials(deepcopy=False)
+            study_attrs = _plain(study_system_attrs(study))
+            created = numbered(
+                experiment,
+                history,
+                (
+                    (space.to_external(trial.params), _plain(trials[trial.number].system_attrs))
+                    for trial in asked
+                ),
+            )
+            if len(trials) == len(history.trials) + len(created):  # no ask was redrawn
+                # As a rebuilt study would hold them: JSON's lists, not the sampler's tuples.
+                for trial, record in zip(asked, created, strict=True):
+                    update_trial(
+                        study,
+                        trials[trial.number],
+                        system_attrs=record.sampler_attrs,
+                        state=TrialState.RUNNING,
+                        values=None,
+                        intermediate_values={},
+                    )
+                set_study_system_attrs(study, study_attrs)
+                _keep(
+                    experiment, _Kept(study, experiment, history.trials + tuple(created), study_attrs, seen)
+                )
+        updated = replace(_compact(history.upsert(created)), study_attrs=study_attrs)
         return created, updated
+
+    def _kept_study(
+        self, experiment: Experiment, history: History, space: SearchSpace
+    ) -> tuple[optuna.Study, set[tuple[tuple[str, str], ...]]]:
+        """The study this process kept for the experiment, brought up to ``history`` with a
+        sampler seeded for this call (a rebuilt one when none is kept or it cannot be), and
+        the configurations the history holds (see :func:`_ask_distinct`)."""
+        kept = _take(experiment)
+        if kept is None or not _bring_up_to_date(kept, experiment, history, space):
+            study = self.rebuild_study(experiment, history, space)
+            return study, _configurations(space, history.trials)
+        kept.study.sampler = self.build_sampler(
+            experiment.algorithm.settings,
+            seed=self.seed(experiment, history),
+            grid=space.grid() if self.enumerates_grid else None,
+        )
+        return kept.study, kept.seen | _configurations(space, history.trials[len(kept.records) :])
 
     def rebuild_study(self, experiment: Experiment, history: History, space: SearchSpace) -> optuna.Study:
         """An in-memory Optuna study holding ``history``, with this sampler seeded for this call."""
         import optuna
-        from optuna.trial import TrialState
 
         sampler = self.build_sampler(
             experiment.algorithm.settings,
@@ -195,21 +244,7 @@ class OptunaSampler:
         set_study_system_attrs(study, history.study_attrs)
         distributions = space.distributions()
         for record in history.trials:
-            if not space.contains(record.parameters):
-                # Tried under another search space: it cannot inform this one, but it keeps its
-                # place so that trial numbers match the history.
-                study.add_trial(added_trial(TrialState.FAIL))
-                continue
-            state, values, intermediate = _state(record, experiment.objective.metric)
-            trial = added_trial(
-                state,
-                params=space.to_internal(record.parameters),
-                distributions=distributions,
-                values=values if state == TrialState.COMPLETE else None,
-                system_attrs=record.sampler_attrs,
-                intermediate_values=intermediate,
-            )
-            study.add_trial(trial)
+            study.add_trial(_study_trial(record, space, distributions, experiment.objective.metric))
         return study
 
     def build_sampler(
@@ -254,10 +289,21 @@ def _quantile_gamma(fraction: float) -> Callable[[int], int]:
     return gamma
 
 
+def _configurations(space: SearchSpace, trials: tuple[TrialRecord, ...]) -> set[tuple[tuple[str, str], ...]]:
+    """The configurations of ``trials`` inside the search space, as :func:`_ask_distinct` compares them."""
+    return {_key(space.to_internal(t.parameters)) for t in trials if space.contains(t.parameters)}
+
+
 def _ask_distinct(
-    study: optuna.Study, space: SearchSpace, history: History, count: int, *, redraw: bool
+    study: optuna.Study,
+    space: SearchSpace,
+    seen: set[tuple[tuple[str, str], ...]],
+    count: int,
+    *,
+    redraw: bool,
 ) -> list[optuna.trial.Trial]:
-    """Asks ``count`` trials, redrawing one that repeats a configuration already tried.
+    """Asks ``count`` trials, redrawing one that repeats a configuration of ``seen`` (the
+    history's), to which it adds them.
 
     A repeat wastes a trial; samplers that recombine parents (NSGA-II) or work on small
     discrete spaces produce them. After a few redraws a repeat is accepted: the space may
@@ -266,7 +312,6 @@ def _ask_distinct(
     from optuna.trial import TrialState
 
     distributions = space.distributions()
-    seen = {_key(space.to_internal(t.parameters)) for t in history.trials if space.contains(t.parameters)}
     asked = []
     for _ in range(count):
         for attempt in range(_REDRAWS):
@@ -282,6 +327,102 @@ def _ask_distinct(
 
 def _key(parameters: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((name, repr(value)) for name, value in parameters.items()))
+
+
+def _study_trial(
+    record: TrialRecord, space: SearchSpace, distributions: dict[str, Any], metric: str
+) -> optuna.trial.FrozenTrial:
+    """The Optuna trial a history record becomes in the study."""
+    from optuna.trial import TrialState
+
+    if not space.contains(record.parameters):
+        # Tried under another search space: it cannot inform this one, but it keeps its
+        # place so that trial numbers match the history.
+        return added_trial(TrialState.FAIL)
+    state, values, intermediate = _state(record, metric)
+    return added_trial(
+        state,
+        params=space.to_internal(record.parameters),
+        distributions=distributions,
+        values=values if state == TrialState.COMPLETE else None,
+        system_attrs=record.sampler_attrs,
+        intermediate_values=intermediate,
+    )
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """A study kept between calls, and what it mirrors."""
+
+    study: optuna.Study
+    experiment: Experiment
+    records: tuple[TrialRecord, ...]
+    """The history trials the study holds, one Optuna trial each, in order."""
+    study_attrs: dict[str, Any]
+    seen: set[tuple[tuple[str, str], ...]]
+    """The configurations of :attr:`records` (their parameters never change)."""
+
+
+_KEPT_STUDIES: dict[tuple[str, str], _Kept] = {}
+_KEPT_GUARD = threading.Lock()
+
+
+def _take(experiment: Experiment) -> _Kept | None:
+    """The experiment's kept study, taken out of the cache: one caller uses it at a time."""
+    with _KEPT_GUARD:
+        return _KEPT_STUDIES.pop((experiment.namespace or "", experiment.name), None)
+
+
+def _keep(experiment: Experiment, kept: _Kept) -> None:
+    with _KEPT_GUARD:
+        _KEPT_STUDIES[(experiment.namespace or "", experiment.name)] = kept
+        while len(_KEPT_STUDIES) > _KEPT:
+            del _KEPT_STUDIES[next(iter(_KEPT_STUDIES))]
+
+
+def _bring_up_to_date(kept: _Kept, experiment: Experiment, history: History, space: SearchSpace) -> bool:
+    """Changes the kept study into what :meth:`OptunaSampler.rebuild_study` would build from
+    ``history`` (but the sampler); False, leaving it unusable, when that cannot be done."""
+    from optuna.trial import TrialState
+
+    if kept.experiment is not experiment and kept.experiment != experiment:
+        return False
+    if len(history.trials) < len(kept.records) or set(kept.study_attrs) - set(history.study_attrs):
+        return False
+    study = kept.study
+    trials = study.get_trials(deepcopy=False)
+    distributions = space.distributions()
+    metric = experiment.objective.metric
+    for index, (old, new) in enumerate(zip(kept.records, history.trials, strict=False)):
+        if new is old or new == old:
+            continue
+        now, want = trials[index], _study_trial(new, space, distributions, metric)
+        if new.number != old.number or now.params != want.params:
+            return False
+        if now.state != TrialState.RUNNING:
+            if (now.state, now.values, now.system_attrs, now.intermediate_values) != (
+                want.state,
+                want.values,
+                want.system_attrs,
+                want.intermediate_values,
+            ):
+                return False
+            continue
+        if set(now.system_attrs) - set(want.system_attrs):
+            return False
+        update_trial(
+            study,
+            now,
+            system_attrs=want.system_attrs,
+            state=want.state,
+            values=want.values,
+            intermediate_values=want.intermediate_values,
+        )
+    for record in history.trials[len(kept.records) :]:
+        study.add_trial(_study_trial(record, space, distributions, metric))
+    if history.study_attrs != kept.study_attrs:
+        set_study_system_attrs(study, history.study_attrs)
+    return True
 
 
 def _state(record: TrialRecord, metric: str) -> tuple[Any, list[float] | None, dict[int, float] | None]:

@@ -306,3 +306,56 @@ def test_no_module_outside_the_registry_compares_algorithm_names() -> None:
         for line in name_comparisons(path.read_text(encoding="utf-8"))
     ]
     assert found == [], "dispatch through hpo_kfp.algorithms.get_algorithm instead"
+
+
+def _scenario(algorithm: Algorithm, experiment: Experiment) -> list[Any]:
+    """Eight calls over a history whose trials end in every way between them (as the service
+    changes them: a client id on a running trial, results, failures, an early stop), enough
+    results for every sampler to leave its start-up sampling; what each call proposed and
+    stored."""
+    metric = experiment.objective.metric
+    history = History(experiment=experiment.name)
+    seen: list[Any] = []
+    for call in range(8):
+        created, history = algorithm.suggest(experiment, history, 4)
+        seen.append(([(t.parameters, t.sampler_attrs) for t in created], history.study_attrs))
+        changed = []
+        for index, trial in enumerate(created):
+            kind = (call + index) % 5
+            if kind in (0, 4):
+                value = trial.parameters["x"] ** 2 + trial.parameters["y"] / 10
+                changed.append(replace(trial, status="Succeeded", values=(value,), metrics={metric: value}))
+            elif kind == 1:
+                changed.append(replace(trial, status="Failed", reason="exit code 1"))
+            elif kind == 2:
+                series = {metric: [("2026-12-06T00:00:00", 9.0), ("2026-12-06T00:00:01", 8.0)]}
+                changed.append(replace(trial, status="EarlyStopped", series=series))
+            else:
+                attrs = {**trial.sampler_attrs, "hpo_kfp.service.client": f"c{call}"}
+                changed.append(replace(trial, status="Running", sampler_attrs=attrs))
+        history = history.upsert(changed)
+    return seen
+
+
+def test_a_kept_study_suggests_what_a_rebuilt_one_does(
+    runnable: Algorithm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not isinstance(runnable, OptunaSampler):
+        pytest.skip(f"{runnable.name} is not run by one Optuna sampler")
+    from hpo_kfp.algorithms import optuna_family
+
+    experiment = _experiment(runnable.name)
+    rebuilt = []
+    rebuild = OptunaSampler.rebuild_study
+
+    def counted(self: OptunaSampler, *args: Any) -> Any:
+        rebuilt.append(1)
+        return rebuild(self, *args)
+
+    monkeypatch.setattr(OptunaSampler, "rebuild_study", counted)
+    kept = _scenario(runnable, experiment)
+    assert len(rebuilt) < 8  # the kept study served some of the calls
+    monkeypatch.setattr(optuna_family, "_take", lambda experiment: None)
+    rebuilt.clear()
+    assert _scenario(runnable, experiment) == kept
+    assert len(rebuilt) == 8
