@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import NamedTuple
 
@@ -72,6 +73,7 @@ def claim(
     owner: str,
     run_limit: int | None = None,
     round_size: int = 0,
+    hand_out: Callable[[TrialRecord], TrialRecord] | None = None,
 ) -> Claim:
     """Hands out up to ``count`` trials of the experiment to ``owner``.
 
@@ -89,6 +91,9 @@ def claim(
             once, for the other claimers to take. While a round's trials run, a claimer that
             finds none released gets none: the store is the round's barrier, and the caller
             waits (``trial_counts(history)["active"]``) before claiming again.
+        hand_out: What a new trial becomes before it is written, when it is handed out at
+            once (the service's trials are ``Running`` from the start): one write, not two.
+            Released trials taken again come back as the store holds them.
 
     Raises:
         ClaimRefused: ``owner`` is empty (a trial without a claimer could never be released).
@@ -111,6 +116,9 @@ def claim(
             created, updated = suggest(experiment, history, new)
             if not created:
                 return Claim([], history)
+            if hand_out is not None and len(created) <= count:
+                created = [hand_out(trial) for trial in created]
+                updated = updated.upsert(created)
             # A round larger than this claim is written for a holder of its own, then
             # released for everyone: this claimer takes its share like the others.
             holder = f"{owner}round/" if len(created) > count else owner

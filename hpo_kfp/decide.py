@@ -9,6 +9,7 @@ experiment still ``Running``.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -44,19 +45,16 @@ def trial_counts(history: History) -> dict[str, int]:
     Trials imported as prior data are counted apart (``imported``): they inform the
     sampler and can be the best trial, but they spend none of the trial budget.
     """
-    own = [t for t in history.trials if t.origin != "import"]
-
-    def count(*statuses: str) -> int:
-        return sum(1 for t in own if t.status in statuses)
-
+    statuses: Counter[str] = Counter(t.status for t in history.trials if t.origin != "import")
+    total = sum(statuses.values())
     return {
-        "succeeded": count("Succeeded"),
-        "failed": count("Failed"),
-        "metricsUnavailable": count("MetricsUnavailable"),
-        "earlyStopped": count("EarlyStopped"),
-        "active": count(*ACTIVE),
-        "total": len(own),
-        "imported": len(history.trials) - len(own),
+        "succeeded": statuses["Succeeded"],
+        "failed": statuses["Failed"],
+        "metricsUnavailable": statuses["MetricsUnavailable"],
+        "earlyStopped": statuses["EarlyStopped"],
+        "active": sum(statuses[status] for status in ACTIVE),
+        "total": total,
+        "imported": len(history.trials) - total,
     }
 
 
@@ -95,12 +93,15 @@ def best_trial(
     objective: Objective, trials: tuple[TrialRecord, ...] | list[TrialRecord]
 ) -> TrialRecord | None:
     candidates = pareto_front(objective, trials) if objective.is_multi else _succeeded(trials)
-    best: TrialRecord | None = None
-    for trial in candidates:
-        assert trial.objective is not None
-        if best is None or objective.is_better(trial.objective, best.objective):  # type: ignore[arg-type]
-            best = trial
-    return best
+    if not candidates:
+        return None
+    # The first of equals wins (min and max keep the first); values[0] is the primary objective.
+    choose = min if objective.type == "minimize" else max
+    return choose(candidates, key=_primary)
+
+
+def _primary(trial: TrialRecord) -> float:
+    return trial.values[0]  # type: ignore[index]
 
 
 def pareto_front(

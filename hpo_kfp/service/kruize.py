@@ -134,7 +134,6 @@ def experiment_trials(request: Request) -> JSONResponse:
     name = _string(document, "experiment_name", "experiment_name")
     key = ExperimentKey(_NAMESPACE, name)
     if operation == "EXP_TRIAL_GENERATE_SUBSEQUENT":
-        tuner.experiment(key, field="experiment_name")
         return JSONResponse(_next_trial(tuner, key))
     if operation == "EXP_DELETE":
         tuner.delete(key, field="experiment_name")
@@ -163,9 +162,9 @@ def experiment_trials(request: Request) -> JSONResponse:
                 field="result_value",
                 trial_field="trial_number",
                 experiment_field="experiment_name",
+                experiment=experiment,
             )
     else:
-        tuner.experiment(key, field="experiment_name")
         with _as_kruize():
             tuner.fail(
                 key,

@@ -104,12 +104,7 @@ class Tuner:
         self._guard = threading.Lock()
         self._locks: dict[ExperimentKey, threading.Lock] = {}
         self._open: dict[ExperimentKey, _Batch] = {}
-        # Trial writes one at a time from this process. Threads writing at once on SQLite wait
-        # in its busy handler, which sleeps 1 to 100 ms between tries: with 8 clients that
-        # made a completion take ~80 ms for ~10 ms of work; a lock here wakes at once. Claims
-        # stay outside it: they spend most of their time suggesting, not writing (measured:
-        # 45-49 calls/s with them inside, 71-75 without).
-        self._writing = threading.Lock()
+        self._decided: dict[ExperimentKey, tuple[str, str, str]] = {}  # see _save_decision
 
     # --- experiments -----------------------------------------------------------------
 
@@ -154,6 +149,8 @@ class Tuner:
         """
         if not self.store.delete(key):
             raise NotFound(field, f"must name an experiment of the store, but there is no {str(key)!r}")
+        with self._guard:
+            self._decided.pop(key, None)
 
     def decision(self, key: ExperimentKey, *, field: str) -> tuple[Experiment, History, Decision]:
         """The experiment, its history and where it stands (best trial, Pareto front)."""
@@ -186,8 +183,10 @@ class Tuner:
             attrs = {k: v for k, v in trial.sampler_attrs.items() if k != CLIENT_ATTR}
             if client_id:
                 attrs[CLIENT_ATTR] = client_id
-            running = replace(trial, status="Running", started=_now(), sampler_attrs=attrs)
-            self._record(key, running)
+            running = trial if trial.status == "Running" else _running(trial)
+            running = replace(running, sampler_attrs=attrs)
+            if running != trial:  # the claim wrote new trials as running, for no client
+                self.store.record(key, running)
             started.append(running)
         if started:
             return Suggestion(trials=started, done=False, reason="")
@@ -208,8 +207,11 @@ class Tuner:
         Raises:
             NotFound: No such experiment (``experiment_field``) or trial (``field``).
         """
-        self.experiment(key, field=experiment_field)
-        return _find(self.store.history(key), number, key, field)
+        for trial in self.store.history(key).trials:
+            if trial.number == number:
+                return trial
+        self.experiment(key, field=experiment_field)  # NotFound for the experiment first
+        return _find(History(experiment=key.name), number, key, field)
 
     def report(
         self,
@@ -249,7 +251,7 @@ class Tuner:
             if watch.feed(MetricLog(rule.metric, value) for _, value in series.get(rule.metric, [])):
                 updated = replace(updated, status="EarlyStopped", reason=watch.reason, finished=stamp)
                 answer = StopAnswer(should_stop=True, reason=watch.reason)
-        self._record(key, updated)
+        self.store.record(key, updated)
         if answer.should_stop:
             self._save_decision(experiment, key, history, updated)
         return answer
@@ -263,10 +265,12 @@ class Tuner:
         field: str,
         trial_field: str,
         experiment_field: str,
+        experiment: Experiment | None = None,
     ) -> TrialRecord:
         """Ends a trial as ``Succeeded`` with its final metrics; each metric reduces with its
         reported series by the experiment's strategy (the latest value by default). Completing
-        it again with the same values changes nothing.
+        it again with the same values changes nothing. ``experiment``: the stored experiment,
+        when the caller has just read it.
 
         Raises:
             RequestError: An objective metric is missing, or a value is not finite.
@@ -274,7 +278,8 @@ class Tuner:
             Conflict: The trial has ended otherwise.
         """
         _check_finite(metrics, field)
-        experiment = self.experiment(key, field=experiment_field)
+        if experiment is None:
+            experiment = self.experiment(key, field=experiment_field)
         history = self.store.history(key)
         trial = _find(history, number, key, trial_field)
         for term in experiment.objective.terms:
@@ -305,7 +310,7 @@ class Tuner:
             series=observation.series,
             finished=stamp,
         )
-        self._record(key, done)
+        self.store.record(key, done)
         self._save_decision(experiment, key, history, done)
         return done
 
@@ -335,7 +340,7 @@ class Tuner:
                 trial_field, f"must name an active trial to fail, but {trial.name} is {trial.status}"
             )
         failed = replace(trial, status=status, reason=reason, finished=_now())
-        self._record(key, failed)
+        self.store.record(key, failed)
         self._save_decision(experiment, key, history, failed)
         return failed
 
@@ -369,7 +374,9 @@ class Tuner:
                         # A client that asked and vanished (or a server killed mid-claim) must
                         # not hold the rest of the budget for ever.
                         self.store.release(key, older_than=self._lease)
-                    batch.result = claim(self.store, experiment, key, sum(batch.counts), owner=self._owner)
+                    batch.result = claim(
+                        self.store, experiment, key, sum(batch.counts), owner=self._owner, hand_out=_running
+                    )
                 except Exception as error:
                     batch.error = error
                 finally:
@@ -383,10 +390,6 @@ class Tuner:
         first = sum(batch.counts[:share])
         return claimed[first : first + count], history
 
-    def _record(self, key: ExperimentKey, trial: TrialRecord) -> None:
-        with self._writing:
-            self.store.record(key, trial)
-
     def _lock(self, key: ExperimentKey) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
@@ -399,14 +402,22 @@ class Tuner:
         Decided from the history this request read, with its own change: another request's
         change made meanwhile is in the decision that request saves. Most trials change
         neither (the best improves now and then), and a write saved is a commit saved (~5 ms
-        on SQLite) and one lock fewer for claims to wait on.
+        on SQLite) and one lock fewer for claims to wait on. What it is compared with is the
+        decision this process last made for the experiment (decided once from ``before`` when
+        there is none): one pass over the history, not two.
         """
         after = before.upsert([change])
-        old, new = decide(experiment, before), decide(experiment, after)
-        if (old.status, old.reason, _name(old.best)) == (new.status, new.reason, _name(new.best)):
-            return
-        with self._writing:
+        new = decide(experiment, after)
+        with self._guard:
+            old = self._decided.get(key)
+        if old is None:
+            made = decide(experiment, before)
+            old = (made.status, made.reason or "", _name(made.best))
+        now = (new.status, new.reason or "", _name(new.best))
+        if now != old:
             self.store.save_decision(key, new, after.study_attrs)
+        with self._guard:
+            self._decided[key] = now
 
 
 @dataclass
@@ -418,6 +429,11 @@ class _Batch:
     done: threading.Event = field(default_factory=threading.Event)
     result: tuple[list[TrialRecord], History] | None = None
     error: BaseException | None = None
+
+
+def _running(trial: TrialRecord) -> TrialRecord:
+    """A trial as it is handed out to a client."""
+    return replace(trial, status="Running", started=_now())
 
 
 def _name(trial: TrialRecord | None) -> str:
