@@ -298,9 +298,25 @@ class KatibSuggestion(api_pb2_grpc.SuggestionServicer):
     ) -> api_pb2.ValidateAlgorithmSettingsReply:
         try:
             experiment, _ = experiment_from_request(request.experiment)
-            get_algorithm(experiment.algorithm.name).require_dependencies()
+            algorithm = get_algorithm(experiment.algorithm.name)
+            algorithm.require_dependencies()
         except InputError as error:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        if algorithm.synchronous:
+            # Katib's controller fails every answer of another length than
+            # current_request_number ("The response contains unexpected trials", SyncAssignments
+            # in pkg/controller.v1beta1/suggestion/suggestionclient/suggestionclient.go) and asks
+            # for a trial each time one ends; a rung has nothing to give until it has ended,
+            # then gives its own count. Refused here, the Suggestion fails at once with this
+            # reason (ValidateAlgorithmSettings failing is terminal in its controller), rather
+            # than stalling at the first rung's end.
+            _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"spec.algorithm.algorithmName: must be an algorithm that can always answer Katib's "
+                f"current_request_number, but {algorithm.name} proposes rung by rung (none while a rung "
+                "runs); run it with `hpo-kfp run` or `submit`, or through the service's /v1 or Kruize API",
+            )
         return api_pb2.ValidateAlgorithmSettingsReply()
 
 

@@ -171,6 +171,44 @@ def test_invalid_settings_are_refused_naming_the_setting(
         assert refused.value.details().startswith(named), refused.value.details()
 
 
+def test_hyperband_is_refused_for_katibs_controller_naming_why(
+    suggestion: api_pb2_grpc.SuggestionStub,
+) -> None:
+    # Katib's controller takes exactly current_request_number assignments or fails the call;
+    # between rungs hyperband has none to give (here: the first rung handed out, none ended).
+    experiment = _experiment("hyperband")
+    with pytest.raises(grpc.RpcError) as refused:
+        suggestion.ValidateAlgorithmSettings(api_pb2.ValidateAlgorithmSettingsRequest(experiment=experiment))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details().startswith(
+        "spec.algorithm.algorithmName: must be an algorithm that can always answer Katib's "
+        "current_request_number, but hyperband proposes rung by rung"
+    )
+    first = suggestion.GetSuggestions(
+        api_pb2.GetSuggestionsRequest(experiment=experiment, current_request_number=3, total_request_number=3)
+    )
+    running = [
+        api_pb2.Trial(
+            name=a.trial_name,
+            spec=api_pb2.TrialSpec(
+                parameter_assignments=api_pb2.TrialSpec.ParameterAssignments(assignments=list(a.assignments))
+            ),
+            status=api_pb2.TrialStatus(condition=api_pb2.TrialStatus.RUNNING),
+        )
+        for a in first.parameter_assignments
+    ]
+    experiment.spec.algorithm.algorithm_settings.extend(first.algorithm.algorithm_settings)
+    later = suggestion.GetSuggestions(
+        api_pb2.GetSuggestionsRequest(
+            experiment=experiment,
+            trials=running,
+            current_request_number=1,
+            total_request_number=len(running) + 1,
+        )
+    )
+    assert len(later.parameter_assignments) != 1  # what Katib's controller would refuse
+
+
 def test_valid_settings_are_accepted(suggestion: api_pb2_grpc.SuggestionStub) -> None:
     reply = suggestion.ValidateAlgorithmSettings(
         api_pb2.ValidateAlgorithmSettingsRequest(experiment=_experiment("tpe"))
