@@ -26,6 +26,7 @@ __all__ = [
     "TrialRun",
     "TrialStatus",
     "jsonable",
+    "last_lines",
     "now",
     "trial_name",
 ]
@@ -89,6 +90,11 @@ class TrialRecord:
     """What the sampler stored on this trial; carried so the next suggest can learn."""
     origin: str = "suggest"
     """``suggest``, or ``import`` for prior data brought in from elsewhere."""
+    log: str = ""
+    """Where the trial's whole log was kept: a file of a local run, the lane's artifact on a
+    cluster (KFP uploads it when the lane ends); empty when no runner kept one."""
+    log_tail: str = ""
+    """The last lines of its log, kept with a trial that did not succeed."""
 
     @property
     def objective(self) -> float | None:
@@ -117,6 +123,8 @@ class TrialRecord:
             "reason": self.reason,
             "sampler_attrs": copy.deepcopy(self.sampler_attrs) if self.sampler_attrs else {},
             "origin": self.origin,
+            "log": self.log,
+            "log_tail": self.log_tail,
         }
 
     @classmethod
@@ -146,6 +154,8 @@ class TrialRecord:
                 reason=str(data.get("reason") or ""),
                 sampler_attrs=dict(data.get("sampler_attrs") or {}),
                 origin=str(data.get("origin") or "suggest"),
+                log=str(data.get("log") or ""),
+                log_tail=str(data.get("log_tail") or ""),
             )
         except HistoryError:
             raise
@@ -239,6 +249,12 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def last_lines(text: str, lines: int = 8, chars: int = 1500) -> str:
+    """The last ``lines`` non-empty lines of a log, at most ``chars`` characters of them."""
+    kept = [line.rstrip() for line in text.splitlines() if line.strip()][-lines:]
+    return "\n".join(kept)[-chars:]
 
 
 def now() -> str:

@@ -157,7 +157,7 @@ def lane_op(base_image: str = RUNTIME_IMAGE) -> Any:
         until none is left to claim; keeps each trial's log and metrics file in ``trials``."""
         from hpo_kfp.steps.lanes import lane_step
 
-        return lane_step(run.path, run_id, lane, trials.path)
+        return lane_step(run.path, run_id, lane, trials.path, trials.uri)
 
     return lane
 

@@ -24,7 +24,7 @@ from typing import Any
 from hpo_kfp.compat import import_optuna_importance_without_sklearn
 from hpo_kfp.decide import Decision
 from hpo_kfp.history import History, TrialRecord
-from hpo_kfp.reports.summary import FAILURES, counts_text, log_tail, metric_names, ranked, shown_metrics
+from hpo_kfp.reports.summary import FAILURES, counts_text, metric_names, ranked, shown_metrics, trial_log
 from hpo_kfp.spec import Experiment, Parameter
 from hpo_kfp.study_view import quiet_optuna, to_study
 
@@ -274,9 +274,14 @@ def _pareto_section(experiment: Experiment, decision: Decision) -> str:
     )
 
 
-def _link(log: Path | None, folder: Path | None) -> str:
-    if log is None:
+def _link(log: str | Path | None, folder: Path | None) -> str:
+    """A link to a log file, or where a log is when it is no file here (an object store's URI)."""
+    if not log:
         return ""
+    if isinstance(log, str):
+        if "://" in log:
+            return f'<span class="log">{html.escape(log)}</span>'
+        log = Path(log)
     target = Path(os.path.relpath(log, folder)).as_posix() if folder is not None else log.as_uri()
     return f'<a class="log" href="{html.escape(target)}">log</a>'
 
@@ -287,13 +292,14 @@ def _trials_section(
     e = html.escape
     names = [p.name for p in experiment.parameters]
     metrics = metric_names(experiment, history)
+    with_logs = bool(logs) or any(t.log for t in history.trials)
     number = ' data-type="number"'
     header = (
         f"<th{number}>#</th><th>trial</th><th>status</th><th>reason</th>"
         + "".join(f"<th>{e(n)}</th>" for n in names)
         + "".join(f"<th{number}>{e(m)}</th>" for m in metrics)
         + f"<th{number}>seconds</th><th>started</th>"
-        + ("<th>log</th>" if logs else "")
+        + ("<th>log</th>" if with_logs else "")
     )
     rows = []
     for trial in ranked(experiment.objective, history.trials):
@@ -322,8 +328,8 @@ def _trials_section(
             f"{'' if seconds is None else f'{seconds:.1f}'}</td>"
         )
         cells.append(f"<td>{e(trial.started or '')}</td>")
-        if logs:
-            cells.append(f"<td>{_link(logs.get(trial.name), folder)}</td>")
+        if with_logs:
+            cells.append(f"<td>{_link(trial_log(trial, logs)[0], folder)}</td>")
         rows.append(
             f'<tr class="status-{e(trial.status)}" data-trial="{e(trial.name)}">{"".join(cells)}</tr>'
         )
@@ -343,8 +349,7 @@ def _failures_section(history: History, logs: Mapping[str, Path], folder: Path |
         return ""
     items = []
     for trial in failed:
-        log = logs.get(trial.name)
-        tail = log_tail(log)
+        log, tail = trial_log(trial, logs)
         body = f'<pre class="log-tail">{e(tail)}</pre>' if tail else ""
         items.append(
             f'<li data-trial="{e(trial.name)}"><b>{e(trial.name)}</b> {e(trial.status)}: '

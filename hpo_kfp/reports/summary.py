@@ -10,7 +10,7 @@ from typing import Any
 
 from hpo_kfp.decide import Decision
 from hpo_kfp.errors import HpoKfpError
-from hpo_kfp.history import History, TrialRecord
+from hpo_kfp.history import History, TrialRecord, last_lines
 from hpo_kfp.render import format_value
 from hpo_kfp.spec import Experiment, Objective
 from hpo_kfp.wire import RunResult, read
@@ -26,6 +26,7 @@ __all__ = [
     "report_document",
     "result_document",
     "shown_metrics",
+    "trial_log",
     "trial_logs",
     "trials_table",
 ]
@@ -92,8 +93,16 @@ def log_tail(path: Path | None, lines: int = _TAIL_LINES) -> str:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
-    kept = [line.rstrip() for line in text.splitlines() if line.strip()][-lines:]
-    return "\n".join(kept)[-_TAIL_CHARS:]
+    return last_lines(text, lines, _TAIL_CHARS)
+
+
+def trial_log(trial: TrialRecord, logs: Mapping[str, Path]) -> tuple[str | Path | None, str]:
+    """Where the trial's log is and its last lines: the file found beside this run, else what
+    the store kept when the trial was collected (from any folder, for any runner)."""
+    found = logs.get(trial.name)
+    if found is not None:
+        return found, log_tail(found)
+    return trial.log or None, trial.log_tail
 
 
 def metric_names(experiment: Experiment, history: History) -> list[str]:
@@ -181,11 +190,11 @@ def trials_table(
     if left:
         lines.append(f"({' and '.join(left)} not shown: `hpo-kfp report {experiment.name} --all` shows them)")
     for trial in sorted((t for t in everything if t.status in FAILURES), key=lambda t: t.number):
-        log = logs.get(trial.name)
+        log, tail = trial_log(trial, logs)
         lines.append(f"{trial.name} {trial.status}: {trial.reason or 'no reason recorded'}")
         if log is not None:
             lines.append(f"  log: {log}")
-            lines += [f"  | {line}" for line in log_tail(log).splitlines()]
+        lines += [f"  | {line}" for line in tail.splitlines()]
     return "\n".join(lines)
 
 
@@ -224,8 +233,9 @@ def pareto_text(experiment: Experiment, decision: Decision) -> str:
 
 
 def _trial_document(
-    experiment: Experiment, trial: TrialRecord, log: Path | None, pareto: set[str]
+    experiment: Experiment, trial: TrialRecord, logs: Mapping[str, Path], pareto: set[str]
 ) -> dict[str, Any]:
+    log, tail = trial_log(trial, logs)
     document: dict[str, Any] = {
         "name": trial.name,
         "number": trial.number,
@@ -246,7 +256,7 @@ def _trial_document(
     if experiment.objective.is_multi:
         document["pareto"] = trial.name in pareto
     if trial.status in FAILURES:
-        document["logTail"] = log_tail(log)
+        document["logTail"] = tail
     return document
 
 
@@ -298,7 +308,6 @@ def report_document(
             for t in decision.pareto
         ]
     document["results"] = [
-        _trial_document(experiment, t, logs.get(t.name), pareto)
-        for t in ranked(experiment.objective, history.trials)
+        _trial_document(experiment, t, logs, pareto) for t in ranked(experiment.objective, history.trials)
     ]
     return document

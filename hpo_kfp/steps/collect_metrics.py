@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from hpo_kfp.collectors.collect import collect_trial
-from hpo_kfp.history import TrialRecord, TrialRun
+from hpo_kfp.history import TrialRecord, TrialRun, last_lines
 from hpo_kfp.runners import TrialFiles
 from hpo_kfp.spec import Experiment, parse_experiment
 from hpo_kfp.steps.settings import StepSettings
@@ -46,12 +47,20 @@ def record_run(
     run: TrialRun,
     files: TrialFiles,
     run_id: str = "",
+    log_location: str = "",
 ) -> TrialRecord:
     """The trial's record from its run and the outputs its runner kept in ``files``, saved
-    to the settings' store when they name one."""
+    to the settings' store when they name one; with where its log is kept (``log_location``,
+    else the file's path) and, when it did not succeed, the log's last lines, so that a
+    report from any folder, of any runner, can show them."""
     log = files.log.read_text(encoding="utf-8", errors="replace")
     metrics = files.metrics.read_text(encoding="utf-8", errors="replace")
     record = collect_trial(experiment, trial, run, log, metrics)
+    record = replace(
+        record,
+        log=log_location or str(files.log.resolve()),
+        log_tail="" if record.status == "Succeeded" else last_lines(log),
+    )
     store = options.open_store()
     if store is not None:
         store.record(options.experiment_key(experiment), record, run_id=run_id)

@@ -173,7 +173,7 @@ def lane_owner(options: StepSettings, run_id: str, lane: str) -> str:
     return f"{options.owner(run_id)}/lane-{lane}/"
 
 
-def lane_step(document_path: str, run_id: str, lane: str, trials_out: str) -> int:
+def lane_step(document_path: str, run_id: str, lane: str, trials_out: str, trials_uri: str = "") -> int:
     """Runs trials of the experiment one after another until a claim finds none; returns
     how many this lane recorded.
 
@@ -181,7 +181,9 @@ def lane_step(document_path: str, run_id: str, lane: str, trials_out: str) -> in
     pod was deleted or evicted), so they are claimed again -- the Kubernetes runner adopts a
     trial object that still runs, by its labels and digest -- with their numbers and
     parameters. Prints one line per trial (what the KFP UI's log shows) and keeps each
-    trial's log and metrics file, and the lane's records, in the ``trials_out`` folder.
+    trial's log and metrics file, and the lane's records, in the ``trials_out`` folder (the
+    lane's artifact, uploaded to ``trials_uri`` when the task ends: each trial's record says
+    where its log will be).
 
     Raises:
         RunnerError: A trial could not be launched at all (the task's retry tries again).
@@ -218,7 +220,8 @@ def lane_step(document_path: str, run_id: str, lane: str, trials_out: str) -> in
         run = run_item(ran, options, item, files)
         if component is not None:
             run = read_outputs(component, run, files)
-        record = record_run(ran, options, item.record(), run, files, run_id)
+        location = f"{trials_uri.rstrip('/')}/{item.name}/log" if trials_uri else ""
+        record = record_run(ran, options, item.record(), run, files, run_id, location)
         with (folder / LANE_RECORDS.format(lane=lane)).open("a", encoding="utf-8") as stream:
             stream.write(json.dumps(record.to_dict(), separators=(",", ":")) + "\n")
         print(f"lane {lane}: {_trial_line(experiment, record)}", flush=True)

@@ -77,6 +77,38 @@ def test_run_shows_every_trial_with_reason_and_log_and_leaves_no_temporary_folde
     # Every trial's log, failed or not: each lane keeps its trials' logs (issue 26).
     assert all(r["log"] and r["log"].endswith(f"/trials/{name}/log") for name, r in results.items())
 
+    # From another folder, where no run's files are: the store kept where each log is and
+    # the failed trials' last lines (issue 29).
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    store = f"sqlite:///{tmp_path / 'runs' / 'hpo-kfp.sqlite'}"  # the store beside --workdir's runs
+    report = subprocess.run(
+        [sys.executable, "-m", "hpo_kfp", "report", "scripted", "--store", store, "--json"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert report.returncode == 0, report.stdout + report.stderr
+    again = {r["name"]: r for r in json.loads(report.stdout.splitlines()[-1])["results"]}
+    assert again["scripted-0001"]["logTail"] == "simulated crash"
+    assert again["scripted-0004"]["logTail"] == results["scripted-0004"]["logTail"]
+    assert all(again[name]["log"] == r["log"] for name, r in results.items())
+    text = subprocess.run(
+        [sys.executable, "-m", "hpo_kfp", "report", "scripted", "--store", store],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.splitlines()
+    failed = text.index("scripted-0001 Failed: exit code 3")
+    assert text[failed + 1 : failed + 3] == [
+        f"  log: {results['scripted-0001']['log']}",
+        "  | simulated crash",
+    ]
+
     # Every kfp.local task made a folder with mktemp (69 in this run): all removed.
     assert list(temporary.iterdir()) == []
     assert not list((tmp_path / "runs").glob("scripted/*/artifacts/kfp-local-tasks-*"))
