@@ -4,18 +4,25 @@ The store's schema is not Optuna's, so the dashboard reads an in-memory Optuna s
 this command keeps in step with the store: every ``--refresh`` seconds the new trials are
 added, running ones as running, and the running ones that have finished since are finished.
 Optuna numbers a study's trials in the order they are added: they are added in the store's
-order, so that the dashboard's trial 12 is the experiment's trial 12. Needs the ``dashboard``
+order, so that the dashboard's trial 12 is the experiment's trial 12. It may be started
+before the run: it waits for the store and the experiment to appear. Needs the ``dashboard``
 extra.
+
+optuna-dashboard (0.21) has no read-only mode: its buttons that create or delete a study or
+write a note act on this in-memory copy only, never on the store, and the next refresh
+does not undo them.
 """
 
 from __future__ import annotations
 
 import argparse
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 from hpo_kfp.cli._common import add_store_options, store_url, type_prefix
-from hpo_kfp.errors import UsageError
+from hpo_kfp.errors import StoreError, UsageError
 from hpo_kfp.spec import Experiment
 from hpo_kfp.store import LOCAL_STORE, ExperimentKey, Store, open_store
 
@@ -106,10 +113,15 @@ def _dashboard(args: argparse.Namespace) -> int:
         raise UsageError(f"--port: must be between 1 and 65535, but got {args.port}")
     if args.refresh <= 0:
         raise UsageError(f"--refresh: must be a positive number of seconds, but got {args.refresh}")
-    from hpo_kfp.cli._store import _experiment_named
-
-    store = open_store(store_url(args), type_prefix=type_prefix(args), read_only=True)
-    experiment, key = _experiment_named(store, args, args.experiment)
+    found = _experiment_when_there(args)
+    said = False
+    while found is None:
+        if not said:
+            print(f"{args.experiment}: waiting for it to appear in {store_url(args)}", flush=True)
+            said = True
+        time.sleep(args.refresh)
+        found = _experiment_when_there(args)
+    store, experiment, key = found
     live = LiveStudy(store, experiment, key)
     stop = threading.Event()
     threading.Thread(target=live.follow, args=(args.refresh, stop), daemon=True).start()
@@ -120,3 +132,24 @@ def _dashboard(args: argparse.Namespace) -> int:
     finally:
         stop.set()
     return 0
+
+
+def _experiment_when_there(args: argparse.Namespace) -> tuple[Store, Experiment, ExperimentKey] | None:
+    """The store and the experiment, or None while either is not there yet (an SQLite file
+    not made yet or made but without tables, an experiment not recorded yet)."""
+    from hpo_kfp.cli._store import _key
+
+    url = store_url(args)
+    for scheme in ("sqlite:///", "mlmd+sqlite:///"):
+        path = Path(url.removeprefix(scheme))
+        if url.startswith(scheme) and (not path.is_file() or path.stat().st_size == 0):
+            return None
+    try:
+        store = open_store(url, type_prefix=type_prefix(args), read_only=True)
+    except StoreError as error:
+        if "must hold hpo-kfp's tables" in str(error):
+            return None  # the run making the store has not made its tables yet
+        raise
+    key = _key(store, args, args.experiment)
+    experiment = store.load_experiment(key)
+    return None if experiment is None else (store, experiment, key)

@@ -129,3 +129,35 @@ def test_the_dashboards_trials_are_the_experiments_by_number_running_ones_includ
     study_id = live.storage.get_study_id_from_name("kubeflow/demo")
     assert live.storage.get_best_trial(study_id).user_attrs["name"] == "demo-0000"
     assert live.refresh() == 0
+
+
+@pytest.mark.slow
+def test_the_dashboard_started_before_the_run_waits_for_the_experiment(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'later.sqlite'}"
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "hpo_kfp", "dashboard", "demo", "--store", url),
+            *("--port", str(port), "--refresh", "0.2"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline() == f"demo: waiting for it to appear in {url}\n"
+        store = open_store(url)  # the run starts: first the store, then the experiment
+        experiment = parse_experiment(base_spec())
+        key = ExperimentKey("kubeflow", "demo")
+        store.open_experiment(experiment, key)
+        claim(store, experiment, key, 1, owner="run-1")
+        deadline = time.monotonic() + 60
+        studies = _until(lambda: _get(f"http://127.0.0.1:{port}/api/studies"), deadline, "the dashboard")
+        [study] = studies["study_summaries"]
+        assert study["study_name"] == "kubeflow/demo"
+        [running] = _get(f"http://127.0.0.1:{port}/api/studies/{study['study_id']}")["trials"]
+        assert running["state"] == "Running"
+    finally:
+        server.terminate()
+        server.communicate(timeout=10)
