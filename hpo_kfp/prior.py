@@ -5,9 +5,13 @@ manual sweep, another tool — can seed it: imported trials inform the sampler a
 the best trial, but spend none of the experiment's trial budget.
 
 JSON: a list (or ``{"trials": [...]}``) of ``{"parameters": {...}, "metrics": {...}}``,
-optionally with ``"status"``. CSV: a header of parameter and metric names, one trial per
-row, optionally a ``status`` column. A trial without its objective metric must say its
-status (``Failed``, ``MetricsUnavailable``).
+optionally with ``"status"``, ``"started"``, ``"finished"``, ``"reason"`` and ``"series"``.
+CSV: a header of parameter and metric names, one trial per row, optionally the columns
+``status``, ``name``, ``started``, ``finished``, ``reason`` and ``series`` (JSON text). A
+trial without its objective metric must say its status (``Failed``, ``MetricsUnavailable``).
+
+:func:`export_trials` writes an experiment's finished trials in either format, which this
+module reads back whole: parameters, metrics, status, times, reason and every series.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,9 +31,11 @@ from hpo_kfp.space import SearchSpace
 from hpo_kfp.spec import Experiment, Parameter
 from hpo_kfp.suggest import trial_name
 
-__all__ = ["read_prior_trials"]
+__all__ = ["export_trials", "read_prior_trials"]
 
 _STATUSES = ("Succeeded", "Failed", "MetricsUnavailable", "EarlyStopped")
+_COLUMNS = ("status", "name", "started", "finished", "reason", "series")
+"""CSV columns that are not parameters or metrics."""
 
 
 def read_prior_trials(path: str | Path, experiment: Experiment, first_number: int = 0) -> list[TrialRecord]:
@@ -96,8 +102,19 @@ def _csv(text: str) -> list[tuple[str, Mapping[str, Any]]]:
                 f"row {row_number}: must have the header's {len(reader.fieldnames or ())} fields, "
                 f"but it has {fields}"
             )
-        metrics = {k: v for k, v in row.items() if k not in ("status",) and v not in (None, "")}
-        result.append((f"row {row_number}", {"row": metrics, "status": row.get("status") or None}))
+        metrics = {k: v for k, v in row.items() if k not in _COLUMNS and v not in (None, "")}
+        entry: dict[str, Any] = {"row": metrics, "status": row.get("status") or None}
+        for column in ("started", "finished", "reason"):
+            if column in row:
+                entry[column] = row[column]
+        if row.get("series"):
+            try:
+                entry["series"] = json.loads(row["series"])
+            except json.JSONDecodeError as error:
+                raise PriorError(
+                    f"row {row_number}: series: must be JSON, but it is not ({error.msg})"
+                ) from None
+        result.append((f"row {row_number}", entry))
     return result
 
 
@@ -226,3 +243,52 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise PriorError(f"{where}: must be an object of name: value, but got {value!r}")
     return dict(value)
+
+
+def export_trials(experiment: Experiment, trials: Iterable[TrialRecord], path: str | Path, kind: str) -> int:
+    """Writes the finished trials as ``kind`` (``json`` or ``csv``), in the formats
+    :func:`read_prior_trials` reads; returns how many (active trials cannot be imported and
+    are left out)."""
+    finished = [t for t in trials if t.status in _STATUSES]
+    documents = [_exported(t) for t in finished]
+    if kind == "json":
+        text = json.dumps({"trials": documents}, indent=1) + "\n"
+    else:
+        metrics = list(experiment.objective.metrics)
+        header = [p.name for p in experiment.parameters] + metrics + list(_COLUMNS)
+        stream = io.StringIO()
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(header)
+        for document in documents:
+            writer.writerow(
+                [_cell(document["parameters"].get(p.name)) for p in experiment.parameters]
+                + [_cell(document["metrics"].get(m)) for m in metrics]
+                + [
+                    document["status"],
+                    document["name"],
+                    document["started"] or "",
+                    document["finished"] or "",
+                ]
+                + [document["reason"], json.dumps(document["series"]) if document["series"] else ""]
+            )
+        text = stream.getvalue()
+    Path(path).write_text(text, encoding="utf-8")
+    return len(finished)
+
+
+def _exported(trial: TrialRecord) -> dict[str, Any]:
+    return {
+        "name": trial.name,
+        "parameters": trial.parameters,
+        "metrics": trial.metrics,
+        "status": trial.status,
+        "started": trial.started,
+        "finished": trial.finished,
+        "reason": trial.reason,
+        "series": {name: [list(point) for point in points] for name, points in trial.series.items()},
+    }
+
+
+def _cell(value: Any) -> str:
+    # repr keeps every digit of a float; csv quotes what needs it.
+    return "" if value is None else repr(value) if isinstance(value, float) else str(value)

@@ -14,7 +14,7 @@ from hpo_kfp.cli._common import add_store_options, store_url, type_prefix
 from hpo_kfp.decide import decide
 from hpo_kfp.errors import UsageError
 from hpo_kfp.history import History
-from hpo_kfp.prior import read_prior_trials
+from hpo_kfp.prior import export_trials, read_prior_trials
 from hpo_kfp.reports.pages import html_page, markdown_summary
 from hpo_kfp.reports.summary import best_text, counts_text, pareto_text, report_document, trials_table
 from hpo_kfp.spec import Experiment, load_experiment
@@ -42,9 +42,17 @@ def register(commands: Any) -> None:
     add_store_options(listing, LOCAL_STORE, namespace=False)
     listing.set_defaults(handler=_experiments)
 
-    export = commands.add_parser("export", help="write an experiment's trials into an Optuna storage")
+    export = commands.add_parser(
+        "export",
+        help="write an experiment's trials into an Optuna storage, or as JSON or CSV that import reads",
+    )
     export.add_argument("experiment", help="experiment name")
-    export.add_argument("--optuna-storage", required=True, help="Optuna RDB URL, e.g. sqlite:///study.db")
+    target = export.add_mutually_exclusive_group(required=True)
+    target.add_argument("--optuna-storage", help="Optuna RDB URL, e.g. sqlite:///study.db")
+    target.add_argument(
+        "--json", metavar="FILE", help="the finished trials as JSON (hpo-kfp import reads it)"
+    )
+    target.add_argument("--csv", metavar="FILE", help="the finished trials as CSV (hpo-kfp import reads it)")
     export.add_argument("--study-name", help="the study's name (default: the experiment's)")
     export.add_argument("--replace", action="store_true", help="replace a study of that name in the storage")
     add_store_options(export, LOCAL_STORE)
@@ -164,6 +172,18 @@ def _export(args: argparse.Namespace) -> int:
     store = _open(args, read_only=True)
     experiment, key = _experiment_named(store, args, args.experiment)
     history = store.history(key)
+    if args.json or args.csv:
+        path, kind = (args.json, "json") if args.json else (args.csv, "csv")
+        try:
+            written = export_trials(experiment, history.trials, path, kind)
+        except OSError as error:
+            raise UsageError(f"--{kind}: {path} must be writable, but {error.strerror}") from None
+        left = len(history.trials) - written
+        print(
+            f"{experiment.name}: {written} finished trials written to {path}"
+            + (f" ({left} still active left out)" if left else "")
+        )
+        return 0
     name = args.study_name or experiment.name
     args.error_source = args.optuna_storage
     try:

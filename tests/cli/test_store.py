@@ -636,3 +636,45 @@ def test_report_json_results_import_back_with_times_series_reasons_and_early_sto
             original.series,
         )
         assert trial.origin == "import"
+
+
+@pytest.mark.parametrize("kind", ["json", "csv"])
+def test_export_json_or_csv_imports_back_whole(
+    tmp_path: Path, spec_file: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """Issue 29: no CSV export; an export must come back with its times, series, reasons,
+    names and statuses (EarlyStopped and MetricsUnavailable too)."""
+    source = _store(tmp_path)
+    store = open_store(source)
+    experiment = load_experiment(spec_file)
+    key = ExperimentKey("kubeflow", "demo")
+    store.open_experiment(experiment, key)
+    claimed, _ = claim(store, experiment, key, 5, owner="run-1")
+    times = {"started": "2026-01-02T03:04:05+00:00", "finished": "2026-01-02T03:05:05.250000+00:00"}
+    series = {"loss": [("2026-01-02T03:04:30+00:00", 0.5), (None, 0.1 + 0.2)]}
+    ends = [
+        {"status": "Succeeded", "values": (0.1 + 0.2,), "metrics": {"loss": 0.1 + 0.2}, "series": series},
+        {
+            "status": "EarlyStopped",
+            "reason": "best loss=0.9 after 2 steps",
+            "series": {"loss": [(None, 0.9)]},
+        },
+        {"status": "Failed", "reason": 'exit code 3: "quoted", with a comma'},
+        {"status": "MetricsUnavailable", "reason": "no loss in the log"},
+    ]
+    for trial, end in zip(claimed, ends, strict=False):
+        store.record(key, replace(trial, **times, **end))  # the fifth stays Running
+    exported = tmp_path / f"trials.{kind}"
+    assert main(["export", "demo", "--store", source, f"--{kind}", str(exported)]) == 0
+    assert (
+        capsys.readouterr().out
+        == f"demo: 4 finished trials written to {exported} (1 still active left out)\n"
+    )
+    target = f"sqlite:///{tmp_path / 'other.sqlite'}"
+    assert main(["import", str(spec_file), str(exported), "--store", target]) == 0
+    assert "imported 4 trials" in capsys.readouterr().out
+    after = open_store(target).history(key).trials
+    fields = ("name", "parameters", "status", "values", "metrics", "series", "started", "finished", "reason")
+    assert [tuple(getattr(t, f) for f in fields) for t in after] == [
+        tuple(getattr(t, f) for f in fields) for t in store.history(key).trials[:4]
+    ]
