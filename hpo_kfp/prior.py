@@ -31,7 +31,7 @@ from hpo_kfp.space import SearchSpace
 from hpo_kfp.spec import Experiment, Parameter
 from hpo_kfp.suggest import trial_name
 
-__all__ = ["export_trials", "read_prior_trials"]
+__all__ = ["export_trials", "read_optuna_study", "read_prior_trials"]
 
 _STATUSES = ("Succeeded", "Failed", "MetricsUnavailable", "EarlyStopped")
 _COLUMNS = ("status", "name", "started", "finished", "reason", "series")
@@ -60,6 +60,74 @@ def read_prior_trials(path: str | Path, experiment: Experiment, first_number: in
     if not entries:
         raise PriorError("the file must hold at least one trial, but it holds none")
     return [_record(experiment, where, entry, first_number + n) for n, (where, entry) in enumerate(entries)]
+
+
+def read_optuna_study(storage: str, study_name: str | None, experiment: Experiment) -> list[TrialRecord]:
+    """The finished trials of an Optuna study, checked as a file's are: its values are the
+    experiment's objectives in order; completed trials succeeded, pruned ones stopped early
+    (their intermediate values the primary objective's series), failed ones failed. What
+    ``export --optuna-storage`` stored besides (each trial's status, reason and other metrics,
+    as user attributes) comes back too.
+
+    Raises:
+        PriorError: The storage cannot be read, holds no such study, or a trial breaks a rule.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    from hpo_kfp.study_view import quiet_optuna
+
+    try:
+        with quiet_optuna():
+            if study_name is None:
+                names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+                if len(names) != 1:
+                    raise PriorError(
+                        f"--study-name: must name one of the storage's studies ({names}), but got nothing"
+                    )
+                study_name = names[0]
+            study = optuna.load_study(study_name=study_name, storage=storage)
+            trials = study.get_trials(deepcopy=False)
+    except PriorError:
+        raise
+    except KeyError:
+        raise PriorError(f"--study-name: must name a study of the storage, but got {study_name!r}") from None
+    except Exception as error:  # a malformed URL, a database it cannot open
+        raise PriorError(f"the Optuna storage must be readable, but {str(error).splitlines()[0]}") from None
+    terms = experiment.objective.terms
+    if len(study.directions) != len(terms):
+        raise PriorError(
+            f"study {study_name}: must have the experiment's {len(terms)} objectives, but has "
+            f"{len(study.directions)}"
+        )
+    states = {TrialState.COMPLETE: "Succeeded", TrialState.PRUNED: "EarlyStopped", TrialState.FAIL: "Failed"}
+    entries = []
+    for trial in trials:
+        if trial.state not in states:
+            continue  # running or waiting: not finished anywhere
+        attributes = trial.user_attrs
+        metrics = {k.removeprefix("metric:"): v for k, v in attributes.items() if k.startswith("metric:")}
+        metrics.update(zip((t.metric for t in terms), trial.values or (), strict=False))
+        steps = sorted(trial.intermediate_values.items())
+        entry: dict[str, Any] = {
+            "parameters": dict(trial.params),
+            "metrics": metrics,
+            "status": attributes.get("status", states[trial.state]),
+            "started": _aware(trial.datetime_start),
+            "finished": _aware(trial.datetime_complete),
+            "series": {terms[0].metric: [[None, value] for _, value in steps]} if steps else None,
+        }
+        if "status" in attributes or "reason" in attributes:  # written by export: its reason, even none
+            entry["reason"] = attributes.get("reason", "")
+        entries.append((f"trial {trial.number}", entry))
+    if not entries:
+        raise PriorError(f"study {study_name}: must hold at least one finished trial, but holds none")
+    return [_record(experiment, where, entry, n) for n, (where, entry) in enumerate(entries)]
+
+
+def _aware(moment: datetime | None) -> str | None:
+    """Optuna's naive local time as ISO 8601 with its offset."""
+    return None if moment is None else moment.astimezone().isoformat()
 
 
 def _json(text: str) -> list[tuple[str, Mapping[str, Any]]]:

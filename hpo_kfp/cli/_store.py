@@ -14,7 +14,7 @@ from hpo_kfp.cli._common import add_store_options, store_url, type_prefix
 from hpo_kfp.decide import decide
 from hpo_kfp.errors import UsageError
 from hpo_kfp.history import History
-from hpo_kfp.prior import export_trials, read_prior_trials
+from hpo_kfp.prior import export_trials, read_optuna_study, read_prior_trials
 from hpo_kfp.reports.pages import html_page, markdown_summary
 from hpo_kfp.reports.summary import best_text, counts_text, pareto_text, report_document, trials_table
 from hpo_kfp.spec import Experiment, load_experiment
@@ -58,11 +58,17 @@ def register(commands: Any) -> None:
     add_store_options(export, LOCAL_STORE)
     export.set_defaults(handler=_export)
 
-    prior = commands.add_parser("import", help="add trials run elsewhere as prior data (JSON or CSV)")
+    prior = commands.add_parser(
+        "import", help="add trials run elsewhere as prior data (JSON, CSV or an Optuna study)"
+    )
     prior.add_argument(
         "experiment", help="an Experiment YAML file, or the name of an experiment in the store"
     )
-    prior.add_argument("trials", help="trials.json or trials.csv (see the README for the columns)")
+    prior.add_argument("trials", nargs="?", help="trials.json or trials.csv (see the README for the columns)")
+    prior.add_argument(
+        "--optuna-storage", help="import the finished trials of an Optuna study in this RDB storage instead"
+    )
+    prior.add_argument("--study-name", help="the Optuna study (default: the storage's only one)")
     add_store_options(prior, LOCAL_STORE)
     prior.set_defaults(handler=_import)
 
@@ -215,8 +221,15 @@ def _import(args: argparse.Namespace) -> int:
         key = ExperimentKey.of(experiment, args.namespace)
     else:
         experiment, key = _experiment_named(store, args, args.experiment)
-    args.error_source = args.trials
-    records = read_prior_trials(args.trials, experiment)
+    if (args.trials is None) == (args.optuna_storage is None):
+        raise UsageError("import: give either a trials file or --optuna-storage, but got both or neither")
+    if args.optuna_storage:
+        args.error_source = args.optuna_storage
+        source = f"study {args.study_name or '(the only one)'} in {args.optuna_storage}"
+        records = read_optuna_study(args.optuna_storage, args.study_name, experiment)
+    else:
+        args.error_source = source = args.trials
+        records = read_prior_trials(args.trials, experiment)
     added = store.import_trials(experiment, key, records)
     if added:
         after = store.history(key)
@@ -227,9 +240,7 @@ def _import(args: argparse.Namespace) -> int:
             s.trials for s in store.experiments() if (s.namespace, s.name) == (key.namespace, key.name)
         )
     skipped = f" ({len(records) - added} already there)" if added < len(records) else ""
-    print(
-        f"{experiment.name}: imported {added} trials from {args.trials}{skipped}; the store now holds {total}"
-    )
+    print(f"{experiment.name}: imported {added} trials from {source}{skipped}; the store now holds {total}")
     return 0
 
 

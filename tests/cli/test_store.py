@@ -678,3 +678,76 @@ def test_export_json_or_csv_imports_back_whole(
     assert [tuple(getattr(t, f) for f in fields) for t in after] == [
         tuple(getattr(t, f) for f in fields) for t in store.history(key).trials[:4]
     ]
+
+
+def test_an_optuna_study_imports(tmp_path: Path, spec_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 29: an exported Optuna study (export --optuna-storage) could not be imported; a
+    study made by Optuna itself imports too."""
+    import optuna
+
+    source = _store(tmp_path)
+    store = open_store(source)
+    experiment = load_experiment(spec_file)
+    key = ExperimentKey("kubeflow", "demo")
+    store.open_experiment(experiment, key)
+    claimed, _ = claim(store, experiment, key, 4, owner="run-1")
+    times = {"started": "2026-01-02T03:04:05+00:00", "finished": "2026-01-02T03:05:05+00:00"}
+    ends = [
+        {
+            "status": "Succeeded",
+            "values": (0.25,),
+            "metrics": {"loss": 0.25},
+            "series": {"loss": [(None, 0.5)]},
+        },
+        {
+            "status": "EarlyStopped",
+            "reason": "best loss=0.9 after 2 steps",
+            "series": {"loss": [(None, 0.9)] * 2},
+        },
+        {"status": "Failed", "reason": "exit code 3"},
+        {"status": "MetricsUnavailable", "reason": "no loss in the log"},
+    ]
+    for trial, end in zip(claimed, ends, strict=True):
+        store.record(key, replace(trial, **times, **end))
+    optuna_url = f"sqlite:///{tmp_path / 'study.db'}"
+    assert main(["export", "demo", "--store", source, "--optuna-storage", optuna_url]) == 0
+    target = f"sqlite:///{tmp_path / 'other.sqlite'}"
+    assert main(["import", str(spec_file), "--optuna-storage", optuna_url, "--store", target]) == 0
+    assert "imported 4 trials from study (the only one)" in capsys.readouterr().out
+    fields = ("parameters", "status", "values", "metrics", "series", "started", "finished", "reason")
+    assert [tuple(getattr(t, f) for f in fields) for t in open_store(target).history(key).trials] == [
+        tuple(getattr(t, f) for f in fields) for t in store.history(key).trials
+    ]
+
+    # A study Optuna made itself: its values are the experiment's objective.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    theirs = optuna.create_study(study_name="theirs", storage=f"sqlite:///{tmp_path / 'theirs.db'}")
+    theirs.optimize(
+        lambda t: (
+            t.suggest_float("lr", 0.01, 0.05) * t.suggest_int("layers", 2, 5)
+            + (t.suggest_categorical("optimizer", ["sgd", "adam"]) == "sgd")
+        ),
+        n_trials=3,
+    )
+    third = f"sqlite:///{tmp_path / 'third.sqlite'}"
+    theirs_url = f"sqlite:///{tmp_path / 'theirs.db'}"
+    args = [
+        "import",
+        str(spec_file),
+        "--optuna-storage",
+        theirs_url,
+        "--study-name",
+        "theirs",
+        "--store",
+        third,
+    ]
+    assert main(args) == 0
+    imported = open_store(third).history(key).trials
+    assert [t.values for t in imported] == [(t.value,) for t in theirs.trials]
+    assert all(t.status == "Succeeded" and t.origin == "import" for t in imported)
+    assert (
+        main(["import", str(spec_file), "extra.json", "--optuna-storage", theirs_url, "--store", third]) == 2
+    )
+    assert capsys.readouterr().err.endswith(
+        "give either a trials file or --optuna-storage, but got both or neither\n"
+    )
