@@ -346,6 +346,62 @@ interleaved in the same process — rather than numbers across sections or dates
 """
 
 
+# --------------------------------------------------------------------------- the service
+
+
+def start_server(
+    folder: Path, store: str, workers: int = 1, code: Path | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """``hpo-kfp serve`` on a free loopback port with ``store`` (its log in ``folder``), once
+    it answers ``/health``; with ``code``, that checkout's hpo-kfp (on ``PYTHONPATH``).
+    Returns the process and the REST base URL."""
+    import queue
+    import threading
+    import urllib.error
+    import urllib.request
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hpo_kfp",
+            "serve",
+            "--port",
+            "0",
+            "--store",
+            store,
+            "--workers",
+            str(workers),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=(folder / "server.log").open("w"),
+        text=True,
+        cwd=folder,
+        env={**os.environ, "PYTHONPATH": str(code)} if code is not None else None,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout or ()], daemon=True).start()
+    deadline = time.monotonic() + 120
+    url = ""
+    while not url:
+        try:
+            line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+        except queue.Empty:
+            raise RuntimeError((folder / "server.log").read_text()) from None
+        if "REST on " in line:
+            url = line.split("REST on ", 1)[1].strip()
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
+                if answer.status == 200:
+                    return process, url
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError((folder / "server.log").read_text())
+        time.sleep(0.05)
+
+
 # --------------------------------------------------------------------------- experiments
 
 

@@ -34,9 +34,6 @@ import http.client
 import json
 import math
 import os
-import queue
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -124,41 +121,6 @@ class _Client:
 
     def close(self) -> None:
         self._http.close()
-
-
-def _start_server(
-    folder: Path, store: str, workers: int, code: Path | None = None
-) -> tuple[subprocess.Popen[str], str]:
-    env = {**os.environ, "PYTHONPATH": str(code)} if code is not None else None
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hpo_kfp",
-            "serve",
-            "--port",
-            "0",
-            "--store",
-            store,
-            "--workers",
-            str(workers),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=(folder / "server.log").open("w"),
-        text=True,
-        cwd=folder,
-        env=env,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout or ()], daemon=True).start()
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
-        except queue.Empty:
-            raise RuntimeError((folder / "server.log").read_text()) from None
-        if "REST on " in line:
-            return process, line.split("REST on ", 1)[1].strip()
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -312,7 +274,7 @@ def main() -> None:
                     store, drop = _postgres_store()
                 else:
                     raise SystemExit(f"--stores: sqlite or postgresql, not {kind!r}")
-                process, url = _start_server(Path(folder), store, workers, code)
+                process, url = C.start_server(Path(folder), store, workers, code)
                 try:
                     C.log(f"{label}, {workers} workers: {args.clients} clients x {args.trials} trials")
                     rows.append({"store": label, "workers": workers, **_many(url, args.clients, args.trials)})

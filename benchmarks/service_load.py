@@ -16,11 +16,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import queue
 import random
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -50,44 +47,6 @@ def _loss(parameters: dict[str, Any]) -> float:
         + parameters["dropout"]
         + optimizer
     )
-
-
-def _start_server(folder: Path, store: str, workers: int) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hpo_kfp",
-            "serve",
-            "--port",
-            "0",
-            "--store",
-            store,
-            "--workers",
-            str(workers),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=(folder / "server.log").open("w"),
-        text=True,
-        cwd=folder,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout or ()], daemon=True).start()
-    deadline = time.monotonic() + 120
-    url = ""
-    while not url:
-        line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
-        if "REST on " in line:
-            url = line.split("REST on ", 1)[1].strip()
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            raise RuntimeError((folder / "server.log").read_text())
-        time.sleep(0.05)
 
 
 def _prefill(store_url: str, name: str, trials: int, seed: int) -> None:
@@ -210,7 +169,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         store = f"sqlite:///{Path(folder) / 'service.sqlite'}"
         open_store(store)
-        process, url = _start_server(Path(folder), store, args.workers)
+        process, url = C.start_server(Path(folder), store, args.workers)
         try:
             for size in sizes:
                 for clients in counts:
