@@ -12,6 +12,7 @@ import copy
 import datetime as _dt
 import importlib.util
 import json
+import math
 import os
 import platform
 import re
@@ -221,6 +222,14 @@ def other_load() -> str:
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The nearest-rank ``q``-th percentile (NaN for no values)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
 def quartiles(values: Sequence[float]) -> tuple[float, float]:

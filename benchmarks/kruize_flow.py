@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import math
 import os
 import tempfile
 import threading
@@ -123,13 +122,6 @@ class _Client:
         self._http.close()
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return (
-        ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))] if ordered else math.nan
-    )
-
-
 def _many(url: str, clients: int, trials: int) -> dict[str, Any]:
     runners = [_Client(url) for _ in range(clients)]
     errors: list[BaseException] = []
@@ -158,8 +150,8 @@ def _many(url: str, clients: int, trials: int) -> dict[str, Any]:
         "calls": len(calls),
         "seconds": elapsed,
         "calls_per_second": len(calls) / elapsed,
-        "p50_ms": _percentile(calls, 50) * 1000,
-        "p99_ms": _percentile(calls, 99) * 1000,
+        "p50_ms": C.percentile(calls, 50) * 1000,
+        "p99_ms": C.percentile(calls, 99) * 1000,
     }
 
 
@@ -181,11 +173,11 @@ def _long(url: str, trials: int) -> dict[str, Any]:
         "calls": len(runner.latencies),
         "seconds": elapsed,
         "calls_per_second": len(runner.latencies) / elapsed,
-        "p50_ms": _percentile(calls, 50) * 1000,
-        "p99_ms": _percentile(calls, 99) * 1000,
+        "p50_ms": C.percentile(calls, 50) * 1000,
+        "p99_ms": C.percentile(calls, 99) * 1000,
         "first_100_calls_per_second": len(early) / sum(early),
         "last_100_calls_per_second": len(late) / sum(late),
-        "last_100_p99_ms": _percentile(late, 99) * 1000,
+        "last_100_p99_ms": C.percentile(late, 99) * 1000,
     }
 
 

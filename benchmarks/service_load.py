@@ -137,19 +137,12 @@ def _cell(url: str, name: str, clients: int, pairs: int) -> dict[str, Any]:
         "pairs": len(suggest_ms),
         "seconds": elapsed,
         "calls_per_second": len(calls) / elapsed,
-        "p50_ms": _percentile(calls, 50),
-        "p99_ms": _percentile(calls, 99),
-        "suggest_p50_ms": _percentile(suggest_ms, 50),
-        "suggest_p99_ms": _percentile(suggest_ms, 99),
-        "complete_p50_ms": _percentile(complete_ms, 50),
+        "p50_ms": C.percentile(calls, 50),
+        "p99_ms": C.percentile(calls, 99),
+        "suggest_p50_ms": C.percentile(suggest_ms, 50),
+        "suggest_p99_ms": C.percentile(suggest_ms, 99),
+        "complete_p50_ms": C.percentile(complete_ms, 50),
     }
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
 def main() -> None:
