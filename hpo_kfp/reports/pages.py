@@ -143,7 +143,7 @@ def html_page(
 <style>{_STYLE}</style></head>
 <body><h1>{e(experiment.name)}</h1>
 {"".join(sections)}
-<script>{_SORT_SCRIPT}</script>
+<script>{_SORT_SCRIPT}{_TRIALS_SCRIPT}</script>
 </body></html>
 """
 
@@ -161,6 +161,12 @@ tr.status-EarlyStopped td.status { color: #c60; } .imported { color: #777; font-
 pre.log-tail { background: #f7f7f7; border: 1px solid #ddd; padding: 0.5em; max-height: 14em;
   overflow: auto; }
 figure { display: inline-block; margin: 0.5em; } img { max-width: 640px; }
+div.scroll { overflow-x: auto; max-width: 100%; } #trials-table tbody tr { cursor: pointer; }
+tr.chosen td { background: #fff6d6; } .controls input { width: 20em; }
+#trial-detail { border: 1px solid #ccc; padding: 0.5em 1em; margin: 1em 0; background: #fafafa; }
+#trial-detail dl { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
+#trial-detail dt { font-weight: bold; } #trial-detail dd { margin: 0; }
+polyline.curve.faded { opacity: 0.25; }
 svg.chart { background: #fff; border: 1px solid #ddd; margin: 0.5em; } svg.chart text { font-size: 11px; }
 .legend span { display: inline-block; margin-right: 1em; } .legend i { display: inline-block; width: 1em;
   height: 0.6em; margin-right: 0.3em; }
@@ -191,9 +197,82 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
         return ascending ? order : -order;
       });
       rows.forEach(function (row) { body.appendChild(row); });
+      table.dispatchEvent(new Event("sorted"));
     });
   });
 });
+"""
+
+# The trials table a page at a time, filtered by text and status; a click on a row shows the
+# trial: its row's cells, its learning curves (copied from the charts) and its log's tail.
+_TRIALS_SCRIPT = """
+(function () {
+  var table = document.getElementById("trials-table");
+  if (!table) { return; }
+  var PAGE = 50, page = 0;
+  var filter = document.getElementById("trial-filter"), status = document.getElementById("status-filter");
+  var pager = document.getElementById("trial-pager"), detail = document.getElementById("trial-detail");
+  var rows = function () { return Array.prototype.slice.call(table.tBodies[0].rows); };
+  function matching() {
+    var text = filter.value.trim().toLowerCase(), wanted = status.value;
+    return rows().filter(function (row) {
+      return (!wanted || row.className === "status-" + wanted) &&
+        (!text || row.textContent.toLowerCase().indexOf(text) >= 0);
+    });
+  }
+  function show() {
+    var found = matching(), pages = Math.max(Math.ceil(found.length / PAGE), 1);
+    page = Math.min(Math.max(page, 0), pages - 1);
+    var shown = new Set(found.slice(page * PAGE, (page + 1) * PAGE));
+    rows().forEach(function (row) { row.hidden = !shown.has(row); });
+    var first = found.length ? page * PAGE + 1 : 0;
+    pager.textContent = first + "\u2013" + Math.min((page + 1) * PAGE, found.length) + " of " +
+      found.length + (found.length < rows().length ? " (of " + rows().length + ")" : "");
+  }
+  filter.addEventListener("input", function () { page = 0; show(); });
+  status.addEventListener("change", function () { page = 0; show(); });
+  document.getElementById("page-back").addEventListener("click", function () { page -= 1; show(); });
+  document.getElementById("page-next").addEventListener("click", function () { page += 1; show(); });
+  table.addEventListener("sorted", function () { page = 0; show(); });
+  table.tBodies[0].addEventListener("click", function (event) {
+    var row = event.target.closest("tr");
+    if (!row || event.target.closest("a")) { return; }
+    var name = row.getAttribute("data-trial"), heads = table.tHead.rows[0].cells;
+    var list = document.createElement("dl");
+    Array.prototype.forEach.call(row.cells, function (cell, i) {
+      if (!cell.textContent) { return; }
+      var dt = document.createElement("dt"), dd = document.createElement("dd");
+      dt.textContent = heads[i].textContent;
+      dd.innerHTML = cell.innerHTML;
+      list.appendChild(dt); list.appendChild(dd);
+    });
+    detail.innerHTML = "";
+    var title = document.createElement("h3");
+    title.textContent = name;
+    detail.appendChild(title);
+    detail.appendChild(list);
+    document.querySelectorAll("#curves svg").forEach(function (chart) {
+      var lines = chart.querySelectorAll('[data-trial="' + name + '"]');
+      if (!lines.length) { return; }
+      var copy = chart.cloneNode(false);
+      copy.removeAttribute("id");
+      Array.prototype.forEach.call(chart.children, function (child) {
+        if (!child.hasAttribute("data-trial")) { copy.appendChild(child.cloneNode(true)); }
+      });
+      lines.forEach(function (line) {
+        var mine = line.cloneNode(true);
+        mine.setAttribute("opacity", "1");
+        copy.appendChild(mine);
+      });
+      detail.appendChild(copy);
+    });
+    var failure = document.querySelector('#failures li[data-trial="' + name + '"] pre');
+    if (failure) { detail.appendChild(failure.cloneNode(true)); }
+    detail.hidden = false;
+    rows().forEach(function (other) { other.classList.toggle("chosen", other === row); });
+  });
+  show();
+})();
 """
 
 
@@ -294,9 +373,10 @@ def _trials_section(
     metrics = metric_names(experiment, history)
     with_logs = bool(logs) or any(t.log for t in history.trials)
     number = ' data-type="number"'
+    numeric = {p.name for p in experiment.parameters if p.type in ("int", "double") or _numbers(p.values)}
     header = (
         f"<th{number}>#</th><th>trial</th><th>status</th><th>reason</th>"
-        + "".join(f"<th>{e(n)}</th>" for n in names)
+        + "".join(f"<th{number if n in numeric else ''}>{e(n)}</th>" for n in names)
         + "".join(f"<th{number}>{e(m)}</th>" for m in metrics)
         + f"<th{number}>seconds</th><th>started</th>"
         + ("<th>log</th>" if with_logs else "")
@@ -313,7 +393,7 @@ def _trials_section(
         ]
         for n in names:
             value = trial.parameters.get(n, "")
-            sort = f' data-sort="{value!r}"' if isinstance(value, int | float) else ""
+            sort = f' data-sort="{_key(value)}"' if isinstance(value, int | float) else ""
             cells.append(f"<td{sort}>{e(_show(value))}</td>")
         for m in metrics:
             value = values.get(m)
@@ -321,7 +401,7 @@ def _trials_section(
                 cells.append('<td class="num" data-sort=""></td>')
                 continue
             kind = ' partial" title="the best it reached before it was stopped' if partial else ""
-            cells.append(f'<td class="num{kind}" data-sort="{value!r}">{value:.6g}</td>')
+            cells.append(f'<td class="num{kind}" data-sort="{_key(value)}">{value:.6g}</td>')
         seconds = trial.duration
         cells.append(
             f'<td class="num" data-sort="{"" if seconds is None else repr(seconds)}">'
@@ -333,13 +413,35 @@ def _trials_section(
         rows.append(
             f'<tr class="status-{e(trial.status)}" data-trial="{e(trial.name)}">{"".join(cells)}</tr>'
         )
+    statuses = "".join(
+        f'<option value="{e(s)}">{e(s)}</option>'
+        for s in _COLORS
+        if any(t.status == s for t in history.trials)
+    )
     return (
         f'<section id="trials"><h2>Trials ({len(history.trials)})</h2>'
-        "<p>Best first; click a column's header to sort by it. Italic values of early-stopped trials "
-        "are the best they reached before they were stopped.</p>"
-        f'<table id="trials-table" class="sortable"><thead><tr>{header}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table></section>"
+        "<p>Best first; click a column's header to sort by it, a row to see the trial. Italic values "
+        "of early-stopped trials are the best they reached before they were stopped.</p>"
+        '<p class="controls"><input id="trial-filter" type="search" placeholder="filter: any text of a row" '
+        'aria-label="filter the trials"> <select id="status-filter" aria-label="status">'
+        f'<option value="">every status</option>{statuses}</select> '
+        '<button id="page-back" type="button">&lt;</button> <span id="trial-pager"></span> '
+        '<button id="page-next" type="button">&gt;</button></p>'
+        f'<div class="scroll"><table id="trials-table" class="sortable"><thead><tr>{header}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+        '<div id="trial-detail" hidden></div></section>'
     )
+
+
+def _key(value: float) -> str:
+    """A number to sort a column by: nine significant digits, three more than a cell shows
+    (the shortest exact form takes up to 17, a fifth of a 1000-trial page)."""
+    return f"{value:.9g}"
+
+
+def _numbers(values: Sequence[Any]) -> bool:
+    """Whether a discrete parameter's values are all numbers (its column sorts as numbers)."""
+    return bool(values) and all(isinstance(v, int | float) for v in values)
 
 
 def _failures_section(history: History, logs: Mapping[str, Path], folder: Path | None) -> str:
@@ -439,6 +541,8 @@ def _curves_section(experiment: Experiment, history: History, decision: Decision
     e = html.escape
     charts = []
     best = decision.best.name if decision.best is not None else None
+    top = {t.name for t in ranked(experiment.objective, history.trials)[:_TOP_CURVES]}
+    many = sum(1 for t in history.trials if t.series) > _TOP_CURVES
     for metric in metric_names(experiment, history):
         trials = [t for t in history.trials if t.series.get(metric)]
         if not trials:
@@ -451,10 +555,11 @@ def _curves_section(experiment: Experiment, history: History, decision: Decision
             points = [(frame.x(i + 1), frame.y(v)) for i, (_, v) in enumerate(trial.series[metric])]
             color = _COLORS.get(trial.status, "#777")
             width = 3 if trial.name == best else 1.3
-            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+            path = " ".join(f"{x:.0f},{y:.0f}" for x, y in points)  # a pixel is fine enough
             label = f"{trial.name} ({trial.status})"
+            faded = " faded" if many and trial.name not in top else ""
             parts.append(
-                f'<polyline class="curve status-{e(trial.status)}" data-trial="{e(trial.name)}" '
+                f'<polyline class="curve status-{e(trial.status)}{faded}" data-trial="{e(trial.name)}" '
                 f'points="{path}" fill="none" stroke="{color}" stroke-width="{width}" opacity="0.8">'
                 f"<title>{e(label)}</title></polyline>"
             )
@@ -476,7 +581,9 @@ def _curves_section(experiment: Experiment, history: History, decision: Decision
     statuses = [s for s in _COLORS if any(t.status == s and t.series for t in history.trials)]
     return (
         '<section id="curves"><h2>Learning curves</h2><p>Every value each trial reported; '
-        "&times; marks where a trial was stopped early; the best trial's line is thick.</p>"
+        "&times; marks where a trial was stopped early; the best trial's line is thick"
+        + (f", the {_TOP_CURVES} best trials' lines stand out" if many else "")
+        + ".</p>"
         f"{_legend(statuses)}{''.join(charts)}</section>"
     )
 
@@ -531,8 +638,9 @@ def _history_section(experiment: Experiment, history: History) -> str:
 
 
 def _timeline_section(history: History) -> str:
-    """A bar per trial from its start to its end: shows how many ran at once, and the gaps
-    between lockstep rounds."""
+    """How many trials ran at once over time, and for a few trials (up to
+    :data:`_TIMELINE_BARS`) a bar each from its start to its end: shows the gaps between
+    lockstep rounds. A row per trial of a thousand was 14,000 px of page."""
     e = html.escape
     timed = []
     for trial in sorted(history.trials, key=lambda t: t.number):
@@ -544,6 +652,13 @@ def _timeline_section(history: History) -> str:
         return ""
     origin = min(start for _, start, _ in timed)
     spans = [(t, (s - origin).total_seconds(), (f - origin).total_seconds()) for t, s, f in timed]
+    running = _concurrency(spans)
+    if len(spans) > _TIMELINE_BARS:
+        return (
+            '<section id="timeline"><h2>Timeline</h2>'
+            f"<p>How many of the {len(spans)} trials ran at once (a trial's times are in its row).</p>"
+            f"{running}</section>"
+        )
     row = 14
     height = _TOP + _BOTTOM + row * len(spans)
     frame = _Frame([0.0, max(end for _, _, end in spans)], [0.0, 1.0], height=height)
@@ -559,14 +674,37 @@ def _timeline_section(history: History) -> str:
     statuses = [s for s in _COLORS if any(t.status == s for t, _, _ in spans)]
     return (
         '<section id="timeline"><h2>Timeline</h2>'
-        "<p>Each trial from its start to its end, by trial number.</p>"
-        f"{_legend(statuses)}{_svg('timeline-chart', ''.join(parts), height)}</section>"
+        "<p>How many trials ran at once; each trial from its start to its end, by trial number.</p>"
+        f"{running}{_legend(statuses)}{_svg('timeline-chart', ''.join(parts), height)}</section>"
     )
+
+
+def _concurrency(spans: Sequence[tuple[TrialRecord, float, float]]) -> str:
+    """A step line of how many trials were running, over the seconds since the first started."""
+    events = sorted([(start, 1) for _, start, _ in spans] + [(end, -1) for _, _, end in spans])
+    points, count, peak = [(0.0, 0)], 0, 0
+    for moment, change in events:  # an end before a start at the same moment: -1 sorts first
+        points.append((moment, count))
+        count += change
+        points.append((moment, count))
+        peak = max(peak, count)
+    frame = _Frame([0.0, events[-1][0]], [0.0, float(peak)])
+    path = " ".join(f"{frame.x(t):.1f},{frame.y(c):.1f}" for t, c in points)
+    content = frame.axes("Trials running at once", "seconds since the first trial started", "trials") + (
+        f'<polyline class="running" points="{path}" fill="none" stroke="#1f77b4" stroke-width="1.5">'
+        f"<title>at most {peak} at once</title></polyline>"
+    )
+    return _svg("concurrency-chart", content)
 
 
 def _show(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
+
+_TOP_CURVES = 5
+"""Trials whose learning curves stand out when more trials have curves (the rest fade)."""
+_TIMELINE_BARS = 60
+"""Most trials drawn a bar each in the timeline; more are shown as concurrency only."""
 
 _NO_PLOTS = "Plots need matplotlib: <code>pip install 'hpo-kfp[plot]'</code>."
 

@@ -309,11 +309,12 @@ document.body.appendChild(out);
 """
 
 
-def _facts(page: str, tmp_path: Path) -> dict[str, Any]:
-    """What the page's DOM shows once headless Chromium has run its scripts."""
+def _facts(page: str, tmp_path: Path, script: str = _FACTS) -> dict[str, Any]:
+    """What the page's DOM shows once headless Chromium has run its scripts, then ``script``
+    (which leaves its findings as JSON in ``<pre id="facts">``)."""
     assert _CHROMIUM is not None
     path = tmp_path / "page.html"
-    path.write_text(page.replace("</body>", f"<script>{_FACTS}</script></body>"))
+    path.write_text(page.replace("</body>", f"<script>{script}</script></body>"))
     result = subprocess.run(
         [
             _CHROMIUM,
@@ -409,3 +410,98 @@ def test_a_wide_experiment_plots_its_most_important_parameters_only() -> None:
     page = html_page(experiment, history, decide(experiment, history))
     assert "Parallel coordinates (the 12 most important of 14)" in page
     assert "Parameter importance (the 12 most important of 14)" in page
+
+
+# Browses the trials table as a person would: the first page, a numeric sort on a parameter,
+# a filter, a status, a click on a row.
+_BROWSE = """
+var table = document.getElementById("trials-table");
+function visible() {
+  return Array.prototype.filter.call(table.tBodies[0].rows, function (row) { return !row.hidden; });
+}
+function column(name) {
+  return Array.prototype.findIndex.call(table.tHead.rows[0].cells, function (th) { return th.textContent === name; });
+}
+var facts = {firstPage: visible().length, pager: document.getElementById("trial-pager").textContent};
+var units = column("units");
+table.tHead.rows[0].cells[units].click();
+facts.unitsAscending = Array.prototype.map.call(table.tBodies[0].rows, function (row) {
+  return row.cells[units].textContent;
+});
+facts.firstShown = visible()[0].getAttribute("data-trial");
+var filter = document.getElementById("trial-filter");
+filter.value = "demo-0123";
+filter.dispatchEvent(new Event("input"));
+facts.filtered = visible().map(function (row) { return row.getAttribute("data-trial"); });
+filter.value = "";
+filter.dispatchEvent(new Event("input"));
+var statusFilter = document.getElementById("status-filter");  // not "status": window.status
+statusFilter.value = "Failed";
+statusFilter.dispatchEvent(new Event("change"));
+facts.failedShown = visible().map(function (row) { return row.querySelector("td.status").textContent; });
+facts.failedPager = document.getElementById("trial-pager").textContent;
+document.getElementById("page-next").click();
+facts.failedPage2 = visible().length;
+visible()[0].cells[1].click();
+var detail = document.getElementById("trial-detail");
+facts.detail = {
+  hidden: detail.hidden,
+  title: detail.querySelector("h3").textContent,
+  fields: Array.prototype.map.call(detail.querySelectorAll("dt"), function (dt) { return dt.textContent; }),
+  curves: detail.querySelectorAll("svg polyline.curve").length,
+  tail: (detail.querySelector("pre.log-tail") || {}).textContent || ""
+};
+var out = document.createElement("pre");
+out.id = "facts";
+out.textContent = JSON.stringify(facts);
+document.body.appendChild(out);
+"""
+
+
+@pytest.mark.skipif(_CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_chromium_pages_filters_sorts_numbers_and_details_a_thousand_trials(tmp_path: Path) -> None:
+    """Issue 29: 1000 rows at once, a parameter column sorted as text (16 after 120), no way to
+    find a trial or see one whole."""
+    document = with_field(
+        base_spec(),
+        "spec.parameters.1",
+        {"name": "units", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "200"}},
+    )
+    for reference in document["spec"]["trialTemplate"]["trialParameters"]:
+        if reference["reference"] == "layers":
+            reference["reference"] = "units"
+    experiment = parse_experiment(document)
+    rng = random.Random(7)
+    trials = []
+    for number in range(1000):
+        failed = number % 20 == 3
+        loss = rng.random()
+        trials.append(
+            TrialRecord(
+                name=f"demo-{number:04d}",
+                number=number,
+                parameters={"lr": rng.uniform(0.01, 0.05), "units": rng.randint(1, 200), "optimizer": "sgd"},
+                status="Failed" if failed else "Succeeded",
+                values=None if failed else (loss,),
+                metrics={} if failed else {"loss": loss},
+                series={} if failed else {"loss": _series([loss + 0.5, loss + 0.1, loss])},
+                started=_at(number),
+                finished=_at(number + 3),
+                reason="exit code 3" if failed else "",
+                log_tail="Traceback: out of memory" if failed else "",
+            )
+        )
+    history = History(experiment="demo", trials=tuple(trials))
+    page = html_page(experiment, history, decide(experiment, history))
+    assert len(page.encode()) < 1_500_000  # it was 1.76 MB for 1000 trials of 6 parameters
+    facts = _facts(page, tmp_path, _BROWSE)
+    assert facts["firstPage"] == 50 and facts["pager"] == "1\u201350 of 1000"
+    units = [int(value) for value in facts["unitsAscending"]]
+    assert units == sorted(units) and units[0] == min(t.parameters["units"] for t in trials)
+    assert facts["filtered"] == ["demo-0123"]
+    assert facts["failedShown"] == ["Failed"] * 50 and facts["failedPager"] == "1\u201350 of 50 (of 1000)"
+    assert facts["failedPage2"] == 50  # one page of 50: "next" stays on it
+    detail = facts["detail"]
+    assert detail["hidden"] is False and detail["title"].startswith("demo-")
+    assert {"trial", "status", "reason", "lr", "units", "started"} <= set(detail["fields"])
+    assert detail["tail"] == "Traceback: out of memory" and detail["curves"] == 0
