@@ -12,6 +12,7 @@ loads nothing (a cluster may be air-gapped): a few hundred KB.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import importlib.util
 import io
@@ -749,6 +750,11 @@ def _most_important(study: Any, evaluator: Any, ranked: dict[str, Any], complete
     return list(scores)[:_PLOTTED_PARAMETERS]
 
 
+def _value_of(index: int, sign: float, trial: Any) -> float:
+    """An objective of a finished Optuna trial, as a plot's target (``sign`` -1 flips it)."""
+    return sign * float(trial.values[index])
+
+
 def _figures(experiment: Experiment, history: History) -> list[tuple[str, str]]:
     prepare_plotting()
     import matplotlib.pyplot as plt
@@ -759,32 +765,44 @@ def _figures(experiment: Experiment, history: History) -> list[tuple[str, str]]:
     completed = [t for t in study.trials if t.state.name == "COMPLETE"]
     if not completed:
         return []
-    metric = experiment.objective.metric
     multi = experiment.objective.is_multi
-    target: dict[str, Any] = {"target": (lambda t: t.values[0]), "target_name": metric} if multi else {}
-    # Optuna's importance looks at the trials with the *lowest* target: flip a maximised one.
-    sign = 1.0 if experiment.objective.type == "minimize" else -1.0
-    ranked: dict[str, Any] = (
-        {"target": (lambda t: sign * t.values[0]), "target_name": metric} if multi else {}
-    )
     importance = PedAnovaImportanceEvaluator()
-    shown: dict[str, Any] = {}
-    if len(experiment.parameters) > _PLOTTED_PARAMETERS:
-        # One axis (or bar) per parameter: a thousand of them took minutes to draw and show
-        # nothing. The most important ones are drawn, and the titles say so.
-        shown["params"] = _most_important(study, importance, ranked, len(completed))
-    note = f" (the {_PLOTTED_PARAMETERS} most important of {len(experiment.parameters)})" if shown else ""
-    makers: list[tuple[str, Callable[[], Any]]] = [
-        ("Optimization history", lambda: plots.plot_optimization_history(study, **target)),
-        ("Parallel coordinates" + note, lambda: plots.plot_parallel_coordinate(study, **target, **shown)),
-    ]
-    if len(completed) >= 2 and len(experiment.parameters) >= 2:
-        makers.append(
+    makers: list[tuple[str, Callable[[], Any]]] = []
+    # One set of charts per objective (with several, each names its objective).
+    for index, term in enumerate(experiment.objective.terms):
+        metric, suffix = term.metric, f": {term.metric}" if multi else ""
+        target: dict[str, Any] = {}
+        ranked: dict[str, Any] = {}
+        if multi:
+            # Optuna's importance looks at the trials with the *lowest* target: flip a maximised one.
+            sign = 1.0 if term.direction == "minimize" else -1.0
+            target = {"target": functools.partial(_value_of, index, 1.0), "target_name": metric}
+            ranked = {"target": functools.partial(_value_of, index, sign), "target_name": metric}
+        shown: dict[str, Any] = {}
+        if len(experiment.parameters) > _PLOTTED_PARAMETERS:
+            # One axis (or bar) per parameter: a thousand of them took minutes to draw and show
+            # nothing. The most important ones are drawn, and the titles say so.
+            shown["params"] = _most_important(study, importance, ranked, len(completed))
+        note = f" (the {_PLOTTED_PARAMETERS} most important of {len(experiment.parameters)})" if shown else ""
+        makers += [
             (
-                "Parameter importance" + note,
-                lambda: plots.plot_param_importances(study, evaluator=importance, **ranked, **shown),
+                f"Optimization history{suffix}",
+                functools.partial(plots.plot_optimization_history, study, **target),
+            ),
+            (
+                f"Parallel coordinates{suffix}{note}",
+                functools.partial(plots.plot_parallel_coordinate, study, **target, **shown),
+            ),
+        ]
+        if len(completed) >= 2 and len(experiment.parameters) >= 2:
+            makers.append(
+                (
+                    f"Parameter importance{suffix}{note}",
+                    functools.partial(
+                        plots.plot_param_importances, study, evaluator=importance, **ranked, **shown
+                    ),
+                )
             )
-        )
     if multi:
         makers.append(("Pareto front", lambda: plots.plot_pareto_front(study)))
     figures = []

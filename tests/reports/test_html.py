@@ -389,6 +389,9 @@ def test_chromium_renders_the_pareto_front_of_several_objectives(tmp_path: Path)
     assert {"loss", "accuracy"} <= set(facts["headers"])
     assert len([c for c in facts["curves"] if c.startswith("curves-accuracy:")]) == 4
     assert "Pareto front" in facts["figures"]
+    # Issue 29: history, parallel coordinates and importance covered the first objective only.
+    for chart in ("Optimization history", "Parallel coordinates", "Parameter importance"):
+        assert {f"{chart}: loss", f"{chart}: accuracy"} <= set(facts["figures"]), facts["figures"]
 
 
 def test_a_wide_experiment_plots_its_most_important_parameters_only() -> None:

@@ -42,7 +42,7 @@ def test_several_objectives_get_a_pareto_front_plot() -> None:
     experiment = parse_experiment(document)
     history = _history([(0.5, 0.7), (0.4, 0.6), (0.3, 0.9), (0.6, 0.95), (0.2, 0.5)])
     page = html_page(experiment, history, decide(experiment, history))
-    assert page.count("data:image/png;base64,") == 4
+    assert page.count("data:image/png;base64,") == 7  # 3 charts for each objective, the front
     assert "<figcaption>Pareto front</figcaption>" in page
     assert len(page.encode()) < 1_000_000
 
