@@ -29,7 +29,7 @@ from hpo_kfp.history import ACTIVE, History, TrialRecord
 if TYPE_CHECKING:
     from hpo_kfp.spec import Experiment, Parameter
 
-__all__ = ["Hyperband", "Rung", "next_rung", "s_max", "schedule", "suggest_hyperband"]
+__all__ = ["Hyperband", "Rung", "next_rung", "placement", "s_max", "schedule", "suggest_hyperband"]
 
 _ATTR = "hyperband"
 
@@ -159,6 +159,16 @@ def schedule(r_l: float, eta: int = 3) -> list[Rung]:
 def _settings(experiment: Experiment) -> tuple[str, float, int]:
     settings = experiment.algorithm.settings
     return str(settings["resource_name"]), float(settings["r_l"]), int(settings.get("eta", 3))
+
+
+def placement(trial: TrialRecord) -> tuple[int, int, str] | None:
+    """Where Hyperband put a trial: its bracket, its rung in it, and the trial of the rung
+    before whose configuration it runs again ("" in a bracket's first rung); None for a
+    trial Hyperband did not propose."""
+    rung = _rung_of(trial)
+    if rung is None:
+        return None
+    return rung[0], rung[1], str(trial.sampler_attrs.get("hyperband_from") or "")
 
 
 def _rung_of(trial: TrialRecord) -> tuple[int, int] | None:

@@ -136,6 +136,7 @@ def html_page(
         _curves_section(experiment, history, decision),
         _history_section(experiment, history),
         _timeline_section(history),
+        _hyperband_section(experiment, history),
         f'<section id="plots"><h2>Plots</h2>{images or "<p>Not enough finished trials to plot.</p>"}'
         "</section>",
     ]
@@ -677,6 +678,40 @@ def _timeline_section(history: History) -> str:
         '<section id="timeline"><h2>Timeline</h2>'
         "<p>How many trials ran at once; each trial from its start to its end, by trial number.</p>"
         f"{running}{_legend(statuses)}{_svg('timeline-chart', ''.join(parts), height)}</section>"
+    )
+
+
+def _hyperband_section(experiment: Experiment, history: History) -> str:
+    """Hyperband's brackets and rungs: each rung's trials with their results, a promoted
+    trial naming the trial of the rung before whose configuration it runs again."""
+    from hpo_kfp.algorithms.hyperband import placement
+
+    e = html.escape
+    rungs: dict[tuple[int, int], list[tuple[TrialRecord, str]]] = {}
+    for trial in history.trials:
+        placed = placement(trial)
+        if placed is not None:
+            rungs.setdefault(placed[:2], []).append((trial, placed[2]))
+    if not rungs:
+        return ""
+    resource = str(experiment.algorithm.settings.get("resource_name", ""))
+    rows = []
+    for (bracket, rung), members in sorted(rungs.items(), key=lambda item: (-item[0][0], item[0][1])):
+        cells = []
+        for trial, origin in members:
+            value = f" = {trial.objective:.4g}" if trial.objective is not None else f" ({trial.status})"
+            came = f' <span class="from">from {e(origin)}</span>' if origin else ""
+            cells.append(f'<span data-trial="{e(trial.name)}">{e(trial.name)}{e(value)}{came}</span>')
+        resources = sorted({_show(t.parameters[resource]) for t, _ in members if resource in t.parameters})
+        rows.append(
+            f"<tr><td>{bracket}</td><td>{rung}</td><td>{e(', '.join(resources))}</td>"
+            f"<td>{'; '.join(cells)}</td></tr>"
+        )
+    return (
+        '<section id="hyperband"><h2>Hyperband</h2><p>Each bracket runs its rungs in turn; a rung '
+        "runs the best configurations of the rung before with more of the resource.</p>"
+        '<table id="hyperband-table"><thead><tr><th>bracket</th><th>rung</th><th>resource</th>'
+        f"<th>trials</th></tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
     )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.reports import pages
 from hpo_kfp.reports.pages import html_page, markdown_summary
 from hpo_kfp.spec import parse_experiment
+from hpo_kfp.suggest import suggest
 from tests.conftest import base_spec, with_field
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,3 +106,34 @@ def test_without_the_plot_extra_the_page_says_how_to_get_plots(monkeypatch: pyte
     assert "<img" not in page
     assert "pip install 'hpo-kfp[plot]'" in page
     assert "demo-0002" in page  # the table is still there
+
+
+def test_hyperbands_brackets_and_rungs_show_where_each_promoted_trial_came_from() -> None:
+    """Issue 29: hyperband's rungs and promoted configurations were invisible."""
+    from tests.algorithms.test_contract import _experiment as contract_experiment
+
+    experiment = contract_experiment("hyperband")  # r_l 9, eta 3, resource y
+    history = History(experiment=experiment.name)
+    for _ in range(3):  # bracket 2's three rungs: 9, 3 and 1 trials
+        created, history = suggest(experiment, history, 9)
+        history = history.upsert(
+            replace(
+                t,
+                status="Succeeded",
+                values=(t.parameters["x"] ** 2,),
+                metrics={"loss": t.parameters["x"] ** 2},
+            )
+            for t in created
+        )
+    page = html_page(experiment, history, decide(experiment, history))
+    table = page.split('id="hyperband-table"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr><td>(\d+)</td><td>(\d+)</td><td>([^<]*)</td>", table)
+    assert rows == [("2", "0", "1"), ("2", "1", "3"), ("2", "2", "9")]
+    promoted = dict(
+        re.findall(r'<span data-trial="([\w-]+)">[^<]*<span class="from">from ([\w-]+)</span>', table)
+    )
+    assert len(promoted) == 3 + 1
+    by_name = {t.name: t for t in history.trials}
+    for trial, origin in promoted.items():
+        assert by_name[trial].parameters["x"] == by_name[origin].parameters["x"]
+        assert by_name[origin].parameters["y"] < by_name[trial].parameters["y"]
