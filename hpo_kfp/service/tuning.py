@@ -5,7 +5,10 @@ holds all state, so any number of server processes can share one store, and a re
 server carries on where it stopped. Experiments here are the ones ``hpo-kfp report`` and
 the pipelines see: a trial the service hands out is a claimed trial of the store (dense,
 unique numbers, the budget exact across processes), and every finished trial updates the
-experiment's recorded status and best trial as a pipeline's decide step does.
+experiment's recorded status and best trial as a pipeline's decide step does. A process keeps
+what it last read of each experiment (the store object its history, the sampler its study)
+and brings it up to date from the store's changes at every call: a call costs what the
+sampler costs, and the store still decides everything.
 
 Suggestions are idempotent per client id, as Vizier's are: a client that asks again while
 trials it was given are still active gets those trials back, not new ones (a retried
