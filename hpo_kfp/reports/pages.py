@@ -488,7 +488,9 @@ class _Frame:
             self.height - _BOTTOM - (value - self.y0) / (self.y1 - self.y0) * (self.height - _TOP - _BOTTOM)
         )
 
-    def axes(self, title: str, x_label: str, y_label: str, *, y_ticks: bool = True) -> str:
+    def axes(self, title: str, x_label: str, y_label: str, *, y_ticks: bool = True, counts: str = "") -> str:
+        """The title, both axes and their ticks; ``counts`` names the axes that count things
+        ("x", "y" or "xy"): their ticks fall on whole numbers only."""
         e = html.escape
         bottom, right = self.height - _BOTTOM, _WIDTH - _RIGHT
         parts = [
@@ -499,26 +501,32 @@ class _Frame:
             f'<text x="12" y="{(_TOP + bottom) / 2}" text-anchor="middle" '
             f'transform="rotate(-90 12 {(_TOP + bottom) / 2})">{e(y_label)}</text>',
         ]
-        for i in range(5):
-            xv = self.x0 + (self.x1 - self.x0) * i / 4
+        for xv in _ticks(self.x0, self.x1, whole="x" in counts):
             parts.append(
                 f'<text x="{self.x(xv):.1f}" y="{bottom + 14}" text-anchor="middle">{_tick(xv)}</text>'
             )
-            if y_ticks:
-                yv = self.y0 + (self.y1 - self.y0) * i / 4
-                parts.append(
-                    f'<text x="{_LEFT - 4}" y="{self.y(yv) + 4:.1f}" text-anchor="end">{_tick(yv)}</text>'
-                )
+        for yv in _ticks(self.y0, self.y1, whole="y" in counts) if y_ticks else ():
+            parts.append(
+                f'<text x="{_LEFT - 4}" y="{self.y(yv) + 4:.1f}" text-anchor="end">{_tick(yv)}</text>'
+            )
         return "".join(parts)
 
 
 def _span(values: Sequence[float]) -> tuple[float, float]:
+    """The data's range with a margin, which never crosses zero (no negative losses shown
+    for values that cannot be negative)."""
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
-    if high == low:
-        pad = abs(low) * 0.1 or 1.0
-        return low - pad, high + pad
-    pad = (high - low) * 0.05
-    return low - pad, high + pad
+    pad = (abs(low) * 0.1 or 1.0) if high == low else (high - low) * 0.05
+    bottom = low - pad if low < 0 or low - pad >= 0 else 0.0
+    return bottom, high + pad
+
+
+def _ticks(low: float, high: float, *, whole: bool) -> list[float]:
+    """Five ticks evenly across an axis; on whole numbers only for an axis that counts."""
+    ticks = [low + (high - low) * i / 4 for i in range(5)]
+    if not whole:
+        return ticks
+    return sorted({float(round(t)) for t in ticks if low <= round(t) <= high})
 
 
 def _tick(value: float) -> str:
@@ -555,7 +563,7 @@ def _curves_section(experiment: Experiment, history: History, decision: Decision
         values = [v for t in trials for _, v in t.series[metric]]
         steps = [float(len(t.series[metric])) for t in trials] + [1.0]
         frame = _Frame(steps, values)
-        parts = [frame.axes(f"Learning curves: {metric}", "step (reported value)", metric)]
+        parts = [frame.axes(f"Learning curves: {metric}", "step (reported value)", metric, counts="x")]
         for trial in trials:
             points = [(frame.x(i + 1), frame.y(v)) for i, (_, v) in enumerate(trial.series[metric])]
             color = _COLORS.get(trial.status, "#777")
@@ -606,7 +614,10 @@ def _history_section(experiment: Experiment, history: History) -> str:
     frame = _Frame([float(t.number) for t in done], ys)
     parts = [
         frame.axes(
-            f"Optimization history: {objective.metric} ({objective.type})", "trial number", objective.metric
+            f"Optimization history: {objective.metric} ({objective.type})",
+            "trial number",
+            objective.metric,
+            counts="x",
         )
     ]
     best: float | None = None
@@ -729,7 +740,9 @@ def _concurrency(spans: Sequence[tuple[TrialRecord, float, float]]) -> str:
         peak = max(peak, count)
     frame = _Frame([0.0, events[-1][0]], [0.0, float(peak)])
     path = " ".join(f"{frame.x(t):.1f},{frame.y(c):.1f}" for t, c in points)
-    content = frame.axes("Trials running at once", "seconds since the first trial started", "trials") + (
+    content = frame.axes(
+        "Trials running at once", "seconds since the first trial started", "trials", counts="y"
+    ) + (
         f'<polyline class="running" points="{path}" fill="none" stroke="#1f77b4" stroke-width="1.5">'
         f"<title>at most {peak} at once</title></polyline>"
     )

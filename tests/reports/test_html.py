@@ -508,3 +508,25 @@ def test_chromium_pages_filters_sorts_numbers_and_details_a_thousand_trials(tmp_
     assert detail["hidden"] is False and detail["title"].startswith("demo-")
     assert {"trial", "status", "reason", "lr", "units", "started"} <= set(detail["fields"])
     assert detail["tail"] == "Traceback: out of memory" and detail["curves"] == 0
+
+
+def test_counting_axes_tick_whole_numbers_and_positive_values_no_negative_ticks() -> None:
+    """Issue 29: ticks at fractional trial numbers and steps, and at negative losses."""
+    experiment, history = single()
+    page = html_page(experiment, history, decide(experiment, history))
+
+    def ticks(chart: str, anchor: str) -> list[float]:
+        svg = page.split(f'id="{chart}"', 1)[1].split("</svg>", 1)[0]
+        return [
+            float(t)
+            for t in re.findall(
+                rf'<text x="[\d.]+" y="[\d.]+" text-anchor="{anchor}">([-\d.e+]+)</text>', svg
+            )
+        ]
+
+    trial_numbers = ticks("history-chart", "middle")
+    assert trial_numbers and all(t == int(t) for t in trial_numbers)
+    steps = ticks("curves-loss", "middle")
+    assert steps and all(t == int(t) for t in steps)
+    losses = ticks("history-chart", "end") + ticks("curves-loss", "end")
+    assert losses and min(losses) >= 0  # every loss here is positive
