@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -108,6 +109,7 @@ class Tuner:
         self._locks: dict[ExperimentKey, threading.Lock] = {}
         self._open: dict[ExperimentKey, _Batch] = {}
         self._decided: dict[ExperimentKey, tuple[str, str, str]] = {}  # see _save_decision
+        self._leases_seen: dict[ExperimentKey, float] = {}  # when each was last looked at
 
     # --- experiments -----------------------------------------------------------------
 
@@ -373,7 +375,7 @@ class Tuner:
                 with self._guard:
                     del self._open[key]  # requests from now on form the next batch
                 try:
-                    if self._lease:
+                    if self._lease and self._lease_check_due(key):
                         # A client that asked and vanished (or a server killed mid-claim) must
                         # not hold the rest of the budget for ever.
                         self.store.release(key, older_than=self._lease)
@@ -392,6 +394,16 @@ class Tuner:
         claimed, history = batch.result
         first = sum(batch.counts[:share])
         return claimed[first : first + count], history
+
+    def _lease_check_due(self, key: ExperimentKey) -> bool:
+        """Whether to look for ended leases before this claim: at most once a second (a
+        tenth of the lease when shorter), not before every claim (a query each)."""
+        now = time.monotonic()
+        with self._guard:
+            if now - self._leases_seen.get(key, -math.inf) < min(1.0, self._lease / 10):
+                return False
+            self._leases_seen[key] = now
+        return True
 
     def _lock(self, key: ExperimentKey) -> threading.Lock:
         with self._guard:
