@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from hpo_kfp.cli._common import add_store_options, store_url, type_prefix
@@ -137,13 +136,12 @@ def _dashboard(args: argparse.Namespace) -> int:
 def _experiment_when_there(args: argparse.Namespace) -> tuple[Store, Experiment, ExperimentKey] | None:
     """The store and the experiment, or None while either is not there yet (an SQLite file
     not made yet or made but without tables, an experiment not recorded yet)."""
-    from hpo_kfp.cli._store import _key
+    from hpo_kfp.cli._store import _key, _store_file
 
     url = store_url(args)
-    for scheme in ("sqlite:///", "mlmd+sqlite:///"):
-        path = Path(url.removeprefix(scheme))
-        if url.startswith(scheme) and (not path.is_file() or path.stat().st_size == 0):
-            return None
+    path = _store_file(url)
+    if path is not None and (not path.is_file() or path.stat().st_size == 0):
+        return None
     try:
         store = open_store(url, type_prefix=type_prefix(args), read_only=True)
     except StoreError as error:

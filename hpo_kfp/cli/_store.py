@@ -91,16 +91,21 @@ def _open(args: argparse.Namespace, *, create: bool = False, read_only: bool = F
     """The store ``--store`` names; a command that does not create refuses a missing SQLite
     file rather than making an empty store, and one that only reads opens it read-only."""
     url = store_url(args)
-    for scheme in ("sqlite:///", "mlmd+sqlite:///"):
-        if url.startswith(scheme) and not create:
-            path = Path(url.removeprefix(scheme))
-            if path.is_dir():
-                raise UsageError(f"--store: the store must be a file, but {path} is a folder")
-            if not path.is_file() or path.stat().st_size == 0:
-                raise UsageError(
-                    f"--store: the store must exist, but {path} does not (run an experiment first)"
-                )
+    path = _store_file(url)
+    if path is not None and not create:
+        if path.is_dir():
+            raise UsageError(f"--store: the store must be a file, but {path} is a folder")
+        if not path.is_file() or path.stat().st_size == 0:
+            raise UsageError(f"--store: the store must exist, but {path} does not (run an experiment first)")
     return open_store(url, type_prefix=type_prefix(args), read_only=read_only)
+
+
+def _store_file(url: str) -> Path | None:
+    """The SQLite file a store URL names (SQL or ML Metadata); None for a database server."""
+    for scheme in ("sqlite:///", "mlmd+sqlite:///"):
+        if url.startswith(scheme):
+            return Path(url.removeprefix(scheme))
+    return None
 
 
 def _experiment_named(store: Store, args: argparse.Namespace, name: str) -> tuple[Experiment, ExperimentKey]:

@@ -212,11 +212,11 @@ class Tuner:
         Raises:
             NotFound: No such experiment (``experiment_field``) or trial (``field``).
         """
-        for trial in self.store.history(key).trials:
-            if trial.number == number:
-                return trial
-        self.experiment(key, field=experiment_field)  # NotFound for the experiment first
-        return _find(History(experiment=key.name), number, key, field)
+        try:
+            return _find(self.store.history(key), number, key, field)
+        except NotFound:
+            self.experiment(key, field=experiment_field)  # no such experiment: say that first
+            raise
 
     def report(
         self,

@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -15,7 +16,7 @@ from hpo_kfp.cli import main
 from hpo_kfp.decide import decide
 from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.spec import load_experiment, parse_experiment
-from hpo_kfp.store import ExperimentKey, open_store
+from hpo_kfp.store import ExperimentKey, Store, open_store
 from hpo_kfp.suggest import suggest
 from tests.conftest import base_spec, wide_spec
 
@@ -644,12 +645,6 @@ def test_export_json_or_csv_imports_back_whole(
 ) -> None:
     """Issue 29: no CSV export; an export must come back with its times, series, reasons,
     names and statuses (EarlyStopped and MetricsUnavailable too)."""
-    source = _store(tmp_path)
-    store = open_store(source)
-    experiment = load_experiment(spec_file)
-    key = ExperimentKey("kubeflow", "demo")
-    store.open_experiment(experiment, key)
-    claimed, _ = claim(store, experiment, key, 5, owner="run-1")
     times = {"started": "2026-01-02T03:04:05+00:00", "finished": "2026-01-02T03:05:05.250000+00:00"}
     series = {"loss": [("2026-01-02T03:04:30+00:00", 0.5), (None, 0.1 + 0.2)]}
     ends = [
@@ -662,8 +657,7 @@ def test_export_json_or_csv_imports_back_whole(
         {"status": "Failed", "reason": 'exit code 3: "quoted", with a comma'},
         {"status": "MetricsUnavailable", "reason": "no loss in the log"},
     ]
-    for trial, end in zip(claimed, ends, strict=False):
-        store.record(key, replace(trial, **times, **end))  # the fifth stays Running
+    source, store, key = _ended_trials(tmp_path, spec_file, times, ends, running=1)
     exported = tmp_path / f"trials.{kind}"
     assert main(["export", "demo", "--store", source, f"--{kind}", str(exported)]) == 0
     assert (
@@ -685,12 +679,6 @@ def test_an_optuna_study_imports(tmp_path: Path, spec_file: Path, capsys: pytest
     study made by Optuna itself imports too."""
     import optuna
 
-    source = _store(tmp_path)
-    store = open_store(source)
-    experiment = load_experiment(spec_file)
-    key = ExperimentKey("kubeflow", "demo")
-    store.open_experiment(experiment, key)
-    claimed, _ = claim(store, experiment, key, 4, owner="run-1")
     times = {"started": "2026-01-02T03:04:05+00:00", "finished": "2026-01-02T03:05:05+00:00"}
     ends = [
         {
@@ -707,8 +695,7 @@ def test_an_optuna_study_imports(tmp_path: Path, spec_file: Path, capsys: pytest
         {"status": "Failed", "reason": "exit code 3"},
         {"status": "MetricsUnavailable", "reason": "no loss in the log"},
     ]
-    for trial, end in zip(claimed, ends, strict=True):
-        store.record(key, replace(trial, **times, **end))
+    source, store, key = _ended_trials(tmp_path, spec_file, times, ends)
     optuna_url = f"sqlite:///{tmp_path / 'study.db'}"
     assert main(["export", "demo", "--store", source, "--optuna-storage", optuna_url]) == 0
     target = f"sqlite:///{tmp_path / 'other.sqlite'}"
@@ -751,3 +738,19 @@ def test_an_optuna_study_imports(tmp_path: Path, spec_file: Path, capsys: pytest
     assert capsys.readouterr().err.endswith(
         "give either a trials file or --optuna-storage, but got both or neither\n"
     )
+
+
+def _ended_trials(
+    tmp_path: Path, spec_file: Path, times: dict[str, str], ends: list[dict[str, Any]], *, running: int = 0
+) -> tuple[str, Store, ExperimentKey]:
+    """A store of the spec's experiment whose claimed trials ended as ``ends`` say (with
+    ``times``), and ``running`` more still running: its URL, the store, the key."""
+    source = _store(tmp_path)
+    store = open_store(source)
+    experiment = load_experiment(spec_file)
+    key = ExperimentKey("kubeflow", "demo")
+    store.open_experiment(experiment, key)
+    claimed, _ = claim(store, experiment, key, len(ends) + running, owner="run-1")
+    for trial, end in zip(claimed, ends, strict=False):
+        store.record(key, replace(trial, **times, **end))
+    return source, store, key
