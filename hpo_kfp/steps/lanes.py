@@ -220,6 +220,9 @@ def lane_step(document_path: str, run_id: str, lane: str, trials_out: str, trial
         run = run_item(ran, options, item, files)
         if component is not None:
             run = read_outputs(component, run, files)
+        # Where the log will be once KFP's launcher uploads the lane's output artifacts, after
+        # the task's command ends (uploadOutputArtifacts, backend/src/v2/component/launcher_v2.go);
+        # a lane killed before then uploads nothing: the record keeps a failure's tail anyway.
         location = f"{trials_uri.rstrip('/')}/{item.name}/log" if trials_uri else ""
         record = record_run(ran, options, item.record(), run, files, run_id, location)
         with (folder / LANE_RECORDS.format(lane=lane)).open("a", encoding="utf-8") as stream:
