@@ -13,8 +13,10 @@ COPY pyproject.toml uv.lock README.md ./
 RUN uv export --frozen --no-dev --group examples --group mlmd --extra plot --extra postgres --extra mysql --extra serve --extra validate --extra cluster --no-emit-project -o /tmp/requirements.txt \
     && uv pip install --system --no-cache -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
+COPY hatch_build.py ./
 COPY hpo_kfp hpo_kfp
 COPY examples examples
+# The build takes the report page's charting library from the npm registry (hatch_build.py).
 RUN uv pip install --system --no-cache --no-deps .
 
 # Steps need no privileges of their own.

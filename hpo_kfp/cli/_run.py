@@ -31,7 +31,7 @@ from hpo_kfp.decide import Decision
 from hpo_kfp.history import History
 from hpo_kfp.pipeline.launch import outcome, prepare_local_run, run_to_end
 from hpo_kfp.pipeline.local import start_warm_steps
-from hpo_kfp.reports.pages import html_page, prepare_plotting
+from hpo_kfp.reports.pages import html_page, prepare_charts
 from hpo_kfp.reports.summary import (
     best_text,
     counts_text,
@@ -164,8 +164,8 @@ def _run(args: argparse.Namespace) -> int:
     out.write(f"{experiment.name}: {shape}; run folder {prepared.directory}\n")
     out.flush()
     started = time.monotonic()
-    # The page at the end needs matplotlib: import it while the trials run.
-    threading.Thread(target=prepare_plotting, name="hpo-kfp-plotting", daemon=True).start()
+    # The page at the end: what it needs of Optuna and the charting library, while the trials run.
+    threading.Thread(target=prepare_charts, name="hpo-kfp-charts", daemon=True).start()
     interrupted = False
     try:
         with Progress(prepared, out), _terminate_as_interrupt():

@@ -1,35 +1,29 @@
 """The report people read in the KFP UI: a Markdown summary and a self-contained HTML page.
 
-The page holds every trial in a table that sorts when a column's header is clicked, the
-reasons and log tails of failed trials, the experiment's settings and search space, and
-charts drawn as inline SVG from the history (learning curves from the recorded series,
-optimization history with the goal line, a timeline of trials), followed by Optuna's own
-plots (``optuna.visualization.matplotlib``: optimization history, parallel coordinates,
-parameter importance, the Pareto front) as PNG images. Its one script is inline and it
-loads nothing (a cluster may be air-gapped): a few hundred KB.
+The page holds every trial in a table (pages of 50, sorted by a header's click, filtered by
+text, status or the parallel coordinates' brush, a trial's detail on a row's click), the
+reasons and log tails of failed trials, the experiment's settings and search space, the
+interactive charts of :mod:`hpo_kfp.reports.charts` (Apache ECharts, carried in the page),
+the trials running at once over time and Hyperband's rungs as inline SVG. It loads nothing (a
+cluster may be air-gapped): 1000 trials of 6 parameters make ~1.3 MB.
 """
 
 from __future__ import annotations
 
-import base64
-import functools
 import html
-import importlib.util
-import io
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hpo_kfp.compat import import_optuna_importance_without_sklearn
 from hpo_kfp.decide import Decision
 from hpo_kfp.history import History, TrialRecord
+from hpo_kfp.reports.charts import charts_section, prepare_charts
 from hpo_kfp.reports.summary import FAILURES, counts_text, metric_names, ranked, shown_metrics, trial_log
 from hpo_kfp.spec import Experiment, Parameter
-from hpo_kfp.study_view import quiet_optuna, to_study
 
-__all__ = ["html_page", "markdown_summary", "plotting_available", "prepare_plotting"]
+__all__ = ["html_page", "markdown_summary", "prepare_charts"]
 
 _COLORS = {
     "Succeeded": "#1f77b4",
@@ -107,7 +101,6 @@ def html_page(
         folder: Where the page will be, for links to the logs relative to it.
     """
     logs = logs or {}
-    figures = _figures(experiment, history) if plotting_available() else None
     e = html.escape
     counts = decision.counts
     reason = f" ({e(decision.reason)})" if decision.reason else ""
@@ -119,13 +112,6 @@ def html_page(
             f'best trial <b id="best-trial">{e(best.name)}</b>{imported}: '
             f"{e(experiment.objective.metric)} = <b>{best.objective:.6g}</b>"
         )
-    images = "".join(
-        f'<figure><img alt="{e(title)}" src="data:image/png;base64,{data}"/>'
-        f"<figcaption>{e(title)}</figcaption></figure>"
-        for title, data in figures or ()
-    )
-    if figures is None:
-        images = f"<p>{_NO_PLOTS}</p>"
     sections = [
         f'<section id="summary"><p id="status"><b>{e(decision.status)}</b>{reason} &middot; '
         f"{e(counts_text(counts))}</p><p>{best_html}</p></section>",
@@ -133,12 +119,9 @@ def html_page(
         _pareto_section(experiment, decision),
         _trials_section(experiment, history, logs, folder),
         _failures_section(history, logs, folder),
-        _curves_section(experiment, history, decision),
-        _history_section(experiment, history),
+        charts_section(experiment, history, decision, _COLORS),
         _timeline_section(history),
         _hyperband_section(experiment, history),
-        f'<section id="plots"><h2>Plots</h2>{images or "<p>Not enough finished trials to plot.</p>"}'
-        "</section>",
     ]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(experiment.name)}: tuning report</title>
@@ -162,13 +145,13 @@ tr.status-Failed td.status, tr.status-MetricsUnavailable td.status { color: #d62
 tr.status-EarlyStopped td.status { color: #c60; } .imported { color: #777; font-style: italic; }
 pre.log-tail { background: #f7f7f7; border: 1px solid #ddd; padding: 0.5em; max-height: 14em;
   overflow: auto; }
-figure { display: inline-block; margin: 0.5em; } img { max-width: 640px; }
 div.scroll { overflow-x: auto; max-width: 100%; } #trials-table tbody tr { cursor: pointer; }
 tr.chosen td { background: #fff6d6; } .controls input { width: 20em; }
 #trial-detail { border: 1px solid #ccc; padding: 0.5em 1em; margin: 1em 0; background: #fafafa; }
 #trial-detail dl { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
 #trial-detail dt { font-weight: bold; } #trial-detail dd { margin: 0; }
-polyline.curve.faded { opacity: 0.25; }
+.chart-box { display: inline-block; vertical-align: top; margin: 0.5em; }
+.chart-box h3 { font-size: 0.95em; margin: 0.2em 0; }
 svg.chart { background: #fff; border: 1px solid #ddd; margin: 0.5em; } svg.chart text { font-size: 11px; }
 .legend span { display: inline-block; margin-right: 1em; } .legend i { display: inline-block; width: 1em;
   height: 0.6em; margin-right: 0.3em; }
@@ -205,8 +188,9 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
 });
 """
 
-# The trials table a page at a time, filtered by text and status; a click on a row shows the
-# trial: its row's cells, its learning curves (copied from the charts) and its log's tail.
+# The trials table a page at a time, filtered by text, status and the parallel coordinates'
+# brush; a click on a row shows the trial: its row's cells, its learning curves (the charts'
+# script draws them on the event) and its log's tail.
 _TRIALS_SCRIPT = """
 (function () {
   var table = document.getElementById("trials-table");
@@ -217,8 +201,10 @@ _TRIALS_SCRIPT = """
   var rows = function () { return Array.prototype.slice.call(table.tBodies[0].rows); };
   function matching() {
     var text = filter.value.trim().toLowerCase(), wanted = status.value;
+    var brushed = window.hpoBrushed;
     return rows().filter(function (row) {
       return (!wanted || row.className === "status-" + wanted) &&
+        (!brushed || brushed.has(row.getAttribute("data-trial"))) &&
         (!text || row.textContent.toLowerCase().indexOf(text) >= 0);
     });
   }
@@ -229,8 +215,10 @@ _TRIALS_SCRIPT = """
     rows().forEach(function (row) { row.hidden = !shown.has(row); });
     var first = found.length ? page * PAGE + 1 : 0;
     pager.textContent = first + "\u2013" + Math.min((page + 1) * PAGE, found.length) + " of " +
-      found.length + (found.length < rows().length ? " (of " + rows().length + ")" : "");
+      found.length + (found.length < rows().length ? " (of " + rows().length + ")" : "") +
+      (window.hpoBrushed ? ", brushed in the parallel coordinates" : "");
   }
+  document.addEventListener("hpo-brushed", function () { page = 0; show(); });
   filter.addEventListener("input", function () { page = 0; show(); });
   status.addEventListener("change", function () { page = 0; show(); });
   document.getElementById("page-back").addEventListener("click", function () { page -= 1; show(); });
@@ -253,21 +241,7 @@ _TRIALS_SCRIPT = """
     title.textContent = name;
     detail.appendChild(title);
     detail.appendChild(list);
-    document.querySelectorAll("#curves svg").forEach(function (chart) {
-      var lines = chart.querySelectorAll('[data-trial="' + name + '"]');
-      if (!lines.length) { return; }
-      var copy = chart.cloneNode(false);
-      copy.removeAttribute("id");
-      Array.prototype.forEach.call(chart.children, function (child) {
-        if (!child.hasAttribute("data-trial")) { copy.appendChild(child.cloneNode(true)); }
-      });
-      lines.forEach(function (line) {
-        var mine = line.cloneNode(true);
-        mine.setAttribute("opacity", "1");
-        copy.appendChild(mine);
-      });
-      detail.appendChild(copy);
-    });
+    detail.dispatchEvent(new CustomEvent("hpo-trial", {bubbles: true, detail: {name: name, into: detail}}));
     var failure = document.querySelector('#failures li[data-trial="' + name + '"] pre');
     if (failure) { detail.appendChild(failure.cloneNode(true)); }
     detail.hidden = false;
@@ -548,111 +522,6 @@ def _legend(statuses: Sequence[str]) -> str:
     )
 
 
-def _curves_section(experiment: Experiment, history: History, decision: Decision) -> str:
-    """One chart per metric with a recorded series: each trial's values step by step, an
-    early-stopped trial's line ending in a cross where it was stopped."""
-    e = html.escape
-    charts = []
-    best = decision.best.name if decision.best is not None else None
-    top = {t.name for t in ranked(experiment.objective, history.trials)[:_TOP_CURVES]}
-    many = sum(1 for t in history.trials if t.series) > _TOP_CURVES
-    for metric in metric_names(experiment, history):
-        trials = [t for t in history.trials if t.series.get(metric)]
-        if not trials:
-            continue
-        values = [v for t in trials for _, v in t.series[metric]]
-        steps = [float(len(t.series[metric])) for t in trials] + [1.0]
-        frame = _Frame(steps, values)
-        parts = [frame.axes(f"Learning curves: {metric}", "step (reported value)", metric, counts="x")]
-        for trial in trials:
-            points = [(frame.x(i + 1), frame.y(v)) for i, (_, v) in enumerate(trial.series[metric])]
-            color = _COLORS.get(trial.status, "#777")
-            width = 3 if trial.name == best else 1.3
-            path = " ".join(f"{x:.0f},{y:.0f}" for x, y in points)  # a pixel is fine enough
-            label = f"{trial.name} ({trial.status})"
-            faded = " faded" if many and trial.name not in top else ""
-            parts.append(
-                f'<polyline class="curve status-{e(trial.status)}{faded}" data-trial="{e(trial.name)}" '
-                f'points="{path}" fill="none" stroke="{color}" stroke-width="{width}" opacity="0.8">'
-                f"<title>{e(label)}</title></polyline>"
-            )
-            if trial.status == "EarlyStopped":
-                x, y = points[-1]
-                parts.append(
-                    f'<g class="stopped-marker" data-trial="{e(trial.name)}" stroke="{color}" '
-                    'stroke-width="2">'
-                    f"<title>{e(trial.name)} stopped after step {len(points)}: {e(trial.reason)}</title>"
-                    f'<line x1="{x - 4:.1f}" y1="{y - 4:.1f}" x2="{x + 4:.1f}" y2="{y + 4:.1f}"/>'
-                    f'<line x1="{x - 4:.1f}" y1="{y + 4:.1f}" x2="{x + 4:.1f}" y2="{y - 4:.1f}"/></g>'
-                )
-        charts.append(_svg(f"curves-{metric}", "".join(parts)))
-    if not charts:
-        return (
-            '<section id="curves"><h2>Learning curves</h2><p>No trial reported a series of values.</p>'
-            "</section>"
-        )
-    statuses = [s for s in _COLORS if any(t.status == s and t.series for t in history.trials)]
-    return (
-        '<section id="curves"><h2>Learning curves</h2><p>Every value each trial reported; '
-        "&times; marks where a trial was stopped early; the best trial's line is thick"
-        + (f", the {_TOP_CURVES} best trials' lines stand out" if many else "")
-        + ".</p>"
-        f"{_legend(statuses)}{''.join(charts)}</section>"
-    )
-
-
-def _history_section(experiment: Experiment, history: History) -> str:
-    """The primary objective of each trial by trial number, the best so far, and the goal."""
-    e = html.escape
-    objective = experiment.objective
-    done = sorted((t for t in history.trials if t.objective is not None), key=lambda t: t.number)
-    if not done:
-        return ""
-    ys = [t.objective for t in done if t.objective is not None]
-    if objective.goal is not None:
-        ys.append(objective.goal)
-    frame = _Frame([float(t.number) for t in done], ys)
-    parts = [
-        frame.axes(
-            f"Optimization history: {objective.metric} ({objective.type})",
-            "trial number",
-            objective.metric,
-            counts="x",
-        )
-    ]
-    best: float | None = None
-    steps = []
-    for trial in done:
-        assert trial.objective is not None
-        if best is None or objective.is_better(trial.objective, best):
-            best = trial.objective
-        steps.append((frame.x(trial.number), frame.y(best)))
-        color = _COLORS["Succeeded"] if trial.origin != "import" else "#999"
-        parts.append(
-            f'<circle class="point" data-trial="{e(trial.name)}" cx="{frame.x(trial.number):.1f}" '
-            f'cy="{frame.y(trial.objective):.1f}" r="3.5" fill="{color}">'
-            f"<title>{e(_marked(trial))}: {trial.objective:.6g}</title></circle>"
-        )
-    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in steps)
-    parts.append(
-        f'<polyline class="best-so-far" points="{path}" fill="none" stroke="#d62728" stroke-width="2"/>'
-    )
-    if objective.goal is not None:
-        y = frame.y(objective.goal)
-        parts.append(
-            f'<line class="goal-line" x1="{_LEFT}" y1="{y:.1f}" x2="{_WIDTH - _RIGHT}" y2="{y:.1f}" '
-            'stroke="#2ca02c" stroke-dasharray="6 4" stroke-width="1.5">'
-            f"<title>goal {objective.goal:g}</title></line>"
-            f'<text x="{_WIDTH - _RIGHT - 4}" y="{y - 4:.1f}" text-anchor="end" fill="#2ca02c">'
-            f"goal {objective.goal:g}</text>"
-        )
-    return (
-        '<section id="history"><h2>Optimization history</h2><p>Each succeeded trial\'s '
-        f"{e(objective.metric)}, the best so far (red) and the goal (dashed green, when set).</p>"
-        f"{_svg('history-chart', ''.join(parts))}</section>"
-    )
-
-
 def _timeline_section(history: History) -> str:
     """How many trials ran at once over time, and for a few trials (up to
     :data:`_TIMELINE_BARS`) a bar each from its start to its end: shows the gaps between
@@ -755,118 +624,5 @@ def _show(value: Any) -> str:
 
 _PAGE_ROWS = 50
 """Rows of the trials table a page shows."""
-_TOP_CURVES = 5
-"""Trials whose learning curves stand out when more trials have curves (the rest fade)."""
 _TIMELINE_BARS = 60
 """Most trials drawn a bar each in the timeline; more are shown as concurrency only."""
-
-_NO_PLOTS = "Plots need matplotlib: <code>pip install 'hpo-kfp[plot]'</code>."
-
-
-def plotting_available() -> bool:
-    """Whether the plot extra (matplotlib) is installed."""
-    return importlib.util.find_spec("matplotlib") is not None
-
-
-def prepare_plotting() -> None:
-    """Imports what the plots need (matplotlib, Optuna's plots: over a second), so that a
-    caller can do it while it waits for something else; nothing without the plot extra."""
-    if not plotting_available():
-        return
-    import_optuna_importance_without_sklearn()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot
-    import optuna.importance
-    import optuna.visualization.matplotlib  # noqa: F401
-
-
-_PLOTTED_PARAMETERS = 12
-"""Parameters drawn in parallel coordinates and importance when an experiment has more."""
-
-
-def _most_important(study: Any, evaluator: Any, ranked: dict[str, Any], completed: int) -> list[str]:
-    """The :data:`_PLOTTED_PARAMETERS` most important parameters (the first ones when too few
-    trials have ended to tell)."""
-    import optuna.importance
-
-    names = list(study.trials[0].distributions) if study.trials else []
-    if completed < 2:
-        return names[:_PLOTTED_PARAMETERS]
-    try:
-        scores = optuna.importance.get_param_importances(
-            study, evaluator=evaluator, **{k: v for k, v in ranked.items() if k == "target"}
-        )
-    except (ValueError, RuntimeError):
-        return names[:_PLOTTED_PARAMETERS]
-    return list(scores)[:_PLOTTED_PARAMETERS]
-
-
-def _value_of(index: int, sign: float, trial: Any) -> float:
-    """An objective of a finished Optuna trial, as a plot's target (``sign`` -1 flips it)."""
-    return sign * float(trial.values[index])
-
-
-def _figures(experiment: Experiment, history: History) -> list[tuple[str, str]]:
-    prepare_plotting()
-    import matplotlib.pyplot as plt
-    from optuna.importance import PedAnovaImportanceEvaluator
-    from optuna.visualization import matplotlib as plots
-
-    study = to_study(experiment, history)
-    completed = [t for t in study.trials if t.state.name == "COMPLETE"]
-    if not completed:
-        return []
-    multi = experiment.objective.is_multi
-    importance = PedAnovaImportanceEvaluator()
-    makers: list[tuple[str, Callable[[], Any]]] = []
-    # One set of charts per objective (with several, each names its objective).
-    for index, term in enumerate(experiment.objective.terms):
-        metric, suffix = term.metric, f": {term.metric}" if multi else ""
-        target: dict[str, Any] = {}
-        ranked: dict[str, Any] = {}
-        if multi:
-            # Optuna's importance looks at the trials with the *lowest* target: flip a maximised one.
-            sign = 1.0 if term.direction == "minimize" else -1.0
-            target = {"target": functools.partial(_value_of, index, 1.0), "target_name": metric}
-            ranked = {"target": functools.partial(_value_of, index, sign), "target_name": metric}
-        shown: dict[str, Any] = {}
-        if len(experiment.parameters) > _PLOTTED_PARAMETERS:
-            # One axis (or bar) per parameter: a thousand of them took minutes to draw and show
-            # nothing. The most important ones are drawn, and the titles say so.
-            shown["params"] = _most_important(study, importance, ranked, len(completed))
-        note = f" (the {_PLOTTED_PARAMETERS} most important of {len(experiment.parameters)})" if shown else ""
-        makers += [
-            (
-                f"Optimization history{suffix}",
-                functools.partial(plots.plot_optimization_history, study, **target),
-            ),
-            (
-                f"Parallel coordinates{suffix}{note}",
-                functools.partial(plots.plot_parallel_coordinate, study, **target, **shown),
-            ),
-        ]
-        if len(completed) >= 2 and len(experiment.parameters) >= 2:
-            makers.append(
-                (
-                    f"Parameter importance{suffix}{note}",
-                    functools.partial(
-                        plots.plot_param_importances, study, evaluator=importance, **ranked, **shown
-                    ),
-                )
-            )
-    if multi:
-        makers.append(("Pareto front", lambda: plots.plot_pareto_front(study)))
-    figures = []
-    with quiet_optuna():
-        for title, make in makers:
-            plt.close("all")
-            axes = make()
-            figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
-            figure.set_size_inches(7, 4.2)
-            buffer = io.BytesIO()
-            figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-            figures.append((title, base64.b64encode(buffer.getvalue()).decode("ascii")))
-    plt.close("all")
-    return figures

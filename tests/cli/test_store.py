@@ -19,6 +19,7 @@ from hpo_kfp.spec import load_experiment, parse_experiment
 from hpo_kfp.store import ExperimentKey, Store, open_store
 from hpo_kfp.suggest import suggest
 from tests.conftest import base_spec, wide_spec
+from tests.reports.test_html import chart_data_of
 
 
 @pytest.fixture
@@ -268,7 +269,13 @@ def test_report_writes_the_html_page_and_markdown_summary(
     )
     assert f"HTML report: {page}" in capsys.readouterr().out
     html = page.read_text()
-    assert html.count("data:image/png;base64,") == 3 and 'data-trial="demo-0001"' in html
+    assert 'data-trial="demo-0001"' in html
+    charts = chart_data_of(html)  # the charts draw the three imported trials
+    assert [(t[1], t[4], t[5]) for t in charts["trials"]] == [
+        ("demo-0000", [0.4], True),
+        ("demo-0001", [0.2], True),
+        ("demo-0002", [0.3], True),
+    ]
     markdown = summary.read_text()
     assert "Best trial **demo-0001** (imported prior data): loss = **0.2**" in markdown
     assert markdown.splitlines()[-3].startswith("| demo-0001 (imported) | Succeeded | 0.03 | 4 | sgd | 0.2 |")

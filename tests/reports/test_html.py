@@ -31,6 +31,14 @@ def _at(seconds: float) -> str:
     return (_START + timedelta(seconds=seconds)).isoformat()
 
 
+def chart_data_of(page: str) -> dict[str, Any]:
+    """The data the page's charts draw (its JSON block)."""
+    found = re.search(r'<script type="application/json" id="chart-data">(.*?)</script>', page, re.DOTALL)
+    assert found
+    data: dict[str, Any] = json.loads(found.group(1))
+    return data
+
+
 def _trial(number: int, status: str, *, start: float, seconds: float, **fields: object) -> TrialRecord:
     return TrialRecord(
         name=f"demo-{number:04d}",
@@ -232,13 +240,23 @@ def test_the_page_has_every_trial_curves_goal_timeline_and_settings(tmp_path: Pa
     assert '<td class="reason">exit code 3</td>' in page
     assert '<a class="log" href="demo-0003.log">log</a>' in page
     assert "Traceback: simulated crash</pre>" in page
-    assert page.count('class="curve status-') == 2 * 3  # loss and accuracy of the 3 trials with series
-    assert page.count('<g class="stopped-marker" data-trial="demo-0002"') == 2
-    assert 'class="goal-line"' in page and "goal 0.001" in page
+    data = chart_data_of(page)
+    names = [t[1] for t in data["trials"]]
+    for metric in ("loss", "accuracy"):  # the 3 trials with series, each step's value
+        assert [(names[i], len(values)) for i, values in data["series"][metric]] == [
+            ("demo-0000", 4),
+            ("demo-0001", 4),
+            ("demo-0002", 3),
+        ]
+    assert data["series"]["loss"][2][1] == [0.95, 0.8, 0.7]
+    assert {names[int(i)]: reason for i, reason in data["stopped"].items()} == {
+        "demo-0002": "best loss=0.7 is worse than the median"
+    }
+    assert data["goal"] == 0.001 and data["best"] == "demo-0005" and data["top"][0] == "demo-0005"
     assert page.count('<rect class="span status-') == 5  # the imported trial has no times
     assert "random (defaults)" in page and "[0.01, 0.05] uniform" in page
     assert "8 trials, 2 at a time, failure limit 3" in page
-    assert "<script" in page and "src=" not in page.replace('src="data:image/png', "")
+    assert "<script" in page and "src=" not in page
     assert "http://" not in page and "https://" not in page
 
 
@@ -260,7 +278,29 @@ def test_trial_logs_maps_trial_names_to_the_run_trial_logs(tmp_path: Path) -> No
 
 _CHROMIUM = shutil.which("chromium")
 
-# Runs in the page after its own script: reads the DOM into one JSON object.
+# Helpers for the scripts below: the ECharts chart in an element, and what the learning
+# curves' charts draw ("<metric>:<trial>" for each curve, and for each early-stop cross).
+_CHARTS = """
+function chart(id) { return echarts.getInstanceByDom(document.getElementById(id)); }
+function drawn() {
+  var found = {curves: [], stopped: []};
+  document.querySelectorAll("[id^=curves-chart-]").forEach(function (place) {
+    var metric = place.previousSibling.textContent.split(": ")[1];
+    chart(place.id).getOption().series.forEach(function (series) {
+      if (series.type === "line") { found.curves.push(metric + ":" + series.name); }
+      if (series.type === "lines") {
+        series.data.forEach(function (d) { found.curves.push(metric + ":" + d.name); });
+      }
+      if (series.name === "stopped early") {
+        series.data.forEach(function (d) { found.stopped.push(metric + ":" + d.name.split(" ")[0]); });
+      }
+    });
+  });
+  return found;
+}
+"""
+
+# Runs in the page once its charts are drawn: reads the DOM into one JSON object.
 _FACTS = """
 function texts(selector, read) {
   return Array.prototype.map.call(document.querySelectorAll(selector), read || function (node) {
@@ -280,13 +320,12 @@ var facts = {
   status: document.getElementById("status").textContent,
   trials: rows("trials-table"),
   headers: texts("#trials-table thead th"),
-  curves: texts("svg.chart polyline.curve", function (n) {
-    return n.closest("svg").id + ":" + n.getAttribute("data-trial");
-  }),
-  stopped: texts("svg.chart g.stopped-marker", function (n) {
-    return n.closest("svg").id + ":" + n.getAttribute("data-trial");
-  }),
-  goal: document.querySelectorAll("#history-chart line.goal-line").length,
+  curves: drawn().curves,
+  stopped: drawn().stopped,
+  goal: chart("history-chart-0").getOption().series.filter(function (s) { return s.name === "best so far"; })[0]
+    .markLine.data.map(function (d) { return d.yAxis; }),
+  imported: chart("history-chart-0").getOption().series.filter(function (s) { return s.name === "imported"; })
+    .map(function (s) { return s.data; }),
   timeline: document.querySelectorAll("#timeline-chart rect").length,
   failures: texts("#failures li", function (li) {
     return [li.getAttribute("data-trial"), li.querySelector(".reason").textContent,
@@ -294,7 +333,7 @@ var facts = {
   }),
   paretoHeaders: texts("#pareto-table thead th"),
   pareto: texts("#pareto-table tbody tr", function (row) { return row.getAttribute("data-trial"); }),
-  figures: texts("figcaption")
+  charts: texts("#chart-area .chart-box h3")
 };
 var seconds = Array.prototype.find.call(
   document.querySelectorAll("#trials-table thead th"), function (th) { return th.textContent === "seconds"; });
@@ -310,11 +349,14 @@ document.body.appendChild(out);
 
 
 def _facts(page: str, tmp_path: Path, script: str = _FACTS) -> dict[str, Any]:
-    """What the page's DOM shows once headless Chromium has run its scripts, then ``script``
-    (which leaves its findings as JSON in ``<pre id="facts">``)."""
+    """What the page's DOM shows once headless Chromium has run its scripts and drawn its
+    charts, then ``script`` (which leaves its findings as JSON in ``<pre id="facts">``)."""
     assert _CHROMIUM is not None
     path = tmp_path / "page.html"
-    path.write_text(page.replace("</body>", f"<script>{script}</script></body>"))
+    run = f"function facts() {{ {_CHARTS}{script} }}"
+    # The charts are drawn once the library is unpacked, which the browser does in the background.
+    after = 'if (window.hpoCharts !== undefined) { facts(); } else { document.addEventListener("hpo-charts", facts); }'
+    path.write_text(page.replace("</body>", f"<script>{run}{after}</script></body>"))
     result = subprocess.run(
         [
             _CHROMIUM,
@@ -328,6 +370,8 @@ def _facts(page: str, tmp_path: Path, script: str = _FACTS) -> dict[str, Any]:
             f"--user-data-dir={tmp_path / 'profile'}",
             "--enable-logging=stderr",
             "--log-level=0",
+            # Runs the page's background work (the charts) before the DOM is read.
+            "--virtual-time-budget=60000",
             "--dump-dom",
             path.as_uri(),
         ],
@@ -367,11 +411,22 @@ def test_chromium_renders_failed_and_early_stopped_trials_with_curves_and_reason
         "demo-0005",
     ]
     assert facts["sorted"] == ["seconds"]
-    assert sorted(c for c in facts["curves"] if c.startswith("curves-loss:")) == [
-        f"curves-loss:demo-000{i}" for i in range(3)
+    assert sorted(c for c in facts["curves"] if c.startswith("loss:")) == [
+        f"loss:demo-000{i}" for i in range(3)
     ]
-    assert facts["stopped"] == ["curves-loss:demo-0002", "curves-accuracy:demo-0002"]
-    assert facts["goal"] == 1 and facts["timeline"] == 5
+    assert facts["stopped"] == ["loss:demo-0002", "accuracy:demo-0002"]
+    assert facts["goal"] == [0.001] and facts["timeline"] == 5
+    assert facts["imported"] == [[[5, 0.1]]]  # the imported trial apart, in grey
+    assert facts["charts"][:3] == [
+        "Optimization history: loss (minimize)",
+        "Parallel coordinates: parameters and loss",
+        "Parameter importance: loss",
+    ]
+    assert [c for c in facts["charts"] if c.startswith("Slice")] == [
+        "Slice: loss by lr",
+        "Slice: loss by layers",
+        "Slice: loss by optimizer",
+    ]
     assert [f[:2] for f in facts["failures"]] == [
         ["demo-0003", "exit code 3"],
         ["demo-0004", "no loss in the trial's output"],
@@ -387,11 +442,14 @@ def test_chromium_renders_the_pareto_front_of_several_objectives(tmp_path: Path)
     assert facts["paretoHeaders"][:3] == ["trial", "loss (minimize)", "accuracy (maximize)"]
     assert facts["pareto"] == ["demo-0000", "demo-0001", "demo-0003"]
     assert {"loss", "accuracy"} <= set(facts["headers"])
-    assert len([c for c in facts["curves"] if c.startswith("curves-accuracy:")]) == 4
-    assert "Pareto front" in facts["figures"]
-    # Issue 29: history, parallel coordinates and importance covered the first objective only.
-    for chart in ("Optimization history", "Parallel coordinates", "Parameter importance"):
-        assert {f"{chart}: loss", f"{chart}: accuracy"} <= set(facts["figures"]), facts["figures"]
+    assert len([c for c in facts["curves"] if c.startswith("accuracy:")]) == 4
+    assert "Pareto front: loss and accuracy" in facts["charts"]
+    # Issue 29: history, slices and importance covered the first objective only.
+    for chart in ("Optimization history: loss (minimize)", "Parameter importance: loss", "Slice: loss by lr"):
+        assert {chart, chart.replace("loss", "accuracy").replace("minimize", "maximize")} <= set(
+            facts["charts"]
+        ), facts["charts"]
+    assert "Parallel coordinates: parameters and loss, accuracy" in facts["charts"]
 
 
 def test_a_wide_experiment_plots_its_most_important_parameters_only() -> None:
@@ -411,8 +469,12 @@ def test_a_wide_experiment_plots_its_most_important_parameters_only() -> None:
     )
     history = History(experiment="demo", trials=trials)
     page = html_page(experiment, history, decide(experiment, history))
-    assert "Parallel coordinates (the 12 most important of 14)" in page
-    assert "Parameter importance (the 12 most important of 14)" in page
+    data = chart_data_of(page)
+    [(metric, scores)] = data["importance"]
+    assert metric == "loss" and len(scores) == 12
+    assert {p["name"] for p in data["parameters"]} == {n for n, _ in scores} and data["hidden"] == 2
+    assert all(len(t[3]) == 12 for t in data["trials"])  # each trial's values of those only
+    assert "most important of " in page  # the charts' titles say so
 
 
 # Browses the trials table as a person would: the first page, a numeric sort on a parameter,
@@ -451,9 +513,23 @@ facts.detail = {
   hidden: detail.hidden,
   title: detail.querySelector("h3").textContent,
   fields: Array.prototype.map.call(detail.querySelectorAll("dt"), function (dt) { return dt.textContent; }),
-  curves: detail.querySelectorAll("svg polyline.curve").length,
+  curves: detail.querySelectorAll("[id^=trial-curves-]").length,
   tail: (detail.querySelector("pre.log-tail") || {}).textContent || ""
 };
+statusFilter.value = "";
+statusFilter.dispatchEvent(new Event("change"));
+// Brushing units 1 to 50 in the parallel coordinates: the table lists the brushed trials.
+window.hpoParallel.dispatchAction({type: "axisAreaSelect", parallelAxisId: "p" + 1, intervals: [[1, 50]]});
+facts.brushedPager = document.getElementById("trial-pager").textContent;
+facts.brushedUnits = visible().map(function (row) { return parseInt(row.cells[units].textContent, 10); });
+window.hpoParallel.dispatchAction({type: "axisAreaSelect", parallelAxisId: "p" + 1, intervals: []});
+facts.unbrushedPager = document.getElementById("trial-pager").textContent;
+filter.value = "demo-0001";
+filter.dispatchEvent(new Event("input"));
+visible()[0].cells[1].click();
+facts.succeededDetail = Array.prototype.map.call(detail.querySelectorAll("[id^=trial-curves-]"), function (place) {
+  return chart(place.id).getOption().series.map(function (series) { return series.name; });
+});
 var out = document.createElement("pre");
 out.id = "facts";
 out.textContent = JSON.stringify(facts);
@@ -508,25 +584,47 @@ def test_chromium_pages_filters_sorts_numbers_and_details_a_thousand_trials(tmp_
     assert detail["hidden"] is False and detail["title"].startswith("demo-")
     assert {"trial", "status", "reason", "lr", "units", "started"} <= set(detail["fields"])
     assert detail["tail"] == "Traceback: out of memory" and detail["curves"] == 0
+    brushed = [t for t in trials if t.status == "Succeeded" and t.parameters["units"] <= 50]
+    assert (
+        facts["brushedPager"] == f"1\u201350 of {len(brushed)} (of 1000), brushed in the parallel coordinates"
+    )
+    assert len(facts["brushedUnits"]) == 50 and all(1 <= u <= 50 for u in facts["brushedUnits"])
+    assert facts["unbrushedPager"] == "1\u201350 of 1000"
+    assert facts["succeededDetail"] == [["demo-0001"]]  # its learning curve alone
 
 
-def test_counting_axes_tick_whole_numbers_and_positive_values_no_negative_ticks() -> None:
-    """Issue 29: ticks at fractional trial numbers and steps, and at negative losses."""
+# Each axis's ticks as ECharts laid them out (its scale's ticks), for the history's and the
+# loss curves' charts.
+_TICKS = """
+function ticks(id, axis) {
+  return chart(id).getModel().getComponent(axis, 0).axis.scale.getTicks().map(function (t) { return t.value; });
+}
+var out = document.createElement("pre");
+out.id = "facts";
+out.textContent = JSON.stringify({
+  trialNumbers: ticks("history-chart-0", "xAxis"), steps: ticks("curves-chart-0", "xAxis"),
+  losses: ticks("history-chart-0", "yAxis").concat(ticks("curves-chart-0", "yAxis"))
+});
+document.body.appendChild(out);
+"""
+
+
+def test_counting_axes_tick_whole_numbers() -> None:
+    """Issue 29: ticks at fractional numbers of trials running at once."""
     experiment, history = single()
     page = html_page(experiment, history, decide(experiment, history))
+    svg = page.split('id="concurrency-chart"', 1)[1].split("</svg>", 1)[0]
+    running = [
+        float(t) for t in re.findall(r'<text x="[\d.]+" y="[\d.]+" text-anchor="end">([-\d.e+]+)</text>', svg)
+    ]
+    assert running and all(t == int(t) for t in running)
 
-    def ticks(chart: str, anchor: str) -> list[float]:
-        svg = page.split(f'id="{chart}"', 1)[1].split("</svg>", 1)[0]
-        return [
-            float(t)
-            for t in re.findall(
-                rf'<text x="[\d.]+" y="[\d.]+" text-anchor="{anchor}">([-\d.e+]+)</text>', svg
-            )
-        ]
 
-    trial_numbers = ticks("history-chart", "middle")
-    assert trial_numbers and all(t == int(t) for t in trial_numbers)
-    steps = ticks("curves-loss", "middle")
-    assert steps and all(t == int(t) for t in steps)
-    losses = ticks("history-chart", "end") + ticks("curves-loss", "end")
-    assert losses and min(losses) >= 0  # every loss here is positive
+@pytest.mark.skipif(_CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_chromium_charts_tick_trial_numbers_and_steps_whole_and_no_negative_losses(tmp_path: Path) -> None:
+    """Issue 29: ticks at fractional trial numbers and steps, and at negative losses."""
+    experiment, history = single()
+    facts = _facts(html_page(experiment, history, decide(experiment, history)), tmp_path, _TICKS)
+    for axis in ("trialNumbers", "steps"):
+        assert len(facts[axis]) >= 2 and all(t == int(t) for t in facts[axis]), facts
+    assert facts["losses"] and min(facts["losses"]) >= 0, facts  # every loss here is positive

@@ -1,7 +1,9 @@
-"""The report's pages: the Markdown summary and the HTML page with Optuna's plots."""
+"""The report's pages: the Markdown summary and the HTML page's charts' data."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import importlib.util
 import re
 import subprocess
@@ -13,11 +15,12 @@ import pytest
 
 from hpo_kfp.decide import decide
 from hpo_kfp.history import History, TrialRecord
-from hpo_kfp.reports import pages
+from hpo_kfp.reports import charts
 from hpo_kfp.reports.pages import html_page, markdown_summary
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.suggest import suggest
 from tests.conftest import base_spec, with_field
+from tests.reports.test_html import chart_data_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,7 +40,7 @@ def _history(values: list[tuple[float, ...]]) -> History:
     return History(experiment="demo", trials=tuple(trials))
 
 
-def test_several_objectives_get_a_pareto_front_plot() -> None:
+def test_several_objectives_get_a_pareto_front_and_charts_for_each() -> None:
     document = with_field(
         base_spec(), "spec.objective.additionalObjectives", [{"metricName": "accuracy", "type": "maximize"}]
     )
@@ -45,8 +48,11 @@ def test_several_objectives_get_a_pareto_front_plot() -> None:
     experiment = parse_experiment(document)
     history = _history([(0.5, 0.7), (0.4, 0.6), (0.3, 0.9), (0.6, 0.95), (0.2, 0.5)])
     page = html_page(experiment, history, decide(experiment, history))
-    assert page.count("data:image/png;base64,") == 7  # 3 charts for each objective, the front
-    assert "<figcaption>Pareto front</figcaption>" in page
+    data = chart_data_of(page)
+    assert [o["metric"] for o in data["objectives"]] == ["loss", "accuracy"]
+    assert [t[4] for t in data["trials"]] == [[0.5, 0.7], [0.4, 0.6], [0.3, 0.9], [0.6, 0.95], [0.2, 0.5]]
+    assert sorted(data["pareto"]) == [2, 3, 4]  # (0.3, 0.9), (0.6, 0.95), (0.2, 0.5)
+    assert [metric for metric, _ in data["importance"]] == ["loss", "accuracy"]
     assert len(page.encode()) < 1_000_000
 
 
@@ -68,16 +74,17 @@ def test_importance_plot_does_not_load_scikit_learn() -> None:
     """Optuna's importance package imports scikit-learn eagerly (seconds); the page must not."""
     script = """
 import sys
-from hpo_kfp.reports import pages
+from hpo_kfp.reports import charts
 from hpo_kfp.decide import decide
 from hpo_kfp.spec import parse_experiment
 from hpo_kfp.reports.pages import html_page
 from tests.conftest import base_spec
 from tests.reports.test_pages import _history
+from tests.reports.test_html import chart_data_of
 experiment = parse_experiment(base_spec())
 history = _history([(0.5,), (0.4,), (0.3,), (0.6,), (0.2,), (0.45,)])
 page = html_page(experiment, history, decide(experiment, history))
-print("<figcaption>Parameter importance</figcaption>" in page, "sklearn" in sys.modules)
+print(bool(chart_data_of(page)["importance"]), "sklearn" in sys.modules)
 import sklearn.ensemble
 print(sklearn.ensemble.RandomForestRegressor.__name__)
 """
@@ -94,17 +101,26 @@ def test_trials_outside_a_changed_search_space_are_left_out_of_the_plots() -> No
         with_field(base_spec(), "spec.parameters.0.feasibleSpace", {"min": "0.02", "max": "0.05"})
     )
     page = html_page(changed, history, decide(changed, history))
-    assert "<figcaption>Optimization history</figcaption>" in page
+    assert page.count('<tr class="status-Succeeded"') == 5  # every trial in the table
+    [(metric, scores)] = chart_data_of(page)["importance"]  # from the 2 trials inside the space
+    assert metric == "loss" and {n for n, _ in scores} == {"lr", "layers", "optimizer"}
     assert markdown_summary(changed, history, decide(changed, history))
 
 
-def test_without_the_plot_extra_the_page_says_how_to_get_plots(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pages, "plotting_available", lambda: False)
+def test_the_page_carries_the_charting_library_and_says_so_when_an_install_lacks_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     experiment = parse_experiment(base_spec())
     history = _history([(0.5,), (0.4,), (0.3,)])
     page = html_page(experiment, history, decide(experiment, history))
-    assert "<img" not in page
-    assert "pip install 'hpo-kfp[plot]'" in page
+    packed = re.search(r'<script type="text/plain" id="echarts-gz">([^<]+)</script>', page)
+    assert packed is not None
+    library = gzip.decompress(base64.b64decode(packed.group(1)))
+    assert library == (ROOT / "hpo_kfp" / "reports" / "static" / "echarts.min.js").read_bytes()
+    assert b"Apache Software Foundation" in library[:2000]  # its licence header, kept
+    monkeypatch.setattr(charts, "packed_echarts", lambda: None)
+    page = html_page(experiment, history, decide(experiment, history))
+    assert "The charts need Apache ECharts" in page and 'id="chart-data"' not in page
     assert "demo-0002" in page  # the table is still there
 
 
