@@ -2,7 +2,7 @@
 headless Chromium takes to load it and to draw its charts.
 
 A TPE-like history is made up in this process (6 double parameters, a 10-point series per
-trial, 85% succeeded, 10% stopped early, 5% failed with a log tail), the page written by
+trial, 85% succeeded, 10% stopped early, 5% failed with a log tail, 8 lanes), the page written by
 `html_page` (with its charts' data), and each page loaded `--loads` times by Debian's
 Chromium (headless, driven over its DevTools protocol): the load time is the page's own Navigation Timing
 (`loadEventEnd`), read in the page, so Chromium's start-up is not in it; the charts' time is
@@ -85,6 +85,7 @@ def _history(trials: int) -> tuple[Any, Any]:
                 finished=f"2026-01-01T01:{number // 60 % 60:02d}:{number % 60:02d}+00:00",
                 reason="exit code 1" if status == "Failed" else "",
                 log_tail="Traceback: out of memory" if status == "Failed" else "",
+                lane=f"run-1/lane-{number % 8}",
             )
         )
     return experiment, History(experiment=experiment.name, trials=tuple(records))

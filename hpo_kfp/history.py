@@ -95,6 +95,9 @@ class TrialRecord:
     cluster (KFP uploads it when the lane ends); empty when no runner kept one."""
     log_tail: str = ""
     """The last lines of its log, kept with a trial that did not succeed."""
+    lane: str = ""
+    """The lane task that ran it, ``<run id>/lane-<n>``; empty when none did (an imported
+    trial, one the service handed out)."""
 
     @property
     def objective(self) -> float | None:
@@ -125,6 +128,7 @@ class TrialRecord:
             "origin": self.origin,
             "log": self.log,
             "log_tail": self.log_tail,
+            "lane": self.lane,
         }
 
     @classmethod
@@ -156,6 +160,7 @@ class TrialRecord:
                 origin=str(data.get("origin") or "suggest"),
                 log=str(data.get("log") or ""),
                 log_tail=str(data.get("log_tail") or ""),
+                lane=str(data.get("lane") or ""),
             )
         except HistoryError:
             raise

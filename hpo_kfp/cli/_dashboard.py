@@ -8,24 +8,27 @@ order, so that the dashboard's trial 12 is the experiment's trial 12. It may be 
 before the run: it waits for the store and the experiment to appear. Needs the ``dashboard``
 extra.
 
-optuna-dashboard (0.21) has no read-only mode: its buttons that create or delete a study or
-write a note act on this in-memory copy only, never on the store, and the next refresh
-does not undo them.
+optuna-dashboard (0.21) has no read-only mode, and its buttons that create, rename or delete
+a study, write a note or tell a trial would change the in-memory copy only. So the command
+serves it read-only: every request that is not a read (its API writes with POST, PUT and
+DELETE) is refused with 403 and a reason, which the dashboard shows where the button was.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import threading
 import time
 from typing import Any
+from wsgiref.simple_server import make_server
 
 from hpo_kfp.cli._common import add_store_options, store_url, type_prefix
 from hpo_kfp.errors import StoreError, UsageError
 from hpo_kfp.spec import Experiment
 from hpo_kfp.store import LOCAL_STORE, ExperimentKey, Store, open_store
 
-__all__ = ["LiveStudy", "register"]
+__all__ = ["LiveStudy", "read_only", "register"]
 
 
 def register(commands: Any) -> None:
@@ -105,7 +108,7 @@ class LiveStudy:
 
 def _dashboard(args: argparse.Namespace) -> int:
     try:
-        from optuna_dashboard import run_server
+        from optuna_dashboard import wsgi
     except ImportError:
         raise UsageError("dashboard: needs optuna-dashboard: pip install 'hpo-kfp[dashboard]'") from None
     if not 0 < args.port < 65536:
@@ -125,12 +128,34 @@ def _dashboard(args: argparse.Namespace) -> int:
     stop = threading.Event()
     threading.Thread(target=live.follow, args=(args.refresh, stop), daemon=True).start()
     print(f"{key}: optuna-dashboard at http://127.0.0.1:{args.port}/ (refreshing every {args.refresh:g} s)")
+    # Loopback only: the dashboard has no authentication.
+    server = make_server("127.0.0.1", args.port, read_only(wsgi(live.storage)))
     try:
-        # Loopback only: the dashboard has no authentication.
-        run_server(live.storage, host="127.0.0.1", port=args.port)
+        server.serve_forever()
     finally:
         stop.set()
+        server.server_close()
     return 0
+
+
+_READ_ONLY = json.dumps(
+    {"reason": "this dashboard is read-only: it shows the experiment as hpo-kfp's store keeps it"}
+).encode()
+
+
+def read_only(app: Any) -> Any:
+    """The WSGI ``app`` answering reads only: anything else gets 403 with optuna-dashboard's
+    error body (``reason``), which its pages show."""
+
+    def guarded(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("REQUEST_METHOD", "GET") in ("GET", "HEAD"):
+            return app(environ, start_response)
+        start_response(
+            "403 Forbidden", [("Content-Type", "application/json"), ("Content-Length", str(len(_READ_ONLY)))]
+        )
+        return [_READ_ONLY]
+
+    return guarded
 
 
 def _experiment_when_there(args: argparse.Namespace) -> tuple[Store, Experiment, ExperimentKey] | None:

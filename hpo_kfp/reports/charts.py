@@ -22,12 +22,13 @@ import functools
 import gzip
 import json
 import math
+from datetime import datetime
 from importlib import resources
 from typing import Any
 
 from hpo_kfp.compat import import_optuna_importance_without_sklearn
 from hpo_kfp.decide import Decision
-from hpo_kfp.history import History
+from hpo_kfp.history import History, TrialRecord
 from hpo_kfp.reports.summary import metric_names, ranked
 from hpo_kfp.spec import Experiment
 from hpo_kfp.study_view import quiet_optuna, to_study
@@ -40,6 +41,10 @@ the most important ones. A thousand axes took minutes to draw and showed nothing
 
 TOP_CURVES = 5
 """Trials whose learning curves stand out when more trials have curves (the rest fade)."""
+
+TIMELINE_BARS = 60
+"""Most trials drawn a row each in the timeline when no lane ran them (a thousand rows were
+14,000 px of page); with lanes, a row per lane."""
 
 
 @functools.cache
@@ -73,6 +78,7 @@ def charts_section(
             "reinstall hpo-kfp.</p></section>"
         )
     data = _json(chart_data(experiment, history, decision)).replace("</", "<\\/")
+    script = _SCRIPT % {"colors": _json(colors), "top": TOP_CURVES, "bars": TIMELINE_BARS}
     return (
         '<section id="charts"><h2>Charts</h2>'
         '<p id="charts-note">Drag along an axis of the parallel coordinates to brush: the trials '
@@ -81,7 +87,7 @@ def charts_section(
         '<div id="chart-area"></div>'
         f'<script type="application/json" id="chart-data">{data}</script>'
         f'<script type="text/plain" id="echarts-gz">{packed}</script>'
-        f"<script>{_SCRIPT % {'colors': _json(colors), 'top': TOP_CURVES}}</script></section>"
+        f"<script>{script}</script></section>"
     )
 
 
@@ -157,7 +163,42 @@ def chart_data(experiment: Experiment, history: History, decision: Decision) -> 
             [metric, [[n, _number(s)] for n, s in scores[:PLOTTED_PARAMETERS]]]
             for metric, scores in importance
         ],
+        "timeline": _timeline(trials),
     }
+
+
+def _timeline(trials: list[TrialRecord]) -> dict[str, Any]:
+    """When each timed trial ran, in seconds since the first started, and in which lane:
+    ``spans`` ``[trial index, lane index or -1, start, end]``; ``lanes`` their names (a lane
+    of another run than the first's is named with its run)."""
+    timed = [
+        (i, t, datetime.fromisoformat(t.started), datetime.fromisoformat(t.finished))
+        for i, t in enumerate(trials)
+        if t.started and t.finished
+    ]
+    if not timed:
+        return {"lanes": [], "spans": []}
+    origin = min(start for _, _, start, _ in timed)
+    lanes = sorted({t.lane for _, t, _, _ in timed if t.lane}, key=_lane_order)
+    runs = {lane.rsplit("/", 1)[0] for lane in lanes}
+    names = [lane.rsplit("/", 1)[-1] if len(runs) == 1 else lane for lane in lanes]
+    place = {lane: i for i, lane in enumerate(lanes)}
+    spans = [
+        [
+            i,
+            place.get(t.lane, -1),
+            round((start - origin).total_seconds(), 3),
+            round((end - origin).total_seconds(), 3),
+        ]
+        for i, t, start, end in timed
+    ]
+    return {"lanes": names, "spans": spans}
+
+
+def _lane_order(lane: str) -> tuple[str, int]:
+    """A run's lanes by number (lane-10 after lane-9)."""
+    run, _, name = lane.rpartition("/lane-")
+    return (run, int(name)) if name.isdigit() else (lane, 0)
 
 
 def _importance(experiment: Experiment, history: History) -> list[tuple[str, list[tuple[str, float]]]]:
@@ -243,7 +284,7 @@ _SCRIPT = """
         lineStyle: {color: "#2ca02c", type: "dashed"}, data: [{yAxis: D.goal}]};
     }
     box("history-chart-" + k, "Optimization history: " + o.metric + " (" + o.direction + ")").setOption({
-      animation: false, tooltip: tip, grid: {left: 70, right: 20},
+      animation: false, tooltip: tip, grid: {left: 70, right: 60},
       xAxis: {type: "value", name: "trial number", nameLocation: "middle", nameGap: 25, minInterval: 1},
       yAxis: {type: "value", name: o.metric, scale: true},
       series: points(o.metric, function (t) { return [t[0], t[4][k]]; }, 6).concat([line])});
@@ -361,6 +402,55 @@ _SCRIPT = """
       series: [{type: "scatter", name: "other trials", data: all, itemStyle: {color: "#bbb"}},
         {type: "scatter", name: "Pareto front", data: best, itemStyle: {color: "#d62728"}, symbolSize: 9}]});
   }
+  // How many trials ran at once over time, above a bar per trial from its start to its end in
+  // the row of the lane that ran it (without lanes: a row per trial, up to %(bars)d trials).
+  function timelineChart() {
+    var spans = D.timeline.spans, lanes = D.timeline.lanes, rows;
+    if (!spans.length) { return; }
+    var events = [];
+    spans.forEach(function (s) { events.push([s[2], 1], [s[3], -1]); });
+    events.sort(function (a, b) { return a[0] - b[0] || a[1] - b[1]; });  // an end before a start
+    var count = 0, running = [[0, 0]];
+    events.forEach(function (e) { count += e[1]; running.push([e[0], count]); });
+    if (lanes.length) {
+      rows = lanes.slice();
+      if (spans.some(function (s) { return s[1] < 0; })) { rows.push("no lane"); }
+    } else {
+      rows = spans.length <= %(bars)d ? spans.map(function (s) { return T[s[0]][1]; }) : [];
+    }
+    var row = function (s, i) { return lanes.length ? (s[1] < 0 ? rows.length - 1 : s[1]) : i; };
+    var grids = [{left: 70, right: 20, top: 30, height: 150}];
+    var end = running[running.length - 1][0];
+    var xAxes = [{type: "value", gridIndex: 0, name: "seconds since the first trial started",
+      nameLocation: "middle", nameGap: 25, max: end}];
+    var yAxes = [{type: "value", gridIndex: 0, name: "trials running", minInterval: 1}];
+    var series = [{type: "line", name: "running", step: "end", symbol: "none", data: running,
+      xAxisIndex: 0, yAxisIndex: 0, lineStyle: {color: COLORS.Succeeded}}];
+    if (rows.length) {
+      grids.push({left: 140, right: 20, top: 240, height: 16 * rows.length});
+      xAxes.push({type: "value", gridIndex: 1, max: end});
+      yAxes.push({type: "category", gridIndex: 1, data: rows, inverse: true,
+        axisLabel: {fontSize: 10, interval: 0}});
+      series.push({type: "custom", name: "trials", xAxisIndex: 1, yAxisIndex: 1,
+        data: spans.map(function (s, i) { return [s[2], s[3], row(s, i), s[0]]; }),
+        encode: {x: [0, 1], y: 2},
+        renderItem: function (params, api) {
+          var from = api.coord([api.value(0), api.value(2)]), to = api.coord([api.value(1), api.value(2)]);
+          var t = T[api.value(3)], height = api.size([0, 1])[1] * 0.7;
+          return {type: "rect", shape: {x: from[0], y: from[1] - height / 2,
+            width: Math.max(to[0] - from[0], 1), height: height},
+            style: {fill: COLORS[t[2]] || "#777"}};
+        },
+        tooltip: {formatter: function (x) {
+          var t = T[x.value[3]];
+          return t[1] + " " + t[2] + ": " + x.value[0] + " s to " + x.value[1] + " s";
+        }}});
+    }
+    var title = rows.length && lanes.length ? "Timeline: trials running at once, and each lane's trials"
+      : rows.length ? "Timeline: trials running at once, and each trial" : "Timeline: trials running at once";
+    box("timeline-chart", title, rows.length ? 280 + 16 * rows.length : 220, 900).setOption({
+      animation: false, tooltip: tip, grid: grids, xAxis: xAxes, yAxis: yAxes, series: series});
+  }
   function draw() {
     if (finished.length) {
       O.forEach(function (o, k) { historyChart(k); });
@@ -369,6 +459,7 @@ _SCRIPT = """
       if (O.length > 1) { paretoChart(); }
     }
     Object.keys(D.series).forEach(function (metric, m) { curvesChart(metric, "curves-chart-" + m); });
+    timelineChart();
     if (!area.children.length) {
       note.textContent = "No trial has finished with a result or reported a series yet.";
     }
@@ -381,8 +472,11 @@ _SCRIPT = """
         area = before;
       });
     });
-    // Drawn: the charts paint in the next animation frame (each series in one: none is
-    // progressive); the frame after it comes once that is done.
+    // Set up ("hpo-charts-ready": what a test reads), then drawn: the charts paint in the
+    // next animation frame (each series in one: none is progressive); the frame after it
+    // comes once that is done.
+    window.hpoChartsReady = performance.now();
+    document.dispatchEvent(new Event("hpo-charts-ready"));
     requestAnimationFrame(function () {
       requestAnimationFrame(function () {
         window.hpoCharts = performance.now();
@@ -402,6 +496,8 @@ _SCRIPT = """
     })
     .catch(function (error) {
       note.textContent = "The charts could not be drawn: " + error;
+      window.hpoChartsReady = window.hpoCharts = performance.now();
+      document.dispatchEvent(new Event("hpo-charts-ready"));
       document.dispatchEvent(new Event("hpo-charts"));
     });
 })();

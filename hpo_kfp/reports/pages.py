@@ -4,8 +4,9 @@ The page holds every trial in a table (pages of 50, sorted by a header's click, 
 text, status or the parallel coordinates' brush, a trial's detail on a row's click), the
 reasons and log tails of failed trials, the experiment's settings and search space, the
 interactive charts of :mod:`hpo_kfp.reports.charts` (Apache ECharts, carried in the page),
-the trials running at once over time and Hyperband's rungs as inline SVG. It loads nothing (a
-cluster may be air-gapped): 1000 trials of 6 parameters make ~1.3 MB.
+among them the trials running at once over time and each lane's trials, and Hyperband's
+rungs. It loads nothing (a cluster may be air-gapped): 1000 trials of 6 parameters make
+~1.3 MB.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import html
 import os
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +120,6 @@ def html_page(
         _trials_section(experiment, history, logs, folder),
         _failures_section(history, logs, folder),
         charts_section(experiment, history, decision, _COLORS),
-        _timeline_section(history),
         _hyperband_section(experiment, history),
     ]
     return f"""<!DOCTYPE html>
@@ -152,9 +151,6 @@ tr.chosen td { background: #fff6d6; } .controls input { width: 20em; }
 #trial-detail dt { font-weight: bold; } #trial-detail dd { margin: 0; }
 .chart-box { display: inline-block; vertical-align: top; margin: 0.5em; }
 .chart-box h3 { font-size: 0.95em; margin: 0.2em 0; }
-svg.chart { background: #fff; border: 1px solid #ddd; margin: 0.5em; } svg.chart text { font-size: 11px; }
-.legend span { display: inline-block; margin-right: 1em; } .legend i { display: inline-block; width: 1em;
-  height: 0.6em; margin-right: 0.3em; }
 """
 
 # Sorts a table.sortable by the clicked column: numbers by data-sort (blank cells last),
@@ -440,130 +436,6 @@ def _failures_section(history: History, logs: Mapping[str, Path], folder: Path |
     return f'<section id="failures"><h2>Failed trials ({len(failed)})</h2><ul>{"".join(items)}</ul></section>'
 
 
-# --- charts as inline SVG ---------------------------------------------------------------
-
-_WIDTH, _HEIGHT = 640, 300
-_LEFT, _RIGHT, _TOP, _BOTTOM = 60, 15, 25, 40
-
-
-class _Frame:
-    """Maps data coordinates onto a chart's plot area and draws its axes."""
-
-    def __init__(self, xs: Sequence[float], ys: Sequence[float], *, height: int = _HEIGHT) -> None:
-        self.height = height
-        self.x0, self.x1 = _span(xs)
-        self.y0, self.y1 = _span(ys)
-
-    def x(self, value: float) -> float:
-        return _LEFT + (value - self.x0) / (self.x1 - self.x0) * (_WIDTH - _LEFT - _RIGHT)
-
-    def y(self, value: float) -> float:
-        return (
-            self.height - _BOTTOM - (value - self.y0) / (self.y1 - self.y0) * (self.height - _TOP - _BOTTOM)
-        )
-
-    def axes(self, title: str, x_label: str, y_label: str, *, y_ticks: bool = True, counts: str = "") -> str:
-        """The title, both axes and their ticks; ``counts`` names the axes that count things
-        ("x", "y" or "xy"): their ticks fall on whole numbers only."""
-        e = html.escape
-        bottom, right = self.height - _BOTTOM, _WIDTH - _RIGHT
-        parts = [
-            f'<text x="{_LEFT}" y="15" font-weight="bold">{e(title)}</text>',
-            f'<line x1="{_LEFT}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="#333"/>',
-            f'<line x1="{_LEFT}" y1="{_TOP}" x2="{_LEFT}" y2="{bottom}" stroke="#333"/>',
-            f'<text x="{(_LEFT + right) / 2}" y="{self.height - 5}" text-anchor="middle">{e(x_label)}</text>',
-            f'<text x="12" y="{(_TOP + bottom) / 2}" text-anchor="middle" '
-            f'transform="rotate(-90 12 {(_TOP + bottom) / 2})">{e(y_label)}</text>',
-        ]
-        for xv in _ticks(self.x0, self.x1, whole="x" in counts):
-            parts.append(
-                f'<text x="{self.x(xv):.1f}" y="{bottom + 14}" text-anchor="middle">{_tick(xv)}</text>'
-            )
-        for yv in _ticks(self.y0, self.y1, whole="y" in counts) if y_ticks else ():
-            parts.append(
-                f'<text x="{_LEFT - 4}" y="{self.y(yv) + 4:.1f}" text-anchor="end">{_tick(yv)}</text>'
-            )
-        return "".join(parts)
-
-
-def _span(values: Sequence[float]) -> tuple[float, float]:
-    """The data's range with a margin, which never crosses zero (no negative losses shown
-    for values that cannot be negative)."""
-    low, high = (min(values), max(values)) if values else (0.0, 1.0)
-    pad = (abs(low) * 0.1 or 1.0) if high == low else (high - low) * 0.05
-    bottom = low - pad if low < 0 or low - pad >= 0 else 0.0
-    return bottom, high + pad
-
-
-def _ticks(low: float, high: float, *, whole: bool) -> list[float]:
-    """Five ticks evenly across an axis; on whole numbers only for an axis that counts."""
-    ticks = [low + (high - low) * i / 4 for i in range(5)]
-    if not whole:
-        return ticks
-    return sorted({float(round(t)) for t in ticks if low <= round(t) <= high})
-
-
-def _tick(value: float) -> str:
-    return f"{value:.3g}"
-
-
-def _svg(chart_id: str, content: str, height: int = _HEIGHT) -> str:
-    return (
-        f'<svg class="chart" id="{html.escape(chart_id)}" '
-        f'width="{_WIDTH}" height="{height}" viewBox="0 0 {_WIDTH} {height}">{content}</svg>'
-    )
-
-
-def _legend(statuses: Sequence[str]) -> str:
-    return (
-        '<div class="legend">'
-        + "".join(f'<span><i style="background:{_COLORS[s]}"></i>{s}</span>' for s in statuses)
-        + "</div>"
-    )
-
-
-def _timeline_section(history: History) -> str:
-    """How many trials ran at once over time, and for a few trials (up to
-    :data:`_TIMELINE_BARS`) a bar each from its start to its end: shows the gaps between
-    lockstep rounds. A row per trial of a thousand was 14,000 px of page."""
-    e = html.escape
-    timed = []
-    for trial in sorted(history.trials, key=lambda t: t.number):
-        if trial.started and trial.finished:
-            timed.append(
-                (trial, datetime.fromisoformat(trial.started), datetime.fromisoformat(trial.finished))
-            )
-    if not timed:
-        return ""
-    origin = min(start for _, start, _ in timed)
-    spans = [(t, (s - origin).total_seconds(), (f - origin).total_seconds()) for t, s, f in timed]
-    running = _concurrency(spans)
-    if len(spans) > _TIMELINE_BARS:
-        return (
-            '<section id="timeline"><h2>Timeline</h2>'
-            f"<p>How many of the {len(spans)} trials ran at once (a trial's times are in its row).</p>"
-            f"{running}</section>"
-        )
-    row = 14
-    height = _TOP + _BOTTOM + row * len(spans)
-    frame = _Frame([0.0, max(end for _, _, end in spans)], [0.0, 1.0], height=height)
-    parts = [frame.axes("Timeline", "seconds since the first trial started", "trials", y_ticks=False)]
-    for index, (trial, start, end) in enumerate(spans):
-        x0, x1 = frame.x(start), frame.x(end)
-        parts.append(
-            f'<rect class="span status-{e(trial.status)}" data-trial="{e(trial.name)}" x="{x0:.1f}" '
-            f'y="{_TOP + index * row + 2}" width="{max(x1 - x0, 1.0):.1f}" height="{row - 4}" '
-            f'fill="{_COLORS.get(trial.status, "#777")}"><title>{e(trial.name)} {e(trial.status)}: '
-            f"{start:.1f} s to {end:.1f} s</title></rect>"
-        )
-    statuses = [s for s in _COLORS if any(t.status == s for t, _, _ in spans)]
-    return (
-        '<section id="timeline"><h2>Timeline</h2>'
-        "<p>How many trials ran at once; each trial from its start to its end, by trial number.</p>"
-        f"{running}{_legend(statuses)}{_svg('timeline-chart', ''.join(parts), height)}</section>"
-    )
-
-
 def _hyperband_section(experiment: Experiment, history: History) -> str:
     """Hyperband's brackets and rungs: each rung's trials with their results, a promoted
     trial naming the trial of the rung before whose configuration it runs again."""
@@ -598,31 +470,9 @@ def _hyperband_section(experiment: Experiment, history: History) -> str:
     )
 
 
-def _concurrency(spans: Sequence[tuple[TrialRecord, float, float]]) -> str:
-    """A step line of how many trials were running, over the seconds since the first started."""
-    events = sorted([(start, 1) for _, start, _ in spans] + [(end, -1) for _, _, end in spans])
-    points, count, peak = [(0.0, 0)], 0, 0
-    for moment, change in events:  # an end before a start at the same moment: -1 sorts first
-        points.append((moment, count))
-        count += change
-        points.append((moment, count))
-        peak = max(peak, count)
-    frame = _Frame([0.0, events[-1][0]], [0.0, float(peak)])
-    path = " ".join(f"{frame.x(t):.1f},{frame.y(c):.1f}" for t, c in points)
-    content = frame.axes(
-        "Trials running at once", "seconds since the first trial started", "trials", counts="y"
-    ) + (
-        f'<polyline class="running" points="{path}" fill="none" stroke="#1f77b4" stroke-width="1.5">'
-        f"<title>at most {peak} at once</title></polyline>"
-    )
-    return _svg("concurrency-chart", content)
-
-
 def _show(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 _PAGE_ROWS = 50
 """Rows of the trials table a page shows."""
-_TIMELINE_BARS = 60
-"""Most trials drawn a bar each in the timeline; more are shown as concurrency only."""

@@ -48,11 +48,12 @@ def record_run(
     files: TrialFiles,
     run_id: str = "",
     log_location: str = "",
+    lane: str = "",
 ) -> TrialRecord:
     """The trial's record from its run and the outputs its runner kept in ``files``, saved
     to the settings' store when they name one; with where its log is kept (``log_location``,
-    else the file's path) and, when it did not succeed, the log's last lines, so that a
-    report from any folder, of any runner, can show them."""
+    else the file's path), when it did not succeed the log's last lines, so that a report
+    from any folder, of any runner, can show them, and the ``lane`` that ran it."""
     log = files.log.read_text(encoding="utf-8", errors="replace")
     metrics = files.metrics.read_text(encoding="utf-8", errors="replace")
     record = collect_trial(experiment, trial, run, log, metrics)
@@ -60,6 +61,7 @@ def record_run(
         record,
         log=log_location or str(files.log.resolve()),
         log_tail="" if record.status == "Succeeded" else last_lines(log),
+        lane=lane,
     )
     store = options.open_store()
     if store is not None:

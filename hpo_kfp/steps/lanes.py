@@ -224,7 +224,9 @@ def lane_step(document_path: str, run_id: str, lane: str, trials_out: str, trial
         # the task's command ends (uploadOutputArtifacts, backend/src/v2/component/launcher_v2.go);
         # a lane killed before then uploads nothing: the record keeps a failure's tail anyway.
         location = f"{trials_uri.rstrip('/')}/{item.name}/log" if trials_uri else ""
-        record = record_run(ran, options, item.record(), run, files, run_id, location)
+        record = record_run(
+            ran, options, item.record(), run, files, run_id, location, f"{run_id}/lane-{lane}"
+        )
         with (folder / LANE_RECORDS.format(lane=lane)).open("a", encoding="utf-8") as stream:
             stream.write(json.dumps(record.to_dict(), separators=(",", ":")) + "\n")
         print(f"lane {lane}: {_trial_line(experiment, record)}", flush=True)

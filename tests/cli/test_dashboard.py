@@ -94,6 +94,26 @@ def test_the_dashboard_shows_trials_as_they_finish(tmp_path: Path) -> None:
             "the second trial",
         )
         assert [t["state"] for t in trials] == ["Complete", "Fail"]
+        # Read-only (issue 29): its buttons that would change the in-memory copy are refused.
+        for method, path, body in [
+            ("POST", "/api/studies", {"study_name": "mine", "directions": ["minimize"]}),
+            ("DELETE", f"/api/studies/{study['study_id']}", None),
+            ("PUT", f"/api/studies/{study['study_id']}/note", {"version": 1, "body": "mine"}),
+            ("POST", f"/api/trials/{first['trial_id']}/tell", {"state": "Fail"}),
+        ]:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}{path}",
+                method=method,
+                data=json.dumps(body).encode() if body else None,
+            )
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=5)
+            assert refused.value.code == 403
+            assert "read-only" in json.loads(refused.value.read())["reason"]
+        assert [s["study_name"] for s in _get(f"http://127.0.0.1:{port}/api/studies")["study_summaries"]] == [
+            "kubeflow/demo"
+        ]
+        assert [t["state"] for t in _get(detail)["trials"]] == ["Complete", "Fail"]
     finally:
         server.terminate()
         server.communicate(timeout=10)

@@ -70,6 +70,11 @@ def test_a_lane_starts_its_next_trial_while_the_other_lanes_trial_runs(tmp_path:
     # trial 0 may see trial 2's file and exit a few ms before trial 2's runner stamps its end
     # (seen once in a full run on a busy machine).
     assert third.started <= first.finished
+    # Each record names its lane (the report's timeline draws a row per lane): 0 and 2 differ.
+    assert first.lane != third.lane and {t.lane.rsplit("/", 1)[1] for t in history.trials} == {
+        "lane-1",
+        "lane-2",
+    }
 
 
 def test_a_done_experiment_costs_a_few_tasks_whatever_its_max_trial_count(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import random
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -253,7 +254,14 @@ def test_the_page_has_every_trial_curves_goal_timeline_and_settings(tmp_path: Pa
         "demo-0002": "best loss=0.7 is worse than the median"
     }
     assert data["goal"] == 0.001 and data["best"] == "demo-0005" and data["top"][0] == "demo-0005"
-    assert page.count('<rect class="span status-') == 5  # the imported trial has no times
+    spans = data["timeline"]["spans"]  # the imported trial has no times; no lane ran these
+    assert [(names[i], lane, start, end) for i, lane, start, end in spans] == [
+        ("demo-0000", -1, 0, 10),
+        ("demo-0001", -1, 0, 12),
+        ("demo-0002", -1, 13, 18),
+        ("demo-0003", -1, 13, 14),
+        ("demo-0004", -1, 20, 22),
+    ]
     assert "random (defaults)" in page and "[0.01, 0.05] uniform" in page
     assert "8 trials, 2 at a time, failure limit 3" in page
     assert "<script" in page and "src=" not in page
@@ -326,7 +334,8 @@ var facts = {
     .markLine.data.map(function (d) { return d.yAxis; }),
   imported: chart("history-chart-0").getOption().series.filter(function (s) { return s.name === "imported"; })
     .map(function (s) { return s.data; }),
-  timeline: document.querySelectorAll("#timeline-chart rect").length,
+  timeline: chart("timeline-chart").getOption().series.filter(function (s) { return s.name === "trials"; })
+    .map(function (s) { return s.data.length; }),
   failures: texts("#failures li", function (li) {
     return [li.getAttribute("data-trial"), li.querySelector(".reason").textContent,
             (li.querySelector("pre.log-tail") || {}).textContent || ""];
@@ -355,7 +364,10 @@ def _facts(page: str, tmp_path: Path, script: str = _FACTS) -> dict[str, Any]:
     path = tmp_path / "page.html"
     run = f"function facts() {{ {_CHARTS}{script} }}"
     # The charts are drawn once the library is unpacked, which the browser does in the background.
-    after = 'if (window.hpoCharts !== undefined) { facts(); } else { document.addEventListener("hpo-charts", facts); }'
+    after = (
+        "if (window.hpoChartsReady !== undefined) { facts(); } "
+        'else { document.addEventListener("hpo-charts-ready", facts); }'
+    )
     path.write_text(page.replace("</body>", f"<script>{run}{after}</script></body>"))
     result = subprocess.run(
         [
@@ -415,7 +427,7 @@ def test_chromium_renders_failed_and_early_stopped_trials_with_curves_and_reason
         f"loss:demo-000{i}" for i in range(3)
     ]
     assert facts["stopped"] == ["loss:demo-0002", "accuracy:demo-0002"]
-    assert facts["goal"] == [0.001] and facts["timeline"] == 5
+    assert facts["goal"] == [0.001] and facts["timeline"] == [5]  # the imported trial has no times
     assert facts["imported"] == [[[5, 0.1]]]  # the imported trial apart, in grey
     assert facts["charts"][:3] == [
         "Optimization history: loss (minimize)",
@@ -603,28 +615,61 @@ var out = document.createElement("pre");
 out.id = "facts";
 out.textContent = JSON.stringify({
   trialNumbers: ticks("history-chart-0", "xAxis"), steps: ticks("curves-chart-0", "xAxis"),
-  losses: ticks("history-chart-0", "yAxis").concat(ticks("curves-chart-0", "yAxis"))
+  losses: ticks("history-chart-0", "yAxis").concat(ticks("curves-chart-0", "yAxis")),
+  running: ticks("timeline-chart", "yAxis")
 });
 document.body.appendChild(out);
 """
 
 
-def test_counting_axes_tick_whole_numbers() -> None:
-    """Issue 29: ticks at fractional numbers of trials running at once."""
+@pytest.mark.skipif(_CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_chromium_charts_tick_trial_numbers_and_steps_whole_and_no_negative_losses(tmp_path: Path) -> None:
+    """Issue 29: ticks at fractional trial numbers, steps and counts of trials running at
+    once, and at negative losses."""
     experiment, history = single()
-    page = html_page(experiment, history, decide(experiment, history))
-    svg = page.split('id="concurrency-chart"', 1)[1].split("</svg>", 1)[0]
-    running = [
-        float(t) for t in re.findall(r'<text x="[\d.]+" y="[\d.]+" text-anchor="end">([-\d.e+]+)</text>', svg)
-    ]
-    assert running and all(t == int(t) for t in running)
+    facts = _facts(html_page(experiment, history, decide(experiment, history)), tmp_path, _TICKS)
+    for axis in ("trialNumbers", "steps", "running"):
+        assert len(facts[axis]) >= 2 and all(t == int(t) for t in facts[axis]), facts
+    assert facts["losses"] and min(facts["losses"]) >= 0, facts  # every loss here is positive
+
+
+def test_the_timeline_has_a_row_per_lane_named_by_run_only_when_runs_differ() -> None:
+    experiment, history = single()
+    lanes = ["r1/lane-2", "r1/lane-10", "r1/lane-2", "r2/lane-1", "r1/lane-10", ""]
+    history = History(
+        experiment="demo",
+        trials=tuple(replace(t, lane=lane) for t, lane in zip(history.trials, lanes, strict=True)),
+    )
+    timeline = chart_data_of(html_page(experiment, history, decide(experiment, history)))["timeline"]
+    assert timeline["lanes"] == ["r1/lane-2", "r1/lane-10", "r2/lane-1"]  # by run, then lane number
+    assert [lane for _, lane, _, _ in timeline["spans"]] == [0, 1, 0, 2, 1]  # the imported trial: no times
+    one_run = History(experiment="demo", trials=history.trials[:3])
+    timeline = chart_data_of(html_page(experiment, one_run, decide(experiment, one_run)))["timeline"]
+    assert timeline["lanes"] == ["lane-2", "lane-10"]
+
+
+# Reads the timeline's rows and bars.
+_LANES = """
+var option = chart("timeline-chart").getOption();
+var bars = option.series.filter(function (s) { return s.name === "trials"; })[0];
+var out = document.createElement("pre");
+out.id = "facts";
+out.textContent = JSON.stringify({rows: option.yAxis[1].data, bars: bars.data.map(function (d) { return d[2]; }),
+  title: document.getElementById("timeline-chart").previousSibling.textContent});
+document.body.appendChild(out);
+"""
 
 
 @pytest.mark.skipif(_CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
-def test_chromium_charts_tick_trial_numbers_and_steps_whole_and_no_negative_losses(tmp_path: Path) -> None:
-    """Issue 29: ticks at fractional trial numbers and steps, and at negative losses."""
+def test_chromium_draws_each_lanes_trials_in_its_row(tmp_path: Path) -> None:
+    """Issue 29: the timeline was a row per trial (14,000 px for 1000); now a row per lane."""
     experiment, history = single()
-    facts = _facts(html_page(experiment, history, decide(experiment, history)), tmp_path, _TICKS)
-    for axis in ("trialNumbers", "steps"):
-        assert len(facts[axis]) >= 2 and all(t == int(t) for t in facts[axis]), facts
-    assert facts["losses"] and min(facts["losses"]) >= 0, facts  # every loss here is positive
+    lanes = ["r1/lane-1", "r1/lane-2", "r1/lane-1", "r1/lane-2", "", ""]
+    history = History(
+        experiment="demo",
+        trials=tuple(replace(t, lane=lane) for t, lane in zip(history.trials, lanes, strict=True)),
+    )
+    facts = _facts(html_page(experiment, history, decide(experiment, history)), tmp_path, _LANES)
+    assert facts["rows"] == ["lane-1", "lane-2", "no lane"]
+    assert facts["bars"] == [0, 1, 0, 1, 2]  # trials 0-4 (5 was imported: no times)
+    assert facts["title"] == "Timeline: trials running at once, and each lane's trials"

@@ -75,7 +75,9 @@ def test_a_lane_runs_trials_until_none_is_left_and_logs_each(
         ("demo-0002", "Failed"),
         ("demo-0003", "Succeeded"),
     ]
+    assert {r["lane"] for r in records} == {"run-1/lane-1"}  # which lane ran it, for the timeline
     store = open_store(settings.store)
+    assert [t.lane for t in store.history(ExperimentKey("kubeflow", "demo")).trials] == ["run-1/lane-1"] * 4
     assert [t.status for t in store.history(ExperimentKey("kubeflow", "demo")).trials] == [
         r["status"] for r in records
     ]
