@@ -239,7 +239,14 @@ _SCRIPT = """
   var area = document.getElementById("chart-area"), note = document.getElementById("charts-note");
   var COLORS = %(colors)s;
   var T = D.trials, P = D.parameters, O = D.objectives;
-  function box(id, title, height, width) {
+  // A chart's place, drawn when it comes near the view (ECharts takes 20-130 ms a chart: a
+  // 1000-trial page's 11 charts took ~0.6 s to draw before anyone had scrolled to them), or at
+  // once ("now"); hpoDrawAll() draws every chart still waiting.
+  var waiting = new Map();
+  var watcher = new IntersectionObserver(function (seen) {
+    seen.forEach(function (entry) { if (entry.isIntersecting) { made(waiting.get(entry.target)); } });
+  }, {rootMargin: "300px"});
+  function box(id, title, height, width, now) {
     var holder = document.createElement("div");
     holder.className = "chart-box";
     var head = document.createElement("h3");
@@ -249,8 +256,22 @@ _SCRIPT = """
     place.style.width = (width || 640) + "px";
     place.style.height = (height || 300) + "px";
     holder.appendChild(head); holder.appendChild(place); area.appendChild(holder);
-    return echarts.init(place, null, {renderer: "canvas"});
+    var chart = {place: place, option: null, then: [], instance: null};
+    chart.setOption = function (option) { chart.option = option; return now ? made(chart) : chart; };
+    chart.whenMade = function (then) { chart.then.push(then); };
+    if (!now) { waiting.set(place, chart); watcher.observe(place); }
+    return chart;
   }
+  function made(chart) {
+    if (!chart || chart.instance) { return chart && chart.instance; }
+    waiting.delete(chart.place);
+    watcher.unobserve(chart.place);
+    chart.instance = echarts.init(chart.place, null, {renderer: "canvas"});
+    chart.instance.setOption(chart.option);
+    chart.then.forEach(function (then) { then(chart.instance); });
+    return chart.instance;
+  }
+  window.hpoDrawAll = function () { Array.from(waiting.values()).forEach(made); };
   function axis(p) {
     if (p.values) { return {type: "category", data: p.values.map(String)}; }
     return {type: p.scale === "log" ? "log" : "value", scale: true};
@@ -314,13 +335,15 @@ _SCRIPT = """
       tooltip: {trigger: "item", confine: true, formatter: function (x) { return finished[x.dataIndex][1]; }},
       series: [{type: "parallel", data: rows, lineStyle: {width: 1, opacity: 0.5},
         inactiveOpacity: 0.03, activeOpacity: 0.8, progressive: 0}]});
-    chart.on("axisareaselected", function () {
-      var series = chart.getModel().getSeries()[0];  // no interval on any axis: every row "normal"
-      window.hpoBrushed = series.getRawIndicesByActiveState("inactive").length ? new Set(
-        series.getRawIndicesByActiveState("active").map(function (i) { return finished[i][1]; })) : null;
-      document.dispatchEvent(new Event("hpo-brushed"));
+    chart.whenMade(function (drawn) {
+      drawn.on("axisareaselected", function () {
+        var series = drawn.getModel().getSeries()[0];  // no interval on any axis: every row "normal"
+        window.hpoBrushed = series.getRawIndicesByActiveState("inactive").length ? new Set(
+          series.getRawIndicesByActiveState("active").map(function (i) { return finished[i][1]; })) : null;
+        document.dispatchEvent(new Event("hpo-brushed"));
+      });
+      window.hpoParallel = drawn;
     });
-    window.hpoParallel = chart;
   }
   function sliceCharts(k) {
     var o = O[k];
@@ -345,18 +368,22 @@ _SCRIPT = """
   }
   var CROSS = "path://M0,0L10,10M10,0L0,10";
   function curveSeries(metric, only) {
-    var faded = [], strong = [], stops = [], top = new Set(D.top);
+    var faded = [], once = [], strong = [], stops = [], top = new Set(D.top);
     var many = D.series[metric].length > %(top)d;
     D.series[metric].forEach(function (c) {
       var t = T[c[0]];
       if (only && t[1] !== only) { return; }
-      var coords = c[1].map(function (v, s) { return [s + 1, v]; });
+      var coords = c[1].map(function (v, s) { return [s + 1, v]; })
+        .filter(function (point) { return point[1] !== null; });
       var color = COLORS[t[2]] || "#777";
+      if (!coords.length) { return; }
       if (only || !many || top.has(t[1])) {
-        strong.push({type: "line", name: t[1], data: coords, symbol: "none",
+        strong.push({type: "line", name: t[1], data: coords, symbol: coords.length > 1 ? "none" : "circle",
           lineStyle: {color: color, width: t[1] === D.best ? 3 : 1.5}, itemStyle: {color: color}});
-      } else {
+      } else if (coords.length > 1) {
         faded.push({coords: coords, name: t[1], lineStyle: {color: color}});
+      } else {  // one value: a point (a line of one point draws nothing; ECharts' lines refuse it)
+        once.push({value: coords[0], name: t[1], itemStyle: {color: color}});
       }
       if (D.stopped[c[0]] !== undefined) {
         stops.push({value: coords[coords.length - 1], name: t[1] + " stopped: " + D.stopped[c[0]],
@@ -368,6 +395,10 @@ _SCRIPT = """
       out.push({type: "lines", name: "others", coordinateSystem: "cartesian2d", polyline: true,
         data: faded, lineStyle: {width: 1, opacity: 0.15}, silent: true, progressive: 0});
     }
+    if (once.length) {
+      out.push({type: "scatter", name: "reported once", symbolSize: 4, data: once, itemStyle: {opacity: 0.3},
+        tooltip: {formatter: function (x) { return x.name + ": " + x.value[1]; }}});
+    }
     if (stops.length) {
       out.push({type: "scatter", name: "stopped early", symbol: CROSS, symbolSize: 8, data: stops,
         itemStyle: {borderWidth: 2}, tooltip: {formatter: function (x) { return x.name; }}});
@@ -376,7 +407,7 @@ _SCRIPT = """
   }
   function curvesChart(metric, id, only, width) {
     var series = curveSeries(metric, only);
-    box(id, "Learning curves: " + metric, 300, width).setOption({
+    box(id, "Learning curves: " + metric, 300, width, Boolean(only)).setOption({
       animation: false, tooltip: {trigger: "item", confine: true}, grid: {left: 70, right: 20},
       legend: {type: "scroll", top: 0, data: series.filter(function (s) { return s.type === "line"; })
         .map(function (s) { return s.name; })},
@@ -472,9 +503,10 @@ _SCRIPT = """
         area = before;
       });
     });
-    // Set up ("hpo-charts-ready": what a test reads), then drawn: the charts paint in the
-    // next animation frame (each series in one: none is progressive); the frame after it
-    // comes once that is done.
+    // Set up ("hpo-charts-ready": a test then draws them all), then drawn: the charts in
+    // view are drawn when the watcher first reports (before the next frame), and paint in
+    // that frame (each series in one: none is progressive); the frame after it comes once
+    // that is done.
     window.hpoChartsReady = performance.now();
     document.dispatchEvent(new Event("hpo-charts-ready"));
     requestAnimationFrame(function () {

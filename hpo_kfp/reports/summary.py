@@ -252,6 +252,7 @@ def _trial_document(
         "seconds": trial.duration,
         "series": {name: [list(point) for point in points] for name, points in trial.series.items()},
         "log": None if log is None else str(log),
+        "lane": trial.lane or None,
     }
     if experiment.objective.is_multi:
         document["pareto"] = trial.name in pareto

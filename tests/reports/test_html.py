@@ -185,6 +185,9 @@ def test_the_text_table_shows_every_trial_with_reason_seconds_and_failed_logs(tm
 
 def test_the_json_lists_every_trial_with_reason_duration_log_and_tail(tmp_path: Path) -> None:
     experiment, history = single()
+    history = History(
+        experiment="demo", trials=(replace(history.trials[0], lane="run-1/lane-2"), *history.trials[1:])
+    )
     document = report_document(experiment, history, decide(experiment, history), _logs(tmp_path))
     json.dumps(document)  # JSON-ready
     results = {r["name"]: r for r in document["results"]}
@@ -194,6 +197,7 @@ def test_the_json_lists_every_trial_with_reason_duration_log_and_tail(tmp_path: 
     assert results["demo-0003"]["logTail"].endswith("Traceback: simulated crash")
     assert results["demo-0002"]["metrics"] == {"loss": 0.7, "accuracy": 0.4}
     assert results["demo-0005"]["imported"] is True
+    assert results["demo-0000"]["lane"] == "run-1/lane-2" and results["demo-0005"]["lane"] is None
     assert document["best"]["name"] == "demo-0005" and document["bestImported"] is True
 
 
@@ -358,11 +362,11 @@ document.body.appendChild(out);
 
 
 def _facts(page: str, tmp_path: Path, script: str = _FACTS) -> dict[str, Any]:
-    """What the page's DOM shows once headless Chromium has run its scripts and drawn its
-    charts, then ``script`` (which leaves its findings as JSON in ``<pre id="facts">``)."""
+    """What the page's DOM shows once headless Chromium has run its scripts and drawn all
+    its charts (those out of view too), then ``script`` (which leaves its findings as JSON in ``<pre id="facts">``)."""
     assert _CHROMIUM is not None
     path = tmp_path / "page.html"
-    run = f"function facts() {{ {_CHARTS}{script} }}"
+    run = f"function facts() {{ window.hpoDrawAll(); {_CHARTS}{script} }}"
     # The charts are drawn once the library is unpacked, which the browser does in the background.
     after = (
         "if (window.hpoChartsReady !== undefined) { facts(); } "
@@ -673,3 +677,40 @@ def test_chromium_draws_each_lanes_trials_in_its_row(tmp_path: Path) -> None:
     assert facts["rows"] == ["lane-1", "lane-2", "no lane"]
     assert facts["bars"] == [0, 1, 0, 1, 2]  # trials 0-4 (5 was imported: no times)
     assert facts["title"] == "Timeline: trials running at once, and each lane's trials"
+
+
+# The loss curves' series: each one's type, name and number of points.
+_ONCE = """
+var out = document.createElement("pre");
+out.id = "facts";
+out.textContent = JSON.stringify(chart("curves-chart-0").getOption().series.map(function (s) {
+  return [s.type, s.name, s.data.length];
+}));
+document.body.appendChild(out);
+"""
+
+
+@pytest.mark.skipif(_CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_chromium_draws_trials_that_reported_once_as_points(tmp_path: Path) -> None:
+    """Issue 29: trials that report once drew empty learning-curve boxes (and ECharts' lines
+    series refuses a line of one point)."""
+    experiment = parse_experiment(base_spec())
+    trials = tuple(
+        _trial(
+            i,
+            "Succeeded",
+            start=i,
+            seconds=1,
+            values=(i / 10,),
+            metrics={"loss": i / 10},
+            series={"loss": _series([i / 10])},
+        )
+        for i in range(8)
+    )
+    history = History(experiment="demo", trials=trials)
+    facts = _facts(
+        html_page(experiment, history, decide(experiment, history)), tmp_path, "var facts = 0;" + _ONCE
+    )
+    lines = [f for f in facts if f[0] == "line"]
+    assert [name for _, name, _ in lines] == [f"demo-000{i}" for i in range(5)]  # the 5 best
+    assert ["scatter", "reported once", 3] in facts  # the other 3, each a point
