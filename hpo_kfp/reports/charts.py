@@ -22,6 +22,7 @@ import functools
 import gzip
 import json
 import math
+import warnings
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -77,7 +78,9 @@ def charts_section(
             "wheel carries; this install has none (built from a source tree without its build step): "
             "reinstall hpo-kfp.</p></section>"
         )
-    data = _json(chart_data(experiment, history, decision)).replace("</", "<\\/")
+    # No "<" at all inside the script element: "</script>" would end it, and "<!--<script"
+    # would make the HTML parser read past its real end tag ("script data double escaped").
+    data = _json(chart_data(experiment, history, decision)).replace("<", "\\u003c")
     script = _SCRIPT % {"colors": _json(colors), "top": TOP_CURVES, "bars": TIMELINE_BARS}
     return (
         '<section id="charts"><h2>Charts</h2>'
@@ -169,8 +172,8 @@ def chart_data(experiment: Experiment, history: History, decision: Decision) -> 
 
 def _timeline(trials: list[TrialRecord]) -> dict[str, Any]:
     """When each timed trial ran, in seconds since the first started, and in which lane:
-    ``spans`` ``[trial index, lane index or -1, start, end]``; ``lanes`` their names (a lane
-    of another run than the first's is named with its run)."""
+    ``spans`` ``[trial index, lane index or -1, start, end]``; ``lanes`` their names (by
+    lane alone when one run ran them all, else with their runs)."""
     timed = [
         (i, t, datetime.fromisoformat(t.started), datetime.fromisoformat(t.finished))
         for i, t in enumerate(trials)
@@ -213,7 +216,9 @@ def _importance(experiment: Experiment, history: History) -> list[tuple[str, lis
     if sum(1 for t in study.trials if t.state.name == "COMPLETE") < 2:
         return []
     scores = []
-    with quiet_optuna():
+    # PED-ANOVA warns (a UserWarning) when few trials make every importance equal: the bars say so.
+    with quiet_optuna(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
         for position, term in enumerate(experiment.objective.terms):
             # The evaluator looks at the trials with the *lowest* target: a maximised one flips.
             sign = 1.0 if term.direction == "minimize" else -1.0

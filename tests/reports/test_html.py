@@ -346,7 +346,8 @@ var facts = {
   }),
   paretoHeaders: texts("#pareto-table thead th"),
   pareto: texts("#pareto-table tbody tr", function (row) { return row.getAttribute("data-trial"); }),
-  charts: texts("#chart-area .chart-box h3")
+  charts: texts("#chart-area .chart-box h3"),
+  chartsNote: document.getElementById("charts-note").textContent
 };
 var seconds = Array.prototype.find.call(
   document.querySelectorAll("#trials-table thead th"), function (th) { return th.textContent === "seconds"; });
@@ -433,6 +434,7 @@ def test_chromium_renders_failed_and_early_stopped_trials_with_curves_and_reason
     assert facts["stopped"] == ["loss:demo-0002", "accuracy:demo-0002"]
     assert facts["goal"] == [0.001] and facts["timeline"] == [5]  # the imported trial has no times
     assert facts["imported"] == [[[5, 0.1]]]  # the imported trial apart, in grey
+    assert facts["chartsNote"].startswith("Drag along an axis")  # not "could not be drawn"
     assert facts["charts"][:3] == [
         "Optimization history: loss (minimize)",
         "Parallel coordinates: parameters and loss",
@@ -714,3 +716,26 @@ def test_chromium_draws_trials_that_reported_once_as_points(tmp_path: Path) -> N
     lines = [f for f in facts if f[0] == "line"]
     assert [name for _, name, _ in lines] == [f"demo-000{i}" for i in range(5)]  # the 5 best
     assert ["scatter", "reported once", 3] in facts  # the other 3, each a point
+
+
+def test_values_that_look_like_markup_stay_inside_the_charts_data() -> None:
+    """A categorical value "</script>" would end the data's script element, and "<!--<script>"
+    would make the parser read past its end; both must come back as they were."""
+    document = with_field(base_spec(), "spec.parameters.2.feasibleSpace.list", ["</script>", "<!--<script>"])
+    experiment = parse_experiment(document)
+    trials = tuple(
+        TrialRecord(
+            name=f"demo-{i:04d}",
+            number=i,
+            parameters={"lr": 0.02, "layers": 3, "optimizer": value},
+            status="Succeeded",
+            values=(0.5,),
+            metrics={"loss": 0.5},
+        )
+        for i, value in enumerate(["</script>", "<!--<script>"])
+    )
+    history = History(experiment="demo", trials=trials)
+    page = html_page(experiment, history, decide(experiment, history))
+    data = chart_data_of(page)
+    assert [t[3][2] for t in data["trials"]] == ["</script>", "<!--<script>"]
+    assert page.count("<script") == page.count("</script>")  # every element closes where it should
