@@ -277,6 +277,7 @@ _SCRIPT = """
     return chart.instance;
   }
   window.hpoDrawAll = function () { Array.from(waiting.values()).forEach(made); };
+  window.addEventListener("beforeprint", window.hpoDrawAll);  // a printed page has every chart
   function axis(p) {
     if (p.values) { return {type: "category", data: p.values.map(String)}; }
     return {type: p.scale === "log" ? "log" : "value", scale: true};

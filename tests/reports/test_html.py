@@ -362,12 +362,13 @@ document.body.appendChild(out);
 """
 
 
-def _facts(page: str, tmp_path: Path, script: str = _FACTS) -> dict[str, Any]:
-    """What the page's DOM shows once headless Chromium has run its scripts and drawn all
-    its charts (those out of view too), then ``script`` (which leaves its findings as JSON in ``<pre id="facts">``)."""
+def _facts(page: str, tmp_path: Path, script: str = _FACTS, *, draw_all: bool = True) -> dict[str, Any]:
+    """What the page's DOM shows once headless Chromium has run its scripts and (with
+    ``draw_all``) drawn all its charts, those out of view too, then ``script`` (which leaves its findings as JSON in ``<pre id="facts">``)."""
     assert _CHROMIUM is not None
     path = tmp_path / "page.html"
-    run = f"function facts() {{ window.hpoDrawAll(); {_CHARTS}{script} }}"
+    draw = "window.hpoDrawAll();" if draw_all else ""
+    run = f"function facts() {{ {draw}{_CHARTS}{script} }}"
     # The charts are drawn once the library is unpacked, which the browser does in the background.
     after = (
         "if (window.hpoChartsReady !== undefined) { facts(); } "
@@ -739,3 +740,26 @@ def test_values_that_look_like_markup_stay_inside_the_charts_data() -> None:
     data = chart_data_of(page)
     assert [t[3][2] for t in data["trials"]] == ["</script>", "<!--<script>"]
     assert page.count("<script") == page.count("</script>")  # every element closes where it should
+
+
+# Out of view, the charts wait; printing draws them all.
+_PRINT = """
+var before = document.querySelectorAll("#chart-area canvas").length;
+window.dispatchEvent(new Event("beforeprint"));
+var out = document.createElement("pre");
+out.id = "facts";
+out.textContent = JSON.stringify({before: before, printed: document.querySelectorAll("#chart-area canvas").length,
+  places: document.querySelectorAll("#chart-area .chart-box > div").length});
+document.body.appendChild(out);
+"""
+
+
+@pytest.mark.skipif(_CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_chromium_draws_charts_as_they_come_into_view_and_all_of_them_for_printing(tmp_path: Path) -> None:
+    experiment, history = single()
+    page = html_page(experiment, history, decide(experiment, history))
+    # The table comes first: out of an 800 x 600 view (and its 300 px margin), no chart is drawn.
+    page = page.replace('<section id="charts">', '<div style="height: 3000px"></div><section id="charts">')
+    facts = _facts(page, tmp_path, _PRINT, draw_all=False)
+    assert facts["before"] == 0 and facts["places"] >= 5
+    assert facts["printed"] >= facts["places"]  # a canvas (or more) for each chart
