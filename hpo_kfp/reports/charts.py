@@ -129,7 +129,7 @@ def chart_data(experiment: Experiment, history: History, decision: Decision) -> 
             for i, t in enumerate(trials)
             if t.series.get(metric)
         ]
-        if curves:
+        if any(len(values) > 1 for _, values in curves):  # one value each: nothing to follow
             series[metric] = curves
     return {
         "objectives": [{"metric": t.metric, "direction": t.direction} for t in objective.terms],

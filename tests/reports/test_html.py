@@ -705,8 +705,11 @@ def test_chromium_draws_trials_that_reported_once_as_points(tmp_path: Path) -> N
             start=i,
             seconds=1,
             values=(i / 10,),
-            metrics={"loss": i / 10},
-            series={"loss": _series([i / 10])},
+            metrics={"loss": i / 10, "accuracy": 1 - i / 10},
+            series={
+                "loss": _series([0.9, i / 10] if i == 7 else [i / 10]),
+                "accuracy": _series([1 - i / 10]),
+            },
         )
         for i in range(8)
     )
@@ -716,7 +719,10 @@ def test_chromium_draws_trials_that_reported_once_as_points(tmp_path: Path) -> N
     )
     lines = [f for f in facts if f[0] == "line"]
     assert [name for _, name, _ in lines] == [f"demo-000{i}" for i in range(5)]  # the 5 best
-    assert ["scatter", "reported once", 3] in facts  # the other 3, each a point
+    assert ["scatter", "reported once", 2] in facts  # the others, each a point (7 has a line)
+    assert ["lines", "others", 1] in facts
+    page = html_page(experiment, history, decide(experiment, history))
+    assert list(chart_data_of(page)["series"]) == ["loss"]  # accuracy: one value each, no chart
 
 
 def test_values_that_look_like_markup_stay_inside_the_charts_data() -> None:
