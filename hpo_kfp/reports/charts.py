@@ -122,10 +122,10 @@ def chart_data(experiment: Experiment, history: History, decision: Decision) -> 
     if len(names) > PLOTTED_PARAMETERS:
         first = importance[0][1] if importance else []
         shown = [n for n, _ in first][:PLOTTED_PARAMETERS] or names[:PLOTTED_PARAMETERS]
-    series = {}
+    series: dict[str, list[tuple[int, list[Any]]]] = {}
     for metric in metric_names(experiment, history):
         curves = [
-            [i, [_number(v) for _, v in t.series[metric]]]
+            (i, [_number(v) for _, v in t.series[metric]])
             for i, t in enumerate(trials)
             if t.series.get(metric)
         ]
