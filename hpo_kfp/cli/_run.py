@@ -31,7 +31,8 @@ from hpo_kfp.decide import Decision
 from hpo_kfp.history import History
 from hpo_kfp.pipeline.launch import outcome, prepare_local_run, run_to_end
 from hpo_kfp.pipeline.local import start_warm_steps
-from hpo_kfp.reports.pages import html_page, prepare_charts
+from hpo_kfp.reports.charts import prepare_charts
+from hpo_kfp.reports.pages import html_page
 from hpo_kfp.reports.summary import (
     best_text,
     counts_text,

@@ -19,11 +19,11 @@ from typing import Any
 
 from hpo_kfp.decide import Decision
 from hpo_kfp.history import History, TrialRecord
-from hpo_kfp.reports.charts import charts_section, prepare_charts
+from hpo_kfp.reports.charts import charts_section
 from hpo_kfp.reports.summary import FAILURES, counts_text, metric_names, ranked, shown_metrics, trial_log
 from hpo_kfp.spec import Experiment, Parameter
 
-__all__ = ["html_page", "markdown_summary", "prepare_charts"]
+__all__ = ["html_page", "markdown_summary"]
 
 _COLORS = {
     "Succeeded": "#1f77b4",
